@@ -1,0 +1,234 @@
+package repo
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/klauspost/compress/flate"
+	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/ostree"
+	"golang.org/x/sys/unix"
+)
+
+// WriteContent stores a content object (regular file or symlink) read from
+// payload, which must yield exactly size bytes (0 for symlinks), and
+// returns its checksum. If want is non-nil the object is stored only when
+// its checksum equals *want; otherwise nothing is stored and the error wraps
+// errdefs.ErrCorrupt. The object is converted to the repository's mode on
+// the way in (spec §4.3). Writing an object that exists is a no-op.
+func (t *Txn) WriteContent(fi ostree.FileInfo, payload io.Reader, size int64, want *ostree.Checksum) (ostree.Checksum, error) {
+	if err := fi.Validate(); err != nil {
+		return ostree.Checksum{}, err
+	}
+	if fi.IsSymlink() {
+		size, payload = 0, nil
+	}
+	if want != nil {
+		if ok, err := t.HasObject(ostree.ObjectName{Checksum: *want, Type: ostree.ObjectFile}); ok || err != nil {
+			return *want, err
+		}
+	}
+	if t.r.mode == ModeBareUserOnly && fi.IsRegular() && fi.Mode&^(ostree.ModeTypeMask|0o775) != 0 {
+		return ostree.Checksum{}, fmt.Errorf("mode %#o cannot be stored in a bare-user-only repository (only 0775 bits): %w", fi.Mode&ostree.ModePermMask, errdefs.ErrInvalid)
+	}
+	hw := newHashWriter(ostree.FileHeader(fi))
+	var tmp string
+	var err error
+	switch {
+	case t.r.mode == ModeArchive:
+		tmp, err = t.writeArchive(fi, payload, size, hw)
+	case fi.IsSymlink() && t.r.mode != ModeBareUser:
+		tmp, err = t.writeSymlink(fi)
+	default:
+		tmp, err = t.writeBare(fi, payload, size, hw)
+	}
+	if err != nil {
+		return ostree.Checksum{}, err
+	}
+	c := hw.sum()
+	if want != nil && c != *want {
+		os.Remove(tmp)
+		return c, fmt.Errorf("content object %s: content hashes to %s: %w", *want, c, errdefs.ErrCorrupt)
+	}
+	n := ostree.ObjectName{Checksum: c, Type: ostree.ObjectFile}
+	if ok, err := t.HasObject(n); ok || err != nil {
+		os.Remove(tmp)
+		return c, err
+	}
+	return c, t.place(tmp, n)
+}
+
+// copyExact copies exactly size bytes from r into w and checks that r
+// ends there: a file that changes while it is committed is an error, not
+// a silently wrong object.
+func copyExact(w io.Writer, r io.Reader, size int64) error {
+	if r == nil {
+		return nil
+	}
+	n, err := io.CopyN(w, r, size)
+	if err == io.EOF || (err == nil && n < size) {
+		return fmt.Errorf("payload ended after %d of %d bytes: %w", n, size, errdefs.ErrFailedPrecondition)
+	}
+	if err != nil {
+		return err
+	}
+	var one [1]byte
+	if m, _ := io.ReadFull(r, one[:]); m > 0 {
+		return fmt.Errorf("payload longer than %d bytes: %w", size, errdefs.ErrFailedPrecondition)
+	}
+	return nil
+}
+
+
+var deflaters sync.Map // level -> *sync.Pool
+
+func getDeflater(level int, w io.Writer) *flate.Writer {
+	p, _ := deflaters.LoadOrStore(level, &sync.Pool{})
+	if fw, ok := p.(*sync.Pool).Get().(*flate.Writer); ok {
+		fw.Reset(w)
+		return fw
+	}
+	fw, err := flate.NewWriter(w, level)
+	if err != nil {
+		panic("internal error: deflate level: " + err.Error())
+	}
+	return fw
+}
+
+func putDeflater(level int, fw *flate.Writer) {
+	p, _ := deflaters.Load(level)
+	p.(*sync.Pool).Put(fw)
+}
+
+func (t *Txn) writeArchive(fi ostree.FileInfo, payload io.Reader, size int64, hw *hashWriter) (string, error) {
+	f, err := t.tempFile()
+	if err != nil {
+		return "", err
+	}
+	fail := func(err error) (string, error) {
+		f.Close()
+		os.Remove(f.Name())
+		return "", err
+	}
+	bw := bufWriters.Get().(*bufio.Writer)
+	bw.Reset(f)
+	defer bufWriters.Put(bw)
+	bw.Write(ostree.ArchiveHeader(fi, uint64(size)))
+	if fi.IsRegular() {
+		fw := getDeflater(t.r.zlibLevel, bw)
+		err := copyExact(io.MultiWriter(hw, fw), payload, size)
+		if err == nil {
+			err = fw.Close()
+		}
+		putDeflater(t.r.zlibLevel, fw)
+		if err != nil {
+			return fail(fmt.Errorf("writing content object: %w", err))
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fail(fmt.Errorf("writing content object: %w", err))
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		return fail(fmt.Errorf("writing content object: %w", err))
+	}
+	return f.Name(), nil
+}
+
+// writeBare writes a regular-file object for the bare modes, and bare-user
+// symlinks, which are regular files holding the target and a NUL.
+func (t *Txn) writeBare(fi ostree.FileInfo, payload io.Reader, size int64, hw *hashWriter) (string, error) {
+	f, err := t.tempFile()
+	if err != nil {
+		return "", err
+	}
+	fail := func(err error) (string, error) {
+		f.Close()
+		os.Remove(f.Name())
+		return "", err
+	}
+	if fi.IsSymlink() {
+		if _, err := f.WriteString(fi.SymlinkTarget + "\x00"); err != nil {
+			return fail(fmt.Errorf("writing content object: %w", err))
+		}
+	} else {
+		bw := bufWriters.Get().(*bufio.Writer)
+		bw.Reset(f)
+		err := copyExact(io.MultiWriter(hw, bw), payload, size)
+		if err == nil {
+			err = bw.Flush()
+		}
+		bufWriters.Put(bw)
+		if err != nil {
+			return fail(fmt.Errorf("writing content object: %w", err))
+		}
+	}
+	fd := int(f.Fd())
+	switch t.r.mode {
+	case ModeBare:
+		if err := unix.Fchown(fd, int(fi.UID), int(fi.GID)); err != nil {
+			return fail(fmt.Errorf("setting owner of content object: %w", err))
+		}
+		for _, x := range fi.Xattrs {
+			if err := unix.Fsetxattr(fd, x.Name, x.Value, 0); err != nil {
+				return fail(fmt.Errorf("setting xattr %s of content object: %w", x.Name, err))
+			}
+		}
+		err = unix.Fchmod(fd, fi.Mode&ostree.ModePermMask)
+	case ModeBareUser:
+		if err := unix.Fsetxattr(fd, "user.ostreemeta", ostree.FileMeta(fi), 0); err != nil {
+			return fail(fmt.Errorf("setting user.ostreemeta (does the filesystem support user xattrs?): %w", err))
+		}
+		mode := uint32(0o644)
+		if fi.IsRegular() {
+			mode = fi.Mode&0o775 | 0o400
+		}
+		err = unix.Fchmod(fd, mode)
+	case ModeBareUserOnly:
+		err = unix.Fchmod(fd, fi.Mode&ostree.ModePermMask)
+	}
+	if err != nil {
+		return fail(fmt.Errorf("setting mode of content object: %w", err))
+	}
+	// All bare modes give content objects mtime 0 (OSTREE_TIMESTAMP).
+	if err := unix.Futimes(fd, []unix.Timeval{{}, {}}); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		return fail(fmt.Errorf("writing content object: %w", err))
+	}
+	return f.Name(), nil
+}
+
+func (t *Txn) writeSymlink(fi ostree.FileInfo) (string, error) {
+	f, err := t.tempFile()
+	if err != nil {
+		return "", err
+	}
+	name := f.Name()
+	f.Close()
+	os.Remove(name)
+	if err := os.Symlink(fi.SymlinkTarget, name); err != nil {
+		return "", fmt.Errorf("writing symlink object: %w", err)
+	}
+	fail := func(err error) (string, error) {
+		os.Remove(name)
+		return "", err
+	}
+	if t.r.mode == ModeBare {
+		if err := unix.Lchown(name, int(fi.UID), int(fi.GID)); err != nil {
+			return fail(fmt.Errorf("setting owner of symlink object: %w", err))
+		}
+		for _, x := range fi.Xattrs {
+			if err := unix.Lsetxattr(name, x.Name, x.Value, 0); err != nil {
+				return fail(fmt.Errorf("setting xattr %s of symlink object: %w", x.Name, err))
+			}
+		}
+	}
+	return name, nil
+}

@@ -1,0 +1,338 @@
+package repo
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/flate"
+	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/fsutil"
+	"github.com/strata-os/strata/internal/ostree"
+	"golang.org/x/sys/unix"
+)
+
+// MaxMetadataSize bounds metadata objects, like OSTREE_MAX_METADATA_SIZE.
+const MaxMetadataSize = 10 << 20
+
+// ObjectPath returns the path of a loose object in objects/.
+func (r *Repo) ObjectPath(n ostree.ObjectName) string {
+	return filepath.Join(r.path, "objects", ostree.LoosePath(n.Checksum, n.Type, r.mode == ModeArchive))
+}
+
+// HasObject reports whether the object is stored in objects/.
+func (r *Repo) HasObject(n ostree.ObjectName) (bool, error) {
+	_, err := os.Lstat(r.ObjectPath(n))
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return false, err
+}
+
+func notFound(n ostree.ObjectName, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("object %s: %w", n, errdefs.ErrNotFound)
+	}
+	return fmt.Errorf("object %s: %w", n, err)
+}
+
+// ReadMetadata reads a metadata object's bytes and checks its size bound.
+// It does not verify the checksum (fsck and pull do).
+func (r *Repo) ReadMetadata(typ ostree.ObjectType, c ostree.Checksum) ([]byte, error) {
+	return readMetadataAt(r.ObjectPath(ostree.ObjectName{Checksum: c, Type: typ}), ostree.ObjectName{Checksum: c, Type: typ})
+}
+
+func readMetadataAt(path string, n ostree.ObjectName) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, notFound(n, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxMetadataSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading object %s: %w", n, err)
+	}
+	if len(b) > MaxMetadataSize {
+		return nil, fmt.Errorf("object %s is larger than %d bytes: %w", n, MaxMetadataSize, errdefs.ErrCorrupt)
+	}
+	return b, nil
+}
+
+// ReadCommit reads and parses a commit object.
+func (r *Repo) ReadCommit(c ostree.Checksum) (*ostree.Commit, error) {
+	b, err := r.ReadMetadata(ostree.ObjectCommit, c)
+	if err != nil {
+		return nil, err
+	}
+	cm, err := ostree.ParseCommit(b)
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", c, err)
+	}
+	return cm, nil
+}
+
+// ReadDirTree reads and parses a dirtree object.
+func (r *Repo) ReadDirTree(c ostree.Checksum) (ostree.DirTree, error) {
+	b, err := r.ReadMetadata(ostree.ObjectDirTree, c)
+	if err != nil {
+		return ostree.DirTree{}, err
+	}
+	t, err := ostree.ParseDirTree(b)
+	if err != nil {
+		return t, fmt.Errorf("dirtree %s: %w", c, err)
+	}
+	return t, nil
+}
+
+// ReadDirMeta reads and parses a dirmeta object.
+func (r *Repo) ReadDirMeta(c ostree.Checksum) (ostree.DirMeta, error) {
+	b, err := r.ReadMetadata(ostree.ObjectDirMeta, c)
+	if err != nil {
+		return ostree.DirMeta{}, err
+	}
+	d, err := ostree.ParseDirMeta(b)
+	if err != nil {
+		return d, fmt.Errorf("dirmeta %s: %w", c, err)
+	}
+	return d, nil
+}
+
+// ReadCommitMeta returns a commit's detached metadata, or nil if it has none.
+func (r *Repo) ReadCommitMeta(c ostree.Checksum) ([]byte, error) {
+	b, err := r.ReadMetadata(ostree.ObjectCommitMeta, c)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// Content is an open content object: its metadata and, for regular
+// files, a reader of its payload. Close it.
+type Content struct {
+	Info ostree.FileInfo
+	Size int64 // payload size; 0 for symlinks
+	io.Reader
+	closers []io.Closer
+}
+
+// Close releases the object.
+func (c *Content) Close() error {
+	var errs []error
+	for _, cl := range c.closers {
+		errs = append(errs, cl.Close())
+	}
+	return errors.Join(errs...)
+}
+
+var inflaters = sync.Pool{}
+
+// OpenContent opens a content object and decodes its metadata according
+// to the repository mode.
+func (r *Repo) OpenContent(c ostree.Checksum) (*Content, error) {
+	n := ostree.ObjectName{Checksum: c, Type: ostree.ObjectFile}
+	return openContentAt(r.mode, r.ObjectPath(n), n)
+}
+
+func openContentAt(mode Mode, path string, n ostree.ObjectName) (*Content, error) {
+	if mode == ModeArchive {
+		return openArchive(path, n)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return nil, notFound(n, err)
+	}
+	out := &Content{Reader: bytes.NewReader(nil)}
+	switch mode {
+	case ModeBareUser:
+		meta, err := fsutil.Lgetxattr(path, "user.ostreemeta")
+		if err != nil {
+			return nil, fmt.Errorf("object %s: reading user.ostreemeta: %w: %w", n, errdefs.ErrCorrupt, err)
+		}
+		if out.Info, err = ostree.ParseFileMeta(meta); err != nil {
+			return nil, fmt.Errorf("object %s: %w", n, err)
+		}
+		if out.Info.IsSymlink() {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return nil, fmt.Errorf("object %s: %w", n, err)
+			}
+			out.Info.SymlinkTarget = strings.TrimSuffix(string(b), "\x00")
+			return out, out.Info.Validate()
+		}
+	case ModeBare, ModeBareUserOnly:
+		out.Info = ostree.FileInfo{UID: st.Uid, GID: st.Gid, Mode: st.Mode}
+		if mode == ModeBareUserOnly {
+			out.Info.UID, out.Info.GID = 0, 0
+		}
+		if out.Info.IsSymlink() {
+			t, err := os.Readlink(path)
+			if err != nil {
+				return nil, fmt.Errorf("object %s: %w", n, err)
+			}
+			out.Info.SymlinkTarget = t
+		}
+		if mode == ModeBare {
+			xs, err := readXattrs(path)
+			if err != nil {
+				return nil, fmt.Errorf("object %s: %w", n, err)
+			}
+			out.Info.Xattrs = xs
+		}
+		if out.Info.IsSymlink() {
+			return out, out.Info.Validate()
+		}
+	}
+	if err := out.Info.Validate(); err != nil {
+		return nil, fmt.Errorf("object %s: %w", n, err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, notFound(n, err)
+	}
+	out.Reader, out.Size, out.closers = f, st.Size, []io.Closer{f}
+	return out, nil
+}
+
+func openArchive(path string, n ostree.ObjectName) (*Content, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, notFound(n, err)
+	}
+	br := bufio.NewReaderSize(f, 64<<10)
+	h, err := ostree.ReadFramedHeader(br)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("object %s: %w", n, err)
+	}
+	fi, size, err := ostree.ParseArchiveHeader(h)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("object %s: %w", n, err)
+	}
+	out := &Content{Info: fi, closers: []io.Closer{f}}
+	if fi.IsSymlink() {
+		out.Reader = bytes.NewReader(nil)
+		return out, nil
+	}
+	if size > 1<<46 {
+		f.Close()
+		return nil, fmt.Errorf("object %s: size %d: %w", n, size, errdefs.ErrCorrupt)
+	}
+	var zr io.ReadCloser
+	if p, ok := inflaters.Get().(io.ReadCloser); ok {
+		p.(flate.Resetter).Reset(br, nil)
+		zr = p
+	} else {
+		zr = flate.NewReader(br)
+	}
+	out.Size = int64(size)
+	out.Reader = &exactReader{r: zr, left: int64(size), name: n}
+	out.closers = append(out.closers, closerFunc(func() error { inflaters.Put(zr); return nil }))
+	return out, nil
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
+
+// exactReader yields exactly the declared payload size and reports a
+// short or long stream as corruption instead of silently truncating.
+type exactReader struct {
+	r    io.Reader
+	left int64
+	name ostree.ObjectName
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.left <= 0 {
+		var one [1]byte
+		if n, _ := e.r.Read(one[:]); n > 0 {
+			return 0, fmt.Errorf("object %s: payload longer than its header says: %w", e.name, errdefs.ErrCorrupt)
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.left {
+		p = p[:e.left]
+	}
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	if err == io.EOF && e.left > 0 {
+		return n, fmt.Errorf("object %s: payload truncated: %w", e.name, errdefs.ErrCorrupt)
+	}
+	if err != nil && err != io.EOF {
+		return n, fmt.Errorf("object %s: %w: %w", e.name, errdefs.ErrCorrupt, err)
+	}
+	return n, nil
+}
+
+// readXattrs reads a file's xattrs in canonical order.
+func readXattrs(path string) ([]ostree.Xattr, error) {
+	names, values, err := fsutil.Llistxattr(path)
+	if err != nil {
+		return nil, err
+	}
+	xs := make([]ostree.Xattr, len(names))
+	for i := range names {
+		xs[i] = ostree.Xattr{Name: names[i], Value: values[i]}
+	}
+	return ostree.CanonicalXattrs(xs), nil
+}
+
+// ListObjects calls fn for every loose object in objects/, in directory
+// order. Unknown files are skipped.
+func (r *Repo) ListObjects(fn func(ostree.ObjectName) error) error {
+	root := filepath.Join(r.path, "objects")
+	dirs, err := os.ReadDir(root)
+	if err != nil {
+		return fmt.Errorf("listing objects: %w", err)
+	}
+	for _, d := range dirs {
+		if !d.IsDir() || len(d.Name()) != 2 {
+			continue
+		}
+		ents, err := os.ReadDir(filepath.Join(root, d.Name()))
+		if err != nil {
+			return fmt.Errorf("listing objects: %w", err)
+		}
+		for _, e := range ents {
+			n, ok := parseLooseName(d.Name(), e.Name())
+			if !ok {
+				continue
+			}
+			if err := fn(n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func parseLooseName(dir, file string) (ostree.ObjectName, bool) {
+	dot := strings.IndexByte(file, '.')
+	if dot != 62 {
+		return ostree.ObjectName{}, false
+	}
+	c, err := ostree.ParseChecksum(dir + file[:dot])
+	if err != nil {
+		return ostree.ObjectName{}, false
+	}
+	ext := file[dot+1:]
+	if ext == "filez" {
+		ext = "file"
+	}
+	t, err := ostree.ParseObjectType(ext)
+	if err != nil {
+		return ostree.ObjectName{}, false
+	}
+	return ostree.ObjectName{Checksum: c, Type: t}, true
+}

@@ -1,0 +1,211 @@
+package repo
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/fsutil"
+	"github.com/strata-os/strata/internal/keyfile"
+	"golang.org/x/sys/unix"
+)
+
+// Mode is a repository storage mode (spec §4.3).
+type Mode string
+
+// The storage modes. ModeArchive is written to config as "archive-z2",
+// the name libostree writes.
+const (
+	ModeArchive      Mode = "archive"
+	ModeBare         Mode = "bare"
+	ModeBareUser     Mode = "bare-user"
+	ModeBareUserOnly Mode = "bare-user-only"
+)
+
+// ParseMode parses a mode name as the config file or a flag spells it.
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "archive", "archive-z2":
+		return ModeArchive, nil
+	case "bare", "bare-user", "bare-user-only":
+		return Mode(s), nil
+	}
+	return "", fmt.Errorf("repository mode %q (want archive, bare, bare-user or bare-user-only): %w", s, errdefs.ErrInvalid)
+}
+
+func (m Mode) configName() string {
+	if m == ModeArchive {
+		return "archive-z2"
+	}
+	return string(m)
+}
+
+// Repo is an open repository. It is safe for concurrent use by several
+// goroutines; several processes may use one repository at once (writers
+// take a shared lock on .lock, prune takes it exclusively).
+type Repo struct {
+	path      string
+	mode      Mode
+	config    *keyfile.File
+	fsync     bool
+	zlibLevel int
+	lockFD    int
+}
+
+// DefaultZlibLevel is the deflate level for archive repositories whose
+// config does not set [archive] zlib-level. libostree defaults to 6; any
+// level reads back identically, and a lower one is much faster to write.
+const DefaultZlibLevel = 6
+
+// Init creates a repository at path with the given mode, like `ostree init`.
+// An existing repository is refused with errdefs.ErrAlreadyExists.
+func Init(path string, mode Mode) (*Repo, error) {
+	if _, err := ParseMode(string(mode)); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(path, "objects")); err == nil {
+		return nil, fmt.Errorf("repository %s: %w", path, errdefs.ErrAlreadyExists)
+	}
+	for _, d := range []string{"", "objects", "refs/heads", "refs/remotes", "refs/mirrors", "state", "tmp/cache", "extensions"} {
+		if err := os.MkdirAll(filepath.Join(path, d), 0o755); err != nil {
+			return nil, fmt.Errorf("creating repository %s: %w", path, err)
+		}
+	}
+	cfg := fmt.Sprintf("[core]\nrepo_version=1\nmode=%s\n", mode.configName())
+	if err := fsutil.WriteFileAtomic(filepath.Join(path, "config"), []byte(cfg), 0o644); err != nil {
+		return nil, fmt.Errorf("writing repository config: %w", err)
+	}
+	return Open(path)
+}
+
+// Open opens an existing repository.
+func Open(path string) (*Repo, error) {
+	if fi, err := os.Stat(filepath.Join(path, "objects")); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("opening repository %s: no objects directory: %w", path, errdefs.ErrNotFound)
+	}
+	data, err := os.ReadFile(filepath.Join(path, "config"))
+	if err != nil {
+		return nil, fmt.Errorf("opening repository %s: %w", path, err)
+	}
+	cfg, err := keyfile.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("repository %s config: %w", path, err)
+	}
+	r := &Repo{path: path, config: cfg, lockFD: -1}
+	if v, _ := cfg.Get("core", "repo_version"); v != "1" {
+		return nil, fmt.Errorf("repository %s: repo_version %q: %w", path, v, errdefs.ErrUnsupported)
+	}
+	ms, ok := cfg.Get("core", "mode")
+	if !ok {
+		ms = "bare"
+	}
+	if r.mode, err = ParseMode(ms); err != nil {
+		return nil, fmt.Errorf("repository %s: %w", path, err)
+	}
+	if r.fsync, err = cfg.GetBool("core", "fsync", true); err != nil {
+		return nil, err
+	}
+	if r.zlibLevel, err = cfg.GetInt("archive", "zlib-level", DefaultZlibLevel); err != nil {
+		return nil, err
+	}
+	r.zlibLevel = min(max(r.zlibLevel, 1), 9)
+	fd, err := unix.Open(filepath.Join(path, ".lock"), unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening repository lock: %w", err)
+	}
+	r.lockFD = fd
+	return r, nil
+}
+
+// Close releases the repository's lock file.
+func (r *Repo) Close() error {
+	if r.lockFD < 0 {
+		return nil
+	}
+	err := unix.Close(r.lockFD)
+	r.lockFD = -1
+	return err
+}
+
+// Path returns the repository directory.
+func (r *Repo) Path() string { return r.path }
+
+// Mode returns the storage mode.
+func (r *Repo) Mode() Mode { return r.mode }
+
+// Config returns the parsed config file; change it with SetConfig.
+func (r *Repo) Config() *keyfile.File { return r.config }
+
+// SetConfig writes the config file atomically.
+func (r *Repo) SetConfig(f *keyfile.File) error {
+	if err := fsutil.WriteFileAtomic(filepath.Join(r.path, "config"), f.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("writing repository config: %w", err)
+	}
+	r.config = f
+	return nil
+}
+
+// SetFsync turns durability syncs on or off for this handle (tests and
+// throwaway repositories); the default comes from core.fsync.
+func (r *Repo) SetFsync(on bool) { r.fsync = on }
+
+// lockTimeout is libostree's default core.lock-timeout-secs.
+const lockTimeout = 30 * time.Second
+
+// lock takes the repository lock, shared or exclusive, waiting up to the
+// configured timeout. It returns the unlock function. The lock is an OFD
+// lock on .lock, the kind libostree takes, so strata and ostree exclude
+// each other too.
+func (r *Repo) lock(exclusive bool) (func(), error) {
+	typ := int16(unix.F_RDLCK)
+	if exclusive {
+		typ = unix.F_WRLCK
+	}
+	// OFD locks belong to the open file description, so take each one on
+	// its own descriptor: two transactions in one process then behave like
+	// two processes.
+	fd, err := unix.Open(filepath.Join(r.path, ".lock"), unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening repository lock: %w", err)
+	}
+	deadline := time.Now().Add(lockTimeout)
+	for {
+		lk := unix.Flock_t{Type: typ, Whence: 0}
+		err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &lk)
+		if err == nil {
+			return func() {
+				unlock := unix.Flock_t{Type: unix.F_UNLCK}
+				unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &unlock)
+				unix.Close(fd)
+			}, nil
+		}
+		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EACCES) {
+			unix.Close(fd)
+			return nil, fmt.Errorf("locking repository: %w", err)
+		}
+		if time.Now().After(deadline) {
+			unix.Close(fd)
+			return nil, fmt.Errorf("repository %s is locked by another process: %w", r.path, errdefs.ErrConflict)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// LockExclusive takes the repository lock exclusively (no transaction may
+// run meanwhile), for prune and similar whole-repository work.
+func (r *Repo) LockExclusive() (unlock func(), err error) { return r.lock(true) }
+
+func bootID() string {
+	if v := os.Getenv("OSTREE_BOOTID"); v != "" {
+		return v
+	}
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.ReplaceAll(strings.TrimSpace(string(b)), "-", "")
+}

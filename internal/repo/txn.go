@@ -1,0 +1,382 @@
+package repo
+
+import (
+	"bufio"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/fsutil"
+	"github.com/strata-os/strata/internal/ostree"
+	"golang.org/x/sys/unix"
+)
+
+// Txn is a write transaction. Objects are written into a private staging
+// directory (tmp/staging-BOOTID-RANDOM) and become visible in objects/ only
+// in Commit, after one syncfs; refs are written last. That is the single
+// commit point of every write: a crash at any earlier moment leaves refs
+// where they were and only unreachable, complete objects behind (spec §4.2).
+//
+// A staging directory left by a killed process of the same boot is adopted
+// by the next transaction, so an interrupted pull or commit resumes without
+// rewriting what it had; one from another boot is discarded, because its
+// data may never have reached the disk.
+//
+// Txn methods are safe for concurrent use.
+type Txn struct {
+	r      *Repo
+	dir    string
+	dirFD  int
+	unlock func()
+
+	mu       sync.Mutex
+	refs     []refUpdate
+	mkdirs   map[string]bool
+	finished bool
+}
+
+type refUpdate struct {
+	remote, name string
+	checksum     ostree.Checksum
+	delete       bool
+}
+
+// Begin starts a transaction, holding the repository lock shared until
+// Commit or Abort.
+func (r *Repo) Begin() (*Txn, error) {
+	unlock, err := r.lock(false)
+	if err != nil {
+		return nil, err
+	}
+	t := &Txn{r: r, unlock: unlock, mkdirs: map[string]bool{}, dirFD: -1}
+	if err := t.openStaging(); err != nil {
+		unlock()
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *Txn) openStaging() error {
+	tmp := filepath.Join(t.r.path, "tmp")
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return err
+	}
+	prefix := "staging-" + bootID() + "-"
+	ents, _ := os.ReadDir(tmp)
+	for _, e := range ents {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "staging-") {
+			continue
+		}
+		p := filepath.Join(tmp, e.Name())
+		fd, ok := tryLockDir(p)
+		if !ok {
+			continue // in use by a live transaction
+		}
+		if t.dirFD < 0 && strings.HasPrefix(e.Name(), prefix) {
+			t.dir, t.dirFD = p, fd
+			continue
+		}
+		os.RemoveAll(p)
+		unix.Close(fd)
+	}
+	if t.dirFD >= 0 {
+		return nil
+	}
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	p := filepath.Join(tmp, prefix+hex.EncodeToString(rnd[:]))
+	if err := os.Mkdir(p, 0o755); err != nil {
+		return fmt.Errorf("creating staging directory: %w", err)
+	}
+	fd, ok := tryLockDir(p)
+	if !ok {
+		return fmt.Errorf("internal error: cannot lock new staging directory %s", p)
+	}
+	t.dir, t.dirFD = p, fd
+	return nil
+}
+
+func tryLockDir(p string) (int, bool) {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, false
+	}
+	if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
+		unix.Close(fd)
+		return -1, false
+	}
+	return fd, true
+}
+
+// Repo returns the transaction's repository.
+func (t *Txn) Repo() *Repo { return t.r }
+
+func (t *Txn) stagedPath(n ostree.ObjectName) string {
+	return filepath.Join(t.dir, ostree.LoosePath(n.Checksum, n.Type, t.r.mode == ModeArchive))
+}
+
+// HasObject reports whether the object is in objects/ or already staged.
+func (t *Txn) HasObject(n ostree.ObjectName) (bool, error) {
+	if ok, err := t.r.HasObject(n); ok || err != nil {
+		return ok, err
+	}
+	_, err := os.Lstat(t.stagedPath(n))
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return false, err
+}
+
+// ReadMetadata reads a metadata object from objects/ or the staging area.
+func (t *Txn) ReadMetadata(typ ostree.ObjectType, c ostree.Checksum) ([]byte, error) {
+	b, err := t.r.ReadMetadata(typ, c)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		n := ostree.ObjectName{Checksum: c, Type: typ}
+		return readMetadataAt(t.stagedPath(n), n)
+	}
+	return b, err
+}
+
+// OpenContent opens a content object from objects/ or the staging area.
+func (t *Txn) OpenContent(c ostree.Checksum) (*Content, error) {
+	ct, err := t.r.OpenContent(c)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		n := ostree.ObjectName{Checksum: c, Type: ostree.ObjectFile}
+		return openContentAt(t.r.mode, t.stagedPath(n), n)
+	}
+	return ct, err
+}
+
+// WriteMetadata stores a metadata object and returns its checksum. Writing
+// an object that exists is a no-op.
+func (t *Txn) WriteMetadata(typ ostree.ObjectType, data []byte) (ostree.Checksum, error) {
+	c := ostree.MetadataChecksum(data)
+	return c, t.writeMetadata(typ, c, data)
+}
+
+// WriteMetadataExpect stores a metadata object only if its bytes hash to
+// want; otherwise nothing is stored and the error wraps errdefs.ErrCorrupt.
+func (t *Txn) WriteMetadataExpect(typ ostree.ObjectType, want ostree.Checksum, data []byte) error {
+	if got := ostree.MetadataChecksum(data); got != want {
+		return fmt.Errorf("%s %s: content hashes to %s: %w", typ, want, got, errdefs.ErrCorrupt)
+	}
+	return t.writeMetadata(typ, want, data)
+}
+
+func (t *Txn) writeMetadata(typ ostree.ObjectType, c ostree.Checksum, data []byte) error {
+	if !typ.IsMeta() || typ == ostree.ObjectCommitMeta {
+		return fmt.Errorf("internal error: WriteMetadata of type %s", typ)
+	}
+	if len(data) > MaxMetadataSize {
+		return fmt.Errorf("%s %s is larger than %d bytes: %w", typ, c, MaxMetadataSize, errdefs.ErrInvalid)
+	}
+	n := ostree.ObjectName{Checksum: c, Type: typ}
+	if ok, err := t.HasObject(n); ok || err != nil {
+		return err
+	}
+	return t.stageBytes(n, data)
+}
+
+// WriteCommitMeta replaces a commit's detached metadata (not content
+// addressed, spec §5.3).
+func (t *Txn) WriteCommitMeta(c ostree.Checksum, data []byte) error {
+	if _, err := ostree.ParseMetadata(data); err != nil {
+		return fmt.Errorf("detached metadata of %s: %w", c, err)
+	}
+	return t.stageBytes(ostree.ObjectName{Checksum: c, Type: ostree.ObjectCommitMeta}, data)
+}
+
+func (t *Txn) stageBytes(n ostree.ObjectName, data []byte) error {
+	f, err := t.tempFile()
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return fmt.Errorf("writing object %s: %w", n, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("writing object %s: %w", n, err)
+	}
+	return t.place(f.Name(), n)
+}
+
+func (t *Txn) tempFile() (*os.File, error) {
+	f, err := os.CreateTemp(t.dir, ".tmp-")
+	if err != nil {
+		return nil, fmt.Errorf("creating object file: %w", err)
+	}
+	return f, nil
+}
+
+// place renames a finished temp file to the object's staged path.
+func (t *Txn) place(tmp string, n ostree.ObjectName) error {
+	dst := t.stagedPath(n)
+	sub := filepath.Dir(dst)
+	t.mu.Lock()
+	made := t.mkdirs[sub]
+	t.mu.Unlock()
+	if !made {
+		if err := os.Mkdir(sub, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			os.Remove(tmp)
+			return fmt.Errorf("staging object %s: %w", n, err)
+		}
+		t.mu.Lock()
+		t.mkdirs[sub] = true
+		t.mu.Unlock()
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("staging object %s: %w", n, err)
+	}
+	return nil
+}
+
+// SetRef records a ref update (remote "" for refs/heads) to apply at Commit.
+func (t *Txn) SetRef(remote, name string, c ostree.Checksum) error {
+	if err := validateRefTarget(remote, name); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.refs = append(t.refs, refUpdate{remote: remote, name: name, checksum: c})
+	return nil
+}
+
+// Commit makes the staged objects durable and visible, then applies the
+// ref updates: the transaction's commit point.
+func (t *Txn) Commit() error {
+	t.mu.Lock()
+	if t.finished {
+		t.mu.Unlock()
+		return fmt.Errorf("internal error: transaction already finished")
+	}
+	t.finished = true
+	t.mu.Unlock()
+	defer t.release()
+	if t.r.fsync {
+		if err := fsutil.SyncFS(t.dir); err != nil {
+			return err
+		}
+	}
+	objects := filepath.Join(t.r.path, "objects")
+	subs, err := os.ReadDir(t.dir)
+	if err != nil {
+		return fmt.Errorf("reading staging directory: %w", err)
+	}
+	var touched []string
+	for _, s := range subs {
+		if !s.IsDir() || len(s.Name()) != 2 {
+			continue
+		}
+		src := filepath.Join(t.dir, s.Name())
+		dst := filepath.Join(objects, s.Name())
+		if err := os.Mkdir(dst, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("creating %s: %w", dst, err)
+		}
+		ents, err := os.ReadDir(src)
+		if err != nil {
+			return fmt.Errorf("reading staging directory: %w", err)
+		}
+		for _, e := range ents {
+			from, to := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
+			flags := uint(unix.RENAME_NOREPLACE)
+			if strings.HasSuffix(e.Name(), ".commitmeta") {
+				flags = 0
+			}
+			err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, flags)
+			if errors.Is(err, unix.EEXIST) {
+				os.Remove(from) // another writer stored the same object
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("moving object %s into place: %w", e.Name(), err)
+			}
+		}
+		touched = append(touched, dst)
+	}
+	if t.r.fsync {
+		for _, d := range append(touched, objects) {
+			if err := fsutil.FsyncDir(d); err != nil {
+				return err
+			}
+		}
+	}
+	for _, u := range t.refs {
+		var err error
+		if u.delete {
+			err = t.r.deleteRef(u.remote, u.name)
+		} else {
+			err = t.r.writeRef(u.remote, u.name, u.checksum)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	os.RemoveAll(t.dir)
+	return nil
+}
+
+// Abort discards the transaction. Staged objects are removed.
+func (t *Txn) Abort() error {
+	t.mu.Lock()
+	if t.finished {
+		t.mu.Unlock()
+		return nil
+	}
+	t.finished = true
+	t.mu.Unlock()
+	err := os.RemoveAll(t.dir)
+	t.release()
+	return err
+}
+
+func (t *Txn) release() {
+	if t.dirFD >= 0 {
+		unix.Close(t.dirFD)
+		t.dirFD = -1
+	}
+	t.unlock()
+}
+
+// hashWriter tees written bytes into a SHA-256 and counts them.
+type hashWriter struct {
+	h interface {
+		io.Writer
+		Sum([]byte) []byte
+	}
+	n int64
+}
+
+func newHashWriter(header []byte) *hashWriter {
+	h := &hashWriter{h: sha256.New()}
+	h.h.Write(header)
+	return h
+}
+
+func (h *hashWriter) Write(p []byte) (int, error) {
+	h.n += int64(len(p))
+	return h.h.Write(p)
+}
+
+func (h *hashWriter) sum() ostree.Checksum {
+	var c ostree.Checksum
+	h.h.Sum(c[:0])
+	return c
+}
+
+var bufWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 128<<10) }}
