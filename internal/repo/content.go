@@ -82,7 +82,6 @@ func copyExact(w io.Writer, r io.Reader, size int64) error {
 	return nil
 }
 
-
 var deflaters sync.Map // level -> *sync.Pool
 
 func getDeflater(level int, w io.Writer) *flate.Writer {

@@ -79,4 +79,3 @@ func TestTxnWriteAndReadBack(t *testing.T) {
 		})
 	}
 }
-
