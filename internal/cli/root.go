@@ -1,0 +1,111 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/repo"
+)
+
+// Exit codes (STYLE.md §5.9).
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// group is a parent command such as "repo"; constructors registered for a
+// group become its subcommands.
+var groups = map[string][]func() *cobra.Command{}
+
+// register adds a subcommand constructor to a group ("" for top level).
+func register(group string, newCmd func() *cobra.Command) {
+	groups[group] = append(groups[group], newCmd)
+}
+
+var groupDocs = map[string]string{
+	"repo": "Manage OSTree-compatible repositories: commit, checkout, inspect, verify, publish, pull",
+}
+
+// NewRootCommand builds the strata command tree.
+func NewRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "strata",
+		Short:         "An image-based, immutable Linux system in one binary",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	names := make([]string, 0, len(groups))
+	for g := range groups {
+		if g != "" {
+			names = append(names, g)
+		}
+	}
+	sort.Strings(names)
+	for _, g := range names {
+		gc := &cobra.Command{Use: g, Short: groupDocs[g]}
+		for _, nc := range groups[g] {
+			gc.AddCommand(nc())
+		}
+		root.AddCommand(gc)
+	}
+	for _, nc := range groups[""] {
+		root.AddCommand(nc())
+	}
+	return root
+}
+
+// usageError marks an error as a usage mistake (exit code 2).
+type usageError struct{ error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// Main runs the command line and returns the process exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := NewRootCommand()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "strata: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) || isCobraUsage(err) {
+		return exitUsage
+	}
+	return exitFailure
+}
+
+func isCobraUsage(err error) bool {
+	s := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "required flag"} {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// addRepoFlag adds the --repo flag every repo subcommand takes.
+func addRepoFlag(cmd *cobra.Command, path *string) {
+	cmd.Flags().StringVar(path, "repo", "", "path of the repository")
+	cmd.MarkFlagRequired("repo")
+}
+
+// openRepo opens the repository named by --repo.
+func openRepo(path string) (*repo.Repo, error) {
+	r, err := repo.Open(path)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil, fmt.Errorf("cannot open repository %s: not a repository (run strata repo init)", path)
+	}
+	return r, err
+}
