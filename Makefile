@@ -36,8 +36,14 @@ lint:
 	@if [ ! -x $(STATICCHECK) ]; then echo "$(STATICCHECK) not found: run scripts/deps"; exit 1; fi
 	$(STATICCHECK) -tags '$(TAGS)' ./...
 
-test: lint
-	$(GO) test -tags '$(TAGS)' -count=1 -timeout $(TESTTIMEOUT) ./...
+# Lint failures do not hide test results: the tests run anyway and the target fails at the end.
+test:
+	@status=0; \
+	$(MAKE) --no-print-directory lint || status=1; \
+	echo "$(GO) test -tags '$(TAGS)' -count=1 -timeout $(TESTTIMEOUT) ./..."; \
+	$(GO) test -tags '$(TAGS)' -count=1 -timeout $(TESTTIMEOUT) ./... || status=1; \
+	if [ $$status -ne 0 ]; then echo "make test: FAILED (see lint or test output above)"; fi; \
+	exit $$status
 
 test-short:
 	$(GO) test ./...
