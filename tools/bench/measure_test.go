@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestFromRusage(t *testing.T) {
+	t.Parallel()
+	ru := &syscall.Rusage{
+		Utime:  syscall.Timeval{Sec: 2, Usec: 500000},
+		Stime:  syscall.Timeval{Sec: 0, Usec: 250},
+		Maxrss: 2048, // KiB on Linux
+	}
+	got := fromRusage(ru)
+	want := sample{User: 2500 * time.Millisecond, Sys: 250 * time.Microsecond, MaxRSS: 2 << 20}
+	if got != want {
+		t.Errorf("fromRusage(%+v) = %+v, want %+v", ru, got, want)
+	}
+	if cpu := got.CPU(); cpu != 2500250*time.Microsecond {
+		t.Errorf("CPU() = %v, want 2.50025s", cpu)
+	}
+}
+
+func TestExecute(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	t.Run("success measures the child", func(t *testing.T) {
+		t.Parallel()
+		// Allocate and touch ~32 MiB so that the peak RSS is visibly the child's.
+		r, err := execute(context.Background(), dir, []string{"/bin/sh", "-c", `head -c 33554432 /dev/zero | tail -c 1 >/dev/null; pwd`})
+		if err != nil {
+			t.Fatalf("execute() error = %v", err)
+		}
+		if strings.TrimSpace(r.stdout) != dir {
+			t.Errorf("execute() stdout = %q, want the working directory %q", r.stdout, dir)
+		}
+		if r.Wall <= 0 || r.MaxRSS <= 0 {
+			t.Errorf("execute() sample = %+v, want positive wall time and RSS", r.sample)
+		}
+	})
+	t.Run("failure carries stderr", func(t *testing.T) {
+		t.Parallel()
+		_, err := execute(context.Background(), dir, []string{"/bin/sh", "-c", "echo first >&2; echo 'cannot open repo' >&2; exit 3"})
+		var ce *cmdError
+		if !errors.As(err, &ce) {
+			t.Fatalf("execute() error = %v, want a *cmdError", err)
+		}
+		if got, want := shortError(err), "exit status 3: cannot open repo"; got != want {
+			t.Errorf("shortError() = %q, want %q", got, want)
+		}
+		if got := details(err); !strings.Contains(got, "    | first\n    | cannot open repo") {
+			t.Errorf("details() = %q, want the indented stderr", got)
+		}
+	})
+}
+
+func TestTail(t *testing.T) {
+	t.Parallel()
+	if got, want := tail("a\nb\nc\n", 2), "... (1 lines cut)\nb\nc"; got != want {
+		t.Errorf("tail(a b c, 2) = %q, want %q", got, want)
+	}
+	if got, want := tail("a\n", 2), "a"; got != want {
+		t.Errorf("tail(a, 2) = %q, want %q", got, want)
+	}
+}
