@@ -345,6 +345,21 @@ func (t *Txn) Abort() error {
 	return err
 }
 
+// Suspend ends the transaction without committing or discarding it: the
+// staged objects stay in the staging directory, which the next
+// transaction of this boot adopts (an interrupted pull resumes from them),
+// and ref updates are dropped.
+func (t *Txn) Suspend() {
+	t.mu.Lock()
+	if t.finished {
+		t.mu.Unlock()
+		return
+	}
+	t.finished = true
+	t.mu.Unlock()
+	t.release()
+}
+
 func (t *Txn) release() {
 	if t.dirFD >= 0 {
 		unix.Close(t.dirFD)
