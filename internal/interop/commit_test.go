@@ -1,0 +1,145 @@
+//go:build peer && root
+
+package interop
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/strata-os/strata/internal/testutil"
+)
+
+// TestCommitMatchesOstree commits the same trees with the same subject, body, timestamp,
+// metadata and parents through `strata repo commit` and `ostree commit`, in every mode, and
+// requires the same commit checksums and refs.
+func TestCommitMatchesOstree(t *testing.T) {
+	peer(t)
+	t.Parallel()
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			p := pairFor(t, mode)
+			for i, c := range history {
+				t.Run(c.name, func(t *testing.T) {
+					if p.errs[i] != nil {
+						t.Fatal(p.errs[i])
+					}
+					if got, want := p.strataCommits[i], p.ostreeCommits[i]; got != want {
+						t.Errorf("strata repo commit (%s) = %s, want %s as from ostree commit", c.name, got, want)
+						explainCommitDiff(t, "strata's commit", p.strata, got, "ostree's commit", p.ostree, want)
+					}
+				})
+			}
+			t.Run("refs", func(t *testing.T) {
+				for _, ref := range []string{"main", "other/branch"} {
+					got, gerr := os.ReadFile(filepath.Join(p.strata, "refs", "heads", ref))
+					want, werr := os.ReadFile(filepath.Join(p.ostree, "refs", "heads", ref))
+					if gerr != nil || werr != nil {
+						t.Errorf("reading ref %s: strata repo: %v, ostree repo: %v", ref, gerr, werr)
+						continue
+					}
+					if string(got) != string(want) {
+						t.Errorf("refs/heads/%s = %q, want %q as written by ostree", ref, got, want)
+					}
+				}
+			})
+		})
+	}
+}
+
+// explainCommitDiff logs what differs between two commits, as ostree sees them, so that a
+// checksum mismatch points at the object responsible.
+func explainCommitDiff(t *testing.T, gotName, gotRepo, got, wantName, wantRepo, want string) {
+	t.Helper()
+	for _, args := range [][]string{{"show", "--raw"}, {"ls", "-R", "-C", "-X"}} {
+		g, gerr := ostreeOK(append([]string{"--repo=" + gotRepo}, append(args, got)...)...)
+		w, werr := ostreeOK(append([]string{"--repo=" + wantRepo}, append(args, want)...)...)
+		if gerr != nil || werr != nil {
+			t.Logf("ostree %s: on %s: %v; on %s: %v", strings.Join(args, " "), gotName, gerr, wantName, werr)
+			continue
+		}
+		gl, wl := strings.Split(g, "\n"), strings.Split(w, "\n")
+		var diffs []string
+		for i := 0; i < max(len(gl), len(wl)); i++ {
+			var a, b string
+			if i < len(gl) {
+				a = gl[i]
+			}
+			if i < len(wl) {
+				b = wl[i]
+			}
+			if a != b && !strings.HasPrefix(b, "commit ") {
+				diffs = append(diffs, "- "+b+"\n+ "+a)
+			}
+		}
+		t.Logf("ostree %s, %s (-) vs %s (+):\n%s", strings.Join(args, " "), wantName, gotName, summarizeDiffs(diffs, 10))
+	}
+}
+
+// awkwardTar is the awkward tree as a POSIX tar made by GNU tar, with xattrs of every namespace,
+// numeric owners, hardlinks as link entries and a "./" entry for the root directory.
+var awkwardTar = sync.OnceValues(func() (string, error) {
+	tree, err := awkwardTree()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(scratch, "awkward.tar")
+	_, err = runOK("tar", "-C", tree, "--xattrs", "--xattrs-include=*", "--numeric-owner", "--sort=name",
+		"--format=posix", "-cf", path, ".")
+	return path, err
+})
+
+// TestCommitTarMatchesOstree commits one tar archive with `strata repo commit --tar` and
+// `ostree commit --tree=tar=`, and requires the same checksum. It also reports (without failing)
+// whether ostree's tar import gives the same commit as its directory import.
+func TestCommitTarMatchesOstree(t *testing.T) {
+	peer(t)
+	testutil.RequireTool(t, "tar", "tar")
+	t.Parallel()
+	tarPath, err := awkwardTar()
+	if err != nil {
+		t.Fatalf("making the tar archive: %v", err)
+	}
+	spec := history[0]
+	for _, mode := range []string{"archive", "bare-user-only"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			sr, or := filepath.Join(dir, "strata"), filepath.Join(dir, "ostree")
+			mustStrata(t, "repo", "init", "--repo", sr, "--mode", mode)
+			mustOstree(t, "--repo="+or, "init", "--mode="+mode)
+			sargs := spec.strataArgs(sr, "", "")
+			for i, a := range sargs {
+				if a == "--tree" {
+					sargs[i] = "--tar"
+					sargs[i+1] = tarPath
+				}
+			}
+			oargs := spec.ostreeArgs(or, "", "")
+			for i, a := range oargs {
+				if strings.HasPrefix(a, "--tree=dir=") {
+					oargs[i] = "--tree=tar=" + tarPath
+				}
+			}
+			want, err := checksumOut(mustOstree(t, oargs...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := checksumOut(mustStrata(t, sargs...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("strata repo commit --tar = %s, want %s as from ostree commit --tree=tar=", got, want)
+				explainCommitDiff(t, "strata's tar commit", sr, got, "ostree's tar commit", or, want)
+			}
+			if p, err := pairs[mode](); err == nil && len(p.ostreeCommits) > 0 && p.ostreeCommits[0] != want {
+				t.Logf("ostree's tar import (%s) differs from its directory import (%s) of the same tree:", want, p.ostreeCommits[0])
+				explainCommitDiff(t, "ostree's tar commit", or, want, "ostree's directory commit", p.ostree, p.ostreeCommits[0])
+			}
+		})
+	}
+}

@@ -1,0 +1,20 @@
+// Package interop holds the differential tests that prove strata's repositories byte-compatible
+// with libostree in both directions. It contains no library code: its tests drive the strata
+// binary (built once per test run) and Debian's ostree 2022.7 (/usr/bin/ostree) black-box on the
+// same inputs and compare what comes out: commit checksums, object files, checkouts, fsck verdicts
+// and `ls -R` listings.
+//
+// What is checked:
+//   - commits of one awkward tree (every file type, mode bit, owner, xattr and name edge case that
+//     OSTree can store) get the same checksum from both tools in all four repository modes,
+//     from a directory and from a tar archive, with and without parents;
+//   - each tool's fsck accepts the other's repositories, and each tool's checkout of the other's
+//     commits reproduces the source tree (minus what the mode cannot store);
+//   - the test vectors of spec/ostree-format.md §10 are reproduced object by object;
+//   - damaged objects are reported, by name, by fsck and checkout.
+//
+// The tests need root (owners, setuid bits, trusted.* xattrs, bare repositories) and the ostree
+// binary, so every test file carries the build tags `peer` and `root`; `make test` runs them.
+//
+// Layer: tests only (outside the L0–L4 stack).
+package interop
