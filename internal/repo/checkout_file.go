@@ -1,0 +1,339 @@
+package repo
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/fsutil"
+	"github.com/strata-os/strata/internal/ostree"
+	"golang.org/x/sys/unix"
+)
+
+// objectState is what a checkout learned about one content object, once,
+// however many paths share it.
+type objectState struct {
+	once sync.Once
+	err  error
+	path string          // the loose object file
+	link bool            // hardlink it: its on-disk metadata is what the checkout wants
+	info ostree.FileInfo // valid if hasInfo
+	// hasInfo: info was read (and, for symlinks, verified) while preparing.
+	hasInfo bool
+}
+
+// object returns the prepared state of a content object that may be
+// hardlinked.
+func (c *checkout) object(sum ostree.Checksum) *objectState {
+	c.mu.Lock()
+	s := c.objects[sum]
+	if s == nil {
+		s = &objectState{}
+		c.objects[sum] = s
+	}
+	c.mu.Unlock()
+	s.once.Do(func() { s.err = c.prepareLink(sum, s) })
+	return s
+}
+
+// prepareLink decides whether a content object can be hardlinked and, if
+// it will be and verification is on, hashes it. It reads as little as the
+// decision needs, with plain system calls: this runs once per object of
+// the tree and dominates a hardlink checkout.
+func (c *checkout) prepareLink(sum ostree.Checksum, s *objectState) error {
+	n := ostree.ObjectName{Checksum: sum, Type: ostree.ObjectFile}
+	s.path = c.r.ObjectPath(n)
+	var st unix.Stat_t
+	switch c.r.mode {
+	case ModeBare:
+		// The object file is the file, owner, mode and xattrs included.
+		s.link = true
+		if c.opts.NoVerifyLinks {
+			return nil
+		}
+		ct, err := c.r.OpenContent(sum)
+		if err != nil {
+			return err
+		}
+		defer ct.Close()
+		s.info, s.hasInfo = ct.Info, true
+		if ct.Info.IsSymlink() {
+			return checkSum(headerHash(ct.Info), sum)
+		}
+	case ModeBareUser:
+		meta, err := lgetxattrSmall(s.path, "user.ostreemeta")
+		if err != nil {
+			return notFound(n, err)
+		}
+		if s.info, err = ostree.ParseFileMeta(meta); err != nil {
+			return fmt.Errorf("object %s: %w", n, err)
+		}
+		if err := unix.Lstat(s.path, &st); err != nil {
+			return notFound(n, err)
+		}
+		if s.info.IsSymlink() {
+			// Stored as a regular file holding the target and a NUL.
+			b, err := readObjectFile(s.path, n)
+			if err != nil {
+				return err
+			}
+			s.info.SymlinkTarget = strings.TrimSuffix(string(b), "\x00")
+		}
+	case ModeBareUserOnly:
+		if err := unix.Lstat(s.path, &st); err != nil {
+			return notFound(n, err)
+		}
+		s.info = ostree.FileInfo{Mode: st.Mode}
+		if s.info.IsSymlink() {
+			t, err := readlink(s.path)
+			if err != nil {
+				return fmt.Errorf("object %s: %w", n, err)
+			}
+			s.info.SymlinkTarget = t
+		}
+	}
+	if c.r.mode != ModeBare {
+		if err := s.info.Validate(); err != nil {
+			return fmt.Errorf("object %s: %w", n, err)
+		}
+		s.hasInfo = true
+		if s.info.IsSymlink() {
+			// Symlinks are created, not linked; their whole object is
+			// the header, so verifying it is free.
+			return checkSum(headerHash(s.info), sum)
+		}
+		// User mode links regular files whose on-disk permission bits are
+		// the wanted ones; bare-user stores (mode & 0775) | 0400, so e.g.
+		// 0666 or 0200 files are copied.
+		s.link = st.Mode&ostree.ModePermMask == userModePerm(s.info.Mode)
+	}
+	if !s.link || c.opts.NoVerifyLinks {
+		return nil
+	}
+	fd, err := unix.Open(s.path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return notFound(n, err)
+	}
+	defer unix.Close(fd)
+	h := headerHash(s.info)
+	if err := hashFD(h, fd); err != nil {
+		return fmt.Errorf("reading object %s: %w", n, err)
+	}
+	if err := checkSum(h, sum); err != nil {
+		return err
+	}
+	c.stats.verified.Add(1)
+	return nil
+}
+
+func headerHash(fi ostree.FileInfo) hash.Hash {
+	h := sha256.New()
+	h.Write(ostree.FileHeader(fi))
+	return h
+}
+
+func hashFD(h hash.Hash, fd int) error {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	for {
+		m, err := unix.Read(fd, *bp)
+		if err != nil {
+			return err
+		}
+		if m == 0 {
+			return nil
+		}
+		h.Write((*bp)[:m])
+	}
+}
+
+// lgetxattrSmall reads an xattr that is normally small in one call.
+func lgetxattrSmall(p, name string) ([]byte, error) {
+	var buf [512]byte
+	m, err := unix.Lgetxattr(p, name, buf[:])
+	if errors.Is(err, unix.ERANGE) {
+		return fsutil.Lgetxattr(p, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(nil), buf[:m]...), nil
+}
+
+func readlink(p string) (string, error) {
+	for size := 256; ; size *= 4 {
+		buf := make([]byte, size)
+		m, err := unix.Readlink(p, buf)
+		if err != nil {
+			return "", err
+		}
+		if m < size {
+			return string(buf[:m]), nil
+		}
+	}
+}
+
+// userModePerm is the permission a user-mode checkout gives a file:
+// libostree drops setuid and setgid.
+func userModePerm(mode uint32) uint32 {
+	return mode & ostree.ModePermMask &^ (unix.S_ISUID | unix.S_ISGID)
+}
+
+func checkSum(h hash.Hash, want ostree.Checksum) error {
+	var got ostree.Checksum
+	h.Sum(got[:0])
+	if got != want {
+		return fmt.Errorf("object %s.file: content hashes to %s: %w", want, got, errdefs.ErrCorrupt)
+	}
+	return nil
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// doFiles checks out a batch of files of one directory.
+func (c *checkout) doFiles(ctx context.Context, j fileJob) {
+	for _, f := range j.files {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := c.checkoutFile(j.dir, f); err != nil {
+			c.fail(fmt.Errorf("checking out %s: %w", joinTreePath(j.dir.path, f.Name), err))
+			return
+		}
+		c.stats.files.Add(1)
+		c.done(1)
+	}
+}
+
+func (c *checkout) checkoutFile(d *coDir, f ostree.TreeFile) error {
+	if c.linkable && !c.noLink.Load() {
+		s := c.object(f.Checksum)
+		if s.err != nil {
+			return s.err
+		}
+		if s.hasInfo && s.info.IsSymlink() {
+			return c.createSymlink(d, f.Name, s.info)
+		}
+		if s.link {
+			err := unix.Linkat(unix.AT_FDCWD, s.path, d.fd, f.Name, 0)
+			switch {
+			case err == nil:
+				c.stats.linked.Add(1)
+				return nil
+			case errors.Is(err, unix.EXDEV):
+				c.noLink.Store(true) // another filesystem: copy the rest
+			case errors.Is(err, unix.EMLINK), errors.Is(err, unix.EPERM):
+				// Too many links to this object, or protected_hardlinks:
+				// copy this one.
+			case errors.Is(err, unix.ENOENT):
+				return fmt.Errorf("object %s.file: %w", f.Checksum, errdefs.ErrNotFound)
+			default:
+				return fmt.Errorf("hardlinking object %s.file: %w", f.Checksum, err)
+			}
+		}
+	}
+	return c.copyFile(d, f)
+}
+
+// copyFile writes a file or symlink from its object's data, verifying the
+// object's checksum on the way.
+func (c *checkout) copyFile(d *coDir, f ostree.TreeFile) error {
+	ct, err := c.r.OpenContent(f.Checksum)
+	if err != nil {
+		return err
+	}
+	defer ct.Close()
+	fi := ct.Info
+	h := headerHash(fi)
+	if fi.IsSymlink() {
+		if err := checkSum(h, f.Checksum); err != nil {
+			return err
+		}
+		return c.createSymlink(d, f.Name, fi)
+	}
+	fd, err := unix.Openat(d.fd, f.Name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating file: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := copyHashed(fd, h, ct, f.Checksum); err != nil {
+		return err
+	}
+	if err := checkSum(h, f.Checksum); err != nil {
+		return err
+	}
+	mode := fi.Mode & ostree.ModePermMask
+	if c.opts.UserMode {
+		mode = userModePerm(fi.Mode)
+	} else {
+		if err := unix.Fchown(fd, int(fi.UID), int(fi.GID)); err != nil {
+			return fmt.Errorf("setting owner of file: %w", err)
+		}
+		for _, x := range fi.Xattrs {
+			if err := unix.Fsetxattr(fd, x.Name, x.Value, 0); err != nil {
+				return fmt.Errorf("setting xattr %s of file: %w", x.Name, err)
+			}
+		}
+	}
+	// After chown, which clears setuid and setgid.
+	if err := unix.Fchmod(fd, mode); err != nil {
+		return fmt.Errorf("setting mode of file: %w", err)
+	}
+	c.stats.copied.Add(1)
+	return nil
+}
+
+// createSymlink creates a symlink from verified metadata.
+func (c *checkout) createSymlink(d *coDir, name string, fi ostree.FileInfo) error {
+	if err := unix.Symlinkat(fi.SymlinkTarget, d.fd, name); err != nil {
+		return fmt.Errorf("creating symlink: %w", err)
+	}
+	if !c.opts.UserMode {
+		if err := unix.Fchownat(d.fd, name, int(fi.UID), int(fi.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("setting owner of symlink: %w", err)
+		}
+		// There is no lsetxattrat; /proc/self/fd names the directory
+		// without resolving anything below dest.
+		p := "/proc/self/fd/" + strconv.Itoa(d.fd) + "/" + name
+		for _, x := range fi.Xattrs {
+			if err := unix.Lsetxattr(p, x.Name, x.Value, 0); err != nil {
+				return fmt.Errorf("setting xattr %s of symlink: %w", x.Name, err)
+			}
+		}
+	}
+	c.stats.copied.Add(1)
+	return nil
+}
+
+// copyHashed copies an object's payload into fd and into h.
+func copyHashed(fd int, h hash.Hash, r io.Reader, sum ostree.Checksum) error {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			h.Write(buf[:n])
+			for b := buf[:n]; len(b) > 0; {
+				w, werr := unix.Write(fd, b)
+				if werr != nil {
+					return fmt.Errorf("writing file: %w", werr)
+				}
+				b = b[w:]
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading object %s.file: %w", sum, err)
+		}
+	}
+}
