@@ -98,6 +98,20 @@ func (s *Server) Handle(m Match, f Fault) {
 	s.rules = append(s.rules, &rule{match: m, fault: f})
 }
 
+// Reset removes every rule: from now on the server is honest.
+func (s *Server) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rules = nil
+}
+
+// ClearLog empties the request log.
+func (s *Server) ClearLog() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log = nil
+}
+
 // Requests returns a copy of the request log, in arrival order.
 func (s *Server) Requests() []*Request {
 	s.mu.Lock()
