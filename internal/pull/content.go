@@ -1,0 +1,198 @@
+package pull
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/flate"
+	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/ostree"
+	"github.com/strata-os/strata/internal/repo"
+)
+
+// objectPath is the URL path of an object relative to the remote's base
+// URL (spec §6.2): content objects are always .filez.
+func objectPath(n ostree.ObjectName) string {
+	return "objects/" + ostree.LoosePath(n.Checksum, n.Type, true)
+}
+
+// deflateBound is the most compressed bytes a .filez payload of size
+// bytes may take. Raw deflate grows incompressible data by 5 bytes per
+// 64 KiB stored block; the bound leaves room for any sane encoder, and
+// anything past it is refused instead of read forever.
+func deflateBound(size uint64) uint64 { return size + size/16 + 64<<10 }
+
+// fetchContent downloads objects/XX/REST.filez, decodes it on the fly and
+// stores it through txn, which hashes the stream and keeps the object only
+// if it is c (spec §1.6). Everything
+// the server sends is bounded: the header by ostree.MaxHeaderSize, the
+// payload by the size the header declares (and maxSize), the compressed
+// stream by deflateBound, and nothing may follow the stream.
+func (p *puller) fetchContent(ctx context.Context, txn *repo.Txn, c ostree.Checksum) error {
+	n := ostree.ObjectName{Checksum: c, Type: ostree.ObjectFile}
+	return p.tr.withRetry(ctx, func(ctx context.Context) error {
+		b, err := p.tr.open(ctx, objectPath(n))
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		br := bufio.NewReaderSize(b, 64<<10)
+		h, err := ostree.ReadFramedHeader(br)
+		if err != nil {
+			return fmt.Errorf("content object %s: %w", c, err)
+		}
+		fi, size, err := ostree.ParseArchiveHeader(h)
+		if err != nil {
+			return fmt.Errorf("content object %s: %w", c, err)
+		}
+		if size > uint64(p.maxContentSize) {
+			return fmt.Errorf("content object %s declares %d bytes, more than the %d allowed: %w", c, size, p.maxContentSize, errdefs.ErrCorrupt)
+		}
+		if fi.IsSymlink() && size != 0 {
+			return fmt.Errorf("content object %s: symlink with payload size %d: %w", c, size, errdefs.ErrCorrupt)
+		}
+		headerLen := int64(8 + len(h))
+		bound := uint64(headerLen) + deflateBound(size)
+		if b.length >= 0 && uint64(b.length) > bound {
+			return fmt.Errorf("content object %s: %d bytes for a %d-byte payload: %w", c, b.length, size, errdefs.ErrCorrupt)
+		}
+		limited := &limitedReader{r: br, left: int64(bound) - headerLen, name: n}
+		var payload io.Reader
+		if fi.IsRegular() {
+			zr := flate.NewReader(limited)
+			defer zr.Close()
+			payload = &payloadReader{zr: zr, rest: limited, left: int64(size), name: n}
+		}
+		// A symlink is its header alone: no deflate stream follows.
+		if fi.IsSymlink() {
+			if err := expectEOF(limited, n); err != nil {
+				return err
+			}
+		}
+		_, err = txn.WriteContent(fi, payload, int64(size), &c)
+		return err
+	})
+}
+
+// limitedReader reads at most left bytes and reports more as corruption.
+// It implements io.ByteReader so that the inflater reads exactly up to
+// the end of the deflate stream and no further.
+type limitedReader struct {
+	r    *bufio.Reader
+	left int64
+	name ostree.ObjectName
+}
+
+func (l *limitedReader) tooLong() error {
+	return fmt.Errorf("content object %s: compressed stream too long for its size: %w", l.name.Checksum, errdefs.ErrCorrupt)
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		if _, err := l.r.Peek(1); err != nil {
+			return 0, err
+		}
+		return 0, l.tooLong()
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+func (l *limitedReader) ReadByte() (byte, error) {
+	if l.left <= 0 {
+		if _, err := l.r.Peek(1); err != nil {
+			return 0, err
+		}
+		return 0, l.tooLong()
+	}
+	c, err := l.r.ReadByte()
+	if err == nil {
+		l.left--
+	}
+	return c, err
+}
+
+// expectEOF checks that nothing follows the object in the body.
+func expectEOF(r io.Reader, n ostree.ObjectName) error {
+	var one [1]byte
+	m, err := r.Read(one[:])
+	if m > 0 {
+		return fmt.Errorf("content object %s: data after the end of the object: %w", n.Checksum, errdefs.ErrCorrupt)
+	}
+	if err != nil && err != io.EOF {
+		return err
+	}
+	if err == nil {
+		return expectEOF(r, n)
+	}
+	return nil
+}
+
+// payloadReader yields exactly the declared payload size from the
+// inflater. With the last payload byte it checks that the deflate stream
+// ends there and that the body ends with it, so that the store sees the
+// error before it keeps the object. A short stream is corruption, while a
+// body cut short by the network is transient (the transport says so).
+type payloadReader struct {
+	zr   io.ReadCloser
+	rest *limitedReader
+	left int64
+	name ostree.ObjectName
+}
+
+func (p *payloadReader) Read(b []byte) (int, error) {
+	if p.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(b)) > p.left {
+		b = b[:p.left]
+	}
+	n, err := p.zr.Read(b)
+	p.left -= int64(n)
+	switch {
+	case p.left == 0:
+		return n, p.finish()
+	case err == io.EOF:
+		return n, fmt.Errorf("content object %s: payload %d bytes shorter than its header says: %w", p.name.Checksum, p.left, errdefs.ErrCorrupt)
+	case err != nil:
+		return n, p.streamErr(err)
+	}
+	return n, nil
+}
+
+// finish checks the end of the deflate stream and of the body.
+func (p *payloadReader) finish() error {
+	var one [1]byte
+	for {
+		m, err := p.zr.Read(one[:])
+		if m > 0 {
+			return fmt.Errorf("content object %s: payload longer than its header says: %w", p.name.Checksum, errdefs.ErrCorrupt)
+		}
+		if err == io.EOF {
+			return expectEOF(p.rest, p.name)
+		}
+		if err != nil {
+			return p.streamErr(err)
+		}
+	}
+}
+
+// streamErr keeps transport errors (already classified) and calls
+// anything else the inflater says corruption.
+func (p *payloadReader) streamErr(err error) error {
+	if isTransportErr(err) {
+		return err
+	}
+	return fmt.Errorf("content object %s: %w: %w", p.name.Checksum, errdefs.ErrCorrupt, err)
+}
+
+func isTransportErr(err error) bool {
+	return errors.Is(err, errdefs.ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}

@@ -1,0 +1,526 @@
+package pull
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/fsutil"
+	"github.com/strata-os/strata/internal/keyfile"
+	"github.com/strata-os/strata/internal/ostree"
+	"github.com/strata-os/strata/internal/repo"
+)
+
+// DefaultParallel is the number of objects fetched at once by default.
+const DefaultParallel = 8
+
+// Verifier checks detached signatures: data is a commit object or a
+// summary, detached the a{sv} that carries its signatures (.commitmeta or
+// summary.sig, nil when the server has none). It returns a description
+// of the trusted key that signed, or an error saying why there is none.
+type Verifier interface {
+	Verify(data, detached []byte) (key string, err error)
+}
+
+// Progress is told how many objects a pull has found so far (SetTotal,
+// growing) and each one finished (Add), fetched or found locally. Its
+// methods are called from several goroutines.
+type Progress interface {
+	SetTotal(n int64)
+	Add(n int64)
+}
+
+// Options describe a pull.
+type Options struct {
+	// URL is the remote repository's base URL (http, https or file).
+	URL string
+	// Remote names the remote the refs belong to: pulled refs are written
+	// as refs/remotes/REMOTE/REF. Empty means a pull by URL, which writes
+	// refs/heads/REF as a mirror does.
+	Remote string
+	// Refs are the refs to pull, each "REF" (resolved through the remote's
+	// summary, or refs/heads/REF when it has none) or "REF@CHECKSUM" (that
+	// commit, no lookup, and an older commit than the local one is fine).
+	Refs []string
+
+	// Verifier checks commit signatures, and summary.sig when the server
+	// has one. A pull without a Verifier is refused unless NoVerify.
+	Verifier Verifier
+	// NoVerify pulls without checking signatures.
+	NoVerify bool
+	// RequireSummarySignature refuses a summary without summary.sig
+	// (sign-verify-summary).
+	RequireSummarySignature bool
+	// AllowDowngrade lets a ref move to a commit older than the one it
+	// points to locally. Without it such a pull is refused: a stale or
+	// replayed summary must not roll a system back.
+	AllowDowngrade bool
+
+	// Depth is how many parents of each commit are pulled too, commit and
+	// tree, like ostree pull --depth; -1 means all history. A parent the
+	// remote no longer has ends the history without error.
+	Depth int
+
+	// Client makes the requests; nil means NewClient().
+	Client *http.Client
+	// Parallel bounds the objects fetched at once; 0 means DefaultParallel.
+	Parallel int
+	// Retry says how transient failures are retried.
+	Retry RetryPolicy
+	// RequestTimeout bounds each request, body included; 0 means 10
+	// minutes. StallTimeout fails a request that receives nothing for that
+	// long (headers included); 0 means 30 seconds.
+	RequestTimeout, StallTimeout time.Duration
+	// MaxContentSize bounds the payload a content object may declare;
+	// 0 means 1 TiB.
+	MaxContentSize int64
+
+	// Progress, if set, follows the objects.
+	Progress Progress
+	// Now is the clock for Result.Duration; nil means time.Now.
+	Now func() time.Time
+}
+
+// RefResult is what a pull did to one ref.
+type RefResult struct {
+	Ref      string          `json:"ref"`
+	Commit   ostree.Checksum `json:"-"`
+	Previous ostree.Checksum `json:"-"` // zero if the ref did not exist
+	// SignedBy is the key that signed the commit ("" with NoVerify).
+	SignedBy string `json:"signed_by,omitempty"`
+}
+
+// Result summarizes a finished pull.
+type Result struct {
+	Refs []RefResult
+	// Commits counts the commit objects verified (tips and parents).
+	Commits int
+	// Fetched and Skipped count tree and content objects downloaded and
+	// found locally (in objects/ or staged by an interrupted pull).
+	Fetched, Skipped int64
+	// Bytes is the body bytes received, summary and commits included.
+	Bytes    int64
+	Duration time.Duration
+}
+
+// target is one requested ref and the commit it resolves to.
+type target struct {
+	ref      string
+	commit   ostree.Checksum
+	explicit bool   // REF@CHECKSUM
+	size     uint64 // commit size from the summary, 0 if unknown
+}
+
+type puller struct {
+	r              *repo.Repo
+	opts           Options
+	tr             *transport
+	txn            *repo.Txn
+	stats          stats
+	maxContentSize int64
+	partial        []ostree.Checksum // commitpartial markers written
+}
+
+// Pull fetches opts.Refs from opts.URL into r (spec §6.4): it reads the
+// summary (verifying summary.sig when the server has one and a Verifier
+// is set) or refs/heads/REF, then for each commit fetches its detached
+// metadata and the commit, checks the checksum, the signature and the ref
+// binding before anything else of it is fetched, marks it
+// state/CSUM.commitpartial, fetches the missing objects of its tree and
+// of Depth parents, and finally moves the refs in the transaction's commit
+// point and removes the markers. Every object is verified before it is
+// stored, and stored in r's own mode.
+//
+// On failure nothing is committed and no ref moves, but the verified
+// objects stay staged: pulling again in the same boot resumes without
+// fetching them again.
+func Pull(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	start := now()
+	targets, err := parseRefs(opts.Refs)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Verifier == nil && !opts.NoVerify {
+		return nil, fmt.Errorf("no trusted key to verify signatures with (give one, or choose not to verify): %w", errdefs.ErrFailedPrecondition)
+	}
+	if opts.NoVerify {
+		opts.Verifier = nil
+	}
+	client := opts.Client
+	if client == nil {
+		client = NewClient()
+	}
+	timeout, stall := opts.RequestTimeout, opts.StallTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Minute
+	}
+	if stall == 0 {
+		stall = 30 * time.Second
+	}
+	tr, err := newTransport(client, opts.URL, opts.Retry, timeout, stall)
+	if err != nil {
+		return nil, err
+	}
+	p := &puller{r: r, opts: opts, tr: tr, maxContentSize: opts.MaxContentSize}
+	if p.maxContentSize <= 0 {
+		p.maxContentSize = 1 << 40
+	}
+	p.stats.progress = opts.Progress
+	if err := p.resolve(ctx, targets); err != nil {
+		return nil, err
+	}
+	res, err := p.run(ctx, targets)
+	if err != nil {
+		return nil, err
+	}
+	res.Bytes = tr.bytes.Load()
+	res.Fetched, res.Skipped = p.stats.counts()
+	res.Duration = now().Sub(start)
+	return res, nil
+}
+
+func parseRefs(refs []string) ([]*target, error) {
+	if len(refs) == 0 {
+		return nil, fmt.Errorf("no ref to pull: %w", errdefs.ErrInvalid)
+	}
+	var out []*target
+	for _, s := range refs {
+		name, sum, explicit := strings.Cut(s, "@")
+		if err := ostree.ValidateRef(name); err != nil {
+			return nil, err
+		}
+		t := &target{ref: name, explicit: explicit}
+		if explicit {
+			c, err := ostree.ParseChecksum(sum)
+			if err != nil {
+				return nil, fmt.Errorf("ref %q: %w", s, err)
+			}
+			t.commit = c
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// resolve finds the commit of every target without an explicit one: from
+// the summary, or from refs/heads/REF when the remote publishes none.
+func (p *puller) resolve(ctx context.Context, targets []*target) error {
+	need := p.opts.RequireSummarySignature
+	for _, t := range targets {
+		need = need || !t.explicit
+	}
+	var sum *ostree.Summary
+	if need {
+		var err error
+		if sum, err = p.fetchSummary(ctx); err != nil {
+			return err
+		}
+	}
+	if sum == nil || sum.Metadata.String(ostree.SummaryMode) == "" {
+		if err := p.checkRemoteConfig(ctx); err != nil {
+			return err
+		}
+	}
+	for _, t := range targets {
+		if t.explicit {
+			continue
+		}
+		if sum != nil {
+			e, ok := sum.Lookup(t.ref)
+			if !ok {
+				return fmt.Errorf("remote %s has no ref %q: %w", p.opts.URL, t.ref, errdefs.ErrNotFound)
+			}
+			t.commit, t.size = e.Checksum, e.CommitSize
+			continue
+		}
+		b, err := p.tr.get(ctx, "refs/heads/"+t.ref, 4096)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return fmt.Errorf("remote %s has no ref %q: %w", p.opts.URL, t.ref, errdefs.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("reading ref %s: %w", t.ref, err)
+		}
+		if t.commit, err = ostree.ParseChecksum(strings.TrimSpace(string(b))); err != nil {
+			return fmt.Errorf("remote ref %s: %w: %w", t.ref, errdefs.ErrCorrupt, err)
+		}
+	}
+	return nil
+}
+
+// maxSummarySize bounds summary downloads; libostree has no bound, but
+// even very large remotes stay far below it.
+const maxSummarySize = 64 << 20
+
+// fetchSummary fetches summary.sig and summary (spec §6.4 step 1) and
+// verifies the signature when there is one and a Verifier. It returns nil
+// when the remote has no summary.
+func (p *puller) fetchSummary(ctx context.Context) (*ostree.Summary, error) {
+	sig, err := p.tr.getOptional(ctx, repo.SummarySigFile, repo.MaxMetadataSize)
+	if err != nil {
+		return nil, fmt.Errorf("fetching summary signature: %w", err)
+	}
+	data, err := p.tr.getOptional(ctx, repo.SummaryFile, maxSummarySize)
+	if err != nil {
+		return nil, fmt.Errorf("fetching summary: %w", err)
+	}
+	if data == nil {
+		if p.opts.RequireSummarySignature {
+			return nil, fmt.Errorf("remote %s has no summary, and a signed one is required: %w", p.opts.URL, errdefs.ErrFailedPrecondition)
+		}
+		return nil, nil
+	}
+	switch {
+	case sig == nil && p.opts.RequireSummarySignature && !p.opts.NoVerify:
+		return nil, fmt.Errorf("remote %s has no summary.sig, and a signed summary is required: %w", p.opts.URL, errdefs.ErrFailedPrecondition)
+	case sig != nil && p.opts.Verifier != nil:
+		if _, err := p.opts.Verifier.Verify(data, sig); err != nil {
+			return nil, fmt.Errorf("verifying the summary of %s: %w", p.opts.URL, err)
+		}
+	}
+	s, err := ostree.ParseSummary(data)
+	if err != nil {
+		return nil, fmt.Errorf("remote %s: %w", p.opts.URL, err)
+	}
+	if mode := s.Metadata.String(ostree.SummaryMode); mode != "" {
+		if err := checkRemoteMode(mode); err != nil {
+			return nil, fmt.Errorf("remote %s: %w", p.opts.URL, err)
+		}
+	}
+	return s, nil
+}
+
+// checkRemoteConfig reads the remote's config, when it publishes one, to
+// refuse a non-archive repository as libostree does (spec §4.4).
+func (p *puller) checkRemoteConfig(ctx context.Context) error {
+	b, err := p.tr.getOptional(ctx, "config", 1<<20)
+	if err != nil || b == nil {
+		return err
+	}
+	cfg, err := keyfile.Parse(b)
+	if err != nil {
+		return fmt.Errorf("remote %s config: %w: %w", p.opts.URL, errdefs.ErrCorrupt, err)
+	}
+	mode, ok := cfg.Get("core", "mode")
+	if !ok {
+		mode = "bare"
+	}
+	if err := checkRemoteMode(mode); err != nil {
+		return fmt.Errorf("remote %s: %w", p.opts.URL, err)
+	}
+	return nil
+}
+
+func checkRemoteMode(mode string) error {
+	if m, err := repo.ParseMode(mode); err != nil || m != repo.ModeArchive {
+		return fmt.Errorf("the repository is in %q mode, and only archive repositories can be pulled over HTTP: %w", mode, errdefs.ErrUnsupported)
+	}
+	return nil
+}
+
+// run fetches every target inside one transaction and commits it.
+func (p *puller) run(ctx context.Context, targets []*target) (res *Result, err error) {
+	txn, err := p.r.Begin()
+	if err != nil {
+		return nil, err
+	}
+	p.txn = txn
+	defer func() {
+		if err != nil {
+			txn.Suspend()
+		}
+	}()
+	res = &Result{}
+	loose := newLooseFetcher(p, max(p.opts.Parallel, 0))
+	if loose.workers == 0 {
+		loose.workers = DefaultParallel
+	}
+	type verified struct {
+		commit *ostree.Commit
+		key    string
+	}
+	done := map[ostree.Checksum]verified{}
+	for _, t := range targets {
+		v, ok := done[t.commit]
+		if !ok {
+			c, key, err := p.commit(ctx, t.commit, t.size)
+			if err != nil {
+				return nil, err
+			}
+			res.Commits++
+			v = verified{commit: c, key: key}
+			done[t.commit] = v
+		}
+		prev, err := p.checkTarget(t, v.commit)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			if err := p.pullTrees(ctx, loose, t.commit, v.commit, res); err != nil {
+				return nil, err
+			}
+		}
+		if err := txn.SetRef(p.opts.Remote, t.ref, t.commit); err != nil {
+			return nil, err
+		}
+		res.Refs = append(res.Refs, RefResult{Ref: t.ref, Commit: t.commit, Previous: prev, SignedBy: v.key})
+	}
+	if err := txn.Commit(); err != nil {
+		return nil, fmt.Errorf("committing pulled objects: %w", err)
+	}
+	// The objects are durable now; a marker that outlives a crash here
+	// only makes the next pull walk the tree again.
+	for _, c := range p.partial {
+		if err := os.Remove(partialPath(p.r, c)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("removing commitpartial marker of %s: %w", c, err)
+		}
+	}
+	return res, nil
+}
+
+// checkTarget checks that a verified commit may become the ref's new
+// value: its ref binding, and no downgrade of an existing local ref unless
+// the commit was asked for explicitly or AllowDowngrade. It returns the
+// ref's current value (zero if none).
+func (p *puller) checkTarget(t *target, c *ostree.Commit) (ostree.Checksum, error) {
+	if err := checkBinding(c, t.ref); err != nil {
+		return ostree.Checksum{}, fmt.Errorf("commit %s: %w", t.commit, err)
+	}
+	prev, err := p.r.ReadRef(p.opts.Remote, t.ref)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return ostree.Checksum{}, nil
+	}
+	if err != nil {
+		return prev, err
+	}
+	if t.explicit || p.opts.AllowDowngrade || prev == t.commit {
+		return prev, nil
+	}
+	if old, err := p.r.ReadCommit(prev); err == nil && old.Timestamp > c.Timestamp {
+		return prev, fmt.Errorf("ref %s: commit %s (%s) is older than the local %s (%s); refusing to downgrade: %w",
+			t.ref, t.commit, c.Time().Format(time.RFC3339), prev, old.Time().Format(time.RFC3339), errdefs.ErrFailedPrecondition)
+	}
+	return prev, nil
+}
+
+// pullTrees brings in the tree of a verified commit and the commits and
+// trees of Depth parents.
+func (p *puller) pullTrees(ctx context.Context, f fetcher, sum ostree.Checksum, c *ostree.Commit, res *Result) error {
+	if err := p.tree(ctx, f, sum, c); err != nil {
+		return err
+	}
+	parent := c.Parent
+	for depth := 0; (p.opts.Depth < 0 || depth < p.opts.Depth) && !parent.IsZero(); depth++ {
+		pc, _, err := p.commit(ctx, parent, 0)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			break // history pruned on the remote
+		}
+		if err != nil {
+			return fmt.Errorf("parent %d of %s: %w", depth+1, sum, err)
+		}
+		res.Commits++
+		if err := p.tree(ctx, f, parent, pc); err != nil {
+			return err
+		}
+		parent = pc.Parent
+	}
+	return nil
+}
+
+// tree fetches a verified commit's tree unless it is complete locally.
+func (p *puller) tree(ctx context.Context, f fetcher, c ostree.Checksum, cm *ostree.Commit) error {
+	n := ostree.ObjectName{Checksum: c, Type: ostree.ObjectCommit}
+	stored, err := p.r.HasObject(n)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Lstat(partialPath(p.r, c)); stored && errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err := markPartial(p.r, c); err != nil {
+		return err
+	}
+	p.partial = append(p.partial, c)
+	if err := f.fetchTree(ctx, p.txn, cm.RootTree, cm.RootMeta); err != nil {
+		return fmt.Errorf("pulling the tree of commit %s: %w", c, err)
+	}
+	return nil
+}
+
+// checkBinding enforces ostree.ref-binding (spec §5.1): a commit that
+// lists the refs it may be pulled as must list this one.
+func checkBinding(c *ostree.Commit, ref string) error {
+	if _, ok := c.Metadata.Get(ostree.MetaRefBinding); !ok {
+		return nil
+	}
+	bound := c.Metadata.Strings(ostree.MetaRefBinding)
+	for _, b := range bound {
+		if b == ref {
+			return nil
+		}
+	}
+	return fmt.Errorf("it is bound to refs %q, not to %q (ostree.ref-binding): %w", bound, ref, errdefs.ErrFailedPrecondition)
+}
+
+func partialPath(r *repo.Repo, c ostree.Checksum) string {
+	return filepath.Join(r.Path(), "state", c.String()+".commitpartial")
+}
+
+// markPartial writes state/CSUM.commitpartial, libostree's marker of a
+// commit whose tree is not complete (spec §4.1).
+func markPartial(r *repo.Repo, c ostree.Checksum) error {
+	if err := os.MkdirAll(filepath.Join(r.Path(), "state"), 0o755); err != nil {
+		return fmt.Errorf("marking commit %s partial: %w", c, err)
+	}
+	if err := fsutil.WriteFileAtomic(partialPath(r, c), nil, 0o644); err != nil {
+		return fmt.Errorf("marking commit %s partial: %w", c, err)
+	}
+	return nil
+}
+
+// stats counts objects for the Result and the Progress.
+type stats struct {
+	progress Progress
+	mu       sync.Mutex
+	total    int64
+	fetch    int64
+	skip     int64
+}
+
+func (s *stats) discovered(n int64) {
+	s.mu.Lock()
+	s.total += n
+	t := s.total
+	s.mu.Unlock()
+	if s.progress != nil {
+		s.progress.SetTotal(t)
+	}
+}
+
+func (s *stats) fetched() { s.done(&s.fetch) }
+func (s *stats) skipped() { s.done(&s.skip) }
+
+func (s *stats) done(c *int64) {
+	s.mu.Lock()
+	*c++
+	s.mu.Unlock()
+	if s.progress != nil {
+		s.progress.Add(1)
+	}
+}
+
+func (s *stats) counts() (fetched, skipped int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fetch, s.skip
+}

@@ -1,0 +1,241 @@
+package pull
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/ostree"
+	"github.com/strata-os/strata/internal/repo"
+)
+
+// published are the top-level entries of a repository that clients read
+// (spec §6.2): single files, and directories whose files are served.
+var published = map[string]bool{
+	"config": false, repo.SummaryFile: false, repo.SummarySigFile: false,
+	"refs": true, "objects": true, "deltas": true, "delta-indexes": true,
+}
+
+// Handler serves the files of an archive repository over HTTP the way a
+// static web server serves the same directory, so that a plain server or
+// a CDN can stand in for it:
+//
+//   - GET and HEAD only (405 otherwise);
+//   - only the files clients read: config, summary, summary.sig and the
+//     files under refs/, objects/, deltas/ and delta-indexes/. Dotfiles
+//     (.lock), tmp/, state/, directories and non-canonical paths are 404;
+//   - files are opened through an os.Root, so neither ".." nor a symlink
+//     can reach outside the repository;
+//   - Range requests, Last-Modified and ETag with If-None-Match /
+//     If-Modified-Since (304). The ETag of a content-addressed object is its
+//     name, which never changes; other files get one made of size, mtime
+//     and inode, and "Cache-Control: no-cache" so caches revalidate them;
+//   - objects and the summary are application/octet-stream, refs and
+//     config text/plain.
+//
+// Every request is logged once, with method, path, status, bytes sent and
+// duration.
+type Handler struct {
+	root *os.Root
+	log  *slog.Logger
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// NewHandler returns a handler serving r, which must be an archive
+// repository: libostree pulls only from those over HTTP (spec §4.4). log
+// receives the access log; nil discards it. Close the handler when done.
+func NewHandler(r *repo.Repo, log *slog.Logger) (*Handler, error) {
+	if r.Mode() != repo.ModeArchive {
+		return nil, fmt.Errorf("serving repository %s: it is a %s repository, and clients pull only from archive repositories over HTTP: %w",
+			r.Path(), r.Mode(), errdefs.ErrFailedPrecondition)
+	}
+	root, err := os.OpenRoot(r.Path())
+	if err != nil {
+		return nil, fmt.Errorf("serving repository %s: %w", r.Path(), err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{root: root, log: log}, nil
+}
+
+// Close releases the repository directory.
+func (h *Handler) Close() error { return h.root.Close() }
+
+// ServeHTTP answers one request and logs it.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
+	lw := &loggingWriter{ResponseWriter: w}
+	h.serve(lw, req)
+	status := lw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	h.log.Info("request", "method", req.Method, "path", req.URL.Path, "status", status,
+		"bytes", lw.bytes, "duration", time.Since(start), "remote", req.RemoteAddr)
+}
+
+func (h *Handler) serve(w http.ResponseWriter, req *http.Request) {
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	rel, ok := publishedPath(req.URL.Path)
+	if !ok {
+		http.NotFound(w, req)
+		return
+	}
+	f, err := h.root.Open(rel)
+	if err != nil {
+		// Missing files, and paths that would leave the root through a
+		// symlink, look the same to the client.
+		if !errors.Is(err, fs.ErrNotExist) {
+			h.log.Debug("refusing file", "path", rel, "error", err)
+		}
+		http.NotFound(w, req)
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		http.NotFound(w, req)
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", contentType(rel))
+	if name, ok := objectETag(rel); ok {
+		hdr.Set("ETag", `"`+name+`"`)
+		hdr.Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		hdr.Set("ETag", fileETag(st))
+		hdr.Set("Cache-Control", "no-cache")
+	}
+	http.ServeContent(w, req, "", st.ModTime(), f)
+}
+
+// publishedPath maps a URL path to a path inside the repository, or
+// reports that it is not one that is served.
+func publishedPath(p string) (string, bool) {
+	if !strings.HasPrefix(p, "/") || path.Clean(p) != p || strings.ContainsAny(p, "\x00\\") {
+		return "", false
+	}
+	rel := p[1:]
+	parts := strings.Split(rel, "/")
+	for _, part := range parts {
+		if part == "" || strings.HasPrefix(part, ".") {
+			return "", false
+		}
+	}
+	isDir, ok := published[parts[0]]
+	if !ok || isDir != (len(parts) > 1) {
+		return "", false
+	}
+	return rel, true
+}
+
+func contentType(rel string) string {
+	if rel == "config" || strings.HasPrefix(rel, "refs/") {
+		return "text/plain; charset=utf-8"
+	}
+	return "application/octet-stream"
+}
+
+// objectETag returns the name of a content-addressed object file
+// (objects/XX/REST.commit, .dirtree, .dirmeta, .filez), whose bytes never
+// change. Detached metadata (.commitmeta) is replaced in place, so it is
+// not one.
+func objectETag(rel string) (string, bool) {
+	dir, file, ok := strings.Cut(strings.TrimPrefix(rel, "objects/"), "/")
+	if !ok || len(dir) != 2 || !strings.HasPrefix(rel, "objects/") {
+		return "", false
+	}
+	sum, ext, ok := strings.Cut(file, ".")
+	if !ok || !ostree.IsChecksum(dir+sum) {
+		return "", false
+	}
+	switch ext {
+	case "commit", "dirtree", "dirmeta", "filez":
+		return dir + sum + "." + ext, true
+	}
+	return "", false
+}
+
+func fileETag(st fs.FileInfo) string {
+	var ino uint64
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		ino = s.Ino
+	}
+	return fmt.Sprintf(`"%x-%x-%x"`, st.Size(), st.ModTime().UnixNano(), ino)
+}
+
+// loggingWriter records the status and the body bytes of a response.
+type loggingWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *loggingWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *loggingWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *loggingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ShutdownGrace is how long Serve lets responses in flight finish after
+// its context ends before it closes their connections.
+const ShutdownGrace = 10 * time.Second
+
+// Serve serves h on ln until ctx ends (the CLI cancels it on SIGINT or
+// SIGTERM), then shuts down gracefully: it stops accepting, lets responses
+// in flight finish for up to ShutdownGrace, and closes what is left. It
+// returns nil after a shutdown asked for by ctx.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if err != nil {
+		srv.Close()
+	}
+	<-done
+	if err != nil {
+		return fmt.Errorf("shutting down the server on %s: %w", ln.Addr(), err)
+	}
+	return nil
+}

@@ -1,0 +1,258 @@
+package pull
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/strata-os/strata/internal/errdefs"
+)
+
+// RetryPolicy says how transient failures (5xx, 408, 429, connection
+// errors, timeouts, stalls, bodies cut short) are retried. A 404 or any
+// other client error, and a response that fails verification, is never
+// retried.
+type RetryPolicy struct {
+	// Attempts is the number of tries per request, the first included;
+	// 0 means 5.
+	Attempts int
+	// Base is the wait before the first retry, doubled for each further
+	// one up to Max, with ±25% jitter; 0 means 250ms and 8s.
+	Base, Max time.Duration
+}
+
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.Attempts <= 0 {
+		p.Attempts = 5
+	}
+	if p.Base <= 0 {
+		p.Base = 250 * time.Millisecond
+	}
+	if p.Max <= 0 {
+		p.Max = 8 * time.Second
+	}
+	return p
+}
+
+func (p RetryPolicy) backoff(retry int) time.Duration {
+	d := p.Base
+	for i := 1; i < retry && d < p.Max; i++ {
+		d *= 2
+	}
+	d = min(d, p.Max)
+	return d - d/4 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// NewClient returns the HTTP client Pull uses when Options.Client is nil:
+// one pool of keep-alive connections sized for the parallel fetches, the
+// environment's proxy settings, no transparent compression (objects are
+// compressed already, and sizes are checked on the wire bytes), bounded
+// connection and header waits, and file:// URLs for local repositories.
+func NewClient() *http.Client {
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          64,
+		MaxIdleConnsPerHost:   2 * DefaultParallel,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+	}
+	tr.RegisterProtocol("file", http.NewFileTransport(http.Dir("/")))
+	return &http.Client{Transport: tr}
+}
+
+// errStalled is the cause of a request cancelled for receiving nothing
+// for the stall timeout.
+var errStalled = errors.New("no data received")
+
+// transport fetches files relative to a base URL with retries, a total
+// timeout and a stall timeout per request, and counts the body bytes
+// received.
+type transport struct {
+	client  *http.Client
+	base    *url.URL
+	retry   RetryPolicy
+	timeout time.Duration
+	stall   time.Duration
+	bytes   atomic.Int64
+}
+
+func newTransport(client *http.Client, base string, retry RetryPolicy, timeout, stall time.Duration) (*transport, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") || (u.Scheme != "file" && u.Host == "") {
+		return nil, fmt.Errorf("remote URL %q is not an http, https or file URL: %w", base, errdefs.ErrInvalid)
+	}
+	if !strings.HasSuffix(u.Path, "/") {
+		u.Path += "/"
+		u.RawPath = ""
+	}
+	return &transport{client: client, base: u, retry: retry.withDefaults(), timeout: timeout, stall: stall}, nil
+}
+
+func (t *transport) url(rel string) string { return t.base.JoinPath(rel).String() }
+
+// withRetry runs attempt until it succeeds, fails for good, or the retry
+// policy is exhausted. Only errors wrapping errdefs.ErrUnavailable are
+// retried.
+func (t *transport) withRetry(ctx context.Context, attempt func(ctx context.Context) error) error {
+	for try := 1; ; try++ {
+		err := attempt(ctx)
+		if err == nil || !errors.Is(err, errdefs.ErrUnavailable) || try >= t.retry.Attempts {
+			return err
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		timer := time.NewTimer(t.retry.backoff(try))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return err
+		case <-timer.C:
+		}
+	}
+}
+
+// body is an open response body. Reading it fails with an error wrapping
+// errdefs.ErrUnavailable when the connection breaks, the request times
+// out or stalls, or the body ends before its Content-Length.
+type body struct {
+	url    string
+	r      io.ReadCloser
+	length int64 // Content-Length, -1 if unknown
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+	stall  time.Duration
+	count  *atomic.Int64
+}
+
+// open sends one GET for rel. A 404 is errdefs.ErrNotFound.
+func (t *transport) open(ctx context.Context, rel string) (*body, error) {
+	u := t.url(rel)
+	rctx, cancel := context.WithCancelCause(ctx)
+	if t.timeout > 0 {
+		var stop context.CancelFunc
+		rctx, stop = context.WithTimeout(rctx, t.timeout)
+		inner := cancel
+		cancel = func(cause error) { inner(cause); stop() }
+	}
+	b := &body{url: u, ctx: rctx, cancel: cancel, stall: t.stall, count: &t.bytes}
+	if t.stall > 0 {
+		b.timer = time.AfterFunc(t.stall, func() { cancel(errStalled) })
+	}
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("GET %s: %w", u, err)
+	}
+	resp, err := t.client.Do(req)
+	if err != nil {
+		err = b.classify(err)
+		b.Close()
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		b.Close()
+		return nil, statusError(u, resp.StatusCode)
+	}
+	b.r, b.length = resp.Body, resp.ContentLength
+	return b, nil
+}
+
+func statusError(u string, code int) error {
+	switch {
+	case code == http.StatusNotFound:
+		return fmt.Errorf("GET %s: %s: %w", u, http.StatusText(code), errdefs.ErrNotFound)
+	case code >= 500 || code == http.StatusRequestTimeout || code == http.StatusTooManyRequests:
+		return fmt.Errorf("GET %s: HTTP %d %s: %w", u, code, http.StatusText(code), errdefs.ErrUnavailable)
+	}
+	return fmt.Errorf("GET %s: HTTP %d %s: %w", u, code, http.StatusText(code), errdefs.ErrFailedPrecondition)
+}
+
+// classify wraps a transport error: connection and timeout failures are
+// transient unless the caller's own context ended.
+func (b *body) classify(err error) error {
+	if cause := context.Cause(b.ctx); errors.Is(cause, errStalled) {
+		return fmt.Errorf("GET %s: %w for %s: %w", b.url, errStalled, b.stall, errdefs.ErrUnavailable)
+	}
+	if parent := b.ctx.Err(); parent != nil && !errors.Is(context.Cause(b.ctx), context.DeadlineExceeded) {
+		return fmt.Errorf("GET %s: %w", b.url, err)
+	}
+	return fmt.Errorf("GET %s: %w: %w", b.url, errdefs.ErrUnavailable, err)
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if n > 0 {
+		b.count.Add(int64(n))
+		if b.timer != nil {
+			b.timer.Reset(b.stall)
+		}
+	}
+	if err != nil && err != io.EOF {
+		err = b.classify(err)
+	}
+	return n, err
+}
+
+// Close releases the response and its request context.
+func (b *body) Close() error {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	var err error
+	if b.r != nil {
+		err = b.r.Close()
+	}
+	b.cancel(nil)
+	return err
+}
+
+// get fetches a whole file of at most limit bytes, with retries. A file
+// that is (or claims to be) larger is errdefs.ErrCorrupt, never retried.
+func (t *transport) get(ctx context.Context, rel string, limit int64) ([]byte, error) {
+	var out []byte
+	err := t.withRetry(ctx, func(ctx context.Context) error {
+		b, err := t.open(ctx, rel)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		if b.length > limit {
+			return fmt.Errorf("GET %s: %d bytes, more than the %d allowed: %w", b.url, b.length, limit, errdefs.ErrCorrupt)
+		}
+		buf, err := io.ReadAll(io.LimitReader(b, limit+1))
+		if err != nil {
+			return err
+		}
+		if int64(len(buf)) > limit {
+			return fmt.Errorf("GET %s: more than the %d bytes allowed: %w", b.url, limit, errdefs.ErrCorrupt)
+		}
+		out = buf
+		return nil
+	})
+	return out, err
+}
+
+// getOptional is get for a file that may be absent: a 404 gives nil, nil.
+func (t *transport) getOptional(ctx context.Context, rel string, limit int64) ([]byte, error) {
+	b, err := t.get(ctx, rel, limit)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil, nil
+	}
+	return b, err
+}
