@@ -1,0 +1,411 @@
+package repo
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+
+	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/ostree"
+	"golang.org/x/sys/unix"
+)
+
+// contentJob is one regular file or symlink for the workers. Exactly one
+// payload source is set: path (read the file from disk), spool (a
+// payload already copied to a temp file and hashed), or data (the payload
+// in memory, from treeBuilder.bufs); symlinks have none.
+type contentJob struct {
+	node  *mfile
+	where string // path in the tree, for errors
+	fi    ostree.FileInfo
+	path  string
+	data  []byte
+	spool *os.File
+	sum   ostree.Checksum // of the spool
+	size  int64
+}
+
+// discard releases what a job holds when it will not be processed.
+func (j contentJob) discard(b *treeBuilder) {
+	if j.data != nil {
+		b.putBuf(j.data)
+	}
+	if j.spool != nil {
+		j.spool.Close()
+		os.Remove(j.spool.Name())
+	}
+}
+
+// worker is one goroutine of the pool with its own buffers.
+type worker struct {
+	b      *treeBuilder
+	small  []byte // smallFileMax+1: a whole small file
+	stream []byte // read buffer for streamed files
+	out    bytes.Buffer
+	h      hash.Hash
+	xattr  []byte
+}
+
+func newWorker(b *treeBuilder) *worker {
+	return &worker{b: b, h: sha256.New()}
+}
+
+func (w *worker) process(j contentJob) error {
+	var err error
+	switch {
+	case j.path != "":
+		err = w.fromPath(j)
+	case j.spool != nil:
+		err = w.fromSpool(j)
+	case j.fi.IsSymlink():
+		err = w.symlink(j)
+	default:
+		err = w.fromData(j)
+		w.b.putBuf(j.data)
+	}
+	if err != nil {
+		return err
+	}
+	if p := w.b.opts.Progress; p != nil {
+		p.Add(1)
+	}
+	return nil
+}
+
+func (w *worker) claim(c ostree.Checksum) (bool, error) { return w.b.claim(c) }
+
+func (w *worker) sum() ostree.Checksum {
+	var c ostree.Checksum
+	w.h.Sum(c[:0])
+	return c
+}
+
+func (w *worker) symlink(j contentJob) error {
+	w.b.symlinks.Add(1)
+	c := sha256.Sum256(ostree.FileHeader(j.fi))
+	cs := ostree.Checksum(c)
+	j.node.sum = cs
+	if ok, err := w.claim(cs); !ok || err != nil {
+		return err
+	}
+	if _, err := w.b.t.WriteContent(j.fi, nil, 0, &cs); err != nil {
+		return fmt.Errorf("storing symlink %s: %w", j.where, err)
+	}
+	w.b.contentWritten.Add(1)
+	return nil
+}
+
+// fromData stores a payload held in memory.
+func (w *worker) fromData(j contentJob) error {
+	w.b.files.Add(1)
+	w.b.bytes.Add(int64(len(j.data)))
+	w.h.Reset()
+	w.h.Write(ostree.FileHeader(j.fi))
+	w.h.Write(j.data)
+	c := w.sum()
+	j.node.sum = c
+	if ok, err := w.claim(c); !ok || err != nil {
+		return err
+	}
+	return w.storeData(j.fi, c, j.data, j.where)
+}
+
+// fromPath reads a regular file of a directory source.
+func (w *worker) fromPath(j contentJob) error {
+	f, err := openNoFollow(j.path)
+	if err != nil {
+		return fmt.Errorf("reading file: %w", err)
+	}
+	defer f.Close()
+	fi, size, err := w.statFile(f, j.path)
+	if err != nil {
+		return err
+	}
+	fi = w.b.fileInfo(fi)
+	if err := checkFileInfo(fi, j.where); err != nil {
+		return err
+	}
+	w.b.files.Add(1)
+	w.b.bytes.Add(size)
+	if size <= smallFileMax {
+		if w.small == nil {
+			w.small = make([]byte, smallFileMax+1)
+		}
+		n, err := io.ReadFull(f, w.small[:size+1])
+		switch {
+		case err == io.ErrUnexpectedEOF && int64(n) == size, err == io.EOF && size == 0:
+		case err == nil:
+			return fmt.Errorf("%s grew while being committed: %w", j.path, errdefs.ErrFailedPrecondition)
+		case err == io.ErrUnexpectedEOF:
+			return fmt.Errorf("%s shrank while being committed: %w", j.path, errdefs.ErrFailedPrecondition)
+		default:
+			return fmt.Errorf("reading %s: %w", j.path, err)
+		}
+		data := w.small[:size]
+		w.h.Reset()
+		w.h.Write(ostree.FileHeader(fi))
+		w.h.Write(data)
+		c := w.sum()
+		j.node.sum = c
+		if ok, err := w.claim(c); !ok || err != nil {
+			return err
+		}
+		return w.storeData(fi, c, data, j.where)
+	}
+	// Large file: hash first, so that an existing object is never
+	// rewritten; then read it again to store it.
+	w.h.Reset()
+	w.h.Write(ostree.FileHeader(fi))
+	if err := w.copyExact(io.Discard, f, size); err != nil {
+		return fmt.Errorf("reading %s: %w", j.path, err)
+	}
+	c := w.sum()
+	j.node.sum = c
+	if ok, err := w.claim(c); !ok || err != nil {
+		return err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("reading %s: %w", j.path, err)
+	}
+	return w.storeStream(fi, c, f, size, j.where)
+}
+
+// fromSpool stores a large tar payload spooled to a temp file in the
+// staging directory.
+func (w *worker) fromSpool(j contentJob) error {
+	w.b.files.Add(1)
+	w.b.bytes.Add(j.size)
+	j.node.sum = j.sum
+	name := j.spool.Name()
+	if w.b.t.r.mode != ModeArchive {
+		// The spool holds exactly the object's bytes: finish it in place.
+		if err := finishBare(j.spool, j.fi, w.b.t.r.mode); err != nil {
+			os.Remove(name)
+			return fmt.Errorf("storing %s: %w", j.where, err)
+		}
+		w.b.contentWritten.Add(1)
+		w.b.wrote.Add(j.size)
+		return w.b.t.place(name, ostree.ObjectName{Checksum: j.sum, Type: ostree.ObjectFile})
+	}
+	defer func() {
+		j.spool.Close()
+		os.Remove(name)
+	}()
+	if _, err := j.spool.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("reading spooled %s: %w", j.where, err)
+	}
+	return w.storeStream(j.fi, j.sum, j.spool, j.size, j.where)
+}
+
+// storeData writes a content object from an in-memory payload.
+func (w *worker) storeData(fi ostree.FileInfo, c ostree.Checksum, data []byte, where string) error {
+	t := w.b.t
+	f, err := t.tempFile()
+	if err != nil {
+		return err
+	}
+	if t.r.mode == ModeArchive {
+		w.out.Reset()
+		w.out.Write(ostree.ArchiveHeader(fi, uint64(len(data))))
+		fw := getDeflater(t.r.zlibLevel, &w.out)
+		fw.Write(data)
+		err = fw.Close()
+		putDeflater(t.r.zlibLevel, fw)
+		if err == nil {
+			_, err = f.Write(w.out.Bytes())
+		}
+		if err == nil {
+			err = f.Chmod(0o644)
+		}
+		if err == nil {
+			err = f.Close()
+		}
+		w.b.wrote.Add(int64(w.out.Len()))
+	} else {
+		_, err = f.Write(data)
+		if err == nil {
+			err = finishBare(f, fi, t.r.mode)
+		}
+		w.b.wrote.Add(int64(len(data)))
+	}
+	return w.placed(f, err, c, where)
+}
+
+// storeStream writes a content object from a reader of exactly size bytes,
+// hashing again on the way: a file that changed since it was hashed is an
+// error, never an object under the wrong name.
+func (w *worker) storeStream(fi ostree.FileInfo, c ostree.Checksum, r io.Reader, size int64, where string) error {
+	t := w.b.t
+	f, err := t.tempFile()
+	if err != nil {
+		return err
+	}
+	w.h.Reset()
+	w.h.Write(ostree.FileHeader(fi))
+	bw := bufWriters.Get().(*bufio.Writer)
+	bw.Reset(f)
+	defer bufWriters.Put(bw)
+	cw := &countWriter{w: bw}
+	if t.r.mode == ModeArchive {
+		cw.Write(ostree.ArchiveHeader(fi, uint64(size)))
+		fw := getDeflater(t.r.zlibLevel, cw)
+		err = w.copyExact(fw, r, size)
+		if err == nil {
+			err = fw.Close()
+		}
+		putDeflater(t.r.zlibLevel, fw)
+	} else {
+		err = w.copyExact(cw, r, size)
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil && w.sum() != c {
+		err = fmt.Errorf("%s changed while being committed: %w", where, errdefs.ErrFailedPrecondition)
+	}
+	if err == nil {
+		if t.r.mode == ModeArchive {
+			if err = f.Chmod(0o644); err == nil {
+				err = f.Close()
+			}
+		} else {
+			err = finishBare(f, fi, t.r.mode)
+		}
+	}
+	w.b.wrote.Add(cw.n)
+	return w.placed(f, err, c, where)
+}
+
+// placed moves a finished temp file to its staged name, or removes it if
+// writing it failed.
+func (w *worker) placed(f *os.File, err error, c ostree.Checksum, where string) error {
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return fmt.Errorf("storing %s: %w", where, err)
+	}
+	w.b.contentWritten.Add(1)
+	return w.b.t.place(f.Name(), ostree.ObjectName{Checksum: c, Type: ostree.ObjectFile})
+}
+
+// copyExact copies exactly size bytes of r into dst and into w.h, and
+// checks that r ends there.
+func (w *worker) copyExact(dst io.Writer, r io.Reader, size int64) error {
+	if w.stream == nil {
+		w.stream = make([]byte, 256<<10)
+	}
+	return copyHashed(dst, r, size, w.h, w.stream)
+}
+
+func copyHashed(dst io.Writer, r io.Reader, size int64, h hash.Hash, buf []byte) error {
+	for left := size; left > 0; {
+		n, err := io.ReadFull(r, buf[:min(int64(len(buf)), left)])
+		if n > 0 {
+			h.Write(buf[:n])
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			left -= int64(n)
+		}
+		if err == io.ErrUnexpectedEOF || err == io.EOF {
+			return fmt.Errorf("payload ended after %d of %d bytes: %w", size-left, size, errdefs.ErrFailedPrecondition)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	var one [1]byte
+	if n, _ := r.Read(one[:]); n > 0 {
+		return fmt.Errorf("payload longer than %d bytes: %w", size, errdefs.ErrFailedPrecondition)
+	}
+	return nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// finishBare gives a regular-file object written in a bare mode its
+// metadata (spec §4.3) and closes it.
+func finishBare(f *os.File, fi ostree.FileInfo, mode Mode) error {
+	fd := int(f.Fd())
+	var err error
+	switch mode {
+	case ModeBare:
+		if err := unix.Fchown(fd, int(fi.UID), int(fi.GID)); err != nil {
+			return fmt.Errorf("setting owner of content object: %w", err)
+		}
+		for _, x := range fi.Xattrs {
+			if err := unix.Fsetxattr(fd, x.Name, x.Value, 0); err != nil {
+				return fmt.Errorf("setting xattr %s of content object: %w", x.Name, err)
+			}
+		}
+		err = unix.Fchmod(fd, fi.Mode&ostree.ModePermMask)
+	case ModeBareUser:
+		if err := unix.Fsetxattr(fd, "user.ostreemeta", ostree.FileMeta(fi), 0); err != nil {
+			return fmt.Errorf("setting user.ostreemeta (does the filesystem support user xattrs?): %w", err)
+		}
+		err = unix.Fchmod(fd, fi.Mode&0o775|0o400)
+	case ModeBareUserOnly:
+		err = unix.Fchmod(fd, fi.Mode&ostree.ModePermMask)
+	}
+	if err != nil {
+		return fmt.Errorf("setting mode of content object: %w", err)
+	}
+	// All bare modes give content objects mtime 0 (OSTREE_TIMESTAMP).
+	if err := unix.Futimes(fd, []unix.Timeval{{}, {}}); err != nil {
+		return fmt.Errorf("setting mtime of content object: %w", err)
+	}
+	return f.Close()
+}
+
+// checkFileInfo rejects what no content object can hold, naming the path.
+func checkFileInfo(fi ostree.FileInfo, where string) error {
+	if err := fi.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	return nil
+}
+
+// openNoFollow opens a regular file for reading without following a final
+// symlink and, where allowed, without updating its atime.
+func openNoFollow(path string) (*os.File, error) {
+	flags := os.O_RDONLY | unix.O_NOFOLLOW | unix.O_NOATIME
+	f, err := os.OpenFile(path, flags, 0)
+	if errors.Is(err, unix.EPERM) {
+		// O_NOATIME needs ownership or CAP_FOWNER.
+		f, err = os.OpenFile(path, flags&^unix.O_NOATIME, 0)
+	}
+	return f, err
+}
+
+// statFile reads the metadata of an open regular file, xattrs included.
+func (w *worker) statFile(f *os.File, path string) (ostree.FileInfo, int64, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return ostree.FileInfo{}, 0, fmt.Errorf("stat %s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return ostree.FileInfo{}, 0, fmt.Errorf("%s: changed while being committed (no longer a regular file): %w", path, errdefs.ErrFailedPrecondition)
+	}
+	fi := ostree.FileInfo{UID: st.Uid, GID: st.Gid, Mode: st.Mode}
+	if !w.b.noX && !w.b.canon {
+		var err error
+		if fi.Xattrs, w.xattr, err = fdXattrs(int(f.Fd()), w.xattr); err != nil {
+			return fi, 0, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return fi, st.Size, nil
+}
