@@ -158,7 +158,12 @@ func (p *payloadReader) Read(b []byte) (int, error) {
 	p.left -= int64(n)
 	switch {
 	case p.left == 0:
-		return n, p.finish()
+		// The last bytes go out only once the end checks pass: io.CopyN (which the
+		// store copies with) drops an error that comes with its final byte.
+		if err := p.finish(); err != nil {
+			return 0, err
+		}
+		return n, nil
 	case err == io.EOF:
 		return n, fmt.Errorf("content object %s: payload %d bytes shorter than its header says: %w", p.name.Checksum, p.left, errdefs.ErrCorrupt)
 	case err != nil:

@@ -37,6 +37,13 @@ type Progress interface {
 	Add(n int64)
 }
 
+// ByteProgress is a Progress that also wants the bytes received so far,
+// told with each object finished.
+type ByteProgress interface {
+	Progress
+	SetBytes(n int64)
+}
+
 // Options describe a pull.
 type Options struct {
 	// URL is the remote repository's base URL (http, https or file).
@@ -177,6 +184,7 @@ func Pull(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 		p.maxContentSize = 1 << 40
 	}
 	p.stats.progress = opts.Progress
+	p.stats.bytes = tr.bytes.Load
 	if err := p.resolve(ctx, targets); err != nil {
 		return nil, err
 	}
@@ -491,6 +499,7 @@ func markPartial(r *repo.Repo, c ostree.Checksum) error {
 // stats counts objects for the Result and the Progress.
 type stats struct {
 	progress Progress
+	bytes    func() int64
 	mu       sync.Mutex
 	total    int64
 	fetch    int64
@@ -516,6 +525,9 @@ func (s *stats) done(c *int64) {
 	s.mu.Unlock()
 	if s.progress != nil {
 		s.progress.Add(1)
+		if bp, ok := s.progress.(ByteProgress); ok {
+			bp.SetBytes(s.bytes())
+		}
 	}
 }
 

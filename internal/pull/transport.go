@@ -70,7 +70,20 @@ func NewClient() *http.Client {
 		DisableCompression:    true,
 	}
 	tr.RegisterProtocol("file", http.NewFileTransport(http.Dir("/")))
-	return &http.Client{Transport: tr}
+	return &http.Client{Transport: tr, CheckRedirect: checkRedirect}
+}
+
+// checkRedirect follows at most 10 redirects, like Go's default, and only to http and https
+// URLs: the transport also serves file:// (for local remotes), and a remote server must not
+// be able to point the client at local files with a redirect.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if s := req.URL.Scheme; s != "http" && s != "https" {
+		return fmt.Errorf("refusing a redirect from %s to %s: only http and https redirects are followed", via[len(via)-1].URL, req.URL)
+	}
+	return nil
 }
 
 // errStalled is the cause of a request cancelled for receiving nothing
@@ -235,17 +248,55 @@ func (t *transport) get(ctx context.Context, rel string, limit int64) ([]byte, e
 		if b.length > limit {
 			return fmt.Errorf("GET %s: %d bytes, more than the %d allowed: %w", b.url, b.length, limit, errdefs.ErrCorrupt)
 		}
-		buf, err := io.ReadAll(io.LimitReader(b, limit+1))
+		buf, err := readAtMost(b, b.length, limit)
 		if err != nil {
 			return err
 		}
-		if int64(len(buf)) > limit {
+		if buf == nil {
 			return fmt.Errorf("GET %s: more than the %d bytes allowed: %w", b.url, limit, errdefs.ErrCorrupt)
 		}
 		out = buf
 		return nil
 	})
 	return out, err
+}
+
+// readAtMost reads r to its end; it returns nil (and no error) if that is more than limit
+// bytes, having read limit+1 of them. A body of known length is
+// read into one allocation; one of unknown length in 1 MiB chunks joined at the end, so that
+// an endless body costs about limit bytes of memory instead of the two to three times that
+// io.ReadAll's growth takes.
+func readAtMost(r io.Reader, length, limit int64) ([]byte, error) {
+	if length >= 0 && length <= limit {
+		buf := make([]byte, length)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	const chunk = 1 << 20
+	var chunks [][]byte
+	var total int64
+	for total <= limit {
+		c := make([]byte, min(chunk, limit+1-total))
+		n, err := io.ReadFull(r, c)
+		chunks = append(chunks, c[:n])
+		total += int64(n)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if total > limit {
+		return nil, nil
+	}
+	buf := make([]byte, 0, total)
+	for _, c := range chunks {
+		buf = append(buf, c...)
+	}
+	return buf, nil
 }
 
 // getOptional is get for a file that may be absent: a 404 gives nil, nil.
