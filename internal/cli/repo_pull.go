@@ -1,0 +1,214 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/strata-os/strata/internal/ostree"
+	"github.com/strata-os/strata/internal/pull"
+	"github.com/strata-os/strata/internal/repo"
+	"github.com/strata-os/strata/internal/sign"
+)
+
+func init() { register("repo", newRepoPullCmd) }
+
+type pullJSON struct {
+	Refs           []pullRefJSON `json:"refs"`
+	Commits        int           `json:"commits"`
+	ObjectsFetched int64         `json:"objects_fetched"`
+	ObjectsSkipped int64         `json:"objects_skipped"`
+	Bytes          int64         `json:"bytes"`
+	Duration       float64       `json:"duration_seconds"`
+}
+
+type pullRefJSON struct {
+	Ref      string `json:"ref"`
+	Commit   string `json:"commit"`
+	Previous string `json:"previous,omitempty"`
+	SignedBy string `json:"signed_by,omitempty"`
+}
+
+func newRepoPullCmd() *cobra.Command {
+	var (
+		path, url                        string
+		keyFiles                         []string
+		noVerify, allowDowngrade, asJSON bool
+		depth                            int
+	)
+	cmd := &cobra.Command{
+		Use:   "pull --repo R (--url URL | REMOTE) [--trusted-key FILE | --no-verify] [--depth N] [--json] REF...",
+		Short: "Fetch refs from a served repository, verifying signatures",
+		Long: `Pull each REF (or REF@CHECKSUM for a given commit) from an archive repository
+served over HTTP (strata repo serve, any static web server, or ostree's
+trivial-httpd) into the local repository, whatever its mode.
+
+From --url, refs are written as local refs (refs/heads/REF), as a mirror
+does; from a configured REMOTE, as refs/remotes/REMOTE/REF.
+
+Every commit must carry an ed25519 signature by a trusted key before any of
+its content is fetched: keys come from --trusted-key files, or else from the
+remote's verification-ed25519-key/-file. Without a key the pull is refused;
+--no-verify pulls unverified. A signed summary (summary.sig) is checked too;
+the remote's sign-verify-summary=true makes it mandatory. strata does not
+check GPG signatures (gpg-verify). A commit bound to other refs
+(ostree.ref-binding) is refused, and so is moving a ref to an older commit
+unless --allow-downgrade or REF@CHECKSUM.
+
+--depth N also pulls N parent commits with their trees (-1: all history).
+An interrupted pull resumes from what it had fetched. The ref moves only
+when everything is in.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if noVerify && len(keyFiles) > 0 {
+				return usagef("--no-verify and --trusted-key contradict each other")
+			}
+			r, err := openRepo(path)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			opts := pull.Options{URL: url, Refs: args, NoVerify: noVerify, AllowDowngrade: allowDowngrade, Depth: depth}
+			if url == "" {
+				if len(args) < 2 {
+					return usagef("give --url URL, or a REMOTE and at least one REF")
+				}
+				opts.Remote, opts.Refs = args[0], args[1:]
+			}
+			if err := pullSettings(r, &opts, keyFiles); err != nil {
+				return err
+			}
+			bar := &pullProgress{p: newProgress(cmd, "pull", -1, false)}
+			opts.Progress = bar
+			res, err := pull.Pull(cmd.Context(), r, opts)
+			bar.p.Finish()
+			if err != nil {
+				return fmt.Errorf("cannot pull: %w", err)
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), pullResultJSON(res))
+			}
+			printPull(cmd.OutOrStdout(), opts.Remote, res)
+			return nil
+		},
+	}
+	addRepoFlag(cmd, &path)
+	cmd.Flags().StringVar(&url, "url", "", "base URL of the remote repository (instead of a configured REMOTE)")
+	cmd.Flags().StringArrayVar(&keyFiles, "trusted-key", nil, "file of trusted ed25519 public keys (repeatable)")
+	cmd.Flags().BoolVar(&noVerify, "no-verify", false, "do not verify signatures")
+	cmd.Flags().BoolVar(&allowDowngrade, "allow-downgrade", false, "let a ref move to an older commit")
+	cmd.Flags().IntVar(&depth, "depth", 0, "also pull this many parent commits (-1: all)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print what was pulled as JSON")
+	return cmd
+}
+
+// pullSettings fills in the URL and the verification of opts: from the
+// flags, and for a pull by remote name from the remote's config.
+func pullSettings(r *repo.Repo, opts *pull.Options, keyFiles []string) error {
+	var trusted []sign.PublicKey
+	for _, f := range keyFiles {
+		keys, err := sign.LoadTrustedKeys(f)
+		if err != nil {
+			return fmt.Errorf("cannot pull: %w", err)
+		}
+		trusted = append(trusted, keys...)
+	}
+	if opts.Remote != "" {
+		rm, err := r.GetRemote(opts.Remote)
+		if err != nil {
+			return fmt.Errorf("cannot pull: %w", err)
+		}
+		opts.URL = rm.URL
+		if opts.RequireSummarySignature, err = r.Config().GetBool(fmt.Sprintf("remote %q", rm.Name), "sign-verify-summary", false); err != nil {
+			return fmt.Errorf("cannot pull: remote %s: %w", rm.Name, err)
+		}
+		if len(keyFiles) == 0 && !opts.NoVerify {
+			if rm.Ed25519Key != "" {
+				k, err := sign.ParsePublicKey(rm.Ed25519Key)
+				if err != nil {
+					return fmt.Errorf("cannot pull: remote %s verification-ed25519-key: %w", rm.Name, err)
+				}
+				trusted = append(trusted, k)
+			}
+			if rm.Ed25519File != "" {
+				keys, err := sign.LoadTrustedKeys(rm.Ed25519File)
+				if err != nil {
+					return fmt.Errorf("cannot pull: remote %s: %w", rm.Name, err)
+				}
+				trusted = append(trusted, keys...)
+			}
+		}
+	}
+	if opts.NoVerify {
+		return nil
+	}
+	if len(trusted) == 0 {
+		where := "--trusted-key FILE"
+		if opts.Remote != "" {
+			where += fmt.Sprintf(" (or add remote %s with --trusted-key)", opts.Remote)
+		}
+		return usagef("cannot pull: no trusted key to verify signatures with: give %s, or --no-verify to pull unverified", where)
+	}
+	opts.Verifier = pull.Signatures(sign.NewEd25519Verifier(trusted, nil))
+	return nil
+}
+
+// pullProgress shows objects done of objects found, and bytes received.
+type pullProgress struct {
+	p     *progress
+	bytes atomic.Int64
+	last  atomic.Int64 // unix nanoseconds of the last description update
+}
+
+var _ pull.ByteProgress = (*pullProgress)(nil)
+
+func (b *pullProgress) SetTotal(n int64) { b.p.SetTotal(n) }
+func (b *pullProgress) Add(n int64)      { b.p.Add(n) }
+
+func (b *pullProgress) SetBytes(n int64) {
+	b.bytes.Store(n)
+	now := time.Now().UnixNano()
+	if b.p.bar == nil || now-b.last.Load() < int64(200*time.Millisecond) {
+		return
+	}
+	b.last.Store(now)
+	b.p.bar.Describe("pull " + humanBytes(n))
+}
+
+func pullResultJSON(res *pull.Result) pullJSON {
+	out := pullJSON{Refs: []pullRefJSON{}, Commits: res.Commits, ObjectsFetched: res.Fetched,
+		ObjectsSkipped: res.Skipped, Bytes: res.Bytes, Duration: res.Duration.Seconds()}
+	for _, r := range res.Refs {
+		e := pullRefJSON{Ref: r.Ref, Commit: r.Commit.String(), SignedBy: r.SignedBy}
+		if !r.Previous.IsZero() {
+			e.Previous = r.Previous.String()
+		}
+		out.Refs = append(out.Refs, e)
+	}
+	return out
+}
+
+func printPull(w io.Writer, remote string, res *pull.Result) {
+	for _, r := range res.Refs {
+		name := r.Ref
+		if remote != "" {
+			name = remote + ":" + r.Ref
+		}
+		switch r.Previous {
+		case ostree.Checksum{}:
+			fmt.Fprintf(w, "%s: %s (new)\n", name, r.Commit)
+		case r.Commit:
+			fmt.Fprintf(w, "%s: %s (unchanged)\n", name, r.Commit)
+		default:
+			fmt.Fprintf(w, "%s: %s -> %s\n", name, r.Previous, r.Commit)
+		}
+		if r.SignedBy != "" {
+			fmt.Fprintf(w, "  signed by %s\n", strings.TrimPrefix(r.SignedBy, sign.EngineEd25519+":"))
+		}
+	}
+	fmt.Fprintf(w, "%d objects fetched, %d already present; %s in %s\n",
+		res.Fetched, res.Skipped, humanBytes(res.Bytes), res.Duration.Round(time.Millisecond))
+}

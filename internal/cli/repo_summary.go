@@ -1,0 +1,169 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/strata-os/strata/internal/ostree"
+	"github.com/strata-os/strata/internal/repo"
+	"github.com/strata-os/strata/internal/sign"
+)
+
+func init() { register("repo", newRepoSummaryCmd) }
+
+// summaryJSON is the --json form of a summary.
+type summaryJSON struct {
+	Refs             []summaryRefJSON `json:"refs"`
+	Mode             string           `json:"mode,omitempty"`
+	LastModified     string           `json:"last_modified,omitempty"`
+	TombstoneCommits bool             `json:"tombstone_commits"`
+	IndexedDeltas    bool             `json:"indexed_deltas"`
+	Signed           bool             `json:"signed"`
+}
+
+type summaryRefJSON struct {
+	Name       string `json:"name"`
+	Commit     string `json:"commit"`
+	CommitSize uint64 `json:"commit_size"`
+	Version    string `json:"version,omitempty"`
+	Timestamp  string `json:"timestamp,omitempty"`
+}
+
+func newRepoSummaryCmd() *cobra.Command {
+	var (
+		path, keyFile string
+		view, asJSON  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "summary --repo R [--sign-key FILE] [--view] [--json]",
+		Short: "Write the summary file (the index of refs clients fetch first), optionally signed",
+		Long: `Regenerate the repository's summary file from its local refs (refs/heads), as
+ostree summary -u does, and remove any summary.sig, which signed the old one.
+With --sign-key, write a new summary.sig with an ed25519 signature by that key.
+
+--view prints the current summary instead of regenerating it; --json prints
+it as JSON (after regenerating it, unless --view).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if view && keyFile != "" {
+				return usagef("--view shows the current summary and cannot sign: drop --view or --sign-key")
+			}
+			r, err := openRepo(path)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			if !view {
+				opts := repo.SummaryOptions{}
+				if keyFile != "" {
+					key, err := sign.LoadSecretKey(keyFile)
+					if err != nil {
+						return fmt.Errorf("cannot sign the summary: %w", err)
+					}
+					opts.Sign = func(data []byte) ([]byte, error) {
+						return sign.Append(nil, data, sign.NewEd25519Signer(key))
+					}
+				}
+				if _, err := r.RegenerateSummary(opts); err != nil {
+					return fmt.Errorf("cannot write the summary: %w", err)
+				}
+				if !asJSON {
+					return nil
+				}
+			}
+			data, sig, err := r.ReadSummary()
+			if err != nil {
+				return fmt.Errorf("cannot read the summary: %w", err)
+			}
+			s, err := ostree.ParseSummary(data)
+			if err != nil {
+				return fmt.Errorf("cannot read the summary: %w", err)
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), summaryToJSON(s, sig != nil))
+			}
+			printSummary(cmd.OutOrStdout(), s, sig != nil)
+			return nil
+		},
+	}
+	addRepoFlag(cmd, &path)
+	cmd.Flags().StringVar(&keyFile, "sign-key", "", "sign the summary with this ed25519 secret key file (strata repo keygen)")
+	cmd.Flags().BoolVar(&view, "view", false, "print the current summary instead of regenerating it")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
+	return cmd
+}
+
+func beTime(v ostree.Metadata, key string) (time.Time, bool) {
+	e, ok := v.Get(key)
+	if !ok {
+		return time.Time{}, false
+	}
+	if _, isT := e.Value.(uint64); !isT {
+		return time.Time{}, false
+	}
+	ts := ostree.SummaryRef{Metadata: ostree.Metadata{{Key: ostree.SummaryCommitTimestamp, Value: e}}}.Timestamp()
+	return time.Unix(int64(ts), 0).UTC(), true
+}
+
+func boolMeta(m ostree.Metadata, key string) bool {
+	v, ok := m.Get(key)
+	b, _ := v.Value.(bool)
+	return ok && b
+}
+
+func summaryToJSON(s *ostree.Summary, signed bool) summaryJSON {
+	out := summaryJSON{
+		Refs:             []summaryRefJSON{},
+		Mode:             s.Metadata.String(ostree.SummaryMode),
+		TombstoneCommits: boolMeta(s.Metadata, ostree.SummaryTombstones),
+		IndexedDeltas:    boolMeta(s.Metadata, ostree.SummaryIndexedDeltas),
+		Signed:           signed,
+	}
+	if t, ok := beTime(s.Metadata, ostree.SummaryLastModified); ok {
+		out.LastModified = t.Format(time.RFC3339)
+	}
+	for _, r := range s.Refs {
+		e := summaryRefJSON{Name: r.Name, Commit: r.Checksum.String(), CommitSize: r.CommitSize,
+			Version: r.Metadata.String(ostree.SummaryCommitVersion)}
+		if t, ok := beTime(r.Metadata, ostree.SummaryCommitTimestamp); ok {
+			e.Timestamp = t.Format(time.RFC3339)
+		}
+		out.Refs = append(out.Refs, e)
+	}
+	return out
+}
+
+// printSummary prints a summary the way `ostree summary --view` does.
+func printSummary(w io.Writer, s *ostree.Summary, signed bool) {
+	for _, r := range s.Refs {
+		fmt.Fprintf(w, "* %s\n    Latest Commit (%d bytes):\n      %s\n", r.Name, r.CommitSize, r.Checksum)
+		if v := r.Metadata.String(ostree.SummaryCommitVersion); v != "" {
+			fmt.Fprintf(w, "    Version (%s): %s\n", ostree.SummaryCommitVersion, v)
+		}
+		if t, ok := beTime(r.Metadata, ostree.SummaryCommitTimestamp); ok {
+			fmt.Fprintf(w, "    Timestamp (%s): %s\n", ostree.SummaryCommitTimestamp, t.Format(time.RFC3339))
+		}
+		fmt.Fprintln(w)
+	}
+	for _, e := range s.Metadata {
+		key, _ := e.Key.(string)
+		switch key {
+		case ostree.SummaryMode:
+			fmt.Fprintf(w, "Repository Mode (%s): %s\n", key, s.Metadata.String(key))
+		case ostree.SummaryLastModified:
+			t, _ := beTime(s.Metadata, key)
+			fmt.Fprintf(w, "Last-Modified (%s): %s\n", key, t.Format(time.RFC3339))
+		case ostree.SummaryTombstones:
+			yes := map[bool]string{true: "Yes", false: "No"}[boolMeta(s.Metadata, key)]
+			fmt.Fprintf(w, "Has Tombstone Commits (%s): %s\n", key, yes)
+		default:
+			v, _ := s.Metadata.Get(key)
+			fmt.Fprintf(w, "%s: %v\n", key, v.Value)
+		}
+	}
+	if signed {
+		fmt.Fprintf(w, "Signed (%s): yes\n", repo.SummarySigFile)
+	}
+}
