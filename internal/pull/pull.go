@@ -82,8 +82,10 @@ type Options struct {
 	// Retry says how transient failures are retried.
 	Retry RetryPolicy
 	// RequestTimeout bounds each request, body included; 0 means 10
-	// minutes. StallTimeout fails a request that receives nothing for that
-	// long (headers included); 0 means 30 seconds.
+	// minutes. A content object whose declared size would take longer at
+	// 256 KiB/s gets that long instead. StallTimeout fails a request that
+	// receives nothing for that long (headers included); 0 means 30
+	// seconds. Both count as transient failures and are retried.
 	RequestTimeout, StallTimeout time.Duration
 	// MaxContentSize bounds the payload a content object may declare;
 	// 0 means 1 TiB.
@@ -267,8 +269,10 @@ func (p *puller) resolve(ctx context.Context, targets []*target) error {
 }
 
 // maxSummarySize bounds summary downloads; libostree has no bound, but
-// even very large remotes stay far below it.
-const maxSummarySize = 64 << 20
+// even remotes with thousands of refs stay far below it (a ref entry is
+// about 100 bytes). It is also the memory a hostile endless summary can
+// cost, so it stays well under the 64 MiB the attack tests allow.
+const maxSummarySize = 32 << 20
 
 // fetchSummary fetches summary.sig and summary (spec §6.4 step 1) and
 // verifies the signature when there is one and a Verifier. It returns nil
