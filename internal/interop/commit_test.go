@@ -24,15 +24,25 @@ func TestCommitMatchesOstree(t *testing.T) {
 			p := pairFor(t, mode)
 			for i, c := range history {
 				t.Run(c.name, func(t *testing.T) {
-					if p.errs[i] != nil {
-						t.Fatal(p.errs[i])
-					}
-					if got, want := p.strataCommits[i], p.ostreeCommits[i]; got != want {
+					want := p.ostreeCommit(t, i)
+					if got := p.strataCommit(t, i); got != want {
 						t.Errorf("strata repo commit (%s) = %s, want %s as from ostree commit", c.name, got, want)
 						explainCommitDiff(t, "strata's commit", p.strata, got, "ostree's commit", p.ostree, want)
 					}
 				})
 			}
+			t.Run("objects", func(t *testing.T) {
+				for i := range min(len(p.strataCommits), len(p.ostreeCommits)) {
+					got, want := p.strataCommits[i], p.ostreeCommits[i]
+					if got != want {
+						continue // reported above
+					}
+					t.Run(history[i].name, func(t *testing.T) {
+						c := mustChecksum(t, got)
+						compareReachable(t, mode, p.strata, c, p.ostree, c, true)
+					})
+				}
+			})
 			t.Run("refs", func(t *testing.T) {
 				for _, ref := range []string{"main", "other/branch"} {
 					got, gerr := os.ReadFile(filepath.Join(p.strata, "refs", "heads", ref))
@@ -109,8 +119,8 @@ func TestCommitTarMatchesOstree(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			sr, or := filepath.Join(dir, "strata"), filepath.Join(dir, "ostree")
-			mustStrata(t, "repo", "init", "--repo", sr, "--mode", mode)
-			mustOstree(t, "--repo="+or, "init", "--mode="+mode)
+			mustInitRepo(t, "strata", sr, mode)
+			mustInitRepo(t, "ostree", or, mode)
 			sargs := spec.strataArgs(sr, "", "")
 			for i, a := range sargs {
 				if a == "--tree" {

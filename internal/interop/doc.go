@@ -15,6 +15,7 @@
 //
 // The tests need root (owners, setuid bits, trusted.* xattrs, bare repositories) and the ostree
 // binary, so every test file carries the build tags `peer` and `root`; `make test` runs them.
+// TestMain builds cmd/strata once per run; with STRATA_BIN set, that binary is tested instead.
 //
 // Layer: tests only (outside the L0–L4 stack).
 package interop

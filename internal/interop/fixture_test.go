@@ -101,10 +101,10 @@ func makePair(mode string) (*repoPair, error) {
 		return nil, err
 	}
 	p := &repoPair{mode: mode, strata: filepath.Join(dir, "strata"), ostree: filepath.Join(dir, "ostree")}
-	if _, err := strataOK("repo", "init", "--repo", p.strata, "--mode", mode); err != nil {
+	if err := initRepo("strata", p.strata, mode); err != nil {
 		return nil, err
 	}
-	if _, err := ostreeOK("--repo="+p.ostree, "init", "--mode="+mode); err != nil {
+	if err := initRepo("ostree", p.ostree, mode); err != nil {
 		return nil, err
 	}
 	p.errs = make([]error, len(history))
@@ -119,6 +119,8 @@ func makePair(mode string) (*repoPair, error) {
 			} else {
 				p.strataCommits = append(p.strataCommits, sum)
 			}
+		} else {
+			p.errs[i] = fmt.Errorf("strata: not attempted, an earlier commit failed")
 		}
 		if len(p.ostreeCommits) == i {
 			if sum, err := commitWith(ostreeOK, c, c.ostreeArgs, p.ostree, tree, p.ostreeCommits); err != nil {
@@ -126,6 +128,8 @@ func makePair(mode string) (*repoPair, error) {
 			} else {
 				p.ostreeCommits = append(p.ostreeCommits, sum)
 			}
+		} else {
+			p.errs[i] = errors.Join(p.errs[i], fmt.Errorf("ostree: not attempted, an earlier commit failed"))
 		}
 	}
 	return p, nil
@@ -162,12 +166,20 @@ func pairFor(t *testing.T, mode string) *repoPair {
 	return p
 }
 
-// firstCommits returns the commit of the awkward tree made by each tool, failing the test if
-// either tool could not make it.
-func (p *repoPair) firstCommits(t *testing.T) (strata, ostree string) {
+// strataCommit returns the i-th history commit strata made, failing the test if it could not.
+func (p *repoPair) strataCommit(t *testing.T, i int) string {
 	t.Helper()
-	if len(p.strataCommits) == 0 || len(p.ostreeCommits) == 0 {
-		t.Fatalf("committing the awkward tree to %s repositories: %v", p.mode, p.errs[0])
+	if i >= len(p.strataCommits) {
+		t.Fatalf("strata could not commit %q to its %s repository: %v", history[i].name, p.mode, p.errs[i])
 	}
-	return p.strataCommits[0], p.ostreeCommits[0]
+	return p.strataCommits[i]
+}
+
+// ostreeCommit returns the i-th history commit ostree made, failing the test if it could not.
+func (p *repoPair) ostreeCommit(t *testing.T, i int) string {
+	t.Helper()
+	if i >= len(p.ostreeCommits) {
+		t.Fatalf("ostree could not commit %q to its %s repository: %v", history[i].name, p.mode, p.errs[i])
+	}
+	return p.ostreeCommits[i]
 }

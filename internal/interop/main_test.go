@@ -5,6 +5,7 @@ package interop
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -24,6 +25,14 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	// The tests mostly wait on ostree and strata processes and the disk, not the CPU: run more of
+	// them at once than GOMAXPROCS, unless -test.parallel says otherwise.
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		flag.Set("test.parallel", "4")
+	}
 	os.Exit(runTests(m))
 }
 
@@ -35,6 +44,11 @@ func runTests(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	scratch = dir
+	if bin := os.Getenv("STRATA_BIN"); bin != "" {
+		// A prebuilt binary, e.g. a release candidate, is tested as it is.
+		strataBin = bin
+		return m.Run()
+	}
 	strataBin = filepath.Join(dir, "strata")
 	if err := buildStrata(strataBin); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -155,6 +169,31 @@ func mustOstree(t *testing.T, args ...string) string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// initRepo creates a repository of mode with strata or with ostree and turns off fsync in it:
+// these tests compare bytes, not durability, and fsync dominates their run time otherwise. Both
+// tools honour core.fsync.
+func initRepo(tool, repo, mode string) error {
+	var err error
+	if tool == "strata" {
+		_, err = strataOK("repo", "init", "--repo", repo, "--mode", mode)
+	} else {
+		_, err = ostreeOK("--repo="+repo, "init", "--mode="+mode)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = ostreeOK("--repo="+repo, "config", "set", "core.fsync", "false")
+	return err
+}
+
+// mustInitRepo is initRepo failing the test on error.
+func mustInitRepo(t *testing.T, tool, repo, mode string) {
+	t.Helper()
+	if err := initRepo(tool, repo, mode); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // checksumOut returns the commit checksum a commit command printed: its last line, which must be

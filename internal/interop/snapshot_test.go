@@ -189,12 +189,21 @@ func (s snapshot) canonical() snapshot {
 }
 
 // forMode is the tree that a full (not user-mode) checkout of a commit of src reproduces from a
-// repository of the given mode.
+// repository of the given mode. bare-user-only repositories are always checked out in user mode,
+// and `ostree checkout` in user mode makes every regular file readable by its owner (a 0000 file
+// comes out 0400).
 func (s snapshot) forMode(mode string) snapshot {
-	if mode == "bare-user-only" {
-		return s.canonical()
+	if mode != "bare-user-only" {
+		return s.committed()
 	}
-	return s.committed()
+	c := s.canonical()
+	for k, n := range c {
+		if n.typ == "file" {
+			n.mode |= 0o400
+			c[k] = n
+		}
+	}
+	return c
 }
 
 // diffTrees lists every difference between want and got, one line per path and property, sorted
