@@ -54,6 +54,17 @@ type Repo struct {
 	fsync     bool
 	zlibLevel int
 	lockFD    int
+
+	// onCommitStep, if set (crash tests), is called at each named step
+	// of Txn.Commit: "staged", "synced", "moved-object" (after each
+	// object), "objects-visible", "refs-written".
+	onCommitStep func(step string)
+}
+
+func (r *Repo) commitStep(step string) {
+	if r.onCommitStep != nil {
+		r.onCommitStep(step)
+	}
 }
 
 // DefaultZlibLevel is the deflate level for archive repositories whose

@@ -268,17 +268,35 @@ func (t *Txn) Commit() error {
 	t.finished = true
 	t.mu.Unlock()
 	defer t.release()
+	t.r.commitStep("staged")
 	if t.r.fsync {
 		if err := fsutil.SyncFS(t.dir); err != nil {
 			return err
 		}
 	}
+	t.r.commitStep("synced")
 	objects := filepath.Join(t.r.path, "objects")
 	subs, err := os.ReadDir(t.dir)
 	if err != nil {
 		return fmt.Errorf("reading staging directory: %w", err)
 	}
 	var touched []string
+	// Commit objects are moved last, after the other moves are durable:
+	// once a commit is visible, so is every object of its tree, even if the
+	// process dies or the power fails in between.
+	var commits [][2]string
+	move := func(from, to string, flags uint) error {
+		err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, flags)
+		if errors.Is(err, unix.EEXIST) {
+			os.Remove(from) // another writer stored the same object
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("moving object %s into place: %w", filepath.Base(from), err)
+		}
+		t.r.commitStep("moved-object")
+		return nil
+	}
 	for _, s := range subs {
 		if !s.IsDir() || len(s.Name()) != 2 {
 			continue
@@ -294,28 +312,47 @@ func (t *Txn) Commit() error {
 		}
 		for _, e := range ents {
 			from, to := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
+			if strings.HasSuffix(e.Name(), ".commit") {
+				commits = append(commits, [2]string{from, to})
+				continue
+			}
 			flags := uint(unix.RENAME_NOREPLACE)
 			if strings.HasSuffix(e.Name(), ".commitmeta") {
 				flags = 0
 			}
-			err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, flags)
-			if errors.Is(err, unix.EEXIST) {
-				os.Remove(from) // another writer stored the same object
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("moving object %s into place: %w", e.Name(), err)
+			if err := move(from, to, flags); err != nil {
+				return err
 			}
 		}
 		touched = append(touched, dst)
 	}
-	if t.r.fsync {
-		for _, d := range append(touched, objects) {
+	syncDirs := func(dirs []string) error {
+		if !t.r.fsync {
+			return nil
+		}
+		for _, d := range dirs {
 			if err := fsutil.FsyncDir(d); err != nil {
 				return err
 			}
 		}
+		return nil
 	}
+	if err := syncDirs(append(touched, objects)); err != nil {
+		return err
+	}
+	if len(commits) > 0 {
+		var dirs []string
+		for _, c := range commits {
+			if err := move(c[0], c[1], unix.RENAME_NOREPLACE); err != nil {
+				return err
+			}
+			dirs = append(dirs, filepath.Dir(c[1]))
+		}
+		if err := syncDirs(dirs); err != nil {
+			return err
+		}
+	}
+	t.r.commitStep("objects-visible")
 	for _, u := range t.refs {
 		var err error
 		if u.delete {
@@ -327,6 +364,7 @@ func (t *Txn) Commit() error {
 			return err
 		}
 	}
+	t.r.commitStep("refs-written")
 	os.RemoveAll(t.dir)
 	return nil
 }
