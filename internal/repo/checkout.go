@@ -268,6 +268,7 @@ func (c *checkout) run(ctx context.Context, rootFD int, start *WalkEntry) error 
 			root := &coDir{fd: rootFD, path: start.Path, meta: meta}
 			c.stats.dirs.Add(1)
 			c.total(1)
+			c.done(1)
 			c.walkDir(ctx, root, start.Checksum, jobs)
 		}
 	} else {
@@ -281,6 +282,10 @@ func (c *checkout) run(ctx context.Context, rootFD int, start *WalkEntry) error 
 	}
 	close(jobs)
 	wg.Wait()
+	if c.err == nil {
+		// Canceled by the caller: the walk and the workers stopped early.
+		return ctx.Err()
+	}
 	return c.err
 }
 

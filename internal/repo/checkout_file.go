@@ -65,10 +65,10 @@ func (c *checkout) prepareLink(sum ostree.Checksum, s *objectState) error {
 		defer ct.Close()
 		s.info, s.hasInfo = ct.Info, true
 		if ct.Info.IsSymlink() {
-			return checkSum(headerHash(ct.Info), sum)
+			return coCheckSum(coHeaderHash(ct.Info), sum)
 		}
 	case ModeBareUser:
-		meta, err := lgetxattrSmall(s.path, "user.ostreemeta")
+		meta, err := coLgetxattr(s.path, "user.ostreemeta")
 		if err != nil {
 			return notFound(n, err)
 		}
@@ -80,7 +80,7 @@ func (c *checkout) prepareLink(sum ostree.Checksum, s *objectState) error {
 		}
 		if s.info.IsSymlink() {
 			// Stored as a regular file holding the target and a NUL.
-			b, err := readObjectFile(s.path, n)
+			b, err := walkReadFile(s.path, n)
 			if err != nil {
 				return err
 			}
@@ -92,7 +92,7 @@ func (c *checkout) prepareLink(sum ostree.Checksum, s *objectState) error {
 		}
 		s.info = ostree.FileInfo{Mode: st.Mode}
 		if s.info.IsSymlink() {
-			t, err := readlink(s.path)
+			t, err := coReadlink(s.path)
 			if err != nil {
 				return fmt.Errorf("object %s: %w", n, err)
 			}
@@ -107,12 +107,12 @@ func (c *checkout) prepareLink(sum ostree.Checksum, s *objectState) error {
 		if s.info.IsSymlink() {
 			// Symlinks are created, not linked; their whole object is
 			// the header, so verifying it is free.
-			return checkSum(headerHash(s.info), sum)
+			return coCheckSum(coHeaderHash(s.info), sum)
 		}
 		// User mode links regular files whose on-disk permission bits are
 		// the wanted ones; bare-user stores (mode & 0775) | 0400, so e.g.
 		// 0666 or 0200 files are copied.
-		s.link = st.Mode&ostree.ModePermMask == userModePerm(s.info.Mode)
+		s.link = st.Mode&ostree.ModePermMask == coUserModePerm(s.info.Mode)
 	}
 	if !s.link || c.opts.NoVerifyLinks {
 		return nil
@@ -122,26 +122,26 @@ func (c *checkout) prepareLink(sum ostree.Checksum, s *objectState) error {
 		return notFound(n, err)
 	}
 	defer unix.Close(fd)
-	h := headerHash(s.info)
-	if err := hashFD(h, fd); err != nil {
+	h := coHeaderHash(s.info)
+	if err := coHashFD(h, fd); err != nil {
 		return fmt.Errorf("reading object %s: %w", n, err)
 	}
-	if err := checkSum(h, sum); err != nil {
+	if err := coCheckSum(h, sum); err != nil {
 		return err
 	}
 	c.stats.verified.Add(1)
 	return nil
 }
 
-func headerHash(fi ostree.FileInfo) hash.Hash {
+func coHeaderHash(fi ostree.FileInfo) hash.Hash {
 	h := sha256.New()
 	h.Write(ostree.FileHeader(fi))
 	return h
 }
 
-func hashFD(h hash.Hash, fd int) error {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
+func coHashFD(h hash.Hash, fd int) error {
+	bp := coBufs.Get().(*[]byte)
+	defer coBufs.Put(bp)
 	for {
 		m, err := unix.Read(fd, *bp)
 		if err != nil {
@@ -154,8 +154,8 @@ func hashFD(h hash.Hash, fd int) error {
 	}
 }
 
-// lgetxattrSmall reads an xattr that is normally small in one call.
-func lgetxattrSmall(p, name string) ([]byte, error) {
+// coLgetxattr reads an xattr that is normally small in one call.
+func coLgetxattr(p, name string) ([]byte, error) {
 	var buf [512]byte
 	m, err := unix.Lgetxattr(p, name, buf[:])
 	if errors.Is(err, unix.ERANGE) {
@@ -167,7 +167,7 @@ func lgetxattrSmall(p, name string) ([]byte, error) {
 	return append([]byte(nil), buf[:m]...), nil
 }
 
-func readlink(p string) (string, error) {
+func coReadlink(p string) (string, error) {
 	for size := 256; ; size *= 4 {
 		buf := make([]byte, size)
 		m, err := unix.Readlink(p, buf)
@@ -180,13 +180,13 @@ func readlink(p string) (string, error) {
 	}
 }
 
-// userModePerm is the permission a user-mode checkout gives a file:
+// coUserModePerm is the permission a user-mode checkout gives a file:
 // libostree drops setuid and setgid.
-func userModePerm(mode uint32) uint32 {
+func coUserModePerm(mode uint32) uint32 {
 	return mode & ostree.ModePermMask &^ (unix.S_ISUID | unix.S_ISGID)
 }
 
-func checkSum(h hash.Hash, want ostree.Checksum) error {
+func coCheckSum(h hash.Hash, want ostree.Checksum) error {
 	var got ostree.Checksum
 	h.Sum(got[:0])
 	if got != want {
@@ -195,7 +195,7 @@ func checkSum(h hash.Hash, want ostree.Checksum) error {
 	return nil
 }
 
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+var coBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // doFiles checks out a batch of files of one directory.
 func (c *checkout) doFiles(ctx context.Context, j fileJob) {
@@ -251,9 +251,9 @@ func (c *checkout) copyFile(d *coDir, f ostree.TreeFile) error {
 	}
 	defer ct.Close()
 	fi := ct.Info
-	h := headerHash(fi)
+	h := coHeaderHash(fi)
 	if fi.IsSymlink() {
-		if err := checkSum(h, f.Checksum); err != nil {
+		if err := coCheckSum(h, f.Checksum); err != nil {
 			return err
 		}
 		return c.createSymlink(d, f.Name, fi)
@@ -263,15 +263,15 @@ func (c *checkout) copyFile(d *coDir, f ostree.TreeFile) error {
 		return fmt.Errorf("creating file: %w", err)
 	}
 	defer unix.Close(fd)
-	if err := copyHashed(fd, h, ct, f.Checksum); err != nil {
+	if err := coCopyHashed(fd, h, ct, f.Checksum); err != nil {
 		return err
 	}
-	if err := checkSum(h, f.Checksum); err != nil {
+	if err := coCheckSum(h, f.Checksum); err != nil {
 		return err
 	}
 	mode := fi.Mode & ostree.ModePermMask
 	if c.opts.UserMode {
-		mode = userModePerm(fi.Mode)
+		mode = coUserModePerm(fi.Mode)
 	} else {
 		if err := unix.Fchown(fd, int(fi.UID), int(fi.GID)); err != nil {
 			return fmt.Errorf("setting owner of file: %w", err)
@@ -312,10 +312,10 @@ func (c *checkout) createSymlink(d *coDir, name string, fi ostree.FileInfo) erro
 	return nil
 }
 
-// copyHashed copies an object's payload into fd and into h.
-func copyHashed(fd int, h hash.Hash, r io.Reader, sum ostree.Checksum) error {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
+// coCopyHashed copies an object's payload into fd and into h.
+func coCopyHashed(fd int, h hash.Hash, r io.Reader, sum ostree.Checksum) error {
+	bp := coBufs.Get().(*[]byte)
+	defer coBufs.Put(bp)
 	buf := *bp
 	for {
 		n, err := r.Read(buf)

@@ -7,7 +7,7 @@ import (
 	"github.com/strata-os/strata/internal/ostree"
 )
 
-// DiffResult lists the paths that differ between two commits, each list
+// DiffResult lists the paths that diffWalker between two commits, each list
 // in ostree's order (see Diff).
 type DiffResult struct {
 	Modified []string // same name in both, different content, metadata or type
@@ -36,7 +36,7 @@ func Diff(ctx context.Context, r *Repo, revA, revB string) (*DiffResult, error) 
 			return nil, fmt.Errorf("comparing %s and %s: %w", revA, revB, err)
 		}
 	}
-	d := &differ{ctx: ctx, r: r, res: &DiffResult{}}
+	d := &diffWalker{ctx: ctx, r: r, res: &DiffResult{}}
 	if roots[0].Meta != roots[1].Meta {
 		d.res.Modified = append(d.res.Modified, "/")
 	}
@@ -46,15 +46,15 @@ func Diff(ctx context.Context, r *Repo, revA, revB string) (*DiffResult, error) 
 	return d.res, nil
 }
 
-type differ struct {
+type diffWalker struct {
 	ctx context.Context
 	r   *Repo
 	res *DiffResult
 }
 
-// treeEntries lists a dirtree's entries in enumeration order: files, then
+// diffEntries lists a dirtree's entries in enumeration order: files, then
 // directories.
-func treeEntries(dir string, t ostree.DirTree) []WalkEntry {
+func diffEntries(dir string, t ostree.DirTree) []WalkEntry {
 	out := make([]WalkEntry, 0, len(t.Files)+len(t.Dirs))
 	for _, f := range t.Files {
 		out = append(out, WalkEntry{Path: joinTreePath(dir, f.Name), Kind: EntryFile, Checksum: f.Checksum})
@@ -65,7 +65,7 @@ func treeEntries(dir string, t ostree.DirTree) []WalkEntry {
 	return out
 }
 
-func (d *differ) dirs(dir string, a, b ostree.Checksum) error {
+func (d *diffWalker) dirs(dir string, a, b ostree.Checksum) error {
 	if a == b {
 		return nil
 	}
@@ -80,7 +80,7 @@ func (d *differ) dirs(dir string, a, b ostree.Checksum) error {
 	if err != nil {
 		return fmt.Errorf("directory %s: %w", dir, err)
 	}
-	for _, ea := range treeEntries(dir, ta) {
+	for _, ea := range diffEntries(dir, ta) {
 		eb := findTreeEntry(tb, ea.Name())
 		switch {
 		case eb == nil:
@@ -100,7 +100,7 @@ func (d *differ) dirs(dir string, a, b ostree.Checksum) error {
 			}
 		}
 	}
-	for _, eb := range treeEntries(dir, tb) {
+	for _, eb := range diffEntries(dir, tb) {
 		if findTreeEntry(ta, eb.Name()) != nil {
 			continue
 		}
@@ -115,12 +115,12 @@ func (d *differ) dirs(dir string, a, b ostree.Checksum) error {
 }
 
 // added lists everything below a new directory, depth first.
-func (d *differ) added(dir string, tree ostree.Checksum) error {
+func (d *diffWalker) added(dir string, tree ostree.Checksum) error {
 	t, err := d.r.readDirTreeChecked(tree)
 	if err != nil {
 		return fmt.Errorf("directory %s: %w", dir, err)
 	}
-	for _, e := range treeEntries(dir, t) {
+	for _, e := range diffEntries(dir, t) {
 		d.res.Added = append(d.res.Added, e.Path)
 		if e.Kind == EntryDir {
 			if err := d.added(e.Path, e.Checksum); err != nil {

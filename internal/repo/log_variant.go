@@ -19,11 +19,11 @@ import (
 // integers are shown with their real (little-endian) values.
 func FormatVariant(v gvariant.Variant) string {
 	var b strings.Builder
-	formatValue(&b, v.Type, v.Value, true)
+	gvFormatValue(&b, v.Type, v.Value, true)
 	return b.String()
 }
 
-func formatValue(b *strings.Builder, t *gvariant.Type, v any, annotate bool) {
+func gvFormatValue(b *strings.Builder, t *gvariant.Type, v any, annotate bool) {
 	switch t.Kind() {
 	case 'b':
 		b.WriteString(strconv.FormatBool(v.(bool)))
@@ -33,20 +33,20 @@ func formatValue(b *strings.Builder, t *gvariant.Type, v any, annotate bool) {
 		}
 		fmt.Fprintf(b, "0x%02x", v.(uint8))
 	case 'n':
-		annotated(b, annotate, "int16 ", strconv.FormatInt(int64(v.(int16)), 10))
+		gvAnnotated(b, annotate, "int16 ", strconv.FormatInt(int64(v.(int16)), 10))
 	case 'q':
-		annotated(b, annotate, "uint16 ", strconv.FormatUint(uint64(v.(uint16)), 10))
+		gvAnnotated(b, annotate, "uint16 ", strconv.FormatUint(uint64(v.(uint16)), 10))
 	case 'i':
-		// int32 is the default type of a number, never annotated.
+		// int32 is the default type of a number, never gvAnnotated.
 		b.WriteString(strconv.FormatInt(int64(v.(int32)), 10))
 	case 'h':
-		annotated(b, annotate, "handle ", strconv.FormatInt(int64(v.(int32)), 10))
+		gvAnnotated(b, annotate, "handle ", strconv.FormatInt(int64(v.(int32)), 10))
 	case 'u':
-		annotated(b, annotate, "uint32 ", strconv.FormatUint(uint64(v.(uint32)), 10))
+		gvAnnotated(b, annotate, "uint32 ", strconv.FormatUint(uint64(v.(uint32)), 10))
 	case 'x':
-		annotated(b, annotate, "int64 ", strconv.FormatInt(v.(int64), 10))
+		gvAnnotated(b, annotate, "int64 ", strconv.FormatInt(v.(int64), 10))
 	case 't':
-		annotated(b, annotate, "uint64 ", strconv.FormatUint(v.(uint64), 10))
+		gvAnnotated(b, annotate, "uint64 ", strconv.FormatUint(v.(uint64), 10))
 	case 'd':
 		// g_ascii_dtostr is "%.17g"; a '.' or 'e' is added when missing.
 		s := strconv.FormatFloat(v.(float64), 'g', 17, 64)
@@ -55,20 +55,20 @@ func formatValue(b *strings.Builder, t *gvariant.Type, v any, annotate bool) {
 		}
 		b.WriteString(s)
 	case 's':
-		quoteString(b, v.(string))
+		gvQuoteString(b, v.(string))
 	case 'o':
-		annotated(b, annotate, "objectpath ", "'"+v.(string)+"'")
+		gvAnnotated(b, annotate, "objectpath ", "'"+v.(string)+"'")
 	case 'g':
-		annotated(b, annotate, "signature ", "'"+v.(string)+"'")
+		gvAnnotated(b, annotate, "signature ", "'"+v.(string)+"'")
 	case 'v':
 		vv := v.(gvariant.Variant)
 		b.WriteByte('<')
-		formatValue(b, vv.Type, vv.Value, true)
+		gvFormatValue(b, vv.Type, vv.Value, true)
 		b.WriteByte('>')
 	case 'm':
-		formatMaybe(b, t, v.(gvariant.Maybe), annotate)
+		gvFormatMaybe(b, t, v.(gvariant.Maybe), annotate)
 	case 'a':
-		formatArray(b, t, v, annotate)
+		gvFormatArray(b, t, v, annotate)
 	case '(':
 		fields, tu := t.Fields(), v.(gvariant.Tuple)
 		b.WriteByte('(')
@@ -76,7 +76,7 @@ func formatValue(b *strings.Builder, t *gvariant.Type, v any, annotate bool) {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			formatValue(b, fields[i], tu[i], annotate)
+			gvFormatValue(b, fields[i], tu[i], annotate)
 		}
 		if len(tu) == 1 {
 			b.WriteByte(',')
@@ -85,23 +85,23 @@ func formatValue(b *strings.Builder, t *gvariant.Type, v any, annotate bool) {
 	case '{':
 		fields, e := t.Fields(), v.(gvariant.DictEntry)
 		b.WriteByte('{')
-		formatValue(b, fields[0], e.Key, annotate)
+		gvFormatValue(b, fields[0], e.Key, annotate)
 		b.WriteString(", ")
-		formatValue(b, fields[1], e.Value, annotate)
+		gvFormatValue(b, fields[1], e.Value, annotate)
 		b.WriteByte('}')
 	default:
 		fmt.Fprintf(b, "<unprintable %s>", t)
 	}
 }
 
-func annotated(b *strings.Builder, annotate bool, prefix, s string) {
+func gvAnnotated(b *strings.Builder, annotate bool, prefix, s string) {
 	if annotate {
 		b.WriteString(prefix)
 	}
 	b.WriteString(s)
 }
 
-func formatMaybe(b *strings.Builder, t *gvariant.Type, m gvariant.Maybe, annotate bool) {
+func gvFormatMaybe(b *strings.Builder, t *gvariant.Type, m gvariant.Maybe, annotate bool) {
 	if annotate {
 		b.WriteString("@" + t.String() + " ")
 	}
@@ -111,14 +111,14 @@ func formatMaybe(b *strings.Builder, t *gvariant.Type, m gvariant.Maybe, annotat
 	}
 	// GLib drops "just" unless the child itself ends in "nothing".
 	var child strings.Builder
-	formatValue(&child, t.Elem(), m.Value, false)
+	gvFormatValue(&child, t.Elem(), m.Value, false)
 	if strings.HasSuffix(child.String(), "nothing") {
 		b.WriteString("just ")
 	}
 	b.WriteString(child.String())
 }
 
-func formatArray(b *strings.Builder, t *gvariant.Type, v any, annotate bool) {
+func gvFormatArray(b *strings.Builder, t *gvariant.Type, v any, annotate bool) {
 	elem := t.Elem()
 	if elem.Kind() == 'y' {
 		bs := v.([]byte)
@@ -129,11 +129,11 @@ func formatArray(b *strings.Builder, t *gvariant.Type, v any, annotate bool) {
 			if strings.IndexByte(s, '\'') >= 0 {
 				q = '"'
 			}
-			b.WriteString("b" + string(q) + gStrescape(s) + string(q))
+			b.WriteString("b" + string(q) + gvStrescape(s) + string(q))
 			return
 		}
 		if len(bs) == 0 {
-			emptyArray(b, t, annotate, "[]")
+			gvEmptyArray(b, t, annotate, "[]")
 			return
 		}
 		b.WriteByte('[')
@@ -141,7 +141,7 @@ func formatArray(b *strings.Builder, t *gvariant.Type, v any, annotate bool) {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			formatValue(b, elem, x, annotate && i == 0)
+			gvFormatValue(b, elem, x, annotate && i == 0)
 		}
 		b.WriteByte(']')
 		return
@@ -149,7 +149,7 @@ func formatArray(b *strings.Builder, t *gvariant.Type, v any, annotate bool) {
 	if elem.Kind() == '{' {
 		es := v.([]gvariant.DictEntry)
 		if len(es) == 0 {
-			emptyArray(b, t, annotate, "{}")
+			gvEmptyArray(b, t, annotate, "{}")
 			return
 		}
 		kv := elem.Fields()
@@ -158,16 +158,16 @@ func formatArray(b *strings.Builder, t *gvariant.Type, v any, annotate bool) {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			formatValue(b, kv[0], e.Key, annotate && i == 0)
+			gvFormatValue(b, kv[0], e.Key, annotate && i == 0)
 			b.WriteString(": ")
-			formatValue(b, kv[1], e.Value, annotate && i == 0)
+			gvFormatValue(b, kv[1], e.Value, annotate && i == 0)
 		}
 		b.WriteByte('}')
 		return
 	}
 	xs, _ := v.([]any)
 	if len(xs) == 0 {
-		emptyArray(b, t, annotate, "[]")
+		gvEmptyArray(b, t, annotate, "[]")
 		return
 	}
 	b.WriteByte('[')
@@ -175,22 +175,22 @@ func formatArray(b *strings.Builder, t *gvariant.Type, v any, annotate bool) {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		formatValue(b, elem, x, annotate && i == 0)
+		gvFormatValue(b, elem, x, annotate && i == 0)
 	}
 	b.WriteByte(']')
 }
 
-func emptyArray(b *strings.Builder, t *gvariant.Type, annotate bool, s string) {
+func gvEmptyArray(b *strings.Builder, t *gvariant.Type, annotate bool, s string) {
 	if annotate {
 		b.WriteString("@" + t.String() + " ")
 	}
 	b.WriteString(s)
 }
 
-// quoteString quotes like g_variant_print: single quotes unless the
+// gvQuoteString quotes like g_variant_print: single quotes unless the
 // string contains one, backslash before the quote and backslash,
 // non-printable characters as \n-style or \uXXXX escapes.
-func quoteString(b *strings.Builder, s string) {
+func gvQuoteString(b *strings.Builder, s string) {
 	q := '\''
 	if strings.ContainsRune(s, '\'') {
 		q = '"'
@@ -202,7 +202,7 @@ func quoteString(b *strings.Builder, s string) {
 		if c == q || c == '\\' {
 			b.WriteByte('\\')
 		}
-		if isGPrint(c) {
+		if gvIsPrint(c) {
 			b.WriteRune(c)
 			continue
 		}
@@ -233,15 +233,15 @@ func quoteString(b *strings.Builder, s string) {
 	b.WriteRune(q)
 }
 
-// isGPrint is g_unichar_isprint: anything but control, format,
+// gvIsPrint is g_unichar_isprint: anything but control, format,
 // unassigned and surrogate code points.
-func isGPrint(c rune) bool {
+func gvIsPrint(c rune) bool {
 	return c == ' ' || unicode.IsGraphic(c) || unicode.In(c, unicode.Zl, unicode.Zp, unicode.Co)
 }
 
-// gStrescape is g_strescape: C escapes for \b \f \n \r \t \v \\ \", octal
+// gvStrescape is g_strescape: C escapes for \b \f \n \r \t \v \\ \", octal
 // for other bytes below 0x20 or from 0x7f.
-func gStrescape(s string) string {
+func gvStrescape(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]

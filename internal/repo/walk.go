@@ -236,7 +236,7 @@ var (
 // errdefs.ErrCorrupt naming the object.
 func (r *Repo) readMetaChecked(typ ostree.ObjectType, c ostree.Checksum) ([]byte, error) {
 	n := ostree.ObjectName{Checksum: c, Type: typ}
-	b, err := readObjectFile(r.ObjectPath(n), n)
+	b, err := walkReadFile(r.ObjectPath(n), n)
 	if err != nil {
 		return nil, err
 	}
@@ -294,10 +294,10 @@ func (r *Repo) readCommitChecked(c ostree.Checksum) (*ostree.Commit, error) {
 	return cm, nil
 }
 
-// readObjectFile reads a metadata object with plain system calls: a tree
+// walkReadFile reads a metadata object with plain system calls: a tree
 // walk reads thousands of small objects, and os.File's poller setup costs
 // more than the read.
-func readObjectFile(p string, n ostree.ObjectName) ([]byte, error) {
+func walkReadFile(p string, n ostree.ObjectName) ([]byte, error) {
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, notFound(n, err)

@@ -98,23 +98,23 @@ func Cat(ctx context.Context, r *Repo, rev, path string, w io.Writer) error {
 	}
 	h := sha256.New()
 	h.Write(ostree.FileHeader(ct.Info))
-	if _, err := io.Copy(io.MultiWriter(w, h), readerOnly{ctx, ct}); err != nil {
+	if _, err := io.Copy(io.MultiWriter(w, h), catReader{ctx, ct}); err != nil {
 		return fmt.Errorf("reading %s in %s: %w", e.Path, rev, err)
 	}
-	if err := checkSum(h, e.Checksum); err != nil {
+	if err := coCheckSum(h, e.Checksum); err != nil {
 		return fmt.Errorf("reading %s in %s: %w", e.Path, rev, err)
 	}
 	return nil
 }
 
-// readerOnly hides everything but Read (so io.Copy does not hand the
+// catReader hides everything but Read (so io.Copy does not hand the
 // object file to sendfile, past the hash) and stops on cancellation.
-type readerOnly struct {
+type catReader struct {
 	ctx context.Context
 	r   io.Reader
 }
 
-func (r readerOnly) Read(p []byte) (int, error) {
+func (r catReader) Read(p []byte) (int, error) {
 	if err := r.ctx.Err(); err != nil {
 		return 0, err
 	}

@@ -1,0 +1,101 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/strata-os/strata/internal/ostree"
+	"github.com/strata-os/strata/internal/repo"
+)
+
+func init() { register("repo", newRepoRefsCmd) }
+
+type refJSON struct {
+	Name     string `json:"name"`
+	Remote   string `json:"remote,omitempty"`
+	Refspec  string `json:"refspec"`
+	Checksum string `json:"checksum"`
+}
+
+func newRepoRefsCmd() *cobra.Command {
+	var (
+		path, create, del string
+		asJSON            bool
+	)
+	cmd := &cobra.Command{
+		Use:   "refs --repo R [--json] [--create NAME=REV | --delete NAME]",
+		Short: "List, create or delete refs",
+		Long: `Without options, print every ref, local ones as NAME and remote-tracking ones as
+REMOTE:NAME, sorted, like ostree refs. --create NAME=REV points the local ref
+NAME at REV (a ref or commit checksum that must be stored); --delete NAME
+removes a ref (REMOTE:NAME for a remote-tracking one).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if create != "" && del != "" {
+				return usagef("--create and --delete cannot be combined")
+			}
+			r, err := openRepo(path)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			switch {
+			case create != "":
+				return createRef(r, create)
+			case del != "":
+				remote, name, err := ostree.ParseRefspec(del)
+				if err != nil {
+					return usageError{err}
+				}
+				if err := r.DeleteRef(remote, name); err != nil {
+					return fmt.Errorf("cannot delete ref: %w", err)
+				}
+				return nil
+			}
+			refs, err := r.ListRefs()
+			if err != nil {
+				return fmt.Errorf("cannot list refs: %w", err)
+			}
+			if asJSON {
+				out := []refJSON{}
+				for _, f := range refs {
+					out = append(out, refJSON{Name: f.Name, Remote: f.Remote, Refspec: f.String(), Checksum: f.Checksum.String()})
+				}
+				return writeJSON(cmd.OutOrStdout(), out)
+			}
+			var b strings.Builder
+			for _, f := range refs {
+				b.WriteString(f.String() + "\n")
+			}
+			_, err = fmt.Fprint(cmd.OutOrStdout(), b.String())
+			return err
+		},
+	}
+	addRepoFlag(cmd, &path)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().StringVar(&create, "create", "", "create or move local ref NAME to REV (NAME=REV)")
+	cmd.Flags().StringVar(&del, "delete", "", "delete ref NAME")
+	return cmd
+}
+
+func createRef(r *repo.Repo, spec string) error {
+	name, rev, ok := strings.Cut(spec, "=")
+	if !ok || name == "" || rev == "" {
+		return usagef("--create wants NAME=REV, got %q", spec)
+	}
+	if err := ostree.ValidateRef(name); err != nil {
+		return usageError{err}
+	}
+	c, err := r.ResolveRev(rev)
+	if err != nil {
+		return fmt.Errorf("cannot create ref %s: %w", name, err)
+	}
+	if _, err := r.ReadCommit(c); err != nil {
+		return fmt.Errorf("cannot create ref %s: %w", name, err)
+	}
+	if err := r.SetRef("", name, c); err != nil {
+		return fmt.Errorf("cannot create ref %s: %w", name, err)
+	}
+	return nil
+}

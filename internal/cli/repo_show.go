@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/strata-os/strata/internal/gvariant"
+	"github.com/strata-os/strata/internal/ostree"
+	"github.com/strata-os/strata/internal/repo"
+)
+
+func init() { register("repo", newRepoShowCmd) }
+
+// showJSON is the --json output of repo show: the log fields plus the
+// root objects and every metadata entry, in stored order.
+type showJSON struct {
+	commitJSON
+	RootDirTree  string          `json:"root_dirtree"`
+	RootDirMeta  string          `json:"root_dirmeta"`
+	ParentStored bool            `json:"parent_stored"`
+	Metadata     []metaEntryJSON `json:"metadata"`
+	Detached     []metaEntryJSON `json:"detached_metadata"`
+}
+
+// metaEntryJSON is one a{sv} entry: its key, GVariant type string and
+// value in the GVariant text format.
+type metaEntryJSON struct {
+	Key   string `json:"key"`
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+func metaEntries(m ostree.Metadata) []metaEntryJSON {
+	out := []metaEntryJSON{}
+	for _, e := range m {
+		k, _ := e.Key.(string)
+		v, _ := e.Value.(gvariant.Variant)
+		if v.Type == nil {
+			continue
+		}
+		out = append(out, metaEntryJSON{Key: k, Type: v.Type.String(), Value: repo.FormatVariant(v)})
+	}
+	return out
+}
+
+func newRepoShowCmd() *cobra.Command {
+	var (
+		path   string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "show --repo R REV [--json]",
+		Short: "Show a commit: header, message, metadata and detached metadata",
+		Long: `Print the commit REV as ostree show does, followed by every commit metadata
+entry (in stored order, values in the GVariant text format) and the keys of its
+detached metadata (signatures).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := openRepo(path)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			d, err := repo.Show(r, args[0])
+			if err != nil {
+				return fmt.Errorf("cannot show commit: %w", err)
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), showJSON{
+					commitJSON:   newCommitJSON(d.Checksum, d.Commit),
+					RootDirTree:  d.Commit.RootTree.String(),
+					RootDirMeta:  d.Commit.RootMeta.String(),
+					ParentStored: d.ParentStored,
+					Metadata:     metaEntries(d.Commit.Metadata),
+					Detached:     metaEntries(d.Detached),
+				})
+			}
+			return printShow(cmd.OutOrStdout(), d)
+		},
+	}
+	addRepoFlag(cmd, &path)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printShow(w io.Writer, d *repo.CommitDetails) error {
+	var b strings.Builder
+	formatCommit(&b, d.Checksum, d.Commit)
+	if len(d.Commit.Metadata) > 0 {
+		b.WriteString("Metadata:\n")
+		for _, e := range metaEntries(d.Commit.Metadata) {
+			fmt.Fprintf(&b, "    %s: %s\n", e.Key, e.Value)
+		}
+	}
+	if len(d.Detached) > 0 {
+		// Signatures are long binary blobs: name them, do not dump them.
+		b.WriteString("Detached metadata:\n")
+		for _, e := range d.Detached {
+			k, _ := e.Key.(string)
+			v, _ := e.Value.(gvariant.Variant)
+			if v.Type == nil {
+				continue
+			}
+			fmt.Fprintf(&b, "    %s: %s%s\n", k, v.Type, countSuffix(v))
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// countSuffix says how many elements an array value has.
+func countSuffix(v gvariant.Variant) string {
+	var n int
+	switch x := v.Value.(type) {
+	case []any:
+		n = len(x)
+	case []byte:
+		n = len(x)
+	case []gvariant.DictEntry:
+		n = len(x)
+	default:
+		return ""
+	}
+	if n == 1 {
+		return " (1 element)"
+	}
+	return fmt.Sprintf(" (%d elements)", n)
+}
