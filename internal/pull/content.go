@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/klauspost/compress/flate"
 	"github.com/strata-os/strata/internal/errdefs"
@@ -18,6 +19,11 @@ import (
 func objectPath(n ostree.ObjectName) string {
 	return "objects/" + ostree.LoosePath(n.Checksum, n.Type, true)
 }
+
+// minContentRate is the slowest transfer, in bytes per second, that a
+// content object is given time for: an object whose payload would take
+// longer than Options.RequestTimeout at this rate gets that long instead.
+const minContentRate = 256 << 10
 
 // deflateBound is the most compressed bytes a .filez payload of size
 // bytes may take. Raw deflate grows incompressible data by 5 bytes per
@@ -54,6 +60,7 @@ func (p *puller) fetchContent(ctx context.Context, txn *repo.Txn, c ostree.Check
 		if fi.IsSymlink() && size != 0 {
 			return fmt.Errorf("content object %s: symlink with payload size %d: %w", c, size, errdefs.ErrCorrupt)
 		}
+		b.extendTimeout(time.Duration(size) * time.Second / minContentRate)
 		headerLen := int64(8 + len(h))
 		bound := uint64(headerLen) + deflateBound(size)
 		if b.length >= 0 && uint64(b.length) > bound {

@@ -86,9 +86,11 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	return nil
 }
 
-// errStalled is the cause of a request cancelled for receiving nothing
-// for the stall timeout.
-var errStalled = errors.New("no data received")
+// Causes of a request cancelled by the transport itself.
+var (
+	errStalled = errors.New("no data received")
+	errTimeout = errors.New("request timed out")
+)
 
 // transport fetches files relative to a base URL with retries, a total
 // timeout and a stall timeout per request, and counts the body bytes
@@ -142,29 +144,29 @@ func (t *transport) withRetry(ctx context.Context, attempt func(ctx context.Cont
 // errdefs.ErrUnavailable when the connection breaks, the request times
 // out or stalls, or the body ends before its Content-Length.
 type body struct {
-	url    string
-	r      io.ReadCloser
-	length int64 // Content-Length, -1 if unknown
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	timer  *time.Timer
-	stall  time.Duration
-	count  *atomic.Int64
+	url      string
+	r        io.ReadCloser
+	length   int64 // Content-Length, -1 if unknown
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	start    time.Time
+	timeout  time.Duration
+	deadline *time.Timer // ends the request after timeout
+	stall    time.Duration
+	stalled  *time.Timer // ends it after stall without data
+	count    *atomic.Int64
 }
 
 // open sends one GET for rel. A 404 is errdefs.ErrNotFound.
 func (t *transport) open(ctx context.Context, rel string) (*body, error) {
 	u := t.url(rel)
 	rctx, cancel := context.WithCancelCause(ctx)
+	b := &body{url: u, ctx: rctx, cancel: cancel, start: time.Now(), timeout: t.timeout, stall: t.stall, count: &t.bytes}
 	if t.timeout > 0 {
-		var stop context.CancelFunc
-		rctx, stop = context.WithTimeout(rctx, t.timeout)
-		inner := cancel
-		cancel = func(cause error) { inner(cause); stop() }
+		b.deadline = time.AfterFunc(t.timeout, func() { cancel(errTimeout) })
 	}
-	b := &body{url: u, ctx: rctx, cancel: cancel, stall: t.stall, count: &t.bytes}
 	if t.stall > 0 {
-		b.timer = time.AfterFunc(t.stall, func() { cancel(errStalled) })
+		b.stalled = time.AfterFunc(t.stall, func() { cancel(errStalled) })
 	}
 	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -186,6 +188,16 @@ func (t *transport) open(ctx context.Context, rel string) (*body, error) {
 	return b, nil
 }
 
+// extendTimeout lets the request run for d in all, if that is longer than
+// its timeout: a large object may take longer than the default allows.
+func (b *body) extendTimeout(d time.Duration) {
+	if b.deadline == nil || d <= b.timeout {
+		return
+	}
+	b.timeout = d
+	b.deadline.Reset(d - time.Since(b.start))
+}
+
 func statusError(u string, code int) error {
 	switch {
 	case code == http.StatusNotFound:
@@ -199,11 +211,13 @@ func statusError(u string, code int) error {
 // classify wraps a transport error: connection and timeout failures are
 // transient unless the caller's own context ended.
 func (b *body) classify(err error) error {
-	if cause := context.Cause(b.ctx); errors.Is(cause, errStalled) {
+	switch cause := context.Cause(b.ctx); {
+	case errors.Is(cause, errStalled):
 		return fmt.Errorf("GET %s: %w for %s: %w", b.url, errStalled, b.stall, errdefs.ErrUnavailable)
-	}
-	if parent := b.ctx.Err(); parent != nil && !errors.Is(context.Cause(b.ctx), context.DeadlineExceeded) {
-		return fmt.Errorf("GET %s: %w", b.url, err)
+	case errors.Is(cause, errTimeout):
+		return fmt.Errorf("GET %s: %w after %s: %w", b.url, errTimeout, b.timeout, errdefs.ErrUnavailable)
+	case cause != nil:
+		return fmt.Errorf("GET %s: %w", b.url, err) // the caller gave up
 	}
 	return fmt.Errorf("GET %s: %w: %w", b.url, errdefs.ErrUnavailable, err)
 }
@@ -212,8 +226,8 @@ func (b *body) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	if n > 0 {
 		b.count.Add(int64(n))
-		if b.timer != nil {
-			b.timer.Reset(b.stall)
+		if b.stalled != nil {
+			b.stalled.Reset(b.stall)
 		}
 	}
 	if err != nil && err != io.EOF {
@@ -224,8 +238,10 @@ func (b *body) Read(p []byte) (int, error) {
 
 // Close releases the response and its request context.
 func (b *body) Close() error {
-	if b.timer != nil {
-		b.timer.Stop()
+	for _, t := range []*time.Timer{b.stalled, b.deadline} {
+		if t != nil {
+			t.Stop()
+		}
 	}
 	var err error
 	if b.r != nil {
