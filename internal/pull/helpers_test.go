@@ -25,10 +25,11 @@ import (
 // entry is one file of a test tree: a regular file (Data, Mode) or a
 // symlink (Target).
 type entry struct {
-	Data   string
-	Mode   uint32 // permission bits; 0 means 0644
-	Target string
-	Xattrs []ostree.Xattr
+	Data     string
+	Mode     uint32 // permission bits; 0 means 0644
+	UID, GID uint32
+	Target   string
+	Xattrs   []ostree.Xattr
 }
 
 // testTree is the tree most tests commit: every kind of entry every mode
@@ -89,7 +90,7 @@ func buildCommit(t testing.TB, r *repo.Repo, spec commitSpec) ostree.Checksum {
 			continue
 		}
 		addDir(parentDir(p))
-		fi := ostree.FileInfo{Mode: ostree.ModeReg | 0o644, Xattrs: ostree.CanonicalXattrs(e.Xattrs)}
+		fi := ostree.FileInfo{UID: e.UID, GID: e.GID, Mode: ostree.ModeReg | 0o644, Xattrs: ostree.CanonicalXattrs(e.Xattrs)}
 		if e.Mode != 0 {
 			fi.Mode = ostree.ModeReg | e.Mode
 		}

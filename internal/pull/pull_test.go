@@ -18,6 +18,14 @@ import (
 	"github.com/strata-os/strata/internal/sign"
 )
 
+// addOwnedEntries adds what only archive, bare and bare-user repositories
+// can hold: xattrs, a setuid file and files of other owners.
+func addOwnedEntries(tree map[string]entry) {
+	tree["etc/labelled"] = entry{Data: "x\n", Xattrs: []ostree.Xattr{{Name: "user.b", Value: []byte("2")}, {Name: "user.a", Value: []byte("1")}}}
+	tree["usr/bin/suid"] = entry{Data: "\x00\x01binary\xff", Mode: 0o4755, UID: 1000, GID: 1000}
+	tree["home/user/.profile"] = entry{Data: "PATH=/bin\n", Mode: 0o600, UID: 1000, GID: 100}
+}
+
 // source is a published archive repository with one signed commit.
 type source struct {
 	repo   *repo.Repo
@@ -56,7 +64,7 @@ func TestPullIntoEachMode(t *testing.T) {
 			t.Parallel()
 			tree := testTree("1")
 			if tt.xattrs {
-				tree["etc/labelled"] = entry{Data: "x\n", Xattrs: []ostree.Xattr{{Name: "user.b", Value: []byte("2")}, {Name: "user.a", Value: []byte("1")}}}
+				addOwnedEntries(tree)
 			}
 			src := newSource(t, tree)
 			dst := newRepo(t, tt.mode)
