@@ -71,8 +71,9 @@ type Options struct {
 	AllowDowngrade bool
 
 	// Depth is how many parents of each commit are pulled too, commit and
-	// tree, like ostree pull --depth; -1 means all history. A parent the
-	// remote no longer has ends the history without error.
+	// tree, like ostree pull --depth; -1 means all history. Parents are
+	// verified like the commit itself (their ref binding excepted). A
+	// parent the remote no longer has ends the history without error.
 	Depth int
 
 	// Client makes the requests; nil means NewClient().
@@ -159,6 +160,9 @@ func Pull(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	targets, err := parseRefs(opts.Refs)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Remote != "" && (strings.ContainsAny(opts.Remote, "/:") || opts.Remote == "." || opts.Remote == "..") {
+		return nil, fmt.Errorf("remote name %q: %w", opts.Remote, errdefs.ErrInvalid)
 	}
 	if opts.Verifier == nil && !opts.NoVerify {
 		return nil, fmt.Errorf("no trusted key to verify signatures with (give one, or choose not to verify): %w", errdefs.ErrFailedPrecondition)
