@@ -22,8 +22,9 @@ import (
 // with ownership and xattrs, verifying every object it uses.
 type CheckoutOptions struct {
 	// UserMode is `ostree checkout -U`: files and directories belong to
-	// the caller (no chown), xattrs are not applied, and setuid/setgid
-	// bits are dropped. It is forced for bare-user-only repositories,
+	// the caller (no chown), xattrs are not applied, and regular files
+	// lose setuid/setgid and become readable by their owner, as ostree
+	// 2022.7 does. It is forced for bare-user-only repositories,
 	// which store no ownership, as libostree forces it.
 	UserMode bool
 	// Subpath checks out only this path of the tree ("" or "/": all). A

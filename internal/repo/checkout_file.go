@@ -111,7 +111,7 @@ func (c *checkout) prepareLink(sum ostree.Checksum, s *objectState) error {
 		}
 		// User mode links regular files whose on-disk permission bits are
 		// the wanted ones; bare-user stores (mode & 0775) | 0400, so e.g.
-		// 0666 or 0200 files are copied.
+		// 0666 or sticky files are copied.
 		s.link = st.Mode&ostree.ModePermMask == coUserModePerm(s.info.Mode)
 	}
 	if !s.link || c.opts.NoVerifyLinks {
@@ -180,10 +180,11 @@ func coReadlink(p string) (string, error) {
 	}
 }
 
-// coUserModePerm is the permission a user-mode checkout gives a file:
-// libostree drops setuid and setgid.
+// coUserModePerm is the permission a user-mode checkout gives a regular
+// file: ostree 2022.7 drops setuid and setgid and makes it readable by
+// its owner (a 0000 file becomes 0400, 0200 becomes 0600).
 func coUserModePerm(mode uint32) uint32 {
-	return mode & ostree.ModePermMask &^ (unix.S_ISUID | unix.S_ISGID)
+	return mode&ostree.ModePermMask&^(unix.S_ISUID|unix.S_ISGID) | unix.S_IRUSR
 }
 
 func coCheckSum(h hash.Hash, want ostree.Checksum) error {
