@@ -34,7 +34,7 @@ func IsNormal(t *Type, data []byte) bool {
 type decoder struct{}
 
 func malformed(t *Type, format string, args ...any) error {
-	return fmt.Errorf("malformed %q: %s: %w", t.sig, fmt.Sprintf(format, args...), errdefs.ErrInvalid)
+	return fmt.Errorf("malformed %q: %s: %w", clip(t.sig), fmt.Sprintf(format, args...), errdefs.ErrInvalid)
 }
 
 func (d *decoder) value(t *Type, b []byte, depth int) (any, error) {

@@ -69,7 +69,7 @@ func (e *encoder) pad(start, align int) {
 }
 
 func typeErr(t *Type, v any) error {
-	return fmt.Errorf("value of Go type %T for GVariant type %q: %w", v, t.sig, errdefs.ErrInvalid)
+	return fmt.Errorf("value of Go type %T for GVariant type %q: %w", v, clip(t.sig), errdefs.ErrInvalid)
 }
 
 // value writes v at the current end of the buffer; the caller has already
@@ -193,21 +193,55 @@ func (e *encoder) value(t *Type, v any, _ int) error {
 
 func checkString(kind byte, s string) error {
 	if strings.IndexByte(s, 0) >= 0 {
-		return fmt.Errorf("string %q contains NUL: %w", s, errdefs.ErrInvalid)
+		return fmt.Errorf("string %q contains NUL: %w", clip(s), errdefs.ErrInvalid)
 	}
 	if !utf8.ValidString(s) {
-		return fmt.Errorf("string %q is not valid UTF-8: %w", s, errdefs.ErrInvalid)
+		return fmt.Errorf("string %q is not valid UTF-8: %w", clip(s), errdefs.ErrInvalid)
 	}
-	if kind == 'g' {
+	switch kind {
+	case 'o':
+		if !isObjectPath(s) {
+			return fmt.Errorf("object path %q: %w", clip(s), errdefs.ErrInvalid)
+		}
+	case 'g':
+		// A signature is a sequence of D-Bus types: no maybes (GLib's
+		// g_variant_serialiser_is_signature).
+		if i := strings.IndexFunc(s, func(r rune) bool { return !strings.ContainsRune("ybnqiuxthdvasog(){}", r) }); i >= 0 {
+			return fmt.Errorf("signature %q: character %q: %w", clip(s), s[i], errdefs.ErrInvalid)
+		}
 		for rest := s; rest != ""; {
 			_, r, err := parseOne(rest, 0)
 			if err != nil {
-				return fmt.Errorf("signature %q: %w", s, err)
+				return fmt.Errorf("signature %q: %w", clip(s), err)
 			}
 			rest = r
 		}
 	}
 	return nil
+}
+
+// isObjectPath reports whether s is a D-Bus object path: "/" or "/"-separated
+// non-empty elements of [A-Za-z0-9_], with no trailing "/".
+func isObjectPath(s string) bool {
+	if s == "/" {
+		return true
+	}
+	if s == "" || s[0] != '/' || s[len(s)-1] == '/' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '/':
+			if s[i-1] == '/' {
+				return false
+			}
+		case c == '_', '0' <= c && c <= '9', 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func (e *encoder) array(t *Type, v any) error {
@@ -263,7 +297,7 @@ func (e *encoder) array(t *Type, v any) error {
 
 func (e *encoder) tuple(t *Type, tu Tuple) error {
 	if len(tu) != len(t.fields) {
-		return fmt.Errorf("tuple of %d values for type %q: %w", len(tu), t.sig, errdefs.ErrInvalid)
+		return fmt.Errorf("tuple of %d values for type %q: %w", len(tu), clip(t.sig), errdefs.ErrInvalid)
 	}
 	start := len(e.buf)
 	if len(t.fields) == 0 {

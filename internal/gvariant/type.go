@@ -3,6 +3,7 @@ package gvariant
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/strata-os/strata/internal/errdefs"
 )
@@ -38,7 +39,15 @@ func (t *Type) Alignment() int { return t.align }
 // 0 and false for variable-size types.
 func (t *Type) FixedSize() (int, bool) { return t.fixed, t.fixed > 0 }
 
-var typeCache sync.Map // string -> *Type
+var (
+	typeCache    sync.Map // string -> *Type
+	typeCacheLen atomic.Int64
+)
+
+// typeCacheMax bounds typeCache: the child types of variants in untrusted
+// data are arbitrary signatures, and caching each for good would let the
+// data grow the process without limit.
+const typeCacheMax = 4096
 
 // ParseType parses one complete, definite type signature.
 func ParseType(sig string) (*Type, error) {
@@ -47,12 +56,16 @@ func ParseType(sig string) (*Type, error) {
 	}
 	t, rest, err := parseOne(sig, 0)
 	if err != nil {
-		return nil, fmt.Errorf("type %q: %w", sig, err)
+		return nil, fmt.Errorf("type %q: %w", clip(sig), err)
 	}
 	if rest != "" {
-		return nil, fmt.Errorf("type %q: trailing %q: %w", sig, rest, errdefs.ErrInvalid)
+		return nil, fmt.Errorf("type %q: trailing %q: %w", clip(sig), clip(rest), errdefs.ErrInvalid)
 	}
-	typeCache.Store(sig, t)
+	if typeCacheLen.Load() < typeCacheMax {
+		if _, loaded := typeCache.LoadOrStore(sig, t); !loaded {
+			typeCacheLen.Add(1)
+		}
+	}
 	return t, nil
 }
 
@@ -122,7 +135,7 @@ func parseOne(s string, depth int) (*Type, string, error) {
 			return nil, "", err
 		}
 		if !k.isBasic() {
-			return nil, "", fmt.Errorf("dict entry key %q is not a basic type: %w", k.sig, errdefs.ErrInvalid)
+			return nil, "", fmt.Errorf("dict entry key %q is not a basic type: %w", clip(k.sig), errdefs.ErrInvalid)
 		}
 		v, rest, err := parseOne(rest, depth+1)
 		if err != nil {
@@ -176,3 +189,13 @@ func container(kind byte, sig string, fields []*Type) *Type {
 }
 
 func alignUp(n, a int) int { return (n + a - 1) &^ (a - 1) }
+
+// clip shortens a string quoted in an error message: strings and signatures
+// from the data can be megabytes long.
+func clip(s string) string {
+	const limit = 64
+	if len(s) <= limit {
+		return s
+	}
+	return s[:limit] + "…"
+}
