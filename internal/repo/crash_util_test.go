@@ -3,7 +3,6 @@ package repo
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/ostree"
 	"golang.org/x/sys/unix"
 )
@@ -178,16 +176,12 @@ func mustWriteTestTree(t testing.TB, r *Repo, branch string, parent ostree.Check
 	return tc
 }
 
-// commitTestDir commits the directory dir on branch (parent: the branch's
-// current commit, if any) in one transaction, as `repo commit --tree`
-// would with canonical permissions. It is the workload of the crash
-// tests' helper processes; stage, if set, is called after each content
-// object is staged with the number staged so far.
-func commitTestDir(ctx context.Context, r *Repo, dir, branch string, timestamp uint64, stage func(n int)) (ostree.Checksum, error) {
-	parent, err := r.ReadRef("", branch)
-	if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-		return parent, err
-	}
+// commitTestDir commits the directory dir on branch with the given parent
+// in one transaction, as `repo commit --tree` would with canonical
+// permissions. It is the workload of the crash tests' helper processes;
+// stage, if set, is called after each content object is staged with the
+// number staged so far.
+func commitTestDir(ctx context.Context, r *Repo, dir, branch string, parent ostree.Checksum, timestamp uint64, stage func(n int)) (ostree.Checksum, error) {
 	txn, err := r.Begin()
 	if err != nil {
 		return ostree.Checksum{}, err

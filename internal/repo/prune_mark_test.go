@@ -90,10 +90,10 @@ func TestMark(t *testing.T) {
 	file := func(l string) ostree.ObjectName { return n(l, ostree.ObjectFile) }
 	errBroken := errors.New("unreadable dirtree")
 	graph := map[ostree.ObjectName][]ostree.ObjectName{
-		commit("c1"): {tree("root1")},
-		commit("c2"): {tree("root2")},
-		tree("root1"): {file("f1"), tree("shared")},
-		tree("root2"): {file("f2"), tree("shared")},
+		commit("c1"):   {tree("root1")},
+		commit("c2"):   {tree("root2")},
+		tree("root1"):  {file("f1"), tree("shared")},
+		tree("root2"):  {file("f2"), tree("shared")},
 		tree("shared"): {file("s"), tree("root1")}, // a cycle must not loop
 	}
 	refs := func(o ostree.ObjectName) ([]ostree.ObjectName, error) {
