@@ -73,8 +73,8 @@ func (b *treeBuilder) walkDir(ctx context.Context, f *os.File, d *mdir, path, wh
 		}
 		name := e.Name()
 		p, wh := path+"/"+name, joinPath(where, name)
-		if err := checkName(name, p); err != nil {
-			return err
+		if err := checkName(name); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
 		}
 		switch e.Type() {
 		case 0:

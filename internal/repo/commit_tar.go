@@ -140,7 +140,7 @@ func tarPath(name string) ([]string, error) {
 		case "..":
 			return nil, fmt.Errorf("path climbs out with \"..\": %w", errdefs.ErrInvalid)
 		}
-		if err := checkName(c, name); err != nil {
+		if err := checkName(c); err != nil {
 			return nil, err
 		}
 		parts = append(parts, c)

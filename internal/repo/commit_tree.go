@@ -219,14 +219,13 @@ func (b *treeBuilder) dirMeta(uid, gid, mode uint32, xattrs []ostree.Xattr) ostr
 	return ostree.DirMeta{UID: fi.UID, GID: fi.GID, Mode: fi.Mode, Xattrs: fi.Xattrs}
 }
 
-// checkName validates one file name of the source; where is the path of
-// the entry for the error.
-func checkName(name, where string) error {
+// checkName validates one file name component of the source.
+func checkName(name string) error {
 	if !utf8.ValidString(name) {
-		return fmt.Errorf("%s: invalid UTF-8 in file name %q: %w", where, name, errdefs.ErrInvalid)
+		return fmt.Errorf("invalid UTF-8 in file name %q: %w", name, errdefs.ErrInvalid)
 	}
 	if len(name) > 255 {
-		return fmt.Errorf("%s: file name longer than 255 bytes: %w", where, errdefs.ErrInvalid)
+		return fmt.Errorf("file name longer than 255 bytes: %w", errdefs.ErrInvalid)
 	}
 	return ostree.ValidateFilename(name)
 }
