@@ -171,7 +171,7 @@ func createCheckoutRoot(dest string) (fd int, existed bool, err error) {
 // their final, read-only modes, so they are made writable first.
 func removeCheckout(dest string, keepRoot bool) error {
 	filepath.WalkDir(dest, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
+		if err == nil && d.IsDir() && !(keepRoot && p == dest) {
 			os.Chmod(p, 0o700)
 		}
 		return nil
