@@ -245,7 +245,7 @@ func commitTestDir(ctx context.Context, r *Repo, dir, branch string, parent ostr
 // function of seed.
 func makeTestDir(t testing.TB, dir string, files, bigMiB int, seed uint64) {
 	t.Helper()
-	rng := seed | 1
+	rng := seed*0x9e3779b97f4a7c15 | 1
 	next := func() uint64 { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return rng }
 	for i := 0; i < files; i++ {
 		p := filepath.Join(dir, fmt.Sprintf("d%02d/e%02d/f%05d.txt", i%37, i%11, i))
