@@ -284,6 +284,9 @@ func measureOnce(ctx context.Context, o options, drop *cacheDropper, op op, f *f
 			return sample{}, "", err
 		}
 	}
+	if op.transferred != nil {
+		r.Bytes = op.transferred(f)
+	}
 	if op.done != nil {
 		op.done(f)
 	}

@@ -18,6 +18,8 @@ type sample struct {
 	User   time.Duration `json:"user_ns"`
 	Sys    time.Duration `json:"sys_ns"`
 	MaxRSS int64         `json:"max_rss_bytes"`
+	// Bytes is the data the op moved over the network, for ops that count it (pull).
+	Bytes int64 `json:"transferred_bytes,omitempty"`
 }
 
 // CPU is the child's user plus system time.

@@ -48,6 +48,8 @@ type op struct {
 	resultVaries bool
 	// done records the effect of a successful run on f.
 	done func(f *fixture)
+	// transferred, if set, returns the bytes the run moved over the network (before cleanup).
+	transferred func(f *fixture) int64
 }
 
 // ops is every operation, in run order; -ops selects a subset.

@@ -49,6 +49,7 @@ func median(samples []sample) sample {
 		User:   time.Duration(med(func(s sample) int64 { return int64(s.User) })),
 		Sys:    time.Duration(med(func(s sample) int64 { return int64(s.Sys) })),
 		MaxRSS: med(func(s sample) int64 { return s.MaxRSS }),
+		Bytes:  med(func(s sample) int64 { return s.Bytes }),
 	}
 }
 
@@ -85,11 +86,22 @@ func compare(cells []cell) {
 // renderTable writes the cells of one corpus and mode as a Markdown table.
 func renderTable(w io.Writer, cells []cell) {
 	rows := [][]string{{"operation", "tool", "wall", "CPU (user+sys)", "peak RSS", "ostree/strata (wall)", "result", "same"}}
+	// A "transferred" column only when some op counted network bytes (the pull ops).
+	transferred := slices.ContainsFunc(cells, func(c cell) bool { return c.Median.Bytes > 0 })
+	if transferred {
+		rows[0] = append(rows[0], "transferred")
+	}
 	for _, c := range cells {
 		row := []string{c.Op, c.Tool, "FAIL", "", "", "", cellText(abbrev(c.Error, 60)), c.Same}
 		if !c.Failed {
 			row = []string{c.Op, c.Tool, fmtDuration(c.Median.Wall), fmtDuration(c.Median.CPU()),
 				fmtBytes(c.Median.MaxRSS), fmtRatio(c.Ratio), fmtResult(c.Result), c.Same}
+		}
+		if transferred {
+			row = append(row, "")
+			if !c.Failed && c.Median.Bytes > 0 {
+				row[len(row)-1] = fmtTransferred(c.Median.Bytes)
+			}
 		}
 		rows = append(rows, row)
 	}
@@ -104,7 +116,7 @@ func renderTable(w io.Writer, cells []cell) {
 		b.WriteString("|")
 		for i, v := range r {
 			pad := widths[i] - len([]rune(v))
-			if i >= 2 && i <= 5 { // numbers: right-aligned
+			if i >= 2 && i <= 5 || i == 8 { // numbers: right-aligned
 				fmt.Fprintf(&b, " %s%s |", strings.Repeat(" ", pad), v)
 			} else {
 				fmt.Fprintf(&b, " %s%s |", v, strings.Repeat(" ", pad))
@@ -115,7 +127,7 @@ func renderTable(w io.Writer, cells []cell) {
 	line(rows[0])
 	sep := make([]string, len(widths))
 	for i, n := range widths {
-		if i >= 2 && i <= 5 {
+		if i >= 2 && i <= 5 || i == 8 {
 			sep[i] = strings.Repeat("-", n-1) + ":"
 		} else {
 			sep[i] = strings.Repeat("-", n)
