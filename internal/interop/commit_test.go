@@ -6,10 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-
-	"github.com/strata-os/strata/internal/testutil"
 )
 
 // TestCommitMatchesOstree commits the same trees with the same subject, body, timestamp,
@@ -86,70 +83,5 @@ func explainCommitDiff(t *testing.T, gotName, gotRepo, got, wantName, wantRepo, 
 			}
 		}
 		t.Logf("ostree %s, %s (-) vs %s (+):\n%s", strings.Join(args, " "), wantName, gotName, summarizeDiffs(diffs, 10))
-	}
-}
-
-// awkwardTar is the awkward tree as a POSIX tar made by GNU tar, with xattrs of every namespace,
-// numeric owners, hardlinks as link entries and a "./" entry for the root directory.
-var awkwardTar = sync.OnceValues(func() (string, error) {
-	tree, err := awkwardTree()
-	if err != nil {
-		return "", err
-	}
-	path := filepath.Join(scratch, "awkward.tar")
-	_, err = runOK("tar", "-C", tree, "--xattrs", "--xattrs-include=*", "--numeric-owner", "--sort=name",
-		"--format=posix", "-cf", path, ".")
-	return path, err
-})
-
-// TestCommitTarMatchesOstree commits one tar archive with `strata repo commit --tar` and
-// `ostree commit --tree=tar=`, and requires the same checksum. It also reports (without failing)
-// whether ostree's tar import gives the same commit as its directory import.
-func TestCommitTarMatchesOstree(t *testing.T) {
-	peer(t)
-	testutil.RequireTool(t, "tar", "tar")
-	t.Parallel()
-	tarPath, err := awkwardTar()
-	if err != nil {
-		t.Fatalf("making the tar archive: %v", err)
-	}
-	spec := history[0]
-	for _, mode := range []string{"archive", "bare-user-only"} {
-		t.Run(mode, func(t *testing.T) {
-			t.Parallel()
-			dir := t.TempDir()
-			sr, or := filepath.Join(dir, "strata"), filepath.Join(dir, "ostree")
-			mustInitRepo(t, "strata", sr, mode)
-			mustInitRepo(t, "ostree", or, mode)
-			sargs := spec.strataArgs(sr, "", "")
-			for i, a := range sargs {
-				if a == "--tree" {
-					sargs[i] = "--tar"
-					sargs[i+1] = tarPath
-				}
-			}
-			oargs := spec.ostreeArgs(or, "", "")
-			for i, a := range oargs {
-				if strings.HasPrefix(a, "--tree=dir=") {
-					oargs[i] = "--tree=tar=" + tarPath
-				}
-			}
-			want, err := checksumOut(mustOstree(t, oargs...))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := checksumOut(mustStrata(t, sargs...))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != want {
-				t.Errorf("strata repo commit --tar = %s, want %s as from ostree commit --tree=tar=", got, want)
-				explainCommitDiff(t, "strata's tar commit", sr, got, "ostree's tar commit", or, want)
-			}
-			if p, err := pairs[mode](); err == nil && len(p.ostreeCommits) > 0 && p.ostreeCommits[0] != want {
-				t.Logf("ostree's tar import (%s) differs from its directory import (%s) of the same tree:", want, p.ostreeCommits[0])
-				explainCommitDiff(t, "ostree's tar commit", or, want, "ostree's directory commit", p.ostree, p.ostreeCommits[0])
-			}
-		})
 	}
 }

@@ -206,6 +206,25 @@ func (s snapshot) forMode(mode string) snapshot {
 	return c
 }
 
+// linkedFromBareUser normalizes a user-mode checkout of a bare-user repository for a comparison
+// between ostree's and strata's. `ostree checkout -U` hardlinks every non-empty regular file from
+// a bare-user repository, so its files show the storage mode, (mode & 0775) | 0400, and carry the
+// user.ostreemeta xattr of the object; empty files it copies. strata deliberately copies the
+// files whose storage mode differs from the committed one (0666, 0777, sticky files...), so that
+// they keep their committed permission bits, and hardlinks empty files too. This maps both to
+// the storage mode and drops user.ostreemeta.
+func (s snapshot) linkedFromBareUser() snapshot {
+	c := s.clone()
+	for k, n := range c {
+		if n.typ == "file" {
+			n.mode = n.mode&0o775 | 0o400
+			delete(n.xattrs, "user.ostreemeta")
+			c[k] = n
+		}
+	}
+	return c
+}
+
 // diffTrees lists every difference between want and got, one line per path and property, sorted
 // by path. Names are quoted so that control characters show.
 func diffTrees(want, got snapshot) []string {

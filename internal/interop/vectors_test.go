@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-os/strata/internal/ostree"
 	"github.com/strata-os/strata/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
 // Checksums of spec/ostree-format.md §10.
@@ -50,7 +51,7 @@ func vectorTrees(t *testing.T, vec string) (tree1, tree2 string) {
 	if err != nil {
 		t.Fatalf("chown tree2/xdir: %v", err)
 	}
-	if err := os.Chmod(filepath.Join(tree2, "xdir", "suid"), 0o4755); err != nil {
+	if err := unix.Chmod(filepath.Join(tree2, "xdir", "suid"), 0o4755); err != nil {
 		t.Fatal(err)
 	}
 	return tree1, tree2
