@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -322,22 +321,4 @@ func requireFsckClean(t testing.TB, r *Repo) *FsckReport {
 		t.Fatalf("Fsck(%s) found %d problems, want none:\n%s", r.Path(), rep.Errors(), strings.Join(lines, "\n"))
 	}
 	return rep
-}
-
-// copyFile copies a regular file (for damaging a copy of an object).
-func copyFile(dst, src string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
