@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"unicode/utf8"
 
@@ -273,23 +272,21 @@ func (tb *tarBuilder) entry(hdr *tar.Header, r io.Reader) error {
 // stores it.
 func (tb *tarBuilder) spool(n *mfile, where string, fi ostree.FileInfo, size int64, r io.Reader) error {
 	b := tb.b
-	f, err := b.t.tempFile()
+	f, err := b.t.createTemp()
 	if err != nil {
 		return err
 	}
 	h := sha256.New()
 	h.Write(ostree.FileHeader(fi))
 	if err := copyHashed(f, r, size, h, tb.stream); err != nil {
-		f.Close()
-		os.Remove(f.Name())
+		f.discard()
 		return fmt.Errorf("spooling payload: %w", err)
 	}
 	var c ostree.Checksum
 	h.Sum(c[:0])
 	ok, err := b.claim(c)
 	if !ok || err != nil {
-		f.Close()
-		os.Remove(f.Name())
+		f.discard()
 		n.sum = c
 		b.files.Add(1)
 		b.bytes.Add(size)

@@ -4,11 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"os"
+	"strconv"
+	"sync/atomic"
 
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/ostree"
@@ -25,7 +26,7 @@ type contentJob struct {
 	fi    ostree.FileInfo
 	path  string
 	data  []byte
-	spool *os.File
+	spool *rawFile
 	sum   ostree.Checksum // of the spool
 	size  int64
 }
@@ -36,8 +37,7 @@ func (j contentJob) discard(b *treeBuilder) {
 		b.putBuf(j.data)
 	}
 	if j.spool != nil {
-		j.spool.Close()
-		os.Remove(j.spool.Name())
+		j.spool.discard()
 	}
 }
 
@@ -121,7 +121,7 @@ func (w *worker) fromPath(j contentJob) error {
 	if err != nil {
 		return fmt.Errorf("reading file: %w", err)
 	}
-	defer f.Close()
+	defer f.close()
 	fi, size, err := w.statFile(f, j.path)
 	if err != nil {
 		return err
@@ -157,8 +157,15 @@ func (w *worker) fromPath(j contentJob) error {
 		}
 		return w.storeData(fi, c, data, j.where)
 	}
+	unix.Fadvise(f.fd, 0, 0, unix.FADV_SEQUENTIAL)
+	if w.b.t.r.mode != ModeArchive && w.b.contentReused.Load() <= w.b.contentWritten.Load() {
+		// Bare modes, while most objects so far were new (a cold commit):
+		// copy and hash in one pass, then keep the copy only if the object
+		// is missing. Storing is only a copy here, unlike compressing.
+		return w.writeThrough(j, f, fi, size)
+	}
 	// Large file: hash first, so that an existing object is never
-	// rewritten; then read it again to store it.
+	// rewritten (a warm commit only reads); then read it again to store it.
 	w.h.Reset()
 	w.h.Write(ostree.FileHeader(fi))
 	if err := w.copyExact(io.Discard, f, size); err != nil {
@@ -169,10 +176,30 @@ func (w *worker) fromPath(j contentJob) error {
 	if ok, err := w.claim(c); !ok || err != nil {
 		return err
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
+	f.off = 0
+	return w.storeStream(fi, c, f, size, j.where)
+}
+
+// writeThrough stores a large file in a bare mode in one pass.
+func (w *worker) writeThrough(j contentJob, src *rawFile, fi ostree.FileInfo, size int64) error {
+	f, err := w.b.t.createTemp()
+	if err != nil {
+		return err
+	}
+	w.h.Reset()
+	w.h.Write(ostree.FileHeader(fi))
+	if err := w.copyExact(f, src, size); err != nil {
+		f.discard()
 		return fmt.Errorf("reading %s: %w", j.path, err)
 	}
-	return w.storeStream(fi, c, f, size, j.where)
+	c := w.sum()
+	j.node.sum = c
+	if ok, err := w.claim(c); !ok || err != nil {
+		f.discard()
+		return err
+	}
+	w.b.wrote.Add(size)
+	return w.placed(f, finishBare(f, fi, w.b.t.r.mode), c, j.where)
 }
 
 // fromSpool stores a large tar payload spooled to a temp file in the
@@ -181,31 +208,20 @@ func (w *worker) fromSpool(j contentJob) error {
 	w.b.files.Add(1)
 	w.b.bytes.Add(j.size)
 	j.node.sum = j.sum
-	name := j.spool.Name()
 	if w.b.t.r.mode != ModeArchive {
 		// The spool holds exactly the object's bytes: finish it in place.
-		if err := finishBare(j.spool, j.fi, w.b.t.r.mode); err != nil {
-			os.Remove(name)
-			return fmt.Errorf("storing %s: %w", j.where, err)
-		}
-		w.b.contentWritten.Add(1)
 		w.b.wrote.Add(j.size)
-		return w.b.t.place(name, ostree.ObjectName{Checksum: j.sum, Type: ostree.ObjectFile})
+		return w.placed(j.spool, finishBare(j.spool, j.fi, w.b.t.r.mode), j.sum, j.where)
 	}
-	defer func() {
-		j.spool.Close()
-		os.Remove(name)
-	}()
-	if _, err := j.spool.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("reading spooled %s: %w", j.where, err)
-	}
+	defer j.spool.discard()
+	j.spool.off = 0
 	return w.storeStream(j.fi, j.sum, j.spool, j.size, j.where)
 }
 
 // storeData writes a content object from an in-memory payload.
 func (w *worker) storeData(fi ostree.FileInfo, c ostree.Checksum, data []byte, where string) error {
 	t := w.b.t
-	f, err := t.tempFile()
+	f, err := t.createTemp()
 	if err != nil {
 		return err
 	}
@@ -220,10 +236,7 @@ func (w *worker) storeData(fi ostree.FileInfo, c ostree.Checksum, data []byte, w
 			_, err = f.Write(w.out.Bytes())
 		}
 		if err == nil {
-			err = f.Chmod(0o644)
-		}
-		if err == nil {
-			err = f.Close()
+			err = f.chmodClose(0o644)
 		}
 		w.b.wrote.Add(int64(w.out.Len()))
 	} else {
@@ -241,7 +254,7 @@ func (w *worker) storeData(fi ostree.FileInfo, c ostree.Checksum, data []byte, w
 // error, never an object under the wrong name.
 func (w *worker) storeStream(fi ostree.FileInfo, c ostree.Checksum, r io.Reader, size int64, where string) error {
 	t := w.b.t
-	f, err := t.tempFile()
+	f, err := t.createTemp()
 	if err != nil {
 		return err
 	}
@@ -270,9 +283,7 @@ func (w *worker) storeStream(fi ostree.FileInfo, c ostree.Checksum, r io.Reader,
 	}
 	if err == nil {
 		if t.r.mode == ModeArchive {
-			if err = f.Chmod(0o644); err == nil {
-				err = f.Close()
-			}
+			err = f.chmodClose(0o644)
 		} else {
 			err = finishBare(f, fi, t.r.mode)
 		}
@@ -283,14 +294,13 @@ func (w *worker) storeStream(fi ostree.FileInfo, c ostree.Checksum, r io.Reader,
 
 // placed moves a finished temp file to its staged name, or removes it if
 // writing it failed.
-func (w *worker) placed(f *os.File, err error, c ostree.Checksum, where string) error {
+func (w *worker) placed(f *rawFile, err error, c ostree.Checksum, where string) error {
 	if err != nil {
-		f.Close()
-		os.Remove(f.Name())
+		f.discard()
 		return fmt.Errorf("storing %s: %w", where, err)
 	}
 	w.b.contentWritten.Add(1)
-	return w.b.t.place(f.Name(), ostree.ObjectName{Checksum: c, Type: ostree.ObjectFile})
+	return w.b.t.place(f.name, ostree.ObjectName{Checksum: c, Type: ostree.ObjectFile})
 }
 
 // copyExact copies exactly size bytes of r into dst and into w.h, and
@@ -339,8 +349,8 @@ func (c *countWriter) Write(p []byte) (int, error) {
 
 // finishBare gives a regular-file object written in a bare mode its
 // metadata (spec §4.3) and closes it.
-func finishBare(f *os.File, fi ostree.FileInfo, mode Mode) error {
-	fd := int(f.Fd())
+func finishBare(f *rawFile, fi ostree.FileInfo, mode Mode) error {
+	fd := f.fd
 	var err error
 	switch mode {
 	case ModeBare:
@@ -368,7 +378,7 @@ func finishBare(f *os.File, fi ostree.FileInfo, mode Mode) error {
 	if err := unix.Futimes(fd, []unix.Timeval{{}, {}}); err != nil {
 		return fmt.Errorf("setting mtime of content object: %w", err)
 	}
-	return f.Close()
+	return f.close()
 }
 
 // checkFileInfo rejects what no content object can hold, naming the path.
@@ -381,20 +391,23 @@ func checkFileInfo(fi ostree.FileInfo, where string) error {
 
 // openNoFollow opens a regular file for reading without following a final
 // symlink and, where allowed, without updating its atime.
-func openNoFollow(path string) (*os.File, error) {
-	flags := os.O_RDONLY | unix.O_NOFOLLOW | unix.O_NOATIME
-	f, err := os.OpenFile(path, flags, 0)
-	if errors.Is(err, unix.EPERM) {
+func openNoFollow(path string) (*rawFile, error) {
+	flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NOATIME | unix.O_CLOEXEC
+	fd, err := unix.Open(path, flags, 0)
+	if err == unix.EPERM {
 		// O_NOATIME needs ownership or CAP_FOWNER.
-		f, err = os.OpenFile(path, flags&^unix.O_NOATIME, 0)
+		fd, err = unix.Open(path, flags&^unix.O_NOATIME, 0)
 	}
-	return f, err
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return &rawFile{fd: fd, name: path}, nil
 }
 
 // statFile reads the metadata of an open regular file, xattrs included.
-func (w *worker) statFile(f *os.File, path string) (ostree.FileInfo, int64, error) {
+func (w *worker) statFile(f *rawFile, path string) (ostree.FileInfo, int64, error) {
 	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+	if err := unix.Fstat(f.fd, &st); err != nil {
 		return ostree.FileInfo{}, 0, fmt.Errorf("stat %s: %w", path, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
@@ -403,9 +416,95 @@ func (w *worker) statFile(f *os.File, path string) (ostree.FileInfo, int64, erro
 	fi := ostree.FileInfo{UID: st.Uid, GID: st.Gid, Mode: st.Mode}
 	if !w.b.noX && !w.b.canon {
 		var err error
-		if fi.Xattrs, w.xattr, err = fdXattrs(int(f.Fd()), w.xattr); err != nil {
+		if fi.Xattrs, w.xattr, err = fdXattrs(f.fd, w.xattr); err != nil {
 			return fi, 0, fmt.Errorf("%s: %w", path, err)
 		}
 	}
 	return fi, st.Size, nil
 }
+
+// rawFile is a file used through its descriptor only: the hot paths of a
+// commit open, read and write tens of thousands of files, and *os.File
+// adds poller registration, finalizers and fcntl calls to each.
+type rawFile struct {
+	fd   int
+	name string
+	off  int64 // next Read offset (pread)
+}
+
+// Read reads at f.off and advances it.
+func (f *rawFile) Read(p []byte) (int, error) {
+	for {
+		n, err := unix.Pread(f.fd, p, f.off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, &os.PathError{Op: "read", Path: f.name, Err: err}
+		}
+		if n == 0 && len(p) > 0 {
+			return 0, io.EOF
+		}
+		f.off += int64(n)
+		return n, nil
+	}
+}
+
+// Write writes all of p.
+func (f *rawFile) Write(p []byte) (int, error) {
+	done := 0
+	for done < len(p) {
+		n, err := unix.Write(f.fd, p[done:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return done, &os.PathError{Op: "write", Path: f.name, Err: err}
+		}
+		done += n
+	}
+	return done, nil
+}
+
+func (f *rawFile) close() error {
+	if f.fd < 0 {
+		return nil
+	}
+	err := unix.Close(f.fd)
+	f.fd = -1
+	if err != nil {
+		return &os.PathError{Op: "close", Path: f.name, Err: err}
+	}
+	return nil
+}
+
+func (f *rawFile) chmodClose(mode uint32) error {
+	if err := unix.Fchmod(f.fd, mode); err != nil {
+		f.close()
+		return &os.PathError{Op: "chmod", Path: f.name, Err: err}
+	}
+	return f.close()
+}
+
+// discard closes and removes a temp file.
+func (f *rawFile) discard() {
+	f.close()
+	os.Remove(f.name)
+}
+
+// createTemp creates a new object file in the staging directory.
+func (t *Txn) createTemp() (*rawFile, error) {
+	for {
+		name := t.dir + "/.tmp-c" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(tempSeq.Add(1), 10)
+		fd, err := unix.Open(name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+		if err == unix.EEXIST {
+			continue // left by an earlier process with the same pid
+		}
+		if err != nil {
+			return nil, fmt.Errorf("creating object file: %w", err)
+		}
+		return &rawFile{fd: fd, name: name}, nil
+	}
+}
+
+var tempSeq atomic.Uint64
