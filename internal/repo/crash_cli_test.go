@@ -15,6 +15,7 @@ import (
 
 	"github.com/strata-os/strata/internal/ostree"
 	"github.com/strata-os/strata/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
 // These tests drive the strata binary as an operator would: kill -9 a
@@ -308,4 +309,20 @@ func TestConcurrentCommitsAndPruneCLI(t *testing.T) {
 		t.Errorf("after pruning to depth 0 there are %d commits (pruned %d), want a and b", rep.Commits, st.Commits)
 	}
 	strata(t, bin, "repo", "fsck", "--repo", repo)
+}
+
+// pollUntil calls cond until it returns true or the deadline passes. It
+// yields the processor between calls without sleeping a fixed time: the
+// tests wait for filesystem events of another process.
+func pollUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		// A short nanosleep keeps the poller from starving the process
+		// it watches on two cores; nothing is asserted on its duration.
+		unix.Nanosleep(&unix.Timespec{Nsec: 200_000}, nil)
+	}
 }

@@ -10,10 +10,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/strata-os/strata/internal/ostree"
-	"golang.org/x/sys/unix"
 )
 
 // The fsck, prune, fault and crash tests write commits through Txn with
@@ -287,22 +285,6 @@ func makeTestDir(t testing.TB, dir string, files, bigMiB int, seed uint64) {
 		if _, err := f.WriteAt(chunk, off); err != nil {
 			t.Fatal(err)
 		}
-	}
-}
-
-// pollUntil calls cond until it returns true or the deadline passes. It
-// yields the processor between calls without sleeping a fixed time: the
-// tests wait for filesystem events of another process.
-func pollUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		// A short nanosleep keeps the poller from starving the process
-		// it watches on two cores; nothing is asserted on its duration.
-		unix.Nanosleep(&unix.Timespec{Nsec: 200_000}, nil)
 	}
 }
 
