@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"testing"
 
 	"golang.org/x/sys/unix"
 )
@@ -224,3 +225,35 @@ var (
 	awkwardTree = sharedTree("awkward", awkwardEntries)
 	smallTree   = sharedTree("small", smallEntries)
 )
+
+// TestAwkwardTreeCoverage checks that the awkward tree exercises what it claims to, on ostree's
+// commit of it: dirtrees whose GVariant framing offsets are 1, 2 and 4 bytes wide (spec §2.5),
+// which depends on their serialized sizes.
+func TestAwkwardTreeCoverage(t *testing.T) {
+	peer(t)
+	t.Parallel()
+	p := pairFor(t, "archive")
+	commit := p.ostreeCommit(t, 0)
+	tests := []struct {
+		name     string
+		dir      string
+		min, max int64 // serialized size range
+	}{
+		{name: "1-byte offsets", dir: "/dirs/private", min: 1, max: 0xff},
+		{name: "2-byte offsets", dir: "/", min: 0x100, max: 0xffff},
+		{name: "4-byte offsets", dir: "/wide", min: 0x10000, max: 0xffffffff},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, path := objectOf(t, p.ostree, "archive", commit, tc.dir, true)
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Size() < tc.min || fi.Size() > tc.max {
+				t.Errorf("dirtree of %s is %d bytes, want %d..%d", tc.dir, fi.Size(), tc.min, tc.max)
+			}
+		})
+	}
+}
