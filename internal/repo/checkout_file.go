@@ -58,15 +58,19 @@ func (c *checkout) prepareLink(sum ostree.Checksum, s *objectState) error {
 		if c.opts.NoVerifyLinks {
 			return nil
 		}
-		ct, err := c.r.OpenContent(sum)
-		if err != nil {
-			return err
+		if err := unix.Lstat(s.path, &st); err != nil {
+			return notFound(n, err)
 		}
-		defer ct.Close()
-		s.info, s.hasInfo = ct.Info, true
-		if ct.Info.IsSymlink() {
+		if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			ct, err := c.r.OpenContent(sum)
+			if err != nil {
+				return err
+			}
+			defer ct.Close()
+			s.info, s.hasInfo = ct.Info, true
 			return coCheckSum(coHeaderHash(ct.Info), sum)
 		}
+		return c.verifyBare(n, s)
 	case ModeBareUser:
 		meta, err := coLgetxattr(s.path, "user.ostreemeta")
 		if err != nil {
@@ -131,6 +135,74 @@ func (c *checkout) prepareLink(sum ostree.Checksum, s *objectState) error {
 	}
 	c.stats.verified.Add(1)
 	return nil
+}
+
+// verifyBare hashes a regular object of a bare repository, reading its
+// metadata from the open file: owner and mode from fstat, xattrs from
+// flistxattr (usually none).
+func (c *checkout) verifyBare(n ostree.ObjectName, s *objectState) error {
+	fd, err := unix.Open(s.path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return notFound(n, err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("reading object %s: %w", n, err)
+	}
+	fi := ostree.FileInfo{UID: st.Uid, GID: st.Gid, Mode: st.Mode}
+	if fi.Xattrs, err = coFdXattrs(fd); err != nil {
+		return fmt.Errorf("reading object %s: %w", n, err)
+	}
+	if err := fi.Validate(); err != nil {
+		return fmt.Errorf("object %s: %w", n, err)
+	}
+	h := coHeaderHash(fi)
+	if err := coHashFD(h, fd); err != nil {
+		return fmt.Errorf("reading object %s: %w", n, err)
+	}
+	if err := coCheckSum(h, n.Checksum); err != nil {
+		return err
+	}
+	c.stats.verified.Add(1)
+	return nil
+}
+
+// coFdXattrs reads all xattrs of an open file in canonical order.
+func coFdXattrs(fd int) ([]ostree.Xattr, error) {
+	var small [1024]byte
+	names := small[:]
+	m, err := unix.Flistxattr(fd, names)
+	for errors.Is(err, unix.ERANGE) {
+		if m, err = unix.Flistxattr(fd, nil); err != nil {
+			break
+		}
+		names = make([]byte, m+256)
+		m, err = unix.Flistxattr(fd, names)
+	}
+	if errors.Is(err, unix.ENOTSUP) || m == 0 {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var xs []ostree.Xattr
+	for _, name := range strings.Split(strings.TrimSuffix(string(names[:m]), "\x00"), "\x00") {
+		v := make([]byte, 256)
+		k, err := unix.Fgetxattr(fd, name, v)
+		for errors.Is(err, unix.ERANGE) {
+			if k, err = unix.Fgetxattr(fd, name, nil); err != nil {
+				break
+			}
+			v = make([]byte, k+64)
+			k, err = unix.Fgetxattr(fd, name, v)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading xattr %s: %w", name, err)
+		}
+		xs = append(xs, ostree.Xattr{Name: name, Value: v[:k]})
+	}
+	return ostree.CanonicalXattrs(xs), nil
 }
 
 func coHeaderHash(fi ostree.FileInfo) hash.Hash {
