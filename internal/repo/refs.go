@@ -120,8 +120,20 @@ func (r *Repo) ListRefs() ([]Ref, error) {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil
 			}
-			if err != nil || d.IsDir() {
+			if err != nil {
 				return err
+			}
+			// Hidden entries are not refs: an atomic ref write that was
+			// interrupted leaves its ".NAME.tmp-*" file behind, and
+			// libostree skips them too.
+			if strings.HasPrefix(d.Name(), ".") && p != base {
+				if d.IsDir() {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			if d.IsDir() {
+				return nil
 			}
 			name, _ := filepath.Rel(base, p)
 			c, err := r.ReadRef(remote, filepath.ToSlash(name))
