@@ -264,3 +264,31 @@ func withTmpExpiry(t *testing.T, r *Repo, secs int) *keyfile.File {
 	cfg.Set("core", "tmp-expiry-secs", strconv.Itoa(secs))
 	return cfg
 }
+
+// TestCrashLeftoverRefTemp: a process killed inside an atomic ref write
+// leaves refs/heads/.NAME.tmp-*; listing refs, fsck and prune ignore it,
+// as libostree does.
+func TestCrashLeftoverRefTemp(t *testing.T) {
+	t.Parallel()
+	repo, c0 := crashBase(t, ModeBareUser)
+	r := mustOpen(t, repo)
+	for _, p := range []string{"refs/heads/.main.tmp-4242", "refs/heads/os/.stable.tmp-1", "refs/remotes/origin/.x.tmp-7"} {
+		if err := os.MkdirAll(filepath.Join(repo, filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(repo, p), []byte(c0.String()[:10]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refs, err := r.ListRefs()
+	if err != nil || len(refs) != 1 || refs[0].Name != "main" {
+		t.Fatalf("ListRefs() = %v, %v; want only main", refs, err)
+	}
+	if rep := requireFsckClean(t, r); rep.Refs != 1 {
+		t.Errorf("Fsck() checked %d refs, want 1", rep.Refs)
+	}
+	if _, err := Prune(context.Background(), r, PruneOptions{Depth: KeepAllHistory}); err != nil {
+		t.Errorf("Prune() = %v", err)
+	}
+	peerFsck(t, repo)
+}
