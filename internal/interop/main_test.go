@@ -196,13 +196,13 @@ func mustInitRepo(t *testing.T, tool, repo, mode string) {
 	}
 }
 
-// checksumOut returns the commit checksum a commit command printed: its last line, which must be
-// 64 lowercase hex characters.
+// checksumOut returns the commit checksum a commit command printed: its whole stdout must be 64
+// lowercase hex characters and a newline, as `ostree commit` prints and DESIGN.md promises for
+// `strata repo commit`.
 func checksumOut(out string) (string, error) {
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	last := strings.TrimSpace(lines[len(lines)-1])
-	if len(last) != 64 || strings.Trim(last, "0123456789abcdef") != "" {
-		return "", fmt.Errorf("commit printed %q, want a 64-character hex checksum", out)
+	sum, ok := strings.CutSuffix(out, "\n")
+	if !ok || len(sum) != 64 || strings.Trim(sum, "0123456789abcdef") != "" {
+		return "", fmt.Errorf("commit printed %q, want a 64-character hex checksum and a newline", out)
 	}
-	return last, nil
+	return sum, nil
 }
