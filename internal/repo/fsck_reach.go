@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -111,9 +112,13 @@ func (r *Repo) checkRefs(g *fsckGraph, rep *FsckReport) ([]refEntry, error) {
 }
 
 // partialCommits returns the commits with a state/CHECKSUM.commitpartial
-// marker.
+// marker, mapped to whether the commit counts as partial: a marker that
+// `ostree fsck` wrote on finding the tree damaged holds "f" (libostree's
+// FSCK_PARTIAL state), and such a commit is judged as complete, so that
+// what it lacks is an error, as libostree's fsck reports it.
 func (r *Repo) partialCommits() (map[ostree.Checksum]bool, error) {
-	names, err := readDirUnsorted(filepath.Join(r.path, "state"))
+	dir := filepath.Join(r.path, "state")
+	names, err := readDirUnsorted(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[ostree.Checksum]bool{}, nil
 	}
@@ -122,9 +127,16 @@ func (r *Repo) partialCommits() (map[ostree.Checksum]bool, error) {
 	}
 	out := map[ostree.Checksum]bool{}
 	for _, n := range names {
-		if c, err := ostree.ParseChecksum(strings.TrimSuffix(n, ".commitpartial")); err == nil && strings.HasSuffix(n, ".commitpartial") {
-			out[c] = true
+		hex, ok := strings.CutSuffix(n, ".commitpartial")
+		c, err := ostree.ParseChecksum(hex)
+		if !ok || err != nil {
+			continue
 		}
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("reading commit state: %w", err)
+		}
+		out[c] = !bytes.HasPrefix(b, []byte("f"))
 	}
 	return out, nil
 }

@@ -111,6 +111,19 @@ func TestFsckPartialCommits(t *testing.T) {
 	if !rep.OK() || rep.PartialCommits != 1 || rep.Count(FsckPartial) != 1 || rep.Problems[0].Object != onlyC2 || rep.Problems[0].Commit != fx.c2.Commit {
 		t.Fatalf("Fsck() = %+v, want OK with %s partial in commit %s", rep, onlyC2, fx.c2.Commit)
 	}
+	// A marker that ostree fsck wrote on finding the tree damaged ("f")
+	// does not excuse what is missing.
+	if err := os.WriteFile(filepath.Join(fx.r.Path(), "state", fx.c2.Commit.String()+".commitpartial"), []byte("f"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = Fsck(context.Background(), fx.r, FsckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() || rep.PartialCommits != 0 || rep.Count(FsckMissing) != 1 || rep.Problems[0].Object != onlyC2 {
+		t.Fatalf("Fsck() with an fsck-written marker = %+v, want %s missing", rep.Problems, onlyC2)
+	}
+	markPartial(fx.c2.Commit)
 	if err := os.Remove(fx.r.ObjectPath(shared)); err != nil {
 		t.Fatal(err)
 	}
