@@ -65,6 +65,8 @@ type CommitOptions struct {
 	Metadata ostree.Metadata
 	// NoBindings leaves out ostree.ref-binding (and
 	// ostree.collection-binding), like `ostree commit --no-bindings`.
+	// Without it an orphan commit (no Branch) gets an empty ref-binding
+	// list, as from `ostree commit --orphan`.
 	NoBindings bool
 	// Parent is the parent revision: "" means the current head of Branch
 	// (none if the branch does not exist yet), "none" means no parent,
@@ -103,8 +105,8 @@ type CommitStats struct {
 //
 // The result is the commit checksum `ostree commit` computes for the same
 // tree, subject, body, timestamp and metadata: metadata is opts.Metadata
-// in order, then ostree.ref-binding = [Branch] (unless NoBindings or no
-// Branch), then ostree.collection-binding when the repository has a
+// in order, then ostree.ref-binding = [Branch] (unless NoBindings; [] for
+// an orphan commit, as ostree writes it), then ostree.collection-binding when the repository has a
 // core.collection-id (spec §3.5).
 func CommitTree(ctx context.Context, r *Repo, src TreeSource, opts CommitOptions) (ostree.Checksum, CommitStats, error) {
 	var st CommitStats
@@ -247,7 +249,7 @@ func (r *Repo) commitMetadata(opts CommitOptions) (ostree.Metadata, error) {
 		}
 		meta = append(meta, e)
 	}
-	if opts.NoBindings || opts.Branch == "" {
+	if opts.NoBindings {
 		return meta, nil
 	}
 	for _, k := range []string{ostree.MetaRefBinding, ostree.MetaCollectionBinding} {
@@ -255,7 +257,13 @@ func (r *Repo) commitMetadata(opts CommitOptions) (ostree.Metadata, error) {
 			return nil, fmt.Errorf("commit metadata key %q is set by the commit itself (use NoBindings to set it): %w", k, errdefs.ErrInvalid)
 		}
 	}
-	meta = append(meta, gvariant.DictEntry{Key: ostree.MetaRefBinding, Value: gvariant.NewVariant("as", []any{opts.Branch})})
+	// An orphan commit gets an empty list, as from `ostree commit --orphan`
+	// (2022.7 writes @as [] unless --no-bindings).
+	refs := []any{}
+	if opts.Branch != "" {
+		refs = append(refs, opts.Branch)
+	}
+	meta = append(meta, gvariant.DictEntry{Key: ostree.MetaRefBinding, Value: gvariant.NewVariant("as", refs)})
 	if cid, ok := r.config.Get("core", "collection-id"); ok && cid != "" {
 		meta = append(meta, gvariant.DictEntry{Key: ostree.MetaCollectionBinding, Value: gvariant.NewVariant("s", cid)})
 	}

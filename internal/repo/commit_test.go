@@ -166,7 +166,8 @@ func TestCommitMetadataAndParent(t *testing.T) {
 		{"metadata order", CommitOptions{Branch: "test/ref", Parent: "none",
 			Metadata: ostree.Metadata{{Key: "z", Value: gvariant.NewVariant("s", "2")}, {Key: "a", Value: gvariant.NewVariant("s", "1")}}},
 			ostree.Checksum{}, []string{"z", "a", "ostree.ref-binding"}},
-		{"orphan", CommitOptions{}, ostree.Checksum{}, nil},
+		{"orphan", CommitOptions{}, ostree.Checksum{}, []string{"ostree.ref-binding"}},
+		{"orphan without bindings", CommitOptions{NoBindings: true}, ostree.Checksum{}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.Timestamp = time.Unix(1000, 0)
@@ -185,7 +186,8 @@ func TestCommitMetadataAndParent(t *testing.T) {
 			if strings.Join(keys, ",") != strings.Join(tc.wantKeys, ",") {
 				t.Errorf("CommitTree(%s) metadata keys = %q, want %q", tc.name, keys, tc.wantKeys)
 			}
-			if b := cm.Metadata.Strings(ostree.MetaRefBinding); b != nil && (len(b) != 1 || b[0] != tc.opts.Branch) {
+			b := cm.Metadata.Strings(ostree.MetaRefBinding)
+			if !tc.opts.NoBindings && (tc.opts.Branch != "" && (len(b) != 1 || b[0] != tc.opts.Branch) || tc.opts.Branch == "" && len(b) != 0) {
 				t.Errorf("CommitTree(%s) ref binding = %q, want [%q]", tc.name, b, tc.opts.Branch)
 			}
 			if tc.opts.Branch != "" {
