@@ -157,12 +157,8 @@ func Fsck(ctx context.Context, r *Repo, opts FsckOptions) (*FsckReport, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	objs, err := r.listLoose()
-	if err != nil {
-		return nil, fmt.Errorf("checking repository %s: %w", r.path, err)
-	}
 	rep := &FsckReport{ObjectsByType: map[ostree.ObjectType]int64{}}
-	g, err := r.checkObjects(ctx, objs, opts, rep)
+	g, err := r.checkObjects(ctx, opts, rep)
 	if err != nil {
 		return nil, fmt.Errorf("checking repository %s: %w", r.path, err)
 	}
@@ -222,24 +218,17 @@ func (g *fsckGraph) has(n ostree.ObjectName) bool {
 	return ok
 }
 
-// checkObjects is pass 1.
-func (r *Repo) checkObjects(ctx context.Context, objs []looseObject, opts FsckOptions, rep *FsckReport) (*fsckGraph, error) {
+// checkObjects is pass 1. The workers start on the first objects while
+// objects/ is still being listed.
+func (r *Repo) checkObjects(ctx context.Context, opts FsckOptions, rep *FsckReport) (*fsckGraph, error) {
 	g := &fsckGraph{
-		present:     make(map[ostree.ObjectName]struct{}, len(objs)),
+		present:     map[ostree.ObjectName]struct{}{},
 		bad:         map[ostree.ObjectName]struct{}{},
 		trees:       map[ostree.Checksum]ostree.DirTree{},
 		commits:     map[ostree.Checksum]*ostree.Commit{},
 		commitBytes: map[ostree.Checksum][]byte{},
 	}
-	for _, o := range objs {
-		g.present[o.name] = struct{}{}
-		rep.ObjectsByType[o.name.Type]++
-	}
-	rep.Objects = int64(len(objs))
-	if opts.Progress != nil {
-		opts.Progress.SetTotal(int64(len(objs)))
-	}
-	jobs := make(chan looseObject, 4*opts.Workers)
+	jobs := make(chan looseObject, 1024)
 	var wg sync.WaitGroup
 	var bytesMu sync.Mutex
 	for range opts.Workers {
@@ -259,12 +248,20 @@ func (r *Repo) checkObjects(ctx context.Context, objs []looseObject, opts FsckOp
 			bytesMu.Unlock()
 		}()
 	}
-	var err error
-	for _, o := range objs {
-		if err = ctx.Err(); err != nil {
-			break
+	err := r.walkLoose(func(o looseObject) error {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
+		g.mu.Lock()
+		g.present[o.name] = struct{}{}
+		g.mu.Unlock()
+		rep.Objects++
+		rep.ObjectsByType[o.name.Type]++
 		jobs <- o
+		return nil
+	})
+	if err == nil && opts.Progress != nil {
+		opts.Progress.SetTotal(rep.Objects)
 	}
 	close(jobs)
 	wg.Wait()

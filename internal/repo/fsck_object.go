@@ -20,16 +20,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// listLoose lists objects/ in directory order. Files that are not loose
-// objects of this repository's mode (other suffixes, temp files) are not
-// objects and are skipped, as libostree skips them.
+// listLoose lists objects/ in directory order (see walkLoose).
 func (r *Repo) listLoose() ([]looseObject, error) {
+	var out []looseObject
+	err := r.walkLoose(func(o looseObject) error {
+		out = append(out, o)
+		return nil
+	})
+	return out, err
+}
+
+// walkLoose calls fn for every loose object in objects/, in directory
+// order. Files that are not loose objects of this repository's mode
+// (other suffixes, temp files) are not objects and are skipped, as
+// libostree skips them.
+func (r *Repo) walkLoose(fn func(looseObject) error) error {
 	root := filepath.Join(r.path, "objects")
 	subs, err := readDirUnsorted(root)
 	if err != nil {
-		return nil, fmt.Errorf("listing objects: %w", err)
+		return fmt.Errorf("listing objects: %w", err)
 	}
-	var out []looseObject
 	for _, sub := range subs {
 		if len(sub) != 2 {
 			continue
@@ -40,17 +50,19 @@ func (r *Repo) listLoose() ([]looseObject, error) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("listing objects: %w", err)
+			return fmt.Errorf("listing objects: %w", err)
 		}
 		for _, file := range names {
 			n, ok := parseLooseName(sub, file)
 			if !ok || !r.ownSuffix(n, file) {
 				continue
 			}
-			out = append(out, looseObject{name: n, path: filepath.Join(dir, file)})
+			if err := fn(looseObject{name: n, path: filepath.Join(dir, file)}); err != nil {
+				return err
+			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // ownSuffix tells whether file is how this repository's mode names n:
