@@ -152,11 +152,20 @@ type FsckOptions struct {
 //     parent commit is normal (history not pulled) and not reported.
 //
 // With VerifyCommit, the commits reachable from refs are then checked.
-// Fsck takes no lock: it reads, and objects are immutable once visible.
+//
+// Fsck holds the repository lock shared, like a transaction: a prune
+// cannot delete objects under it, while commits and pulls go on. An
+// object that a transaction makes visible after it was listed is not
+// reported missing (pass 3 looks again before it reports one).
 func Fsck(ctx context.Context, r *Repo, opts FsckOptions) (*FsckReport, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
+	unlock, err := r.lock(false)
+	if err != nil {
+		return nil, fmt.Errorf("checking repository %s: %w", r.path, err)
+	}
+	defer unlock()
 	rep := &FsckReport{ObjectsByType: map[ostree.ObjectType]int64{}}
 	g, err := r.checkObjects(ctx, opts, rep)
 	if err != nil {
@@ -170,7 +179,7 @@ func Fsck(ctx context.Context, r *Repo, opts FsckOptions) (*FsckReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checking repository %s: %w", r.path, err)
 	}
-	rep.Problems = append(rep.Problems, g.reach(partial, rep)...)
+	rep.Problems = append(rep.Problems, g.reach(partial, r.HasObject, rep)...)
 	if opts.VerifyCommit != nil {
 		r.verifyCommits(g, refs, opts.VerifyCommit, rep)
 	}

@@ -144,8 +144,10 @@ func (r *Repo) partialCommits() (map[ostree.Checksum]bool, error) {
 // reach is pass 3, over what pass 1 loaded: it walks the tree of every
 // stored, valid commit, complete commits first, and reports each needed
 // object that is absent once. An object needed only by partial commits is
-// FsckPartial. Trees shared between commits are walked once.
-func (g *fsckGraph) reach(partial map[ostree.Checksum]bool, rep *FsckReport) []FsckProblem {
+// FsckPartial. Trees shared between commits are walked once. stored is
+// asked about objects that were not listed, which a concurrent
+// transaction may have stored since.
+func (g *fsckGraph) reach(partial map[ostree.Checksum]bool, stored func(ostree.ObjectName) (bool, error), rep *FsckReport) []FsckProblem {
 	order := make([]ostree.Checksum, 0, len(g.commits))
 	for c := range g.commits {
 		order = append(order, c)
@@ -170,11 +172,15 @@ func (g *fsckGraph) reach(partial map[ostree.Checksum]bool, rep *FsckReport) []F
 				return false
 			}
 			visited[n] = struct{}{}
-			if !g.has(n) {
-				problems = append(problems, FsckProblem{Kind: kind, Object: n, Commit: c, Path: path})
-				return false
+			if g.has(n) {
+				return true
 			}
-			return true
+			if ok, err := stored(n); err != nil {
+				problems = append(problems, FsckProblem{Kind: FsckUnreadable, Object: n, Commit: c, Path: path, Reason: err.Error()})
+			} else if !ok {
+				problems = append(problems, FsckProblem{Kind: kind, Object: n, Commit: c, Path: path})
+			}
+			return false
 		}
 		var dir func(tree, meta ostree.Checksum, path string)
 		dir = func(tree, meta ostree.Checksum, path string) {

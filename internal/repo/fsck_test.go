@@ -289,3 +289,43 @@ func TestFsckProblemString(t *testing.T) {
 		})
 	}
 }
+
+// TestFsckReachLooksAgain: an object missing from the listing but stored
+// by the time pass 3 needs it (a concurrent transaction) is not reported.
+func TestFsckReachLooksAgain(t *testing.T) {
+	t.Parallel()
+	file := ostree.ObjectName{Checksum: ostree.MetadataChecksum([]byte("f")), Type: ostree.ObjectFile}
+	tree := ostree.DirTree{Files: []ostree.TreeFile{{Name: "f", Checksum: file.Checksum}}}
+	treeName := ostree.ObjectName{Checksum: ostree.MetadataChecksum(tree.Marshal()), Type: ostree.ObjectDirTree}
+	meta := ostree.ObjectName{Checksum: ostree.MetadataChecksum(testDirMeta.Marshal()), Type: ostree.ObjectDirMeta}
+	commit := ostree.MetadataChecksum([]byte("commit"))
+	tests := []struct {
+		name   string
+		stored func(ostree.ObjectName) (bool, error)
+		want   []FsckProblemKind
+	}{
+		{"stored since the listing", func(ostree.ObjectName) (bool, error) { return true, nil }, nil},
+		{"still absent", func(ostree.ObjectName) (bool, error) { return false, nil }, []FsckProblemKind{FsckMissing}},
+		{"cannot tell", func(ostree.ObjectName) (bool, error) { return false, unix.EIO }, []FsckProblemKind{FsckUnreadable}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := &fsckGraph{
+				present: map[ostree.ObjectName]struct{}{treeName: {}, meta: {}, {Checksum: commit, Type: ostree.ObjectCommit}: {}},
+				trees:   map[ostree.Checksum]ostree.DirTree{treeName.Checksum: tree},
+				commits: map[ostree.Checksum]*ostree.Commit{commit: {RootTree: treeName.Checksum, RootMeta: meta.Checksum}},
+			}
+			var got []FsckProblemKind
+			for _, p := range g.reach(nil, tc.stored, &FsckReport{}) {
+				if p.Object != file || p.Path != "/f" {
+					t.Errorf("reach() problem %+v, want one about %s at /f", p, file)
+				}
+				got = append(got, p.Kind)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("reach() kinds mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
