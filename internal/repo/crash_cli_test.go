@@ -5,6 +5,9 @@ package repo
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -309,6 +312,72 @@ func TestConcurrentCommitsAndPruneCLI(t *testing.T) {
 		t.Errorf("after pruning to depth 0 there are %d commits (pruned %d), want a and b", rep.Commits, st.Commits)
 	}
 	strata(t, bin, "repo", "fsck", "--repo", repo)
+}
+
+// TestFsckPruneCLIOutput checks the commands' exit codes, text and JSON.
+func TestFsckPruneCLIOutput(t *testing.T) {
+	t.Parallel()
+	bin := buildStrata(t)
+	fx := newPruneFixture(t, ModeArchive)
+	repo := fx.r.Path()
+	run := func(args ...string) (string, int) {
+		var out bytes.Buffer
+		cmd := exec.Command(bin, args...)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return out.String(), ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.String(), 0
+	}
+
+	if out, code := run("repo", "prune", "--repo", repo, "--depth", "-2"); code != 2 {
+		t.Errorf("prune --depth -2 = exit %d, want 2 (usage)\n%s", code, out)
+	}
+	out, code := run("repo", "prune", "--repo", repo, "--depth", "0", "--dry-run", "--json")
+	var dry struct {
+		DryRun  bool `json:"dry_run"`
+		Deleted int  `json:"deleted"`
+		Objects []struct {
+			Object, Type string
+		} `json:"deleted_objects"`
+	}
+	if err := json.Unmarshal([]byte(out), &dry); code != 0 || err != nil || !dry.DryRun || dry.Deleted == 0 || len(dry.Objects) != dry.Deleted {
+		t.Fatalf("prune --dry-run --json = exit %d, %v:\n%s", code, err, out)
+	}
+	out, code = run("repo", "prune", "--repo", repo, "--depth", "0")
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("Deleted %d objects (3 commits)", dry.Deleted)) {
+		t.Errorf("prune --depth 0 = exit %d:\n%s\nwant %d objects deleted, as the dry run said", code, out, dry.Deleted)
+	}
+
+	if out, code := run("repo", "fsck", "--repo", repo); code != 0 || !strings.Contains(out, "No problems found") {
+		t.Errorf("fsck of a clean repository = exit %d:\n%s", code, out)
+	}
+	bad := fx.c3.Objects["own/c3"]
+	if err := os.Remove(fx.r.ObjectPath(bad)); err != nil {
+		t.Fatal(err)
+	}
+	out, code = run("repo", "fsck", "--repo", repo)
+	if code != 1 || !strings.Contains(out, "missing file object "+bad.Checksum.String()) || !strings.Contains(out, "cannot verify repository") {
+		t.Errorf("fsck with %s deleted = exit %d:\n%s\nwant exit 1 naming the object", bad, code, out)
+	}
+	out, code = run("repo", "fsck", "--repo", repo, "--json")
+	var rep struct {
+		OK       bool `json:"ok"`
+		Problems []struct {
+			Kind, Object, Path string
+		} `json:"problems"`
+	}
+	if err := json.Unmarshal([]byte(out[:strings.LastIndex(out, "}")+1]), &rep); code != 1 || err != nil || rep.OK {
+		t.Fatalf("fsck --json = exit %d, %v:\n%s", code, err, out)
+	}
+	if len(rep.Problems) < 1 || rep.Problems[0].Kind != "missing" || rep.Problems[0].Object != bad.Checksum.String() || rep.Problems[0].Path != "/own/c3" {
+		t.Errorf("fsck --json problems = %+v, want %s missing at /own/c3 first", rep.Problems, bad)
+	}
 }
 
 // pollUntil calls cond until it returns true or the deadline passes. It
