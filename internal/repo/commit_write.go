@@ -6,8 +6,11 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"hash"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 
@@ -236,7 +239,7 @@ func (w *worker) storeData(fi ostree.FileInfo, c ostree.Checksum, data []byte, w
 			_, err = f.Write(w.out.Bytes())
 		}
 		if err == nil {
-			err = f.chmodClose(0o644)
+			err = f.chmod(0o644)
 		}
 		w.b.wrote.Add(int64(w.out.Len()))
 	} else {
@@ -283,7 +286,7 @@ func (w *worker) storeStream(fi ostree.FileInfo, c ostree.Checksum, r io.Reader,
 	}
 	if err == nil {
 		if t.r.mode == ModeArchive {
-			err = f.chmodClose(0o644)
+			err = f.chmod(0o644)
 		} else {
 			err = finishBare(f, fi, t.r.mode)
 		}
@@ -299,8 +302,11 @@ func (w *worker) placed(f *rawFile, err error, c ostree.Checksum, where string) 
 		f.discard()
 		return fmt.Errorf("storing %s: %w", where, err)
 	}
+	if err := w.b.t.placeFile(f, ostree.ObjectName{Checksum: c, Type: ostree.ObjectFile}); err != nil {
+		return fmt.Errorf("storing %s: %w", where, err)
+	}
 	w.b.contentWritten.Add(1)
-	return w.b.t.place(f.name, ostree.ObjectName{Checksum: c, Type: ostree.ObjectFile})
+	return nil
 }
 
 // copyExact copies exactly size bytes of r into dst and into w.h, and
@@ -348,7 +354,7 @@ func (c *countWriter) Write(p []byte) (int, error) {
 }
 
 // finishBare gives a regular-file object written in a bare mode its
-// metadata (spec §4.3) and closes it.
+// metadata (spec §4.3).
 func finishBare(f *rawFile, fi ostree.FileInfo, mode Mode) error {
 	fd := f.fd
 	var err error
@@ -378,7 +384,7 @@ func finishBare(f *rawFile, fi ostree.FileInfo, mode Mode) error {
 	if err := unix.Futimes(fd, []unix.Timeval{{}, {}}); err != nil {
 		return fmt.Errorf("setting mtime of content object: %w", err)
 	}
-	return f.close()
+	return nil
 }
 
 // checkFileInfo rejects what no content object can hold, naming the path.
@@ -430,6 +436,7 @@ type rawFile struct {
 	fd   int
 	name string
 	off  int64 // next Read offset (pread)
+	anon bool  // O_TMPFILE: no name until placeFile links it
 }
 
 // Read reads at f.off and advances it.
@@ -478,22 +485,40 @@ func (f *rawFile) close() error {
 	return nil
 }
 
-func (f *rawFile) chmodClose(mode uint32) error {
+func (f *rawFile) chmod(mode uint32) error {
 	if err := unix.Fchmod(f.fd, mode); err != nil {
-		f.close()
 		return &os.PathError{Op: "chmod", Path: f.name, Err: err}
 	}
-	return f.close()
+	return nil
 }
 
 // discard closes and removes a temp file.
 func (f *rawFile) discard() {
 	f.close()
-	os.Remove(f.name)
+	if !f.anon {
+		os.Remove(f.name)
+	}
 }
 
-// createTemp creates a new object file in the staging directory.
+// noTmpfile is set once O_TMPFILE turned out unsupported.
+var noTmpfile atomic.Bool
+
+// createTemp creates a new object file in the staging directory: an
+// anonymous O_TMPFILE when the filesystem has them, as libostree does
+// (glnx_open_tmpfile_linkable_at). It has no directory entry until it is
+// linked under its object name, so concurrent writers do not contend on
+// the staging directory and a crash leaves nothing behind.
 func (t *Txn) createTemp() (*rawFile, error) {
+	if !noTmpfile.Load() {
+		fd, err := unix.Open(t.dir, unix.O_RDWR|unix.O_TMPFILE|unix.O_CLOEXEC, 0o600)
+		if err == nil {
+			return &rawFile{fd: fd, name: t.dir + "/(tmpfile)", anon: true}, nil
+		}
+		if err != unix.EOPNOTSUPP && err != unix.EISDIR && err != unix.EINVAL {
+			return nil, fmt.Errorf("creating object file: %w", err)
+		}
+		noTmpfile.Store(true)
+	}
 	for {
 		name := t.dir + "/.tmp-c" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(tempSeq.Add(1), 10)
 		fd, err := unix.Open(name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
@@ -508,3 +533,42 @@ func (t *Txn) createTemp() (*rawFile, error) {
 }
 
 var tempSeq atomic.Uint64
+
+// placeFile gives a finished object file its staged name and closes it.
+// An object another writer staged meanwhile wins (same content).
+func (t *Txn) placeFile(f *rawFile, n ostree.ObjectName) error {
+	if !f.anon {
+		if err := f.close(); err != nil {
+			os.Remove(f.name)
+			return err
+		}
+		return t.place(f.name, n)
+	}
+	defer f.close()
+	dst := t.stagedPath(n)
+	if err := t.stagingSubdir(filepath.Dir(dst)); err != nil {
+		return fmt.Errorf("staging object %s: %w", n, err)
+	}
+	err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(f.fd), unix.AT_FDCWD, dst, unix.AT_SYMLINK_FOLLOW)
+	if err != nil && err != unix.EEXIST {
+		return fmt.Errorf("staging object %s: %w", n, err)
+	}
+	return f.close()
+}
+
+// stagingSubdir creates a staging subdirectory once per transaction.
+func (t *Txn) stagingSubdir(sub string) error {
+	t.mu.Lock()
+	made := t.mkdirs[sub]
+	t.mu.Unlock()
+	if made {
+		return nil
+	}
+	if err := os.Mkdir(sub, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	t.mu.Lock()
+	t.mkdirs[sub] = true
+	t.mu.Unlock()
+	return nil
+}
