@@ -19,7 +19,11 @@ import (
 )
 
 // DefaultParallel is the number of objects fetched at once by default.
-const DefaultParallel = 8
+// A pull is a long series of small requests, so on any link with latency
+// the number in flight sets the speed: pulling the Debian benchmark corpus
+// (18k objects) over a 20 ms round trip takes 71 s with 8, 27 s with 32,
+// and no less with 64 (tools/bench, pull-serve-20ms).
+const DefaultParallel = 32
 
 // Verifier checks detached signatures: data is a commit object or a
 // summary, detached the a{sv} that carries its signatures (.commitmeta or
