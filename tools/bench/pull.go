@@ -29,6 +29,7 @@ func init() {
 		pullOp("pull", "http", 0, false),
 		pullOp("pull-20ms", "http", 20*time.Millisecond, false),
 		pullOp("pull-incr-20ms", "http", 20*time.Millisecond, true),
+		pullOp("pull-serve", "serve", 0, false),
 		pullOp("pull-serve-20ms", "serve", 20*time.Millisecond, false),
 		pullOp("pull-incr-serve-20ms", "serve", 20*time.Millisecond, true),
 	)
