@@ -94,7 +94,7 @@ func newTreeBuilder(ctx context.Context, t *Txn, opts TreeOptions) *treeBuilder 
 		canon: opts.CanonicalPermissions || t.r.mode == ModeBareUserOnly,
 		noX:   opts.NoXattrs,
 		jobs:  make(chan contentJob, 2*n),
-		bufs:  make(chan []byte, 2*n+2),
+		bufs:  make(chan []byte, n+2),
 	}
 	if off, _ := t.r.config.GetBool("core", "disable-xattrs", false); off {
 		b.noX = true
