@@ -244,18 +244,12 @@ func (r *Repo) commitMetadata(opts CommitOptions) (ostree.Metadata, error) {
 		if k == "" {
 			return nil, fmt.Errorf("commit metadata key is empty: %w", errdefs.ErrInvalid)
 		}
-		if _, dup := meta.Get(k); dup {
-			return nil, fmt.Errorf("commit metadata key %q given twice: %w", k, errdefs.ErrInvalid)
-		}
+		// A key given twice is kept twice, as `ostree commit` keeps it
+		// (readers take the first).
 		meta = append(meta, e)
 	}
 	if opts.NoBindings {
 		return meta, nil
-	}
-	for _, k := range []string{ostree.MetaRefBinding, ostree.MetaCollectionBinding} {
-		if _, dup := meta.Get(k); dup {
-			return nil, fmt.Errorf("commit metadata key %q is set by the commit itself (use NoBindings to set it): %w", k, errdefs.ErrInvalid)
-		}
 	}
 	// An orphan commit gets an empty list, as from `ostree commit --orphan`
 	// (2022.7 writes @as [] unless --no-bindings).
