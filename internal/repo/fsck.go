@@ -209,13 +209,13 @@ type looseObject struct {
 	path string
 }
 
-// fsckGraph is what pass 1 learns: which objects exist, which are bad,
-// and the parsed dirtrees and commits that pass 3 walks without reading
-// anything again.
+// fsckGraph is what pass 1 learns: which objects exist, and the parsed
+// dirtrees and commits that pass 3 walks without reading anything again.
+// A damaged dirtree or commit is absent from trees and commits, so pass 3
+// does not descend into it.
 type fsckGraph struct {
 	mu          sync.Mutex
 	present     map[ostree.ObjectName]struct{}
-	bad         map[ostree.ObjectName]struct{}
 	trees       map[ostree.Checksum]ostree.DirTree
 	commits     map[ostree.Checksum]*ostree.Commit
 	commitBytes map[ostree.Checksum][]byte
@@ -232,7 +232,6 @@ func (g *fsckGraph) has(n ostree.ObjectName) bool {
 func (r *Repo) checkObjects(ctx context.Context, opts FsckOptions, rep *FsckReport) (*fsckGraph, error) {
 	g := &fsckGraph{
 		present:     map[ostree.ObjectName]struct{}{},
-		bad:         map[ostree.ObjectName]struct{}{},
 		trees:       map[ostree.Checksum]ostree.DirTree{},
 		commits:     map[ostree.Checksum]*ostree.Commit{},
 		commitBytes: map[ostree.Checksum][]byte{},
@@ -296,7 +295,6 @@ func (g *fsckGraph) checkOne(c *objectChecker, o looseObject) int64 {
 			delete(g.present, o.name)
 			return res.bytes
 		}
-		g.bad[o.name] = struct{}{}
 		g.problems = append(g.problems, FsckProblem{Kind: kind, Object: o.name, Reason: res.err.Error()})
 		return res.bytes
 	}
