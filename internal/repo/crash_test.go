@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/keyfile"
 	"github.com/strata-os/strata/internal/ostree"
 	"golang.org/x/sys/unix"
@@ -291,4 +292,37 @@ func TestCrashLeftoverRefTemp(t *testing.T) {
 		t.Errorf("Prune() = %v", err)
 	}
 	peerFsck(t, repo)
+}
+
+// TestCrashFirstCommit: killed while making the first commit of a
+// branch, the ref stays absent.
+func TestCrashFirstCommit(t *testing.T) {
+	t.Parallel()
+	tree := filepath.Join(t.TempDir(), "tree")
+	makeTestDir(t, tree, 100, 1, 3)
+	for _, at := range []string{"stage:50", "moved-object:40", "objects-visible:1"} {
+		t.Run(at, func(t *testing.T) {
+			t.Parallel()
+			repo := filepath.Join(t.TempDir(), "repo")
+			r, err := Init(repo, ModeBareUserOnly)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Close()
+			if _, _, killed := crashRun(t, repo, tree, ostree.Checksum{}, at); !killed {
+				t.Fatalf("helper commit was not killed at %s", at)
+			}
+			r = mustOpen(t, repo)
+			if c, err := r.ReadRef("", "main"); !errors.Is(err, errdefs.ErrNotFound) {
+				t.Fatalf("after a crash at %s, ref main = %s, %v; want no ref", at, c, err)
+			}
+			requireFsckClean(t, r)
+			peerFsck(t, repo)
+			c, _, _ := crashRun(t, repo, tree, ostree.Checksum{}, "")
+			if got, err := r.ReadRef("", "main"); err != nil || got != c {
+				t.Fatalf("after the re-run ref main = %s, %v; want %s", got, err, c)
+			}
+			requireFsckClean(t, r)
+		})
+	}
 }
