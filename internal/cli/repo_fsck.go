@@ -51,9 +51,8 @@ func newRepoFsckCmd() *cobra.Command {
 objects are re-hashed from what the repository mode stores), that every ref
 names a stored commit, and that the tree of every commit is complete. Objects
 missing only from partial commits (interrupted or metadata-only pulls) are
-listed but are not errors. With --trusted-key, the commit of every ref must
-carry a valid ed25519 signature by one of the file's keys (history is not
-checked: it may predate signing).
+listed but are not errors. With --trusted-key, every commit reachable from a
+ref must carry a valid ed25519 signature by that key.
 
 Prints one line per problem and a summary; exits 1 if anything is wrong.`,
 		Args: cobra.NoArgs,
@@ -92,7 +91,7 @@ Prints one line per problem and a summary; exits 1 if anything is wrong.`,
 		},
 	}
 	addRepoFlag(cmd, &path)
-	cmd.Flags().StringVar(&trustedKey, "trusted-key", "", "require a valid signature by a key of this file (base64 ed25519 public keys, as `strata repo keygen` writes them) on the commit of every ref")
+	cmd.Flags().StringVar(&trustedKey, "trusted-key", "", "require a valid signature by this ed25519 public key (base64, as `strata repo keygen` writes it) on every commit reachable from a ref")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
 }

@@ -30,8 +30,8 @@ const (
 	// metadata-only pull) is missing. Expected, so not an error; libostree
 	// skips partial commits the same way.
 	FsckPartial FsckProblemKind = "partial"
-	// FsckSignature: the commit of a ref has no valid signature by a
-	// trusted key (only with FsckOptions.VerifyCommit).
+	// FsckSignature: a commit reachable from a ref has no valid signature
+	// by a trusted key (only with FsckOptions.VerifyCommit).
 	FsckSignature FsckProblemKind = "signature"
 )
 
@@ -119,11 +119,11 @@ type FsckOptions struct {
 		SetTotal(n int64)
 		Add(n int64)
 	}
-	// VerifyCommit, if set, is called for the commit of every ref, once
-	// per commit, with the commit's bytes and its detached metadata (nil
-	// if it has none); an error is reported as an FsckSignature problem.
-	// It is where signature checking (package sign) plugs in. Parents are
-	// not verified (see verifyCommits).
+	// VerifyCommit, if set, is called for every commit reachable from a
+	// ref (the ref's commit and those of its ancestors that are present)
+	// with the commit's bytes and its detached metadata (nil if it has
+	// none); an error is reported as an FsckSignature problem. It is
+	// where signature checking (package sign) plugs in.
 	VerifyCommit func(commit ostree.Checksum, commitBytes, detachedMeta []byte) error
 	// Workers bounds the goroutines that check objects; 0 means
 	// GOMAXPROCS.
@@ -151,7 +151,7 @@ type FsckOptions struct {
 //     state/CHECKSUM.commitpartial) are reported as FsckPartial. A missing
 //     parent commit is normal (history not pulled) and not reported.
 //
-// With VerifyCommit, the refs' commits are then checked.
+// With VerifyCommit, the commits reachable from refs are then checked.
 //
 // Fsck holds the repository lock shared, like a transaction: a prune
 // cannot delete objects under it, while commits and pulls go on. An

@@ -212,31 +212,28 @@ func fsckPath(dir, name string) string {
 	return dir + "/" + name
 }
 
-// verifyCommits calls verify for the commit of every ref, each commit
-// once. History is not verified: the commits an operator deploys are the
-// ones refs name, and history from before signing began would otherwise
-// fail forever (libostree likewise verifies what it pulls, by default the
-// ref's commit only).
+// verifyCommits calls verify for every commit reachable from a ref: the
+// ref's commit and its ancestors, as far as they are stored and valid.
 func (r *Repo) verifyCommits(g *fsckGraph, refs []refEntry, verify func(ostree.Checksum, []byte, []byte) error, rep *FsckReport) {
 	seen := map[ostree.Checksum]bool{}
 	for _, ref := range refs {
-		c := ref.checksum
-		if seen[c] {
-			continue
-		}
-		seen[c] = true
-		if _, ok := g.commits[c]; !ok {
-			continue // corrupt: reported already
-		}
-		meta, err := r.ReadCommitMeta(c)
-		if err == nil {
-			err = verify(c, g.commitBytes[c], meta)
-		}
-		if err != nil {
-			rep.Problems = append(rep.Problems, FsckProblem{Kind: FsckSignature,
-				Object: ostree.ObjectName{Checksum: c, Type: ostree.ObjectCommit}, Ref: ref.label, Reason: err.Error()})
-		} else {
-			rep.Verified++
+		for c := ref.checksum; !c.IsZero() && !seen[c]; {
+			seen[c] = true
+			cm, ok := g.commits[c]
+			if !ok {
+				break // missing parent (history not pulled) or corrupt: reported already
+			}
+			n := ostree.ObjectName{Checksum: c, Type: ostree.ObjectCommit}
+			meta, err := r.ReadCommitMeta(c)
+			if err == nil {
+				err = verify(c, g.commitBytes[c], meta)
+			}
+			if err != nil {
+				rep.Problems = append(rep.Problems, FsckProblem{Kind: FsckSignature, Object: n, Ref: ref.label, Reason: err.Error()})
+			} else {
+				rep.Verified++
+			}
+			c = cm.Parent
 		}
 	}
 }
