@@ -45,6 +45,9 @@ type options struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == childFlag {
+		os.Exit(runMeasuredChild(os.Args[2:]))
+	}
 	var o options
 	var corpora, modes, tools, opList string
 	flag.StringVar(&corpora, "corpus", "debian,synthetic", "corpora: names built by scripts/corpus, or directory paths")

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -42,23 +43,42 @@ type run struct {
 }
 
 // execute runs argv in dir with no stdin and measures it. A non-zero exit is an error that
-// carries the tail of stderr.
+// carries the tail of stderr. The command runs under a fresh copy of this binary (see
+// runMeasuredChild) so that its peak RSS is its own, not the harness's.
 func execute(ctx context.Context, dir string, argv []string) (run, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return run{}, fmt.Errorf("finding the bench binary: %w", err)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return run{}, err
+	}
+	defer pr.Close()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd := exec.CommandContext(ctx, self, append([]string{childFlag}, argv...)...)
 	cmd.Dir = dir
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
+	cmd.ExtraFiles = []*os.File{pw}
 	start := time.Now()
-	err := cmd.Run()
+	err = cmd.Start()
+	pw.Close()
+	var ru syscall.Rusage
+	var decErr error
+	if err == nil {
+		decErr = json.NewDecoder(pr).Decode(&ru)
+		err = cmd.Wait()
+	}
 	wall := time.Since(start)
 	r := run{stdout: stdout.String(), stderr: stderr.String()}
-	if cmd.ProcessState != nil {
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			r.sample = fromRusage(ru)
-		}
+	if decErr == nil {
+		r.sample = fromRusage(&ru)
 	}
 	r.Wall = wall
+	if err == nil && decErr != nil {
+		err = fmt.Errorf("reading the rusage of the command: %w", decErr)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (%v)", err, ctx.Err())

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -66,5 +68,31 @@ func TestTail(t *testing.T) {
 	}
 	if got, want := tail("a\n", 2), "a"; got != want {
 		t.Errorf("tail(a, 2) = %q, want %q", got, want)
+	}
+}
+
+// TestMain lets the test binary play the measuring child that execute starts (os.Executable
+// is the test binary here).
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == childFlag {
+		os.Exit(runMeasuredChild(os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
+
+// TestExecuteRSSIsTheCommands checks that a large harness does not show up in the peak RSS of
+// a small command (Linux keeps the peak RSS across execve).
+func TestExecuteRSSIsTheCommands(t *testing.T) {
+	big := make([]byte, 256<<20)
+	for i := 0; i < len(big); i += 4096 {
+		big[i] = 1
+	}
+	r, err := execute(context.Background(), t.TempDir(), []string{"/bin/true"})
+	runtime.KeepAlive(big)
+	if err != nil {
+		t.Fatalf("execute(true) error = %v", err)
+	}
+	if r.MaxRSS <= 0 || r.MaxRSS > 64<<20 {
+		t.Errorf("execute(true) peak RSS = %d bytes, want between 0 and 64 MiB (the harness holds 256 MiB)", r.MaxRSS)
 	}
 }
