@@ -1,0 +1,174 @@
+//go:build root && peer
+
+package vm_test
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-os/strata/internal/testutil"
+	"github.com/strata-os/strata/internal/vm"
+	"github.com/strata-os/strata/internal/vm/vmtest"
+)
+
+// The VM tests boot Debian's kernel under TCG, one at a time (no t.Parallel: two TCG guests
+// on a 2-core host slow each other down past their timeouts).
+
+const bootTimeout = 300 * time.Second
+
+// direct returns a direct-boot config of Debian's kernel with the initmark /init in mode.
+func direct(t *testing.T, kernel, mode string) vm.Config {
+	t.Helper()
+	testutil.RequireTool(t, "qemu-system-x86_64", "qemu-system-x86")
+	initrd := vmtest.Initramfs(t, vmtest.BuildStatic(t, "./testdata/initmark"))
+	dir := t.TempDir()
+	return vm.Config{
+		Kernel:     kernel,
+		Initrd:     initrd,
+		Append:     "console=ttyS0 panic=-1 strata.test=" + mode,
+		ConsoleLog: dir + "/console.log",
+		MarkerLog:  dir + "/markers.log",
+		Timeout:    bootTimeout,
+	}
+}
+
+func logResult(t *testing.T, r vm.Result) {
+	t.Helper()
+	t.Logf("reason %s after %.1fs, exited %v (status %d)", r.Reason, r.Elapsed.Seconds(), r.Exited, r.ExitCode)
+	for _, m := range r.Milestones {
+		t.Logf("  %6.1fs  %s", m.At.Seconds(), m.Pattern)
+	}
+	for _, m := range r.Markers {
+		t.Logf("  %6.1fs  marker %s %s", m.At.Seconds(), m.Name, m.Value)
+	}
+}
+
+func TestDirectBoot(t *testing.T) {
+	testutil.RequireRoot(t)
+	k := vmtest.DebianKernel(t)
+	for _, tc := range []struct{ name, kernel string }{
+		{"vmlinux", k.Vmlinux},
+		{"bzImage", k.BzImage},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := direct(t, tc.kernel, "up")
+			cfg.Until = []string{`^STRATA-MARK up$`}
+			r, err := vm.Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			logResult(t, r)
+			if !r.OK(true) {
+				t.Fatalf("Run(%s) = %s (exited %v, status %d), want marker and a clean exit; console:\n%s", tc.name, r.Reason, r.Exited, r.ExitCode, r.ConsoleTail)
+			}
+			if len(r.Markers) != 1 || r.Markers[0].Name != "up" {
+				t.Errorf("Run(%s) markers = %v, want [up]", tc.name, r.Markers)
+			}
+			got := map[string]bool{}
+			for _, m := range r.Milestones {
+				got[m.Pattern] = true
+				if m.At <= 0 || m.At > r.Elapsed {
+					t.Errorf("milestone %q at %v, want within (0, %v]", m.Pattern, m.At, r.Elapsed)
+				}
+			}
+			for _, want := range []string{`Linux version`, `Run /init`} {
+				if !got[want] {
+					t.Errorf("Run(%s) milestones = %v, want %q among them", tc.name, r.Milestones, want)
+				}
+			}
+			t.Logf("TIME %s: marker at %.1fs, QEMU exit at %.1fs", tc.name, r.Markers[0].At.Seconds(), r.Elapsed.Seconds())
+		})
+	}
+}
+
+// noQEMU fails if a QEMU process whose command line names path is still alive.
+func noQEMU(t *testing.T, path string) {
+	t.Helper()
+	out, _ := exec.Command("pgrep", "-af", "qemu-system").Output()
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, path) {
+			t.Errorf("QEMU still running after the run ended: %s", line)
+		}
+	}
+}
+
+func TestFailureAndTimeout(t *testing.T) {
+	testutil.RequireRoot(t)
+	k := vmtest.DebianKernel(t)
+	for _, tc := range []struct {
+		name, mode string
+		timeout    time.Duration
+		want       vm.Reason
+	}{
+		{"fatal", "fatal", bootTimeout, vm.ReasonFailure},
+		{"timeout", "hang", 3 * time.Second, vm.ReasonTimeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := direct(t, k.Vmlinux, tc.mode)
+			cfg.Until = []string{`^STRATA-MARK up$`}
+			cfg.Timeout = tc.timeout
+			r, err := vm.Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			logResult(t, r)
+			if r.Reason != tc.want {
+				t.Fatalf("Run(mode %s) = %s, want %s; console:\n%s", tc.mode, r.Reason, tc.want, r.ConsoleTail)
+			}
+			if tc.want == vm.ReasonFailure && !strings.Contains(r.Failure, "FATAL") {
+				t.Errorf("Run(mode %s).Failure = %q, want the FATAL line", tc.mode, r.Failure)
+			}
+			if tc.want == vm.ReasonTimeout && (r.Exited || r.Elapsed < tc.timeout || r.Elapsed > tc.timeout+10*time.Second) {
+				t.Errorf("Run(mode %s) exited %v after %v, want killed just after %v", tc.mode, r.Exited, r.Elapsed, tc.timeout)
+			}
+			noQEMU(t, cfg.ConsoleLog)
+		})
+	}
+}
+
+func TestControl(t *testing.T) {
+	testutil.RequireRoot(t)
+	k := vmtest.DebianKernel(t)
+	cfg := direct(t, k.Vmlinux, "control")
+	cfg.Control = true
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+	m, err := vm.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Kill()
+	if _, err := m.WaitMarker(ctx, vm.ControlReady); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		cmd  string
+		want int
+	}{
+		{"mark hello world", 0},
+		{"exit 3", 3},
+		{"nosuchcommand", 127},
+	} {
+		got, err := m.Exec(ctx, tc.cmd)
+		if err != nil || got != tc.want {
+			t.Errorf("Exec(%q) = %d, %v, want %d", tc.cmd, got, err, tc.want)
+		}
+	}
+	if mk, err := m.WaitMarker(ctx, "hello"); err != nil || mk.Value != "world" {
+		t.Errorf("WaitMarker(hello) = %+v, %v, want value world", mk, err)
+	}
+	if _, err := m.Send(ctx, "poweroff"); err != nil {
+		t.Fatal(err)
+	}
+	r := m.Wait()
+	logResult(t, r)
+	if r.Reason != vm.ReasonExited || !r.Exited || r.ExitCode != 0 {
+		t.Errorf("after poweroff: %s (exited %v, status %d), want a clean exit", r.Reason, r.Exited, r.ExitCode)
+	}
+	if _, err := m.WaitMarker(ctx, "never"); err == nil {
+		t.Errorf("WaitMarker(never) after the run = nil error, want ErrStopped")
+	}
+}

@@ -1,0 +1,157 @@
+package vmtest
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/strata-os/strata/internal/testutil"
+	"github.com/strata-os/strata/internal/vm"
+)
+
+// CacheDir returns the directory that keeps downloaded fixtures between test runs.
+func CacheDir(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(testutil.RepoRoot(t), ".cache", "vm")
+	if c := os.Getenv("STRATA_CACHE"); c != "" {
+		dir = filepath.Join(c, "vm")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("creating the VM cache: %v", err)
+	}
+	return dir
+}
+
+// lockCache holds an exclusive lock on the cache while fn runs: test binaries of several
+// packages may fetch the same fixture at once.
+func lockCache(t testing.TB, dir string, fn func() error) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatalf("opening the cache lock: %v", err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatalf("locking the cache: %v", err)
+	}
+	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	if err := fn(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Kernel is Debian's kernel package, unpacked.
+type Kernel struct {
+	Version string // e.g. 6.1.0-56-amd64
+	Deb     string // the .deb (modules for an initramfs come from here)
+	BzImage string // /boot/vmlinuz-<version>, xz-compressed with the EFI stub
+	Vmlinux string // the uncompressed ELF, for fast direct boot through PVH
+}
+
+// DebianKernel returns the kernel that linux-image-amd64 resolves to, downloaded with
+// apt-get download once and kept in the cache.
+func DebianKernel(t testing.TB) Kernel {
+	t.Helper()
+	testutil.RequireTool(t, "apt-get", "apt")
+	testutil.RequireTool(t, "dpkg-deb", "dpkg")
+	out, err := exec.Command("apt-cache", "depends", "linux-image-amd64").Output()
+	if err != nil {
+		t.Fatalf("apt-cache depends linux-image-amd64: %v", err)
+	}
+	var pkg string
+	for _, line := range strings.Split(string(out), "\n") {
+		if p, ok := strings.CutPrefix(strings.TrimSpace(line), "Depends: "); ok && strings.HasPrefix(p, "linux-image-") {
+			pkg = p
+			break
+		}
+	}
+	if pkg == "" {
+		t.Fatalf("apt-cache depends linux-image-amd64 names no linux-image package (run apt-get update):\n%s", out)
+	}
+	version := strings.TrimPrefix(pkg, "linux-image-")
+	cache := CacheDir(t)
+	dir := filepath.Join(cache, "kernel-"+version)
+	k := Kernel{Version: version, BzImage: filepath.Join(dir, "vmlinuz"), Vmlinux: filepath.Join(dir, "vmlinux")}
+	lockCache(t, cache, func() error {
+		if _, err := os.Stat(k.Vmlinux); err == nil {
+			debs, _ := filepath.Glob(filepath.Join(dir, "*.deb"))
+			if len(debs) == 1 {
+				k.Deb = debs[0]
+				return nil
+			}
+		}
+		return fetchKernel(pkg, dir, &k)
+	})
+	return k
+}
+
+// fetchKernel downloads the package into dir and unpacks vmlinuz and vmlinux.
+func fetchKernel(pkg, dir string, k *Kernel) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", dir, err)
+	}
+	cmd := exec.Command("apt-get", "download", pkg)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("apt-get download %s: %w\n%s", pkg, err, out)
+	}
+	debs, _ := filepath.Glob(filepath.Join(dir, pkg+"_*.deb"))
+	if len(debs) != 1 {
+		return fmt.Errorf("apt-get download %s left %d packages in %s", pkg, len(debs), dir)
+	}
+	k.Deb = debs[0]
+	bz, err := debFile(k.Deb, "./boot/vmlinuz-"+k.Version)
+	if err != nil {
+		return err
+	}
+	vmlinux, err := vm.ExtractVmlinux(bz)
+	if err != nil {
+		return fmt.Errorf("kernel of %s: %w", k.Deb, err)
+	}
+	for path, data := range map[string][]byte{k.BzImage: bz, k.Vmlinux: vmlinux} {
+		if err := os.WriteFile(path+".tmp", data, 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// debFile reads one file of a .deb's data archive (dpkg-deb --fsys-tarfile, without unpacking
+// the 400 MB of modules).
+func debFile(deb, name string) ([]byte, error) {
+	cmd := exec.Command("dpkg-deb", "--fsys-tarfile", deb)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("dpkg-deb --fsys-tarfile %s: %w", deb, err)
+	}
+	defer func() { out.Close(); cmd.Wait() }()
+	tr := tar.NewReader(out)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s has no %s", deb, name)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w (%s)", deb, err, stderr.String())
+		}
+		if h.Name == name {
+			return io.ReadAll(tr)
+		}
+	}
+}
