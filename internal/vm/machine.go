@@ -74,7 +74,7 @@ type Machine struct {
 	changed chan struct{} // closed and replaced whenever markers change or the run ends
 	cursor  map[string]int
 
-	ctl     *control
+	ctl *control
 }
 
 // Run starts a machine and waits for its end.
