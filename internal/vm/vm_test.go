@@ -4,7 +4,9 @@ package vm_test
 
 import (
 	"context"
+	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -171,4 +173,52 @@ func TestControl(t *testing.T) {
 	if _, err := m.WaitMarker(ctx, "never"); err == nil {
 		t.Errorf("WaitMarker(never) after the run = nil error, want ErrStopped")
 	}
+}
+
+func TestUEFIBoot(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "qemu-system-x86_64", "qemu-system-x86")
+	if _, err := os.Stat(vm.DefaultOVMFCode); err != nil {
+		t.Fatalf("%s missing: install the Debian package ovmf (scripts/deps)", vm.DefaultOVMFCode)
+	}
+	k := vmtest.DebianKernel(t)
+	initrd := vmtest.Initramfs(t, vmtest.BuildStatic(t, "./testdata/initmark"))
+	disk := vmtest.ESPDisk(t, vmtest.ESP{
+		Files: map[string]string{"vmlinuz": k.BzImage, "initrd": initrd},
+		// Boot-counted, so the run also shows systemd-boot renaming it before the kernel starts.
+		Entries: map[string]string{"strata-test+3.conf": "title strata test\nlinux /vmlinuz\ninitrd /initrd\noptions console=ttyS0 panic=-1 strata.test=up\n"},
+	})
+	dir := t.TempDir()
+	vars := dir + "/vars.fd"
+	cfg := vm.Config{
+		UEFI:       &vm.UEFI{Vars: vars},
+		Disks:      []vm.Disk{{Path: disk}},
+		ConsoleLog: dir + "/console.log",
+		MarkerLog:  dir + "/markers.log",
+		Until:      []string{`^STRATA-MARK up$`},
+		Timeout:    bootTimeout,
+	}
+	r, err := vm.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logResult(t, r)
+	if !r.OK(true) {
+		t.Fatalf("Run(UEFI) = %s (exited %v, status %d), want marker and a clean exit; console:\n%s", r.Reason, r.Exited, r.ExitCode, r.ConsoleTail)
+	}
+	var bds bool
+	for _, m := range r.Milestones {
+		bds = bds || m.Pattern == `BdsDxe: starting`
+	}
+	if !bds {
+		t.Errorf("Run(UEFI) milestones = %v, want BdsDxe: starting", r.Milestones)
+	}
+	if _, err := os.Stat(vars); err != nil {
+		t.Errorf("UEFI variable store not kept: %v", err)
+	}
+	files := vmtest.ESPFiles(t, disk)
+	if !slices.Contains(files, "loader/entries/strata-test+2-1.conf") {
+		t.Errorf("ESP files after boot = %v, want the entry renamed to strata-test+2-1.conf", files)
+	}
+	t.Logf("TIME UEFI: marker at %.1fs, QEMU exit at %.1fs", r.Markers[0].At.Seconds(), r.Elapsed.Seconds())
 }
