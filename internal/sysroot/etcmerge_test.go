@@ -28,10 +28,14 @@ type etcEntry struct {
 	xattrs   map[string]string
 }
 
-func eFile(p, content string) etcEntry { return etcEntry{path: p, kind: 'f', content: content, mode: 0o644} }
-func eDir(p string) etcEntry             { return etcEntry{path: p, kind: 'd', mode: 0o755} }
-func eLink(p, target string) etcEntry    { return etcEntry{path: p, kind: 'l', content: target, mode: 0o777} }
-func eFifo(p string) etcEntry            { return etcEntry{path: p, kind: 'p', mode: 0o644} }
+func eFile(p, content string) etcEntry {
+	return etcEntry{path: p, kind: 'f', content: content, mode: 0o644}
+}
+func eDir(p string) etcEntry { return etcEntry{path: p, kind: 'd', mode: 0o755} }
+func eLink(p, target string) etcEntry {
+	return etcEntry{path: p, kind: 'l', content: target, mode: 0o777}
+}
+func eFifo(p string) etcEntry { return etcEntry{path: p, kind: 'p', mode: 0o644} }
 
 func (e etcEntry) withMode(m os.FileMode) etcEntry { e.mode = m; return e }
 func (e etcEntry) withOwner(uid, gid int) etcEntry { e.uid, e.gid = uid, gid; return e }
@@ -425,9 +429,9 @@ func etcMergeCases() []etcMergeCase {
 		{name: "setuid file and owners",
 			root:       true,
 			oldDefault: []etcEntry{eFile("suid", "v1").withMode(0o755), eDir("home").withOwner(1000, 1000), eFile("home/rc", "v1").withOwner(1000, 1000)},
-			oldEtc:     []etcEntry{eFile("suid", "v1").withMode(os.ModeSetuid|0o755), eDir("home").withOwner(1000, 1000), eFile("home/rc", "v1").withOwner(1001, 1000).withMode(0o600)},
+			oldEtc:     []etcEntry{eFile("suid", "v1").withMode(os.ModeSetuid | 0o755), eDir("home").withOwner(1000, 1000), eFile("home/rc", "v1").withOwner(1001, 1000).withMode(0o600)},
 			newDefault: []etcEntry{eFile("suid", "v2").withMode(0o755), eDir("home"), eFile("home/rc", "v2")},
-			want:       []etcEntry{eFile("suid", "v1").withMode(os.ModeSetuid|0o755), eDir("home").withOwner(1000, 1000), eFile("home/rc", "v1").withOwner(1001, 1000).withMode(0o600)}},
+			want:       []etcEntry{eFile("suid", "v1").withMode(os.ModeSetuid | 0o755), eDir("home").withOwner(1000, 1000), eFile("home/rc", "v1").withOwner(1001, 1000).withMode(0o600)}},
 		{name: "directory owner change is lost",
 			root:       true,
 			oldDefault: []etcEntry{eDir("owned"), eFile("owned/x.conf", "v1")},
