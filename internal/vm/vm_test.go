@@ -14,6 +14,7 @@ import (
 	"github.com/strata-os/strata/internal/testutil"
 	"github.com/strata-os/strata/internal/vm"
 	"github.com/strata-os/strata/internal/vm/vmtest"
+	"github.com/u-root/u-root/pkg/cpio"
 )
 
 // The VM tests boot Debian's kernel under TCG, one at a time (no t.Parallel: two TCG guests
@@ -221,4 +222,77 @@ func TestUEFIBoot(t *testing.T) {
 		t.Errorf("ESP files after boot = %v, want the entry renamed to strata-test+2-1.conf", files)
 	}
 	t.Logf("TIME UEFI: marker at %.1fs, QEMU exit at %.1fs", r.Markers[0].At.Seconds(), r.Elapsed.Seconds())
+}
+
+// busyboxInit is /init for the guest-script test: busybox's shell runs the control script that
+// test images install (vmtest.ControlScript).
+const busyboxInit = `#!/bin/busybox sh
+/bin/busybox mkdir -p /proc /sbin /usr/bin /usr/sbin
+/bin/busybox --install -s
+mount -t devtmpfs devtmpfs /dev
+mount -t proc proc /proc
+/usr/local/sbin/strata-vm-control
+echo "[init] FATAL: strata-vm-control ended with status $?"
+poweroff -f
+`
+
+func TestGuestControlScript(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "qemu-system-x86_64", "qemu-system-x86")
+	k := vmtest.DebianKernel(t)
+	bb, err := os.ReadFile(vmtest.Busybox(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	initPath := dir + "/init"
+	if err := os.WriteFile(initPath, []byte(busyboxInit), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	initrd := vmtest.Initramfs(t, initPath,
+		cpio.StaticRecord(bb, cpio.Info{Name: "bin/busybox", Mode: cpio.S_IFREG | 0o755}),
+		cpio.StaticRecord(vmtest.ControlScript, cpio.Info{Name: "usr/local/sbin/strata-vm-control", Mode: cpio.S_IFREG | 0o755}))
+	cfg := vm.Config{
+		Kernel: k.Vmlinux, Initrd: initrd, Append: "console=ttyS0 panic=-1",
+		Control: true, ConsoleLog: dir + "/console.log", MarkerLog: dir + "/markers.log", Timeout: bootTimeout,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+	m, err := vm.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Kill()
+	if _, err := m.WaitMarker(ctx, vm.ControlReady); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		cmd  string
+		want int
+	}{
+		{"echo hello from $(uname -s); exit 4", 4},
+		{"echo STRATA-MARK custom yes", 0},
+		{"test -c /dev/ttyS2", 0},
+	} {
+		got, err := m.Exec(ctx, tc.cmd)
+		if err != nil || got != tc.want {
+			t.Errorf("Exec(%q) = %d, %v, want %d", tc.cmd, got, err, tc.want)
+		}
+	}
+	if mk, err := m.WaitMarker(ctx, "custom"); err != nil || mk.Value != "yes" {
+		t.Errorf("WaitMarker(custom) = %+v, %v, want value yes", mk, err)
+	}
+	if _, err := m.Send(ctx, "poweroff -f"); err != nil {
+		t.Fatal(err)
+	}
+	r := m.Wait()
+	logResult(t, r)
+	if r.Reason != vm.ReasonExited || r.ExitCode != 0 {
+		t.Errorf("after poweroff -f: %s (exited %v, status %d), want a clean exit; console:\n%s", r.Reason, r.Exited, r.ExitCode, r.ConsoleTail)
+	}
+	log, _ := os.ReadFile(cfg.MarkerLog)
+	// The guest's tty turns LF into CRLF on the marker port.
+	if !strings.Contains(strings.ReplaceAll(string(log), "\r", ""), "hello from Linux\n") {
+		t.Errorf("marker log = %q, want the command's output", log)
+	}
 }

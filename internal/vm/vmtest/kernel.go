@@ -95,19 +95,11 @@ func DebianKernel(t testing.TB) Kernel {
 
 // fetchKernel downloads the package into dir and unpacks vmlinuz and vmlinux.
 func fetchKernel(pkg, dir string, k *Kernel) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", dir, err)
+	deb, err := aptDownload(pkg, dir)
+	if err != nil {
+		return err
 	}
-	cmd := exec.Command("apt-get", "download", pkg)
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("apt-get download %s: %w\n%s", pkg, err, out)
-	}
-	debs, _ := filepath.Glob(filepath.Join(dir, pkg+"_*.deb"))
-	if len(debs) != 1 {
-		return fmt.Errorf("apt-get download %s left %d packages in %s", pkg, len(debs), dir)
-	}
-	k.Deb = debs[0]
+	k.Deb = deb
 	bz, err := debFile(k.Deb, "./boot/vmlinuz-"+k.Version)
 	if err != nil {
 		return err
@@ -116,15 +108,38 @@ func fetchKernel(pkg, dir string, k *Kernel) error {
 	if err != nil {
 		return fmt.Errorf("kernel of %s: %w", k.Deb, err)
 	}
-	for path, data := range map[string][]byte{k.BzImage: bz, k.Vmlinux: vmlinux} {
-		if err := os.WriteFile(path+".tmp", data, 0o644); err != nil {
-			return err
-		}
-		if err := os.Rename(path+".tmp", path); err != nil {
-			return err
-		}
+	if err := writeAtomic(k.BzImage, bz, 0o644); err != nil {
+		return err
 	}
-	return nil
+	return writeAtomic(k.Vmlinux, vmlinux, 0o644)
+}
+
+// aptDownload fetches the package into dir with apt-get download and returns the .deb's path.
+func aptDownload(pkg, dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("creating %s: %w", dir, err)
+	}
+	if debs, _ := filepath.Glob(filepath.Join(dir, pkg+"_*.deb")); len(debs) == 1 {
+		return debs[0], nil
+	}
+	cmd := exec.Command("apt-get", "download", pkg)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("apt-get download %s: %w\n%s", pkg, err, out)
+	}
+	debs, _ := filepath.Glob(filepath.Join(dir, pkg+"_*.deb"))
+	if len(debs) != 1 {
+		return "", fmt.Errorf("apt-get download %s left %d packages in %s", pkg, len(debs), dir)
+	}
+	return debs[0], nil
+}
+
+// writeAtomic writes a cache file under a temporary name and renames it into place.
+func writeAtomic(path string, data []byte, perm os.FileMode) error {
+	if err := os.WriteFile(path+".tmp", data, perm); err != nil {
+		return err
+	}
+	return os.Rename(path+".tmp", path)
 }
 
 // debFile reads one file of a .deb's data archive (dpkg-deb --fsys-tarfile, without unpacking
