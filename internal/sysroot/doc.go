@@ -1,0 +1,34 @@
+// Package sysroot manages an OSTree-compatible sysroot: the deployments
+// of a node (hardlink checkouts of commits under
+// ostree/deploy/OS/deploy/CHECKSUM.SERIAL), their .origin files, the
+// /etc three-way merge, the kernels and BLS entries under /boot, and the
+// atomic switch between two boot versions. It is what `ostree admin`
+// does, as a library (spec/ostree-format.md §8–9, spec/protocols.md §10).
+//
+// Compatibility is the point: the on-disk layout is the one libostree
+// 2022.7 writes, so `ostree admin status --sysroot S` lists strata's
+// deployments in the same order with the same checksums and serials, and
+// strata loads, deploys on, rolls back and undeploys sysroots that
+// `ostree admin` made. Both take the same lock (S/ostree/lock).
+//
+// Vocabulary (spec/protocols.md §10.1): a sysroot holds an ordered list
+// of deployments; index 0 is the default for the next boot. The booted
+// deployment is the one the running kernel's ostree= argument names;
+// pending is a default that is not booted; rollback is the one after the
+// booted one. A staged deployment is checked out but only written into
+// the boot configuration by Finalize (at shutdown).
+//
+// Every operation that changes the sysroot follows one plan: write
+// everything new next to the old state, sync, then one commit point (a
+// rename of a symlink), then clean up what the old state alone used. A
+// crash at any moment leaves the old or the new list bootable; leftovers
+// are removed by the next Cleanup (or the start of the next Deploy).
+//
+// What it does not do: pull commits (internal/pull), install or
+// configure a boot loader beyond the BLS entries (internal/bootloader),
+// mount anything (internal/prepareroot), SELinux relabelling, overlay
+// initrds, legacy kernel layouts (/boot/vmlinuz-CSUM), `ostree admin
+// unlock`.
+//
+// Layer L2: imports repo, ostree, keyfile, fsutil, errdefs.
+package sysroot

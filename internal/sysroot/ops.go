@@ -1,0 +1,174 @@
+package sysroot
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/strata-os/strata/internal/errdefs"
+)
+
+// deploymentAt returns the deployment at index of the loaded list.
+func (s *Sysroot) deploymentAt(index int) (Deployment, error) {
+	if index < 0 || index >= len(s.deployments) {
+		return Deployment{}, fmt.Errorf("deployment index %d: the sysroot has %d deployments: %w", index, len(s.deployments), errdefs.ErrNotFound)
+	}
+	return s.deployments[index], nil
+}
+
+// Undeploy removes the deployment at index from the list (a new boot
+// version), then cleans up, like `ostree admin undeploy INDEX`. The
+// booted deployment cannot be undeployed (errdefs.ErrFailedPrecondition);
+// undeploying the staged one discards it.
+//
+// Steps: those of WriteDeployments, then the cleanup ones.
+func (s *Sysroot) Undeploy(ctx context.Context, index int) (Deployment, error) {
+	unlock, err := s.begin(ctx)
+	if err != nil {
+		return Deployment{}, err
+	}
+	defer unlock()
+	d, err := s.deploymentAt(index)
+	if err != nil {
+		return Deployment{}, err
+	}
+	if d.Booted {
+		return Deployment{}, fmt.Errorf("undeploying %s: it is the booted deployment: %w", d.Path(), errdefs.ErrFailedPrecondition)
+	}
+	list := slices.Delete(slices.Clone(s.deployments), index, index+1)
+	if err := s.writeDeployments(ctx, list); err != nil {
+		return Deployment{}, err
+	}
+	_, err = s.cleanup(ctx, true)
+	return d, err
+}
+
+// Rollback makes the rollback deployment the default, with rpm-ostree's
+// meaning (spec/protocols.md §10.2): if the default is the booted
+// deployment, the one after it becomes the default; otherwise the booted
+// deployment becomes the default again. With nothing booted, deployments
+// 0 and 1 trade places. A staged deployment is discarded. Fewer than two
+// deployments is errdefs.ErrFailedPrecondition.
+//
+// Steps: those of WriteDeployments, then the cleanup ones.
+func (s *Sysroot) Rollback(ctx context.Context) (Deployment, error) {
+	unlock, err := s.begin(ctx)
+	if err != nil {
+		return Deployment{}, err
+	}
+	defer unlock()
+	list := s.nonStaged()
+	if len(list) < 2 {
+		return Deployment{}, fmt.Errorf("rolling back: %d deployments, need 2: %w", len(list), errdefs.ErrFailedPrecondition)
+	}
+	target := 1
+	if b, ok := s.Booted(); ok && !list[0].same(b) {
+		target = slices.IndexFunc(list, b.same)
+	}
+	d := list[target]
+	list = slices.Delete(list, target, target+1)
+	list = slices.Insert(list, 0, d)
+	if err := s.writeDeployments(ctx, list); err != nil {
+		return Deployment{}, err
+	}
+	_, err = s.cleanup(ctx, true)
+	out, _ := s.find(d)
+	return out, err
+}
+
+// SetPinned pins or unpins the deployment at index: [libostree-transient]
+// pinned=true in its origin (ostree_sysroot_deployment_set_pinned). A
+// pinned deployment is kept by Deploy and Cleanup. The boot configuration
+// does not change. A staged deployment cannot be pinned
+// (errdefs.ErrFailedPrecondition).
+//
+// Steps: "origin".
+func (s *Sysroot) SetPinned(ctx context.Context, index int, pinned bool) (Deployment, error) {
+	unlock, err := s.begin(ctx)
+	if err != nil {
+		return Deployment{}, err
+	}
+	defer unlock()
+	d, err := s.deploymentAt(index)
+	if err != nil {
+		return Deployment{}, err
+	}
+	if d.Pinned == pinned {
+		return d, nil
+	}
+	if d.Staged {
+		return Deployment{}, fmt.Errorf("pinning %s: it is staged: %w", d.Path(), errdefs.ErrFailedPrecondition)
+	}
+	d.Origin = cloneOrigin(d.Origin)
+	if d.Origin == nil {
+		d.Origin = NewOrigin(d.Checksum.String())
+		d.Origin.Delete(originGroup, "")
+	}
+	if pinned {
+		d.Origin.Set(transientGroup, "pinned", "true")
+	} else {
+		d.Origin.Delete(transientGroup, "pinned")
+	}
+	if err := s.writeOrigin(d, true); err != nil {
+		return Deployment{}, err
+	}
+	if err := s.step(ctx, "origin"); err != nil {
+		return Deployment{}, err
+	}
+	if err := bumpMtime(s.path); err != nil {
+		return Deployment{}, err
+	}
+	if err := s.load(); err != nil {
+		return Deployment{}, err
+	}
+	out, _ := s.find(d)
+	return out, nil
+}
+
+// SetKargs replaces the kernel arguments (without ostree=) of the
+// deployment at index: a new boot version written atomically
+// (ostree_sysroot_deployment_set_kargs), then cleanup. For the staged
+// deployment only its record changes. Compose kargs with EditKargs.
+//
+// Steps: those of WriteDeployments, then the cleanup ones; "staged" for
+// the staged deployment.
+func (s *Sysroot) SetKargs(ctx context.Context, index int, kargs []string) (Deployment, error) {
+	if err := validateKargs(kargs); err != nil {
+		return Deployment{}, err
+	}
+	unlock, err := s.begin(ctx)
+	if err != nil {
+		return Deployment{}, err
+	}
+	defer unlock()
+	d, err := s.deploymentAt(index)
+	if err != nil {
+		return Deployment{}, err
+	}
+	kargs = append([]string{}, kargs...)
+	if d.Staged {
+		rec := *s.staged
+		rec.Kargs = kargs
+		if err := s.writeStagedRecord(rec); err != nil {
+			return Deployment{}, err
+		}
+		if err := s.step(ctx, "staged"); err != nil {
+			return Deployment{}, err
+		}
+		if err := s.load(); err != nil {
+			return Deployment{}, err
+		}
+		out, _ := s.find(d)
+		return out, nil
+	}
+	list := slices.Clone(s.deployments)
+	list[index].Kargs, list[index].ostreePos = kargs, -1
+	if err := s.writeDeployments(ctx, list); err != nil {
+		return Deployment{}, err
+	}
+	if _, err := s.cleanup(ctx, true); err != nil {
+		return Deployment{}, err
+	}
+	out, _ := s.find(d)
+	return out, nil
+}
