@@ -39,6 +39,7 @@ var layers = map[string]int{
 	"internal/bootloader": 2,
 	"internal/image":      2,
 	"internal/vm":         2,
+	"internal/initramfs":  2,
 	// L3: services; they never import each other.
 	"internal/deploy":      3,
 	"internal/health":      3,

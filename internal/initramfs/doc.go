@@ -1,0 +1,15 @@
+// Package initramfs builds strata's initramfs: a newc cpio archive holding the
+// static strata binary as /init (internal/prepareroot runs there), the device
+// nodes and directories it needs, and the kernel modules that mounting the
+// root filesystem takes, with their dependencies resolved in pure Go from the
+// kernel's modules.dep, modules.softdep, modules.alias and modules.builtin
+// (written by depmod when the kernel package is installed; this package does
+// not run depmod).
+//
+// Archives are reproducible: the same inputs give the same bytes (entries
+// sorted by path, uid/gid 0, one fixed mtime, inode numbers in entry order).
+// They are uncompressed by default, which boots faster under TCG emulation
+// than gzip (spec/vm-boot.md §4).
+//
+// Layer L2 (mechanisms).
+package initramfs

@@ -1,0 +1,226 @@
+package initramfs
+
+import (
+	"compress/gzip"
+	"debug/elf"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/u-root/u-root/pkg/cpio"
+)
+
+// ModulesList is the archive's list of modules for /init to load, one
+// absolute path a line, in load order (prepareroot.ModulesList).
+const ModulesList = "etc/initrd-modules"
+
+// Options say what goes into an initramfs.
+type Options struct {
+	// Init is the path of the static binary installed as /init (normally
+	// strata itself).
+	Init string
+	// ModulesDir is a kernel's module directory, TREE/usr/lib/modules/KVER
+	// (see ModulesDir). Empty: no modules at all.
+	ModulesDir string
+	// Modules are loaded with their dependencies; nil means DefaultModules.
+	Modules []string
+	// MTime is the modification time of every entry, in seconds since the
+	// epoch (SOURCE_DATE_EPOCH); 0 by default.
+	MTime int64
+	// Gzip compresses the archive (slower to unpack under TCG emulation).
+	Gzip bool
+}
+
+// Archive is a resolved initramfs, ready to be written.
+type Archive struct {
+	Kver    string   // kernel release, the base name of ModulesDir
+	Modules []Module // in load order
+	opts    Options
+}
+
+// Resolve checks the inputs and resolves the module list.
+func Resolve(opts Options) (*Archive, error) {
+	if err := checkStatic(opts.Init); err != nil {
+		return nil, err
+	}
+	a := &Archive{opts: opts}
+	if opts.ModulesDir == "" {
+		return a, nil
+	}
+	names := opts.Modules
+	if names == nil {
+		names = DefaultModules
+	}
+	mods, err := ResolveModules(opts.ModulesDir, names)
+	if err != nil {
+		return nil, err
+	}
+	a.Kver = filepath.Base(opts.ModulesDir)
+	a.Modules = mods
+	return a, nil
+}
+
+// checkStatic refuses an /init that needs a dynamic loader the initramfs lacks.
+func checkStatic(p string) error {
+	if p == "" {
+		return fmt.Errorf("no init binary given: %w", errdefs.ErrInvalid)
+	}
+	f, err := elf.Open(p)
+	if err != nil {
+		return fmt.Errorf("init binary %s: %w", p, err)
+	}
+	defer f.Close()
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP {
+			return fmt.Errorf("init binary %s is dynamically linked (build it with CGO_ENABLED=0): %w", p, errdefs.ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// entry is one archive member before it is written.
+type entry struct {
+	name  string
+	mode  uint64 // cpio S_IF* | permissions
+	src   string // host file to copy, for regular files
+	data  []byte // content, for regular files without src
+	major uint64 // device number, for device nodes
+	minor uint64
+}
+
+// entries returns the archive members sorted by path, parents first.
+func (a *Archive) entries() []entry {
+	es := map[string]entry{}
+	dir := func(p string, perm uint64) {
+		for ; p != "." && p != "/"; p = path.Dir(p) {
+			if _, ok := es[p]; !ok {
+				es[p] = entry{name: p, mode: cpio.S_IFDIR | perm}
+			}
+			perm = 0o755
+		}
+	}
+	for _, d := range []string{"dev", "etc", "newroot", "proc", "run", "sys", "sysroot"} {
+		dir(d, 0o755)
+	}
+	dir("tmp", 0o1777)
+	es["dev/console"] = entry{name: "dev/console", mode: cpio.S_IFCHR | 0o600, major: 5, minor: 1}
+	es["dev/null"] = entry{name: "dev/null", mode: cpio.S_IFCHR | 0o666, major: 1, minor: 3}
+	es["init"] = entry{name: "init", mode: cpio.S_IFREG | 0o755, src: a.opts.Init}
+	var list strings.Builder
+	for _, m := range a.Modules {
+		p := path.Join("lib/modules", a.Kver, m.Path)
+		dir(path.Dir(p), 0o755)
+		es[p] = entry{name: p, mode: cpio.S_IFREG | 0o644, src: filepath.Join(a.opts.ModulesDir, filepath.FromSlash(m.Path))}
+		fmt.Fprintf(&list, "/%s\n", p)
+	}
+	es[ModulesList] = entry{name: ModulesList, mode: cpio.S_IFREG | 0o644, data: []byte(list.String())}
+	out := make([]entry, 0, len(es))
+	for _, e := range es {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// WriteTo writes the archive to w and returns the number of bytes written.
+func (a *Archive) WriteTo(w io.Writer) (int64, error) {
+	cw := &countWriter{w: w}
+	var out io.Writer = cw
+	var gz *gzip.Writer
+	if a.opts.Gzip {
+		gz = gzip.NewWriter(cw) // zero header: no name, no mtime
+		out = gz
+	}
+	rw := cpio.Newc.Writer(out)
+	for i, e := range a.entries() {
+		if err := writeEntry(rw, e, uint64(i+1), a.opts.MTime); err != nil {
+			return cw.n, err
+		}
+	}
+	if err := cpio.WriteTrailer(rw); err != nil {
+		return cw.n, fmt.Errorf("writing cpio trailer: %w", err)
+	}
+	if gz != nil {
+		if err := gz.Close(); err != nil {
+			return cw.n, fmt.Errorf("compressing initramfs: %w", err)
+		}
+	}
+	return cw.n, nil
+}
+
+func writeEntry(rw cpio.RecordWriter, e entry, ino uint64, mtime int64) error {
+	info := cpio.Info{
+		Ino: ino, Mode: e.mode, NLink: 1, MTime: uint64(mtime),
+		Rmajor: e.major, Rminor: e.minor, Name: e.name,
+	}
+	rec := cpio.Record{Info: info}
+	switch {
+	case e.mode&cpio.S_IFMT == cpio.S_IFDIR:
+		rec.NLink = 2
+	case e.src != "":
+		f, err := os.Open(e.src)
+		if err != nil {
+			return fmt.Errorf("adding %s: %w", e.name, err)
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return fmt.Errorf("adding %s: %w", e.name, err)
+		}
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("adding %s: %s is not a regular file: %w", e.name, e.src, errdefs.ErrInvalid)
+		}
+		// A SectionReader is no io.Closer: the cpio writer would close it.
+		rec.ReaderAt = io.NewSectionReader(f, 0, fi.Size())
+		rec.FileSize = uint64(fi.Size())
+	case e.mode&cpio.S_IFMT == cpio.S_IFREG:
+		rec = cpio.StaticRecord(e.data, info)
+	}
+	if err := rw.WriteRecord(rec); err != nil {
+		return fmt.Errorf("writing %s: %w", e.name, err)
+	}
+	return nil
+}
+
+// Build writes the initramfs described by opts to w.
+func Build(w io.Writer, opts Options) error {
+	a, err := Resolve(opts)
+	if err != nil {
+		return err
+	}
+	_, err = a.WriteTo(w)
+	return err
+}
+
+// BuildForTree writes the initramfs of the OS tree at treeRoot: /init is
+// initBinary and the modules are DefaultModules plus extraModules, taken from
+// treeRoot/usr/lib/modules/kver (kver "": the tree's only kernel). The result
+// belongs at usr/lib/modules/KVER/initramfs.img (spec/ostree-format.md §8.3).
+func BuildForTree(w io.Writer, treeRoot, kver, initBinary string, extraModules []string) error {
+	dir, err := ModulesDir(treeRoot, kver)
+	if err != nil {
+		return err
+	}
+	return Build(w, Options{
+		Init:       initBinary,
+		ModulesDir: dir,
+		Modules:    append(append([]string(nil), DefaultModules...), extraModules...),
+	})
+}
