@@ -74,6 +74,12 @@ type Options struct {
 	// replayed summary must not roll a system back.
 	AllowDowngrade bool
 
+	// CommitOnly fetches and verifies the commits only, like ostree pull
+	// --commit-metadata-only: their trees are not fetched, the commits stay
+	// marked partial, and no ref moves. Result.Refs tells the commit each
+	// ref would move to (upgrade --check).
+	CommitOnly bool
+
 	// Depth is how many parents of each commit are pulled too, commit and
 	// tree, like ostree pull --depth; -1 means all history. Parents are
 	// verified like the commit itself (their ref binding excepted). A
@@ -385,6 +391,13 @@ func (p *puller) run(ctx context.Context, targets []*target) (res *Result, err e
 		if err != nil {
 			return nil, err
 		}
+		if p.opts.CommitOnly {
+			if err := p.markCommitOnly(t.commit); err != nil {
+				return nil, err
+			}
+			res.Refs = append(res.Refs, RefResult{Ref: t.ref, Commit: t.commit, Previous: prev, SignedBy: v.key})
+			continue
+		}
 		if !ok {
 			if err := p.pullTrees(ctx, loose, t.commit, v.commit, res); err != nil {
 				return nil, err
@@ -397,6 +410,9 @@ func (p *puller) run(ctx context.Context, targets []*target) (res *Result, err e
 	}
 	if err := txn.Commit(); err != nil {
 		return nil, fmt.Errorf("committing pulled objects: %w", err)
+	}
+	if p.opts.CommitOnly {
+		return res, nil // the commits stay partial: their trees are missing
 	}
 	// The objects are durable now; a marker that outlives a crash here
 	// only makes the next pull walk the tree again.
@@ -455,6 +471,16 @@ func (p *puller) pullTrees(ctx context.Context, f fetcher, sum ostree.Checksum, 
 		parent = pc.Parent
 	}
 	return nil
+}
+
+// markCommitOnly marks a commit fetched without its tree as partial,
+// unless it was already stored complete.
+func (p *puller) markCommitOnly(c ostree.Checksum) error {
+	stored, err := p.r.HasObject(ostree.ObjectName{Checksum: c, Type: ostree.ObjectCommit})
+	if err != nil || stored {
+		return err
+	}
+	return markPartial(p.r, c)
 }
 
 // tree fetches a verified commit's tree unless it is complete locally.
