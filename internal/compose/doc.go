@@ -1,0 +1,15 @@
+// Package compose turns a manifest (a YAML list of Debian packages plus a
+// few knobs) into a bootable OSTree commit: mmdebstrap installs the packages
+// into a temporary directory, PostProcess reshapes that root filesystem into
+// the layout an OSTree system boots (/usr/etc, an empty /var recreated by
+// systemd-tmpfiles, the kernel under /usr/lib/modules/KVER), and the tree is
+// committed to the manifest's ref with the package list in the commit
+// metadata, signed when a key is given.
+//
+// It does not deploy, build disk images or generate its own initramfs (the
+// initramfs step is an InitramfsFunc so that one can be swapped in later).
+// The user-facing format is documented in docs/compose.md.
+//
+// Layer L3: it imports repo, ostree, sign, fsutil and errdefs, and no other
+// service package.
+package compose
