@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -67,6 +69,10 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 
 // Main runs the command line and returns the process exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// As the initramfs /init (or PID 1 without a command), run prepare-root.
+	if filepath.Base(os.Args[0]) == "init" || (os.Getpid() == 1 && len(args) == 0) {
+		return runInit(stderr)
+	}
 	root := NewRootCommand()
 	root.SetArgs(args)
 	root.SetIn(stdin)
