@@ -116,6 +116,7 @@ func MergeEtc(oldDefault, oldEtc, newEtc string) error {
 // replays them in that order, as libostree does.
 type etcDiff struct {
 	modified, removed, added []string
+	bufA, bufB               []byte // content comparison, reused
 }
 
 func diffEtcDirs(oldDefault, oldEtc string) (*etcDiff, error) {
@@ -162,7 +163,7 @@ func (d *etcDiff) dirs(a, b *os.File, rel string) error {
 			d.modified = append(d.modified, p)
 			continue
 		}
-		same, err := etcSameFile(afd, bfd, name, &sa, &sb)
+		same, err := d.sameFile(afd, bfd, name, &sa, &sb)
 		if err != nil {
 			return fmt.Errorf("comparing %s: %w", p, err)
 		}
@@ -274,12 +275,12 @@ func etcKind(mode uint32) etcFileKind {
 	return etcKindSpecial
 }
 
-// etcSameFile reports whether two entries of the same kind have the same
+// sameFile reports whether two entries of the same kind have the same
 // ostree checksum with xattrs ignored (spec §3.2, §3.4): uid, gid and the
 // whole st_mode, plus the target of a symlink and the content of a regular
 // file. The header carries no rdev, so devices differing only in number
 // are the same.
-func etcSameFile(afd, bfd int, name string, sa, sb *unix.Stat_t) (bool, error) {
+func (d *etcDiff) sameFile(afd, bfd int, name string, sa, sb *unix.Stat_t) (bool, error) {
 	if sa.Uid != sb.Uid || sa.Gid != sb.Gid || sa.Mode != sb.Mode {
 		return false, nil
 	}
@@ -298,12 +299,12 @@ func etcSameFile(afd, bfd int, name string, sa, sb *unix.Stat_t) (bool, error) {
 		if sa.Size != sb.Size {
 			return false, nil
 		}
-		return etcSameContent(afd, bfd, name)
+		return d.sameContent(afd, bfd, name)
 	}
 	return true, nil
 }
 
-func etcSameContent(afd, bfd int, name string) (bool, error) {
+func (d *etcDiff) sameContent(afd, bfd int, name string) (bool, error) {
 	fa, err := etcOpenFile(afd, name)
 	if err != nil {
 		return false, err
@@ -314,8 +315,11 @@ func etcSameContent(afd, bfd int, name string) (bool, error) {
 		return false, err
 	}
 	defer fb.Close()
-	const bufSize = 64 << 10
-	ba, bb := make([]byte, bufSize), make([]byte, bufSize)
+	if d.bufA == nil {
+		const bufSize = 64 << 10
+		d.bufA, d.bufB = make([]byte, bufSize), make([]byte, bufSize)
+	}
+	ba, bb := d.bufA, d.bufB
 	for {
 		na, errA := io.ReadFull(fa, ba)
 		nb, errB := io.ReadFull(fb, bb)

@@ -614,3 +614,63 @@ func TestMergeEtcEscapingSymlink(t *testing.T) {
 		})
 	}
 }
+
+// etcBenchTrees writes an etc the size of a Debian one (1500 files in 100
+// directories) as defaults, a local etc with 30 files modified, 30 added
+// and 30 removed, and new defaults with 100 files changed.
+func etcBenchTrees(b *testing.B, dir string) (oldDefault, oldEtc string, newDefault []etcEntry) {
+	var def, local []etcEntry
+	for d := range 100 {
+		dp := fmt.Sprintf("d%02d", d)
+		def, local = append(def, eDir(dp)), append(local, eDir(dp))
+		newDefault = append(newDefault, eDir(dp))
+		for f := range 15 {
+			p, content := fmt.Sprintf("%s/f%02d.conf", dp, f), strings.Repeat(fmt.Sprintf("%s line\n", dp), 40)
+			def = append(def, eFile(p, content))
+			switch n := d*15 + f; {
+			case n%50 == 1:
+				local = append(local, eFile(p, content+"local\n"))
+			case n%50 == 2:
+			default:
+				local = append(local, eFile(p, content))
+			}
+			if (d*15+f)%15 == 3 {
+				newDefault = append(newDefault, eFile(p, content+"v2\n"))
+			} else {
+				newDefault = append(newDefault, eFile(p, content))
+			}
+			if (d*15+f)%50 == 4 {
+				local = append(local, eFile(p+".local", "added\n"))
+			}
+		}
+	}
+	oldDefault, oldEtc = filepath.Join(dir, "usr-etc"), filepath.Join(dir, "etc")
+	etcWriteTree(b, oldDefault, def)
+	etcWriteTree(b, oldEtc, local)
+	return oldDefault, oldEtc, newDefault
+}
+
+func BenchmarkDiffEtc(b *testing.B) {
+	oldDefault, oldEtc, _ := etcBenchTrees(b, b.TempDir())
+	for b.Loop() {
+		if _, err := DiffEtc(oldDefault, oldEtc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkMergeEtc(b *testing.B) {
+	dir := b.TempDir()
+	oldDefault, oldEtc, newDefault := etcBenchTrees(b, dir)
+	i := 0
+	for b.Loop() {
+		b.StopTimer()
+		newEtc := filepath.Join(dir, fmt.Sprintf("new-etc-%d", i))
+		i++
+		etcWriteTree(b, newEtc, newDefault)
+		b.StartTimer()
+		if err := MergeEtc(oldDefault, oldEtc, newEtc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
