@@ -64,3 +64,10 @@ func (p *progress) Finish() {
 		p.bar.Finish()
 	}
 }
+
+// isTerminal reports whether w is a terminal (shared by the commands that
+// stream output only to a person).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

@@ -62,6 +62,16 @@ func NewRootCommand() *cobra.Command {
 	return root
 }
 
+// exitUnchanged is the exit code of a check that found nothing new
+// (rpm-ostree's --unchanged-exit-77).
+const exitUnchanged = 77
+
+// exitCodeError ends a command that has said all it had to say with a
+// specific exit code.
+type exitCodeError struct{ code int }
+
+func (e exitCodeError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
 // usageError marks an error as a usage mistake (exit code 2).
 type usageError struct{ error }
 
@@ -82,6 +92,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	err := root.Execute()
 	if err == nil {
 		return exitOK
+	}
+	var ec exitCodeError
+	if errors.As(err, &ec) {
+		return ec.code
 	}
 	fmt.Fprintf(stderr, "strata: %v\n", err)
 	var ue usageError

@@ -1,0 +1,135 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"github.com/strata-os/strata/internal/ostree"
+	"github.com/strata-os/strata/internal/pull"
+	"github.com/strata-os/strata/internal/repo"
+	"github.com/strata-os/strata/internal/sysroot"
+)
+
+func init() { register("", newUpgradeCmd) }
+
+// remotePuller is the sysroot.Puller of the command line: internal/pull
+// with the remote's URL and keys from the repository config.
+type remotePuller struct {
+	cmd      *cobra.Command
+	keyFiles []string
+	noVerify bool
+	bytes    int64
+}
+
+var _ sysroot.Puller = (*remotePuller)(nil)
+
+func (p *remotePuller) Pull(ctx context.Context, r *repo.Repo, remote, ref string, commitOnly bool) (ostree.Checksum, error) {
+	opts := pull.Options{Remote: remote, Refs: []string{ref}, NoVerify: p.noVerify, CommitOnly: commitOnly}
+	if err := pullSettings(r, &opts, p.keyFiles); err != nil {
+		return ostree.Checksum{}, err
+	}
+	var bar *pullProgress
+	if !commitOnly {
+		bar = &pullProgress{p: newProgress(p.cmd, "pull", -1, false)}
+		opts.Progress = bar
+	}
+	res, err := pull.Pull(ctx, r, opts)
+	if bar != nil {
+		bar.p.Finish()
+	}
+	if err != nil {
+		return ostree.Checksum{}, err
+	}
+	p.bytes += res.Bytes
+	return res.Refs[0].Commit, nil
+}
+
+// upgradeJSON is the --json output of upgrade.
+type upgradeJSON struct {
+	Refspec   string          `json:"refspec"`
+	Base      string          `json:"base"`
+	Commit    string          `json:"commit"`
+	Version   string          `json:"version,omitempty"`
+	Available bool            `json:"update_available"`
+	Deployed  *deploymentJSON `json:"deployed,omitempty"`
+	Bytes     int64           `json:"bytes_fetched"`
+}
+
+func newUpgradeCmd() *cobra.Command {
+	var (
+		path, osname              string
+		keyFiles                  []string
+		check, stage, noV, asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "upgrade [--sysroot S] [--os NAME] [--check] [--stage]",
+		Short: "Pull the origin's ref and deploy it if it changed",
+		Long: `Follow the origin of the booted deployment (else the default one): pull its
+refspec (REMOTE:REF, with the remote's URL and verification keys from the
+sysroot repository's config; a plain REF is read locally) and, if it names a
+commit other than the current one, deploy it as the next default (strata
+deploy semantics: /etc merged, one atomic switch on disk, effective on
+reboot). --check fetches only the verified commit object and reports whether
+an update is available; exit code 77 means none (as rpm-ostree
+--unchanged-exit-77 does). --stage leaves the switch to shutdown.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := openSysroot(path)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			p := &remotePuller{cmd: cmd, keyFiles: keyFiles, noVerify: noV}
+			bar := newProgress(cmd, "deploy", -1, false)
+			res, err := s.Upgrade(cmd.Context(), p, sysroot.UpgradeOptions{OSName: osname, Check: check,
+				Deploy: sysroot.DeployOptions{Stage: stage, Progress: bar}})
+			bar.Finish()
+			if err != nil {
+				return fmt.Errorf("cannot upgrade: %w", err)
+			}
+			out := upgradeJSON{Refspec: res.Refspec, Base: res.Base.Checksum.String(), Commit: res.Commit.String(),
+				Version: res.Version, Available: res.Changed, Bytes: p.bytes}
+			if res.Deployed != nil {
+				if err := s.Reload(); err != nil {
+					return fmt.Errorf("cannot reload sysroot: %w", err)
+				}
+				dj := toDeploymentJSON(s, findDeployment(s, *res.Deployed))
+				out.Deployed = &dj
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				if err := writeJSON(w, out); err != nil {
+					return err
+				}
+			} else {
+				v := ""
+				if res.Version != "" {
+					v = " (version " + res.Version + ")"
+				}
+				switch {
+				case !res.Changed:
+					fmt.Fprintf(w, "No update available: %s is at %s%s.\n", res.Refspec, res.Commit, v)
+				case check:
+					fmt.Fprintf(w, "Update available: %s -> %s%s.\n", res.Base.Checksum, res.Commit, v)
+				case res.Deployed == nil:
+					fmt.Fprintf(w, "%s%s is already deployed; reboot to use it.\n", res.Commit, v)
+				default:
+					fmt.Fprintf(w, "Deployed %s.%d%s; it boots next.\n", res.Deployed.Checksum, res.Deployed.Serial, v)
+				}
+			}
+			if check && !res.Changed {
+				return exitCodeError{code: exitUnchanged}
+			}
+			return nil
+		},
+	}
+	addSysrootFlag(cmd, &path)
+	cmd.Flags().StringVar(&osname, "os", "", "stateroot to upgrade (default: the booted one)")
+	cmd.Flags().BoolVar(&check, "check", false, "only look for an update (exit 77 if there is none)")
+	cmd.Flags().BoolVar(&stage, "stage", false, "stage the new deployment; switch to it at shutdown (strata finalize)")
+	cmd.Flags().StringArrayVar(&keyFiles, "trusted-key", nil, "file of trusted ed25519 public keys (default: the remote's keys)")
+	cmd.Flags().BoolVar(&noV, "no-verify", false, "do not verify signatures")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}

@@ -1,0 +1,107 @@
+package sysroot
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/ostree"
+	"github.com/strata-os/strata/internal/repo"
+)
+
+// Puller brings a ref of a remote into the sysroot repository. The
+// sysroot does not fetch anything itself (internal/pull does, wired in by
+// the command line), so it states the one thing it needs.
+type Puller interface {
+	// Pull fetches ref from remote into r, verified, and returns the
+	// commit it names. With commitOnly only the commit object is fetched
+	// and no ref moves.
+	Pull(ctx context.Context, r *repo.Repo, remote, ref string, commitOnly bool) (ostree.Checksum, error)
+}
+
+// UpgradeOptions tune Upgrade.
+type UpgradeOptions struct {
+	// OSName is the stateroot to upgrade; "" means the booted one, else
+	// the default deployment's.
+	OSName string
+	// Check only looks for a new commit (fetching the commit object, not
+	// its tree) and deploys nothing.
+	Check bool
+	// Deploy carries the options of the deployment made (Stage,
+	// Progress); its Refspec is the origin's.
+	Deploy DeployOptions
+}
+
+// UpgradeResult says what Upgrade found and did.
+type UpgradeResult struct {
+	Base     Deployment      // the deployment upgraded from
+	Refspec  string          // the origin refspec followed
+	Commit   ostree.Checksum // the commit the refspec names now
+	Version  string          // its version metadata, if any
+	Changed  bool            // Commit differs from Base's commit
+	Deployed *Deployment     // the new deployment; nil with Check or nothing new
+}
+
+// Upgrade follows the origin of the booted deployment (else the default
+// one) of a stateroot, like `rpm-ostree upgrade`: it pulls the origin's
+// refspec (REMOTE:REF through p; a plain REF is read from the sysroot
+// repository) and deploys the commit it names if it differs from the
+// base deployment's and is not already the pending default. A deployment
+// made by checksum (no ref in its origin) cannot be upgraded
+// (errdefs.ErrFailedPrecondition).
+func (s *Sysroot) Upgrade(ctx context.Context, p Puller, opts UpgradeOptions) (UpgradeResult, error) {
+	base, ok := s.upgradeBase(opts.OSName)
+	if !ok {
+		return UpgradeResult{}, fmt.Errorf("upgrading: no deployment of stateroot %q to upgrade from: %w", opts.OSName, errdefs.ErrNotFound)
+	}
+	res := UpgradeResult{Base: base, Refspec: base.Refspec}
+	if base.Refspec == "" || ostree.IsChecksum(base.Refspec) {
+		return res, fmt.Errorf("upgrading %s: its origin follows no ref (deployed by checksum): %w", base.Path(), errdefs.ErrFailedPrecondition)
+	}
+	remote, ref, err := ostree.ParseRefspec(base.Refspec)
+	if err != nil {
+		return res, fmt.Errorf("upgrading %s: origin: %w", base.Path(), err)
+	}
+	if remote != "" {
+		if res.Commit, err = p.Pull(ctx, s.repo, remote, ref, opts.Check); err != nil {
+			return res, fmt.Errorf("upgrading %s: pulling %s: %w", base.Path(), base.Refspec, err)
+		}
+	} else if res.Commit, err = s.repo.ResolveRev(ref); err != nil {
+		return res, fmt.Errorf("upgrading %s: %w", base.Path(), err)
+	}
+	if c, err := s.repo.ReadCommit(res.Commit); err == nil {
+		res.Version = c.Version()
+	}
+	res.Changed = res.Commit != base.Checksum
+	if !res.Changed || opts.Check {
+		return res, nil
+	}
+	for _, d := range s.deployments {
+		if d.OSName == base.OSName && d.Checksum == res.Commit && (d.Index == 0 || d.Staged) {
+			return res, nil // already the next boot's
+		}
+	}
+	dopts := opts.Deploy
+	dopts.Refspec = base.Refspec
+	d, err := s.Deploy(ctx, base.OSName, res.Commit.String(), dopts)
+	if err != nil {
+		return res, err
+	}
+	res.Deployed = &d
+	return res, nil
+}
+
+// upgradeBase returns the deployment an upgrade of osname starts from:
+// the booted one if it belongs to osname (or osname is ""), else the
+// first non-staged deployment of osname.
+func (s *Sysroot) upgradeBase(osname string) (Deployment, bool) {
+	if b, ok := s.Booted(); ok && (osname == "" || b.OSName == osname) {
+		return b, true
+	}
+	for _, d := range s.deployments {
+		if !d.Staged && (osname == "" || d.OSName == osname) {
+			return d, true
+		}
+	}
+	return Deployment{}, false
+}
