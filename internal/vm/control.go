@@ -70,6 +70,9 @@ func (m *Machine) Send(ctx context.Context, command string) (int, error) {
 	if strings.ContainsAny(command, "\r\n") || strings.TrimSpace(command) == "" {
 		return 0, fmt.Errorf("sending %q: a command is one non-empty line: %w", command, errdefs.ErrInvalid)
 	}
+	if m.stopped() {
+		return 0, fmt.Errorf("sending %q: %w", command, ErrStopped)
+	}
 	select {
 	case <-m.ctl.accepted:
 	case <-m.done:
@@ -85,6 +88,9 @@ func (m *Machine) Send(ctx context.Context, command string) (int, error) {
 	m.ctl.nextID++
 	id := m.ctl.nextID
 	if _, err := io.WriteString(m.ctl.conn, strconv.Itoa(id)+" "+command+"\n"); err != nil {
+		if m.stopped() {
+			err = ErrStopped
+		}
 		return 0, fmt.Errorf("sending %q: %w", command, err)
 	}
 	return id, nil
@@ -112,4 +118,14 @@ func (m *Machine) Exec(ctx context.Context, command string) (int, error) {
 		return 0, fmt.Errorf("running %q in the guest: bad done marker %q: %w", command, mk.Value, errdefs.ErrInvalid)
 	}
 	return status, nil
+}
+
+// stopped reports whether the run is over.
+func (m *Machine) stopped() bool {
+	select {
+	case <-m.done:
+		return true
+	default:
+		return false
+	}
 }

@@ -4,6 +4,7 @@ package vm_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"slices"
@@ -29,6 +30,7 @@ func direct(t *testing.T, kernel, mode string) vm.Config {
 	initrd := vmtest.Initramfs(t, vmtest.BuildStatic(t, "./testdata/initmark"))
 	dir := t.TempDir()
 	return vm.Config{
+		Accel:      vmtest.Accel(t),
 		Kernel:     kernel,
 		Initrd:     initrd,
 		Append:     "console=ttyS0 panic=-1 strata.test=" + mode,
@@ -192,6 +194,7 @@ func TestUEFIBoot(t *testing.T) {
 	dir := t.TempDir()
 	vars := dir + "/vars.fd"
 	cfg := vm.Config{
+		Accel:      vmtest.Accel(t),
 		UEFI:       &vm.UEFI{Vars: vars},
 		Disks:      []vm.Disk{{Path: disk}},
 		ConsoleLog: dir + "/console.log",
@@ -253,6 +256,7 @@ func TestGuestControlScript(t *testing.T) {
 		cpio.StaticRecord(bb, cpio.Info{Name: "bin/busybox", Mode: cpio.S_IFREG | 0o755}),
 		cpio.StaticRecord(vmtest.ControlScript, cpio.Info{Name: "usr/local/sbin/strata-vm-control", Mode: cpio.S_IFREG | 0o755}))
 	cfg := vm.Config{
+		Accel:  vmtest.Accel(t),
 		Kernel: k.Vmlinux, Initrd: initrd, Append: "console=ttyS0 panic=-1",
 		Control: true, ConsoleLog: dir + "/console.log", MarkerLog: dir + "/markers.log", Timeout: bootTimeout,
 	}
@@ -294,5 +298,46 @@ func TestGuestControlScript(t *testing.T) {
 	// The guest's tty turns LF into CRLF on the marker port.
 	if !strings.Contains(strings.ReplaceAll(string(log), "\r", ""), "hello from Linux\n") {
 		t.Errorf("marker log = %q, want the command's output", log)
+	}
+}
+
+// TestKill cuts the power of a running machine: QEMU is gone at once, and the run says so.
+func TestKill(t *testing.T) {
+	testutil.RequireRoot(t)
+	k := vmtest.DebianKernel(t)
+	cfg := direct(t, k.Vmlinux, "control")
+	cfg.Control = true
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+	m, err := vm.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.WaitMarker(ctx, vm.ControlReady); err != nil {
+		t.Fatal(err)
+	}
+	m.Kill()
+	r := m.Wait()
+	logResult(t, r)
+	if r.Reason != vm.ReasonKilled || r.Exited {
+		t.Errorf("after Kill: %s (exited %v), want killed", r.Reason, r.Exited)
+	}
+	if _, err := m.Exec(ctx, "mark late"); !errors.Is(err, vm.ErrStopped) {
+		t.Errorf("Exec after Kill = %v, want ErrStopped", err)
+	}
+	noQEMU(t, cfg.ConsoleLog)
+}
+
+// TestProveKVM: without /dev/kvm the proof boot fails fast; with it, whatever it decides is
+// what Accel caches.
+func TestProveKVM(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "qemu-system-x86_64", "qemu-system-x86")
+	_, statErr := os.Stat("/dev/kvm")
+	start := time.Now()
+	got := vmtest.ProveKVM(t)
+	t.Logf("ProveKVM() = %v after %.1fs", got, time.Since(start).Seconds())
+	if statErr != nil && got {
+		t.Errorf("ProveKVM() without /dev/kvm = true, want false")
 	}
 }
