@@ -105,10 +105,10 @@ func TestDeployLifecycle(t *testing.T) {
 		}
 	}
 	wantFiles := map[string]string{
-		"boot/loader.1/entries/ostree-1-fakeos.conf": entry("Fake OS 1 (ostree:0)", "1", "root=LABEL=root rw ostree=/ostree/boot.1/fakeos/"+bcsum1+"/0", bcsum1),
-		"boot/ostree/fakeos-" + bcsum1 + "/vmlinuz-" + kver:          "fake kernel v1\n",
+		"boot/loader.1/entries/ostree-1-fakeos.conf":                   entry("Fake OS 1 (ostree:0)", "1", "root=LABEL=root rw ostree=/ostree/boot.1/fakeos/"+bcsum1+"/0", bcsum1),
+		"boot/ostree/fakeos-" + bcsum1 + "/vmlinuz-" + kver:            "fake kernel v1\n",
 		"boot/ostree/fakeos-" + bcsum1 + "/initramfs-" + kver + ".img": "fake initramfs\n",
-		d1.OriginPath(): "[origin]\nrefspec=fakeos/stable\n",
+		d1.OriginPath():                       "[origin]\nrefspec=fakeos/stable\n",
 		"ostree/repo/refs/heads/ostree/1/1/0": c1.String() + "\n",
 	}
 	for f, want := range wantFiles {
