@@ -167,6 +167,10 @@ func (p *parser) err() error {
 	if len(p.problems) == 0 {
 		return nil
 	}
+	sort.SliceStable(p.problems, func(i, j int) bool {
+		a, b := p.problems[i], p.problems[j]
+		return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
+	})
 	return &ManifestError{Problems: p.problems}
 }
 
@@ -229,11 +233,11 @@ func (p *parser) manifest(n *yaml.Node, m *Manifest) {
 			p.add(v, "packages", "empty list")
 		}
 		seen := map[string]bool{}
-		for i, s := range m.Packages {
-			if seen[s] {
-				p.add(v.Content[i], fmt.Sprintf("packages[%d]", i), "%q is listed twice", s)
+		for i, e := range v.Content {
+			if e.Kind == yaml.ScalarNode && seen[e.Value] {
+				p.add(e, fmt.Sprintf("packages[%d]", i), "%q is listed twice", e.Value)
 			}
-			seen[s] = true
+			seen[e.Value] = true
 		}
 	}
 	if v := f["variant"]; v != nil {
