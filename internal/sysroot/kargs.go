@@ -76,9 +76,13 @@ type KargsEdit struct {
 	Replace []string
 	// Delete removes KEY (when it has one value) or KEY=VALUE.
 	Delete []string
+	// Set puts KEY=VALUE in place of the first KEY and drops the other
+	// values of KEY, or appends it: `ostree admin deploy --karg`
+	// (ostree_kernel_args_replace_argv).
+	Set []string
 }
 
-// EditKargs applies e to args (deletes, then replaces, then appends) and
+// EditKargs applies e to args (deletes, replaces, sets, then appends) and
 // returns the new list; args is not modified. Deleting or replacing an
 // argument that is not there is errdefs.ErrNotFound; an ambiguous key
 // (several values) is errdefs.ErrInvalid.
@@ -142,6 +146,9 @@ func EditKargs(args []string, e KargsEdit) ([]string, error) {
 			return nil, fmt.Errorf("replacing kernel argument %q: key has several values: %w", r, errdefs.ErrInvalid)
 		}
 		out[idx[0]] = r
+	}
+	for _, a := range e.Set {
+		out = replaceKarg(out, a)
 	}
 	out = append(out, e.Append...)
 	return out, nil

@@ -27,6 +27,8 @@ func TestEditKargs(t *testing.T) {
 		{"delete one value of several", KargsEdit{Delete: []string{"console=tty0"}}, "root=LABEL=root rw console=ttyS0 quiet", nil},
 		{"delete ambiguous key", KargsEdit{Delete: []string{"console"}}, "", errdefs.ErrInvalid},
 		{"delete wrong value", KargsEdit{Delete: []string{"root=/dev/sda"}}, "", errdefs.ErrNotFound},
+		{"set replaces all values in place", KargsEdit{Set: []string{"console=hvc0"}}, "root=LABEL=root rw console=hvc0 quiet", nil},
+		{"set appends a new key", KargsEdit{Set: []string{"x=1"}}, "root=LABEL=root rw console=tty0 console=ttyS0 quiet x=1", nil},
 		{"delete then append", KargsEdit{Delete: []string{"rw"}, Append: []string{"ro"}}, "root=LABEL=root console=tty0 console=ttyS0 quiet ro", nil},
 	}
 	for _, tt := range tests {
