@@ -26,8 +26,8 @@ initramfs, and make it the default for the next boot in one atomic switch.
 Deployments other than the booted, the merge (current) and the pinned ones are
 then removed. The running system is not changed.
 
-Without --karg the kernel arguments of the current deployment are kept; each
---karg replaces them all. --stage prepares the deployment but leaves the /etc
+The kernel arguments of the current deployment are kept; each --karg K=V
+replaces the argument of key K, or is added (as ostree admin deploy --karg). --stage prepares the deployment but leaves the /etc
 merge and the switch to 'strata finalize', run at shutdown.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -42,10 +42,15 @@ merge and the switch to 'strata finalize', run at shutdown.`,
 			}
 			bar := newProgress(cmd, "deploy", -1, false)
 			opts := sysroot.DeployOptions{Refspec: refspec, Stage: stage, Progress: bar}
-			if cmd.Flags().Changed("karg") {
-				opts.Kargs = kargs
-				if opts.Kargs == nil {
-					opts.Kargs = []string{}
+			if len(kargs) > 0 {
+				// As ostree admin deploy --karg: each argument replaces
+				// the same key of the current deployment's, or is added.
+				var base []string
+				if m, ok := s.MergeDeployment(name); ok {
+					base = m.Kargs
+				}
+				if opts.Kargs, err = sysroot.EditKargs(base, sysroot.KargsEdit{Set: kargs}); err != nil {
+					return fmt.Errorf("cannot deploy %s: %w", args[0], err)
 				}
 			}
 			d, err := s.Deploy(cmd.Context(), name, args[0], opts)
@@ -70,7 +75,7 @@ merge and the switch to 'strata finalize', run at shutdown.`,
 	}
 	addSysrootFlag(cmd, &path)
 	cmd.Flags().StringVar(&osname, "os", "", "stateroot (default: the booted one, else the only one)")
-	cmd.Flags().StringArrayVar(&kargs, "karg", nil, "kernel argument of the new deployment (repeatable; replaces the inherited ones)")
+	cmd.Flags().StringArrayVar(&kargs, "karg", nil, "kernel argument KEY=VALUE: replaces KEY's inherited value or is added (repeatable)")
 	cmd.Flags().StringVar(&refspec, "origin-refspec", "", "refspec to record in the origin (default: REV if it is a ref)")
 	cmd.Flags().BoolVar(&stage, "stage", false, "prepare the deployment; switch to it at shutdown (strata finalize)")
 	cmd.Flags().BoolVar(&asJS, "json", false, "print the new deployment as JSON")
