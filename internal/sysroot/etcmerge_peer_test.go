@@ -26,19 +26,103 @@ import (
 // mtime of regular files), ostree's result must be the case's expected
 // one, an ostree failure must be a strata failure, and DiffEtc must list
 // what `ostree admin config-diff` prints.
+//
+// Deploys cost about a second each, so the cases that succeed share one
+// sysroot, each in a directory of its own at the top of etc (the same
+// directory, unchanged, in every tree); a failing case fails the whole
+// deploy and gets its own sysroot, its paths at the top of etc.
 func TestMergeEtcMatchesOstree(t *testing.T) {
 	testutil.RequireRoot(t)
 	ostree := testutil.Ostree(t)
 	t.Parallel()
+	var batch etcMergeCase
+	var ok []etcMergeCase
 	for _, c := range etcMergeCases() {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			etcPeerCheck(t, ostree, c)
-		})
+		if c.wantErr != "" {
+			t.Run(c.name, func(t *testing.T) {
+				t.Parallel()
+				r := etcPeerDeploy(t, ostree, c)
+				if r.ostreeErr == nil || !strings.Contains(strings.ToLower(r.ostreeStderr), c.wantErr) {
+					t.Errorf("ostree admin deploy = %v, %q; want a failure containing %q", r.ostreeErr, r.ostreeStderr, c.wantErr)
+				}
+				if r.strataErr == nil || !strings.Contains(strings.ToLower(r.strataErr.Error()), c.wantErr) {
+					t.Errorf("MergeEtc() = %v, want an error containing %q (ostree: %s)", r.strataErr, c.wantErr, strings.TrimSpace(r.ostreeStderr))
+				}
+			})
+			continue
+		}
+		ok = append(ok, c)
+		dir := etcCaseDir(c.name)
+		batch.oldDefault = append(batch.oldDefault, etcPrefixed(dir, c.oldDefault)...)
+		batch.oldEtc = append(batch.oldEtc, etcPrefixed(dir, c.oldEtc)...)
+		batch.newDefault = append(batch.newDefault, etcPrefixed(dir, c.newDefault)...)
 	}
+	t.Run("cases that succeed", func(t *testing.T) {
+		t.Parallel()
+		r := etcPeerDeploy(t, ostree, batch)
+		if r.ostreeErr != nil {
+			t.Fatalf("ostree admin deploy os/v2: %v: %s", r.ostreeErr, r.ostreeStderr)
+		}
+		if r.strataErr != nil {
+			t.Fatalf("MergeEtc() = %v, want nil as ostree", r.strataErr)
+		}
+		for _, c := range ok {
+			t.Run(c.name, func(t *testing.T) {
+				dir := etcCaseDir(c.name)
+				if diff := cmp.Diff(etcSub(r.ostreeEtc, dir), etcSub(r.strataEtc, dir)); diff != "" {
+					t.Errorf("new etc: MergeEtc differs from ostree admin deploy (-ostree +strata):\n%s", diff)
+				}
+				if diff := cmp.Diff(etcWant(c.want), etcSub(r.ostreePlain, dir)); diff != "" {
+					t.Errorf("new etc after ostree admin deploy is not the case's expectation (-want +ostree):\n%s", diff)
+				}
+			})
+		}
+	})
 }
 
-func etcPeerCheck(t *testing.T, ostree string, c etcMergeCase) {
+// etcCaseDir names the directory of a case in the shared sysroot.
+func etcCaseDir(name string) string {
+	return "case-" + strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(name))
+}
+
+func etcPrefixed(dir string, entries []etcEntry) []etcEntry {
+	out := []etcEntry{eDir(dir)}
+	for _, e := range entries {
+		e.path = dir + "/" + e.path
+		out = append(out, e)
+	}
+	return out
+}
+
+// etcSub is the part of a listing below dir, relative to it.
+func etcSub(listing map[string]string, dir string) map[string]string {
+	out := map[string]string{}
+	for p, desc := range listing {
+		if rel, ok := strings.CutPrefix(p, dir+"/"); ok {
+			out[rel] = desc
+		}
+	}
+	return out
+}
+
+type etcPeerResult struct {
+	ostreeErr    error
+	ostreeStderr string
+	strataErr    error
+	// Listings of the new etc, with the mtimes of regular files, from
+	// ostree and from MergeEtc; and ostree's without mtimes.
+	ostreeEtc, strataEtc, ostreePlain map[string]string
+}
+
+// etcPeerDeploy deploys c.oldDefault, turns the deployment's etc into
+// c.oldEtc, compares DiffEtc with ostree admin config-diff, deploys
+// c.newDefault, and runs MergeEtc on copies of the same three trees.
+func etcPeerDeploy(t *testing.T, ostree string, c etcMergeCase) etcPeerResult {
 	dir := t.TempDir()
 	s := etcPeerSysroot(t, ostree, dir)
 	repo := filepath.Join(s, "ostree", "repo")
@@ -74,12 +158,15 @@ func etcPeerCheck(t *testing.T, ostree string, c etcMergeCase) {
 	etcPeerCopy(t, etc1, oldEtc)
 
 	etcPeerCommit(t, ostree, repo, "os/v2", filepath.Join(dir, "v2"), c.newDefault)
+	var r etcPeerResult
 	cmd := exec.Command(ostree, "admin", "deploy", "--sysroot", s, "--os", "os", "os/v2")
 	cmd.Env = append(os.Environ(), "OSTREE_SYSROOT_OPTS=skip-sync")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	peerErr := cmd.Run()
+	r.ostreeErr = cmd.Run()
+	r.ostreeStderr = stderr.String()
 
+	// A failed deploy leaves its checkout, usr/etc complete.
 	var d2 string
 	for _, d := range etcPeerDeployments(t, deploys) {
 		if d != d1 {
@@ -87,44 +174,28 @@ func etcPeerCheck(t *testing.T, ostree string, c etcMergeCase) {
 		}
 	}
 	if d2 == "" {
-		t.Fatalf("ostree admin deploy os/v2 (%v, %s) left no second deployment in %s", peerErr, stderr.String(), deploys)
+		t.Fatalf("ostree admin deploy os/v2 (%v, %s) left no second deployment in %s", r.ostreeErr, r.ostreeStderr, deploys)
 	}
 	newEtc := filepath.Join(dir, "new-etc")
 	etcPeerCopy(t, filepath.Join(d2, "usr", "etc"), newEtc)
-	err = MergeEtc(filepath.Join(d1, "usr", "etc"), oldEtc, newEtc)
+	r.strataErr = MergeEtc(filepath.Join(d1, "usr", "etc"), oldEtc, newEtc)
+	if r.ostreeErr != nil || r.strataErr != nil {
+		return r
+	}
 
-	if c.wantErr != "" {
-		if peerErr == nil || !strings.Contains(strings.ToLower(stderr.String()), c.wantErr) {
-			t.Errorf("ostree admin deploy = %v, %q; want a failure containing %q", peerErr, stderr.String(), c.wantErr)
-		}
-		if err == nil || !strings.Contains(strings.ToLower(err.Error()), c.wantErr) {
-			t.Errorf("MergeEtc() = %v, want an error containing %q (ostree: %s)", err, c.wantErr, strings.TrimSpace(stderr.String()))
-		}
-		return
-	}
-	if peerErr != nil {
-		t.Fatalf("ostree admin deploy os/v2: %v: %s", peerErr, stderr.String())
-	}
-	if err != nil {
-		t.Fatalf("MergeEtc() = %v, want nil as ostree", err)
-	}
 	// ostree's etc starts as a copy of usr/etc made at deploy time, with
 	// new mtimes, ours as a cp -a: the mtime of an untouched new default
 	// is left out. Files the merge copies keep oldEtc's mtime on both sides.
-	ostreeEtc := etcListing(t, filepath.Join(d2, "etc"), true)
-	strataEtc := etcListing(t, newEtc, true)
+	r.ostreeEtc = etcListing(t, filepath.Join(d2, "etc"), true)
+	r.strataEtc = etcListing(t, newEtc, true)
 	for p, desc := range etcListing(t, filepath.Join(d2, "usr", "etc"), true) {
-		if strataEtc[p] == desc {
-			strataEtc[p] = etcStripMtime(desc)
-			ostreeEtc[p] = etcStripMtime(ostreeEtc[p])
+		if r.strataEtc[p] == desc {
+			r.strataEtc[p] = etcStripMtime(desc)
+			r.ostreeEtc[p] = etcStripMtime(r.ostreeEtc[p])
 		}
 	}
-	if diff := cmp.Diff(ostreeEtc, strataEtc); diff != "" {
-		t.Errorf("new etc: MergeEtc differs from ostree admin deploy (-ostree +strata):\n%s", diff)
-	}
-	if diff := cmp.Diff(etcWant(c.want), etcListing(t, filepath.Join(d2, "etc"), false)); diff != "" {
-		t.Errorf("new etc after ostree admin deploy is not the case's expectation (-want +ostree):\n%s", diff)
-	}
+	r.ostreePlain = etcListing(t, filepath.Join(d2, "etc"), false)
+	return r
 }
 
 // etcPeerSysroot makes an ostree sysroot with stateroot "os" under dir,
