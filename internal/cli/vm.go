@@ -88,11 +88,10 @@ kernel boot proves to work is not trusted by default.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			var console []io.Writer
 			if serial == "" && !asJS && isTerminal(cmd.OutOrStdout()) {
-				console = append(console, cmd.OutOrStdout())
+				cfg.ConsoleOut = cmd.OutOrStdout()
 			}
-			m, err := vm.Start(ctx, cfg, console...)
+			m, err := vm.Start(ctx, cfg)
 			if errors.Is(err, errdefs.ErrInvalid) {
 				return usageError{err}
 			}

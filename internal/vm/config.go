@@ -2,6 +2,7 @@ package vm
 
 import (
 	"fmt"
+	"io"
 	"runtime"
 	"strconv"
 	"strings"
@@ -94,6 +95,8 @@ type Config struct {
 	// directory removed when the run ends.
 	ConsoleLog string
 	MarkerLog  string
+	// ConsoleOut, if set, gets a copy of the console as the watcher reads it (every 100 ms).
+	ConsoleOut io.Writer
 
 	// Until are patterns over marker-port lines: the first match makes the run a success
 	// (ReasonMarker), after which QEMU has ExitTimeout to exit by itself before it is killed.

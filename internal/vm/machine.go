@@ -86,9 +86,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	return m.Wait(), nil
 }
 
-// Start boots a machine. Cancelling ctx kills it (ReasonKilled). consoleOut, if not nil, gets a
-// copy of the console as it is read.
-func Start(ctx context.Context, cfg Config, consoleOut ...io.Writer) (m *Machine, err error) {
+// Start boots a machine. Cancelling ctx kills it (ReasonKilled).
+func Start(ctx context.Context, cfg Config) (m *Machine, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -120,9 +119,7 @@ func Start(ctx context.Context, cfg Config, consoleOut ...io.Writer) (m *Machine
 	}
 	m = &Machine{cfg: cfg, tmpDir: tmp, sc: sc, killed: make(chan struct{}), done: make(chan struct{}),
 		changed: make(chan struct{}), cursor: map[string]int{}}
-	if len(consoleOut) > 0 {
-		m.consOut = consoleOut[0]
-	}
+	m.consOut = cfg.ConsoleOut
 	defer func() {
 		if err != nil {
 			if m.ctl != nil {
