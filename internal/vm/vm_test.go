@@ -341,3 +341,36 @@ func TestProveKVM(t *testing.T) {
 		t.Errorf("ProveKVM() without /dev/kvm = true, want false")
 	}
 }
+
+// TestReboot: with AllowReboot the guest's reboots happen inside one QEMU run, and WaitMarker
+// returns one occurrence of a marker per boot.
+func TestReboot(t *testing.T) {
+	testutil.RequireRoot(t)
+	k := vmtest.DebianKernel(t)
+	cfg := direct(t, k.Vmlinux, "reboot")
+	cfg.AllowReboot = true
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+	m, err := vm.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Kill()
+	first, err := m.WaitMarker(ctx, "boot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := m.WaitMarker(ctx, "boot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.At <= first.At {
+		t.Errorf("second boot marker at %v, want after the first at %v", second.At, first.At)
+	}
+	m.Kill()
+	r := m.Wait()
+	logResult(t, r)
+	if len(r.Markers) < 2 || r.Reason != vm.ReasonKilled {
+		t.Errorf("run = %s with %d markers, want killed after at least 2 boots", r.Reason, len(r.Markers))
+	}
+}

@@ -4,6 +4,7 @@
 //	up       write "STRATA-MARK up" to the marker port (ttyS1) and power off
 //	fatal    print a FATAL line on the console and power off
 //	hang     do nothing until killed
+//	reboot   write "STRATA-MARK boot" and reboot, forever
 //	control  serve the control port (ttyS2) like vmtest/guest/strata-vm-control, with built-in
 //	         commands instead of a shell: "mark NAME [VALUE]", "exit N", "poweroff"
 //
@@ -48,6 +49,10 @@ func main() {
 		for {
 			time.Sleep(time.Hour)
 		}
+	case "reboot":
+		mark("boot")
+		unix.Sync()
+		unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
 	case "control":
 		serveControl()
 	default:
