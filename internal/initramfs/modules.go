@@ -17,10 +17,16 @@ import (
 // DefaultModules are the modules of a root filesystem on ext4 on a virtio,
 // SATA (AHCI) or NVMe disk: virtio_pci and virtio_blk for QEMU/KVM, ahci and
 // sd_mod for SATA, nvme for NVMe, ext4 (which pulls in jbd2, mbcache, crc16
-// and crc32c_generic). Debian builds all of them as modules (vm-boot.md §3).
-// virtio_scsi, overlay, erofs, squashfs, loop and USB storage are left out; add
-// them with extra modules when an image needs them.
+// and crc32c_generic). Debian builds all of them as modules (vm-boot.md §3);
+// with dependencies they are 25 modules, 5.3 MB on Debian 6.1. virtio_scsi,
+// overlay, erofs, squashfs, loop and USB storage are left out; add them with
+// extra modules when an image needs them.
 var DefaultModules = []string{"virtio_pci", "virtio_blk", "ahci", "sd_mod", "nvme", "ext4"}
+
+// VirtioModules are enough for ext4 on a virtio disk, the QEMU test machines'
+// case (11 modules). Under TCG emulation loading them takes about 0.7 s where
+// DefaultModules take 2.2 s, mostly libata/ahci probing q35's AHCI controller.
+var VirtioModules = []string{"virtio_pci", "virtio_blk", "ext4"}
 
 // Module is one kernel module in load order.
 type Module struct {

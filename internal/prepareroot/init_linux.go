@@ -83,7 +83,9 @@ func mountAPI() error {
 
 // boot runs everything after the API mounts; it returns only on error.
 func boot(con io.Writer, start time.Time) (FailAction, error) {
-	loadModules(con, ModulesList)
+	tStart := time.Now()
+	nmods := loadModules(con, ModulesList)
+	tMods := time.Now()
 	raw, err := os.ReadFile("/proc/cmdline")
 	if err != nil {
 		return FailPoweroff, fmt.Errorf("reading kernel command line: %w", err)
@@ -96,6 +98,7 @@ func boot(con io.Writer, start time.Time) (FailAction, error) {
 	if err != nil {
 		return cfg.OnFail, err
 	}
+	tDev := time.Now()
 	l := DefaultLayout
 	var flags uintptr
 	if cfg.ReadOnly {
@@ -124,22 +127,26 @@ func boot(con io.Writer, start time.Time) (FailAction, error) {
 	if d.Name != "" {
 		what = "deployment " + d.Name
 	}
-	fmt.Fprintf(con, "strata prepare-root: %s ready in %d ms\n", what, time.Since(start).Milliseconds())
+	now := time.Now()
+	fmt.Fprintf(con, "strata prepare-root: %s ready in %d ms\n", what, now.Sub(start).Milliseconds())
+	fmt.Fprintf(con, "strata prepare-root: %d modules %d ms, root device %d ms, mounts %d ms\n", nmods,
+		tMods.Sub(tStart).Milliseconds(), tDev.Sub(tMods).Milliseconds(), now.Sub(tDev).Milliseconds())
 	return cfg.OnFail, switchRoot(l.NewRoot, cfg.Init)
 }
 
-// loadModules loads the modules listed in file in order. A module that fails
-// to load is reported and skipped: the root mount then fails with a clearer
-// error if it was needed.
-func loadModules(con io.Writer, file string) {
+// loadModules loads the modules listed in file in order and returns how many
+// loaded. A module that fails to load is reported and skipped: the root mount
+// then fails with a clearer error if it was needed.
+func loadModules(con io.Writer, file string) int {
 	f, err := os.Open(file)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			fmt.Fprintf(con, "strata prepare-root: reading %s: %v\n", file, err)
 		}
-		return
+		return 0
 	}
 	defer f.Close()
+	n := 0
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		p := strings.TrimSpace(sc.Text())
@@ -148,8 +155,11 @@ func loadModules(con io.Writer, file string) {
 		}
 		if err := loadModule(p); err != nil {
 			fmt.Fprintf(con, "strata prepare-root: loading module %s: %v\n", p, err)
+			continue
 		}
+		n++
 	}
+	return n
 }
 
 func loadModule(p string) error {
