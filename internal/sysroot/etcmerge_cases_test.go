@@ -23,6 +23,10 @@ type etcMergeCase struct {
 	root      bool // needs root: other owners, trusted.* xattrs, setuid
 }
 
+// capNetRaw is a security.capability value (struct vfs_cap_data, revision
+// 2, effective) granting cap_net_raw.
+const capNetRaw = "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+
 // etcMergeCases are the rows of spec §9's table, then the edges libostree's
 // code has (ostree-sysroot-deploy.c, copy_modified_config_file and
 // ensure_directory_from_template).
@@ -246,6 +250,12 @@ func etcMergeCases() []etcMergeCase {
 			want: []etcEntry{eFile("t.conf", "local").withXattr("trusted.a", "t").withXattr("user.b", "u"),
 				eDir("td").withXattr("trusted.d", "dir"), eFile("td/in.conf", "in").withXattr("trusted.in", "1"),
 				eLink("tl", "t.conf").withXattr("trusted.l", "link")}},
+		{name: "file capabilities survive the copy's change of owner",
+			root:       true,
+			oldDefault: []etcEntry{eFile("ping", "v1").withMode(0o755)},
+			oldEtc:     []etcEntry{eFile("ping", "local").withMode(0o755).withOwner(1000, 1000).withXattr("security.capability", capNetRaw)},
+			newDefault: []etcEntry{eFile("ping", "v2").withMode(0o755)},
+			want:       []etcEntry{eFile("ping", "local").withMode(0o755).withOwner(1000, 1000).withXattr("security.capability", capNetRaw)}},
 		{name: "unreadable modified file",
 			root:       true,
 			oldDefault: []etcEntry{eFile("shadow", "v1").withMode(0o000)},
