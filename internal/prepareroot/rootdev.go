@@ -193,7 +193,8 @@ func ReadGPT(r io.ReaderAt) ([]GPTPartition, error) {
 		entLBA := int64(binary.LittleEndian.Uint64(hdr[72:]))
 		count := int(binary.LittleEndian.Uint32(hdr[80:]))
 		size := int(binary.LittleEndian.Uint32(hdr[84:]))
-		if size < 128 || count > 1024 {
+		// The UEFI spec allows 128 * 2^n bytes per entry; real tables use 128.
+		if size < 128 || size > 4096 || size%8 != 0 || count > 1024 {
 			return nil, fmt.Errorf("GPT header: %d entries of %d bytes: %w", count, size, errdefs.ErrCorrupt)
 		}
 		buf := make([]byte, count*size)
