@@ -4,8 +4,12 @@
 // checkout entry count). `make bench` runs it; scripts/corpus builds the corpora it uses.
 //
 //	go run ./tools/bench [-corpus debian,synthetic] [-modes archive,bare-user]
-//	                     [-ops commit,recommit,checkout,fsck] [-tools strata,ostree]
+//	                     [-ops commit,recommit,checkout,fsck,deploy,...] [-tools strata,ostree]
 //	                     [-n 1] [-json FILE] [-keep]
+//
+// The sysroot ops (deploy, redeploy, undeploy-cleanup) run once per corpus, whatever -modes
+// says, in a table of their own ("sysroot (bare)"); they need root (a tmpfs on each sysroot's
+// boot).
 //
 // Every measured step starts with an empty page cache when running as root. A failing command
 // is reported (its stderr on standard error, FAIL in the table) and the run goes on.
@@ -164,17 +168,22 @@ func benchmark(ctx context.Context, o options, out, log io.Writer) (failed bool,
 	}
 
 	var cells []cell
+	groups := planGroups(o.modes, o.ops)
 	for _, c := range corpora {
-		for _, mode := range o.modes {
+		for _, g := range groups {
 			var fixtures []*fixture
 			for _, t := range o.tools {
 				fixtures = append(fixtures, &fixture{
-					cli: clis[t], mode: mode, tree: c.Dir, unavailable: unavailable[t],
-					dir: filepath.Join(o.work, c.Name, mode, t),
+					cli: clis[t], mode: g.mode, tree: c.Dir, unavailable: unavailable[t],
+					dir: filepath.Join(o.work, c.Name, g.dir, t),
 				})
 			}
-			for _, op := range o.ops {
-				cells = append(cells, runOp(ctx, o, drop, c.Name, op, fixtures, log)...)
+			for _, op := range g.ops {
+				cs := runOp(ctx, o, drop, c.Name, op, fixtures, log)
+				for i := range cs {
+					cs[i].Mode = g.label
+				}
+				cells = append(cells, cs...)
 				if ctx.Err() != nil {
 					return true, ctx.Err()
 				}
@@ -190,20 +199,20 @@ func benchmark(ctx context.Context, o options, out, log io.Writer) (failed bool,
 
 	env.render(out, o.tools)
 	for _, c := range corpora {
-		for _, mode := range o.modes {
+		for _, g := range groups {
 			var group []cell
 			for _, cl := range cells {
-				if cl.Corpus == c.Name && cl.Mode == mode {
+				if cl.Corpus == c.Name && cl.Mode == g.label {
 					group = append(group, cl)
 				}
 			}
-			fmt.Fprintf(out, "\n### %s, %s\n\n", c.Name, mode)
+			fmt.Fprintf(out, "\n### %s, %s\n\n", c.Name, g.label)
 			renderTable(out, group)
 		}
 	}
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, "ostree/strata: ostree's median wall time over strata's (above 1: strata is faster).")
-	fmt.Fprintln(out, "same: both tools produced the same result (commit: commit checksum; checkout: entry count).")
+	fmt.Fprintln(out, "same: both tools produced the same result (commit: commit checksum; checkout: entry count; sysroot ops: the deployments CHECKSUM.SERIAL in boot order, read by strata status --json).")
 	for _, op := range o.ops {
 		fmt.Fprintf(out, "%s: %s.\n", op.name, op.desc)
 	}

@@ -50,6 +50,8 @@ type op struct {
 	done func(f *fixture)
 	// transferred, if set, returns the bytes the run moved over the network (before cleanup).
 	transferred func(f *fixture) int64
+	// sysroot marks an op on a sysroot (sysroot.go): it runs once per corpus, not per mode.
+	sysroot bool
 }
 
 // ops is every operation, in run order; -ops selects a subset.

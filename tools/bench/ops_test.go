@@ -41,7 +41,8 @@ func TestSelectOps(t *testing.T) {
 	}
 	all, err := selectOps("all")
 	if err != nil || !slices.Equal(names(all), []string{"commit", "recommit", "checkout", "fsck",
-		"pull", "pull-20ms", "pull-incr-20ms", "pull-serve", "pull-serve-20ms", "pull-incr-serve-20ms"}) {
+		"pull", "pull-20ms", "pull-incr-20ms", "pull-serve", "pull-serve-20ms", "pull-incr-serve-20ms",
+		"deploy", "redeploy", "undeploy-cleanup"}) {
 		t.Errorf(`selectOps("all") = %v, %v`, names(all), err)
 	}
 	got, err := selectOps("fsck, commit")

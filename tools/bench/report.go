@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -139,13 +140,13 @@ func renderTable(w io.Writer, cells []cell) {
 	}
 }
 
-// fmtResult shortens commit checksums for the table; the JSON keeps them whole.
+// fmtResult shortens commit checksums, alone or in a list (CHECKSUM.SERIAL ...), for the
+// table; the JSON keeps them whole.
 func fmtResult(r string) string {
-	if checksumRE.MatchString(r) {
-		return r[:12]
-	}
-	return r
+	return longHexRE.ReplaceAllStringFunc(r, func(c string) string { return c[:12] })
 }
+
+var longHexRE = regexp.MustCompile(`\b[0-9a-f]{64}\b`)
 
 func fmtDuration(d time.Duration) string {
 	switch {
