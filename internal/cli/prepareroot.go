@@ -44,8 +44,11 @@ supported.
 
 Kernel command line: root=/dev/...|LABEL=|UUID=|PARTLABEL=|PARTUUID=,
 rootfstype= (ext4), rootflags=, ro|rw (rw), ostree=, init=, rd.timeout=
-(seconds to wait for the root device, 10), rd.break (stop before switching),
-initrd.onfail=poweroff|reboot (poweroff).`,
+(seconds to wait for the root device, 10), rd.break (print the steps and
+mounts instead of switching, then act as on failure), initrd.onfail=
+poweroff|reboot (poweroff; a failure prints "strata prepare-root: FATAL: ..."
+on the console and waits 2 s first). LABEL= and UUID= are read from ext2/3/4
+superblocks, PARTLABEL= and PARTUUID= from GPT partition tables.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !dryRun {
