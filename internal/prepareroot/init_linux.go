@@ -25,6 +25,9 @@ const failDelay = 2 * time.Second
 // rootPoll is the interval at which the root device is looked for.
 const rootPoll = 50 * time.Millisecond
 
+// errNotPID1 is returned when the initramfs program runs outside an initramfs.
+var errNotPID1 = errors.New("not running as PID 1 of an initramfs")
+
 // errBreak stops the boot on rd.break.
 var errBreak = errors.New("rd.break: stopped before switch_root")
 

@@ -1,7 +1,6 @@
 package prepareroot
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -167,6 +166,3 @@ func keptFlags(st uint64) uintptr {
 	}
 	return f
 }
-
-// errNotPID1 is returned when the initramfs program runs outside an initramfs.
-var errNotPID1 = errors.New("not running as PID 1 of an initramfs")
