@@ -37,6 +37,7 @@ type options struct {
 	procCmdline string // file with the kernel command line; "" = none
 	cmdlineSet  bool
 	stagedPath  string
+	bootloader  Bootloader
 }
 
 // Option configures Open.

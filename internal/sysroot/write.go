@@ -74,8 +74,16 @@ func (s *Sysroot) WriteDeployments(ctx context.Context, list []Deployment) error
 }
 
 // writeDeployments is WriteDeployments under the lock, without the
-// cleanup; the state is reloaded after the commit point.
+// cleanup; the state is reloaded after the commit point, then the boot
+// loader (WithBootloader) is synced.
 func (s *Sysroot) writeDeployments(ctx context.Context, list []Deployment) error {
+	if err := s.switchDeployments(ctx, list); err != nil {
+		return err
+	}
+	return s.syncBootloader(ctx)
+}
+
+func (s *Sysroot) switchDeployments(ctx context.Context, list []Deployment) error {
 	staged, hasStaged := s.Staged()
 	keepStaged := hasStaged && len(list) > 0 && list[0].same(staged) && list[0].Staged
 	var nl []Deployment
