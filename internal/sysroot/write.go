@@ -190,9 +190,17 @@ func bootconfigsEqual(a, b Deployment) bool {
 
 // swapSubbootversion writes ostree/boot.B.(1-S) and swaps ostree/boot.B
 // to it: the BLS entries of boot version B then resolve to the new list.
-func (s *Sysroot) swapSubbootversion(ctx context.Context, nl []Deployment) error {
+func (s *Sysroot) swapSubbootversion(ctx context.Context, nl []Deployment) (err error) {
 	bv := s.bootversion
 	newSub := 1 - s.subbootversion
+	farm := s.abs(fmt.Sprintf("ostree/boot.%d.%d", bv, newSub))
+	committed := false
+	defer func() {
+		// Not committed: the new farm is garbage.
+		if err != nil && !committed && !s.crashed {
+			err = errors.Join(err, removeAll(farm))
+		}
+	}()
 	if err := s.createBootlinks(bv, newSub, nl); err != nil {
 		return err
 	}
@@ -208,6 +216,7 @@ func (s *Sysroot) swapSubbootversion(ctx context.Context, nl []Deployment) error
 	if err := symlinkReplace(fmt.Sprintf("boot.%d.%d", bv, newSub), s.abs(fmt.Sprintf("ostree/boot.%d", bv))); err != nil {
 		return fmt.Errorf("swapping ostree/boot.%d: %w", bv, err)
 	}
+	committed = true
 	if err := fsutil.FsyncDir(s.abs("ostree")); err != nil {
 		return err
 	}
@@ -225,11 +234,15 @@ func (s *Sysroot) writeNewBootversion(ctx context.Context, nl []Deployment) (err
 		if err == nil || committed || s.crashed {
 			return
 		}
-		// Not committed: the new boot version is garbage; remove it and
-		// the kernel directories this attempt created.
+		// Not committed: the new boot version is garbage; remove it, its
+		// ostree/boot.N link and farms, and the kernel directories this
+		// attempt created.
 		var errs []error
 		errs = append(errs, err, removeAll(loaderN))
 		os.Remove(s.abs("boot/loader.tmp"))
+		for _, p := range []string{"ostree/boot.%d", "ostree/boot.%d.0", "ostree/boot.%d.1"} {
+			errs = append(errs, removeAll(s.abs(fmt.Sprintf(p, nb))))
+		}
 		for _, d := range newBootDirs {
 			errs = append(errs, removeAll(d))
 		}
