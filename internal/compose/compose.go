@@ -65,8 +65,8 @@ type Result struct {
 // and commits it to m.Ref in r. Nothing is committed and no ref moves
 // unless every step succeeded; the temporary directory is removed on every
 // path, cancellation included.
-func Compose(ctx context.Context, r *repo.Repo, m *Manifest, opts Options) (res *Result, err error) {
-	res = &Result{Ref: m.Ref, Version: m.Version, Durations: map[Stage]time.Duration{}}
+func Compose(ctx context.Context, r *repo.Repo, m *Manifest, opts Options) (_ *Result, err error) {
+	res := &Result{Ref: m.Ref, Version: m.Version, Durations: map[Stage]time.Duration{}}
 	stage, last := Stage(""), time.Now()
 	enter := func(s Stage) {
 		now := time.Now()

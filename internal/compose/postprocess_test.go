@@ -74,7 +74,7 @@ func synthTree(t *testing.T) (string, string) {
 	mkdirMode(t, filepath.Join(root, "root"), 0o700)
 	for l, target := range map[string]string{
 		"etc/os-release": "../usr/lib/os-release", "vmlinuz": "boot/vmlinuz-" + testKver,
-		"initrd.img": "boot/initrd.img-" + testKver, "var/lock": "/run/lock",
+		"initrd.img": "boot/initrd.img-" + testKver, "var/lock": "/run/lock", "usr/local/man": "share/man",
 	} {
 		if err := os.Symlink(target, filepath.Join(root, l)); err != nil {
 			t.Fatal(err)
@@ -207,6 +207,7 @@ func TestPostProcess(t *testing.T) {
 		"d /var/srv 0755 " + owner + " -",
 		"d /var/mnt 0755 " + owner + " -",
 		"d /var/usrlocal/bin 0755 " + owner + " -",
+		"L /var/usrlocal/man - - - - share/man",
 		"d /var/usrlocal/share 0755 " + owner + " -",
 		"d /var/usrlocal/share/man 0755 " + owner + " -",
 		"d /var/usrlocal 0755 " + owner + " -",
@@ -262,7 +263,7 @@ func TestPostProcessErrors(t *testing.T) {
 		}}, "installing the kernel: unsupported", errdefs.ErrUnsupported},
 		{"file in opt", func(t *testing.T, root string) {
 			writeFile(t, filepath.Join(root, "opt/app/bin/app"), "x")
-		}, PostProcessOptions{}, "/opt/app/bin/app: only directories may be in /opt", errdefs.ErrInvalid},
+		}, PostProcessOptions{}, "/opt/app/bin/app: only directories and symlinks may be in /opt", errdefs.ErrInvalid},
 		{"already has usr/etc", func(t *testing.T, root string) {
 			writeFile(t, filepath.Join(root, "usr/etc/x"), "x")
 		}, PostProcessOptions{}, "already has usr/etc", errdefs.ErrInvalid},

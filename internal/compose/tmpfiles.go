@@ -83,12 +83,12 @@ func convertVar(root string) (int, error) {
 					return err
 				}
 				dest := "/var/" + l.varDir + "/" + filepath.ToSlash(mustRel(p, q))
-				if !d.IsDir() {
+				if !d.IsDir() && d.Type()&fs.ModeSymlink == 0 {
 					if l.path == "root" {
 						return nil // root's dot files: /var/roothome starts empty
 					}
-					return fmt.Errorf("/%s/%s: only directories may be in /%s of an OSTree system (it becomes a symlink to /%s): %w",
-						l.path, mustRel(p, q), l.path, l.target, errdefs.ErrInvalid)
+					return fmt.Errorf("/%s/%s: only directories and symlinks may be in /%s of an OSTree system (it becomes a symlink to /var/%s): %w",
+						l.path, mustRel(p, q), l.path, l.varDir, errdefs.ErrInvalid)
 				}
 				line, err := tmpfilesLine(q, dest, names)
 				if err == nil {
