@@ -38,11 +38,8 @@ changed.`,
 			}
 			d := ds[idx]
 			if len(edit.Append)+len(edit.Delete)+len(edit.Replace) > 0 {
-				kargs, err := sysroot.EditKargs(d.Kargs, edit)
-				if err != nil {
-					return fmt.Errorf("cannot change kernel arguments: %w", err)
-				}
-				if d, err = s.SetKargs(cmd.Context(), idx, kargs); err != nil {
+				var err error
+				if d, err = s.EditKargsAt(cmd.Context(), idx, edit); err != nil {
 					return fmt.Errorf("cannot change kernel arguments: %w", err)
 				}
 				if err := s.Reload(); err != nil {

@@ -157,6 +157,9 @@ func (s *Sysroot) Deploy(ctx context.Context, osname, rev string, opts DeployOpt
 	}
 	if opts.Kargs != nil {
 		nd.Kargs = append([]string{}, opts.Kargs...)
+		if merge != nil {
+			nd.ostreePos = editedOstreePos(merge.Kargs, merge.ostreePos, nd.Kargs)
+		}
 	}
 	if opts.Stage {
 		if err := s.writeOrigin(nd, false); err != nil {

@@ -166,3 +166,53 @@ func validateKargs(args []string) error {
 	}
 	return nil
 }
+
+// editKargsInPlace applies e to args, in which ostree= stands at pos
+// (-1: at the end), the way libostree edits a whole options line; it
+// returns the new arguments and where ostree= stands in them. An edit
+// of ostree= itself is errdefs.ErrInvalid.
+func editKargsInPlace(args []string, pos int, e KargsEdit) ([]string, int, error) {
+	if pos < 0 || pos > len(args) {
+		pos = len(args)
+	}
+	const marker = "ostree=\x00" // no real argument holds a NUL
+	out, err := EditKargs(slices.Insert(slices.Clone(args), pos, marker), e)
+	if err != nil {
+		return nil, 0, err
+	}
+	at := slices.Index(out, marker)
+	if at < 0 || slices.Index(out[at+1:], marker) >= 0 {
+		return nil, 0, fmt.Errorf("editing kernel arguments: ostree= is set by the sysroot: %w", errdefs.ErrInvalid)
+	}
+	return slices.Delete(out, at, at+1), at, nil
+}
+
+// editedOstreePos returns where ostree= stands in kargs, an edit
+// (EditKargs) of old in which ostree= stood at pos (-1: at the end).
+// libostree edits the whole options line, ostree= included, and then
+// replaces ostree= in place, so ostree= stays after the surviving
+// arguments that preceded it and before the appended ones:
+// "root=X ostree=A quiet" with console=ttyS0 appended becomes
+// "root=X ostree=B quiet console=ttyS0". The survivors are found by
+// walking old and kargs in step: an equal word, or a word of the same
+// key that old does not hold later (a replaced value). If no argument of
+// old survives, kargs is a new list and ostree= goes at the end, as
+// libostree appends it to a list without one.
+func editedOstreePos(old []string, pos int, kargs []string) int {
+	if pos < 0 || pos > len(old) {
+		pos = len(old)
+	}
+	j, at := 0, 0
+	for i, a := range old {
+		if j < len(kargs) && (kargs[j] == a || (kargKey(kargs[j]) == kargKey(a) && !slices.Contains(old[i+1:], kargs[j]))) {
+			j++
+		}
+		if i == pos-1 {
+			at = j
+		}
+	}
+	if j == 0 && len(old) > 0 {
+		return -1
+	}
+	return at
+}

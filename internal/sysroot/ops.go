@@ -127,15 +127,32 @@ func (s *Sysroot) SetPinned(ctx context.Context, index int, pinned bool) (Deploy
 
 // SetKargs replaces the kernel arguments (without ostree=) of the
 // deployment at index: a new boot version written atomically
-// (ostree_sysroot_deployment_set_kargs), then cleanup. For the staged
-// deployment only its record changes. Compose kargs with EditKargs.
+// (ostree_sysroot_deployment_set_kargs), then cleanup. ostree= goes at
+// the end of the new list, as `ostree admin instutil set-kargs` puts it;
+// EditKargsAt edits the list in place instead. For the staged deployment
+// only its record changes.
 //
 // Steps: those of WriteDeployments, then the cleanup ones; "staged" for
 // the staged deployment.
 func (s *Sysroot) SetKargs(ctx context.Context, index int, kargs []string) (Deployment, error) {
-	if err := validateKargs(kargs); err != nil {
-		return Deployment{}, err
-	}
+	return s.setKargs(ctx, index, func(Deployment) ([]string, int, error) {
+		return slices.Clone(kargs), -1, nil
+	})
+}
+
+// EditKargsAt applies e (see EditKargs) to the kernel arguments of the
+// deployment at index as `ostree admin instutil set-kargs --merge` and
+// rpm-ostree kargs do, on the whole options line: ostree= keeps its
+// place, appended arguments follow it. Then as SetKargs.
+func (s *Sysroot) EditKargsAt(ctx context.Context, index int, e KargsEdit) (Deployment, error) {
+	return s.setKargs(ctx, index, func(d Deployment) ([]string, int, error) {
+		return editKargsInPlace(d.Kargs, d.ostreePos, e)
+	})
+}
+
+// setKargs gives the deployment at index the kernel arguments and ostree=
+// position that newKargs computes from it.
+func (s *Sysroot) setKargs(ctx context.Context, index int, newKargs func(Deployment) ([]string, int, error)) (Deployment, error) {
 	unlock, err := s.begin(ctx)
 	if err != nil {
 		return Deployment{}, err
@@ -145,7 +162,13 @@ func (s *Sysroot) SetKargs(ctx context.Context, index int, kargs []string) (Depl
 	if err != nil {
 		return Deployment{}, err
 	}
-	kargs = append([]string{}, kargs...)
+	kargs, pos, err := newKargs(d)
+	if err != nil {
+		return Deployment{}, err
+	}
+	if err := validateKargs(kargs); err != nil {
+		return Deployment{}, err
+	}
 	if d.Staged {
 		rec := *s.staged
 		rec.Kargs = kargs
@@ -162,7 +185,7 @@ func (s *Sysroot) SetKargs(ctx context.Context, index int, kargs []string) (Depl
 		return out, nil
 	}
 	list := slices.Clone(s.deployments)
-	list[index].Kargs, list[index].ostreePos = kargs, -1
+	list[index].Kargs, list[index].ostreePos = kargs, pos
 	if err := s.writeDeployments(ctx, list); err != nil {
 		return Deployment{}, err
 	}

@@ -61,10 +61,15 @@ func (s *Sysroot) readStaged(ds []Deployment) (*stagedRecord, Deployment, error)
 		return nil, Deployment{}, nil
 	}
 	d.Kargs = rec.Kargs
-	if rec.Kargs == nil && rec.Merge != nil {
+	if rec.Merge != nil {
 		for _, m := range ds {
-			if m.OSName == rec.Merge.OSName && m.Name() == rec.Merge.Name {
+			if m.OSName != rec.Merge.OSName || m.Name() != rec.Merge.Name {
+				continue
+			}
+			if rec.Kargs == nil {
 				d.Kargs, d.ostreePos = m.Kargs, m.ostreePos
+			} else {
+				d.ostreePos = editedOstreePos(m.Kargs, m.ostreePos, rec.Kargs)
 			}
 		}
 	}
