@@ -19,7 +19,7 @@ func addSysrootFlag(cmd *cobra.Command, path *string) {
 }
 
 func openSysroot(path string) (*sysroot.Sysroot, error) {
-	s, err := sysroot.Open(path)
+	s, err := sysroot.Open(path, nodeESP(path)...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open sysroot: %w", err)
 	}

@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"github.com/strata-os/strata/internal/bootloader"
+	"github.com/strata-os/strata/internal/image"
+	"github.com/strata-os/strata/internal/sysroot"
+)
+
+func init() {
+	groupDocs["bootloader"] = "Manage the EFI system partition's boot entries (systemd-boot)"
+	register("bootloader", newBootloaderSyncCmd)
+}
+
+// nodeESP returns the sysroot options of the node verbs: on the running
+// system ("/") with its ESP mounted at /boot/efi (a booted strata image),
+// every switch is projected onto the ESP, new defaults counted.
+func nodeESP(path string) []sysroot.Option {
+	if filepath.Clean(path) != "/" {
+		return nil
+	}
+	if fi, err := os.Stat(filepath.Join(image.DefaultESP, "loader/entries")); err != nil || !fi.IsDir() {
+		return nil
+	}
+	return []sysroot.Option{sysroot.WithBootloader(espSync(image.DefaultESP, bootloader.DefaultTries))}
+}
+
+func espSync(dir string, tries int) *image.ESP {
+	return &image.ESP{Dir: dir, Options: bootloader.Options{Tries: tries}}
+}
+
+// bootloaderSyncJSON is the --json output of bootloader sync.
+type bootloaderSyncJSON struct {
+	Entries []espEntryJSON `json:"entries"`
+	Default string         `json:"default"`
+}
+
+type espEntryJSON struct {
+	File       string `json:"file"`
+	Deployment string `json:"deployment"`
+	TriesLeft  *int   `json:"tries_left,omitempty"`
+	TriesDone  *int   `json:"tries_done,omitempty"`
+}
+
+func newBootloaderSyncCmd() *cobra.Command {
+	var (
+		path, esp string
+		tries     int
+		asJSON    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "sync [--sysroot /] [--esp /boot/efi]",
+		Short: "Make the ESP's boot entries match the sysroot's deployments",
+		Long: `Project the sysroot's committed deployment list onto the EFI system partition
+(docs/boot.md): copy missing kernels, write or rename one entry per deployment
+so that the default sorts first, delete stale entries and kernels. A new
+default that has not booted gets a boot counter of --tries. Idempotent; the
+boot-time unit strata-esp-sync.service runs it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := openSysroot(path)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			var list []sysroot.Deployment
+			for _, d := range s.Deployments() {
+				if !d.Staged {
+					list = append(list, d)
+				}
+			}
+			if err := espSync(esp, tries).Sync(cmd.Context(), s.Path(), list); err != nil {
+				return fmt.Errorf("cannot sync the ESP: %w", err)
+			}
+			return printESP(cmd, esp, asJSON)
+		},
+	}
+	addSysrootFlag(cmd, &path)
+	cmd.Flags().StringVar(&esp, "esp", image.DefaultESP, "the mounted EFI system partition")
+	cmd.Flags().IntVar(&tries, "tries", bootloader.DefaultTries, "boot counter of a new default that has not booted (0: none)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the ESP's entries as JSON")
+	return cmd
+}
+
+// printESP prints the ESP's strata entries and firmware's choice.
+func printESP(cmd *cobra.Command, esp string, asJSON bool) error {
+	ents, err := bootloader.Entries(esp)
+	if err != nil {
+		return fmt.Errorf("cannot read the ESP: %w", err)
+	}
+	choice, _ := bootloader.FirmwareChoice(esp)
+	out := bootloaderSyncJSON{Entries: []espEntryJSON{}, Default: choice}
+	for _, e := range ents {
+		j := espEntryJSON{File: e.File, Deployment: e.Deployment}
+		if e.Counted {
+			j.TriesLeft, j.TriesDone = new(e.Left), new(e.Done)
+		}
+		out.Entries = append(out.Entries, j)
+	}
+	if asJSON {
+		return writeJSON(cmd.OutOrStdout(), out)
+	}
+	w := cmd.OutOrStdout()
+	for _, e := range ents {
+		mark := " "
+		if e.File == choice {
+			mark = "*"
+		}
+		state := "good"
+		switch {
+		case e.Bad():
+			state = "bad"
+		case e.Counted:
+			state = fmt.Sprintf("%d tries left", e.Left)
+		}
+		fmt.Fprintf(w, "%s %s  %s (%s)\n", mark, e.File, e.Deployment, state)
+	}
+	return nil
+}

@@ -1,0 +1,95 @@
+package image
+
+import (
+	"embed"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+//go:embed units/*.service
+var units embed.FS
+
+// UnitDir is where InstallUnits puts the units, relative to a tree.
+const UnitDir = "usr/lib/systemd/system"
+
+// StrataBinary is where the units expect the strata binary in the OS.
+const StrataBinary = "/usr/bin/strata"
+
+// Units returns the names of the systemd units InstallUnits installs.
+func Units() []string {
+	des, _ := units.ReadDir("units")
+	var out []string
+	for _, d := range des {
+		out = append(out, d.Name())
+	}
+	return out
+}
+
+// InstallUnits writes strata's boot units into the OS tree at treeRoot
+// (usr/lib/systemd/system) and enables them as their [Install] sections
+// say, with symlinks in usr/lib/systemd/system/TARGET.{wants,requires}
+// (a vendor enablement that needs no systemctl and survives the /etc
+// merge):
+//
+//   - strata-esp-sync.service: `strata bootloader sync` at every boot;
+//   - strata-boot-complete.service: `strata boot-complete` before
+//     boot-complete.target (health checks, blessing, fallback rollback);
+//   - strata-finalize.service: `strata finalize` at shutdown.
+//
+// The units run StrataBinary, which the tree must provide. It is
+// idempotent.
+func InstallUnits(treeRoot string) error {
+	dir := filepath.Join(treeRoot, UnitDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("installing units: %w", err)
+	}
+	for _, name := range Units() {
+		data, err := units.ReadFile("units/" + name)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return fmt.Errorf("installing unit %s: %w", name, err)
+		}
+		for _, link := range installLinks(string(data)) {
+			ldir := filepath.Join(dir, link)
+			if err := os.MkdirAll(ldir, 0o755); err != nil {
+				return fmt.Errorf("enabling unit %s: %w", name, err)
+			}
+			p := filepath.Join(ldir, name)
+			os.Remove(p)
+			if err := os.Symlink("../"+name, p); err != nil {
+				return fmt.Errorf("enabling unit %s: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// installLinks returns the TARGET.wants and TARGET.requires directories
+// of a unit's [Install] section.
+func installLinks(unit string) []string {
+	var out []string
+	inInstall := false
+	for _, line := range strings.Split(unit, "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			inInstall = line == "[Install]"
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !inInstall || !ok {
+			continue
+		}
+		suffix := map[string]string{"WantedBy": ".wants", "RequiredBy": ".requires"}[k]
+		if suffix == "" {
+			continue
+		}
+		for _, t := range strings.Fields(v) {
+			out = append(out, t+suffix)
+		}
+	}
+	return out
+}
