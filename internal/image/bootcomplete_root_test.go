@@ -19,7 +19,7 @@ import (
 // node is a sysroot with two deployments, A (booted once and blessed)
 // and B (the new default, counted), and its ESP.
 type node struct {
-	path, esp, a, b string // a, b: "OS CHECKSUM.SERIAL"
+	path, esp, a, b    string // a, b: "OS CHECKSUM.SERIAL"
 	cmdlineA, cmdlineB string
 }
 
