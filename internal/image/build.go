@@ -219,6 +219,9 @@ func (b *builder) copy(ctx context.Context, src *repo.Repo) error {
 		return err
 	}
 	defer dst.Close()
+	// The sysroot is scratch until mkfs.ext4 copies it into the image,
+	// which is synced as a whole: no fsync per object.
+	dst.SetFsync(false)
 	remote, ref := "", ""
 	if !ostree.IsChecksum(b.opts.Ref) {
 		if r, name, ok := strings.Cut(b.res.Refspec, ":"); ok {
