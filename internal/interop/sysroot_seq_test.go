@@ -109,6 +109,9 @@ func TestSysrootSequenceAgreesWithOstree(t *testing.T) {
 		{name: "strata deploy v4 by checksum with karg", run: strataStep("deploy", "--os", peerOS, "#v4", "--karg", "console=tty0"),
 			want: []string{"v4.0@", "v3.1@", "v3.0p"}, kargs: []string{"root=LABEL=root", "rw", "quiet", "console=tty0", "loglevel=3"}, deployed: true},
 		{name: "ostree unpin 2", run: ostreeStep("pin", "--unpin", "2"), want: []string{"v4.0@", "v3.1@", "v3.0"}},
+		// ostree admin cleanup never shortens the list; strata cleanup keeps the default, the
+		// rollback and the pinned ones (internal/sysroot/doc.go, "Differences").
+		{name: "ostree cleanup keeps an unpinned third", run: ostreeStep("cleanup"), want: []string{"v4.0@", "v3.1@", "v3.0"}},
 		{name: "strata cleanup", run: strataStep("cleanup"), want: []string{"v4.0@", "v3.1@"}},
 		{name: "ostree deploy v2 again", run: ostreeStep("deploy", "--os", peerOS, peerOS+"/v2"),
 			want: []string{"v2.0", "v4.0@"}, deployed: true},

@@ -146,6 +146,7 @@ func (s *Sysroot) cleanupOtherBootversions() error {
 
 // cleanupDeployments deletes every deployment directory (and origin) that
 // no loaded deployment is, never the booted root (cleanup_old_deployments).
+// A directory whose name is not CHECKSUM.SERIAL is errdefs.ErrCorrupt.
 func (s *Sysroot) cleanupDeployments() ([]string, error) {
 	active := map[string]bool{}
 	for _, d := range s.deployments {
@@ -174,7 +175,10 @@ func (s *Sysroot) cleanupDeployments() ([]string, error) {
 			}
 			csum, serial, err := parseDeployName(e.Name())
 			if err != nil {
-				continue // not a deployment: leave it alone
+				// Refused, not skipped, as libostree does ("Invalid
+				// deploy name"): a sysroot holding it was not made
+				// by either tool, and deploying on it would hide that.
+				return removed, fmt.Errorf("cleaning up deployments: %s: %w", filepath.Join("ostree/deploy", o.Name(), "deploy", e.Name()), err)
 			}
 			d := Deployment{OSName: o.Name(), Checksum: csum, Serial: serial}
 			if active[d.Path()] {

@@ -24,6 +24,22 @@
 // crash at any moment leaves the old or the new list bootable; leftovers
 // are removed by the next Cleanup (or the start of the next Deploy).
 //
+// Differences from `ostree admin` 2022.7, each deliberate (the
+// differential tests in internal/interop, TestSysrootLayoutMatchesOstree
+// and TestSysrootSequenceAgreesWithOstree, compare everything else byte
+// for byte):
+//   - no SELinux relabelling, so no var/.ostree-selabeled stamp in the
+//     stateroot's var after the first deploy;
+//   - Cleanup also undeploys what is not booted, pending, rollback or
+//     pinned (with nothing booted: what is past index 1 and not pinned),
+//     as its CLI says; `ostree admin cleanup` only sweeps what no entry
+//     references and never shortens the list;
+//   - with nothing booted, RollbackDeployment is index 1, so strata status
+//     marks it; `ostree admin status` prints (pending) and (rollback) only
+//     relative to a booted deployment;
+//   - /boot is synced with syncfs, not frozen (WriteDeployments), and a
+//     staged deployment is recorded in strata's own JSON (StagedPath).
+//
 // What it does not do: pull commits (internal/pull), install or
 // configure a boot loader beyond the BLS entries (internal/bootloader),
 // mount anything (internal/prepareroot), SELinux relabelling, overlay

@@ -246,7 +246,7 @@ func (s *Sysroot) load() error {
 	for _, e := range entries {
 		d, err := s.deploymentFromEntry(e.entry)
 		if err != nil {
-			return fmt.Errorf("loading sysroot %s: entry %s: %w", s.path, e.name, err)
+			return fmt.Errorf("loading sysroot %s: entry boot/loader.%d/entries/%s: %w", s.path, bv, e.name, err)
 		}
 		ds = append(ds, d)
 	}
