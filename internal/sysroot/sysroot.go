@@ -428,7 +428,17 @@ func (s *Sysroot) markBooted(ds []Deployment) error {
 	if !ok {
 		return nil
 	}
-	target, err := os.Stat(filepath.Join(s.path, arg))
+	// On a booted system the deployment is mounted at /, so / itself
+	// names it (libostree compares / with each deployment directory). The
+	// ostree= path may no longer resolve there: a cleanup after a
+	// rollback removes the boot version it went through. Elsewhere (tests
+	// giving a command line) the ostree= path is followed.
+	var target os.FileInfo
+	if filepath.Clean(s.path) == "/" {
+		target, err = os.Stat("/")
+	} else {
+		target, err = os.Stat(filepath.Join(s.path, arg))
+	}
 	if err != nil {
 		return fmt.Errorf("booted deployment ostree=%s: %w", arg, err)
 	}
