@@ -61,8 +61,8 @@ func sourceDateEpoch() (time.Time, error) {
 
 func newComposeCmd() *cobra.Command {
 	var (
-		path, signKey, cacheDir  string
-		asJSON, verbose, noCache bool
+		path, signKey, cacheDir, initrd string
+		asJSON, verbose, noCache        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "compose MANIFEST --repo R [--sign-key FILE] [--cache-dir DIR | --no-cache] [--json] [--verbose]",
@@ -92,6 +92,18 @@ commit with an ed25519 secret key file (strata repo keygen).`,
 				return fmt.Errorf("cannot compose: %w", err)
 			}
 			opts := compose.Options{SourceDateEpoch: epoch, CacheDir: cacheDir}
+			switch initrd {
+			case "strata":
+				self, err := os.Executable()
+				if err != nil {
+					return fmt.Errorf("cannot compose: finding the strata binary to install: %w", err)
+				}
+				opts.Initramfs = compose.StrataBoot(self)
+			case "debian":
+				opts.Initramfs = compose.DebianInitramfs
+			default:
+				return usagef("--initramfs %q: want strata or debian", initrd)
+			}
 			if noCache {
 				opts.CacheDir = ""
 			} else if opts.CacheDir == "" {
@@ -154,6 +166,7 @@ commit with an ed25519 secret key file (strata repo keygen).`,
 	f.StringVar(&signKey, "sign-key", "", "sign the commit with this ed25519 secret key file")
 	f.StringVar(&cacheDir, "cache-dir", "", "keep downloaded packages here (default $XDG_CACHE_HOME/strata/apt or /var/cache/strata/apt)")
 	f.BoolVar(&noCache, "no-cache", false, "do not keep downloaded packages")
+	f.StringVar(&initrd, "initramfs", "strata", `"strata": install this (static) binary, its boot units and its initramfs; "debian": keep initramfs-tools' initramfs`)
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	f.BoolVarP(&verbose, "verbose", "v", false, "show mmdebstrap's output")
 	return cmd
