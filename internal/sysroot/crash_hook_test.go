@@ -29,15 +29,22 @@ import (
 
 // crashFixture builds starting states.
 type crashFixture struct {
-	t   *testing.T
-	ctx context.Context
-	s   string
-	sr  *sysroot.Sysroot
+	t    *testing.T
+	ctx  context.Context
+	s    string
+	sr   *sysroot.Sysroot
+	fake func(n int) sysroottest.FakeOS // version n of the fake OS
 }
 
 func (f crashFixture) commit(o sysroottest.FakeOS) ostree.Checksum {
 	f.t.Helper()
 	return o.Commit(f.t, f.sr.Repo(), "fakeos/stable")
+}
+
+// commitV commits version n of the fixture's fake OS to fakeos/stable.
+func (f crashFixture) commitV(n int) ostree.Checksum {
+	f.t.Helper()
+	return f.commit(f.fake(n))
 }
 
 func (f crashFixture) deploy(opts sysroot.DeployOptions) sysroot.Deployment {
@@ -93,7 +100,7 @@ func fakeV(n int) sysroottest.FakeOS {
 // v1Local: v1 deployed with kargs, then local /etc changes that every
 // later deployment must carry: a modified, an added and a deleted file.
 func v1Local(f crashFixture) sysroot.Deployment {
-	f.commit(fakeV(1))
+	f.commitV(1)
 	d := f.deploy(sysroot.DeployOptions{Kargs: []string{"rw", "quiet"}})
 	f.write(d.Path()+"/etc/hostname", "myhost\n")
 	f.write(d.Path()+"/etc/local.conf", "mine\n")
@@ -104,15 +111,34 @@ func v1Local(f crashFixture) sysroot.Deployment {
 // v2v1: [v2, v1] with v1's local changes merged into v2.
 func v2v1(f crashFixture) {
 	v1Local(f)
-	f.commit(fakeV(2))
+	f.commitV(2)
 	f.deploy(sysroot.DeployOptions{})
 }
 
-// staged: v1 (local changes) booted... and v2 staged, then an /etc edit
+// v1Next: v1 with local changes deployed, v2 committed.
+func v1Next(f crashFixture) { v1Local(f); f.commitV(2) }
+
+// toClean: [v3, v2, v1] with v1 no longer pinned, an orphan deployment
+// directory and an unused boot directory: what Cleanup removes (with
+// v1's objects).
+func toClean(f crashFixture) {
+	v2v1(f)
+	_, err := f.sr.SetPinned(f.ctx, 1, true)
+	f.must(err)
+	f.commitV(3)
+	f.deploy(sysroot.DeployOptions{})
+	_, err = f.sr.SetPinned(f.ctx, 2, false)
+	f.must(err)
+	d := f.sr.Deployments()[2]
+	f.write(fmt.Sprintf("ostree/deploy/fakeos/deploy/%s.7/usr/x", d.Checksum), "orphan\n")
+	f.write("boot/ostree/fakeos-"+strings.Repeat("0", 64)+"/vmlinuz-x", "stale\n")
+}
+
+// stagedV2: v1 (local changes) deployed, v2 staged, then an /etc edit
 // of v1 made after staging (Finalize must carry it).
 func stagedV2(f crashFixture) {
 	d := v1Local(f)
-	f.commit(fakeV(2))
+	f.commitV(2)
 	f.deploy(sysroot.DeployOptions{Stage: true})
 	f.write(d.Path()+"/etc/late.conf", "late\n")
 }
@@ -169,7 +195,7 @@ func hookOps() []hookOp {
 	return []hookOp{
 		{
 			name:  "deploy-first",
-			setup: func(f crashFixture) { f.commit(fakeV(1)) },
+			setup: func(f crashFixture) { f.commitV(1) },
 			run:   deployRun(sysroot.DeployOptions{Kargs: []string{"rw"}}),
 			want: func(t *testing.T, start, end crashState) {
 				if len(start.Deployments) != 0 || len(end.Deployments) != 1 || end.View.Title != "Fake OS 1 (ostree:0)" {
@@ -179,7 +205,7 @@ func hookOps() []hookOp {
 		},
 		{
 			name:  "deploy-merge",
-			setup: func(f crashFixture) { v1Local(f); f.commit(fakeV(2)) },
+			setup: v1Next,
 			run:   deployRun(sysroot.DeployOptions{}),
 			want: func(t *testing.T, start, end crashState) {
 				wantEtc(t, end, 0, localEtc(2, false))
@@ -191,7 +217,7 @@ func hookOps() []hookOp {
 		},
 		{
 			name:  "stage",
-			setup: func(f crashFixture) { v1Local(f); f.commit(fakeV(2)) },
+			setup: v1Next,
 			run:   deployRun(sysroot.DeployOptions{Stage: true}),
 			want: func(t *testing.T, start, end crashState) {
 				if len(end.Deployments) != 2 || !end.Deployments[0].Staged || end.View != start.View {
@@ -221,7 +247,7 @@ func hookOps() []hookOp {
 		},
 		{
 			name:  "upgrade",
-			setup: func(f crashFixture) { v1Local(f); f.commit(fakeV(2)) },
+			setup: v1Next,
 			run: func(ctx context.Context, sr *sysroot.Sysroot) error {
 				_, err := sr.Upgrade(ctx, nil, sysroot.UpgradeOptions{})
 				return err
@@ -317,21 +343,8 @@ func hookOps() []hookOp {
 			},
 		},
 		{
-			// [v3, v2, v1] with v1 no longer pinned, an orphan deployment
-			// directory, an unused boot directory, and v1's objects.
-			name: "cleanup",
-			setup: func(f crashFixture) {
-				v2v1(f)
-				_, err := f.sr.SetPinned(f.ctx, 1, true)
-				f.must(err)
-				f.commit(fakeV(3))
-				f.deploy(sysroot.DeployOptions{})
-				_, err = f.sr.SetPinned(f.ctx, 2, false)
-				f.must(err)
-				d := f.sr.Deployments()[2]
-				f.write(fmt.Sprintf("ostree/deploy/fakeos/deploy/%s.7/usr/x", d.Checksum), "orphan\n")
-				f.write("boot/ostree/fakeos-"+strings.Repeat("0", 64)+"/vmlinuz-x", "stale\n")
-			},
+			name:  "cleanup",
+			setup: toClean,
 			run: func(ctx context.Context, sr *sysroot.Sysroot) error {
 				_, err := sr.Cleanup(ctx)
 				return err
@@ -426,7 +439,7 @@ func runHookOp(t *testing.T, op hookOp, counts *hookCounts) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	op.setup(crashFixture{t, ctx, tmpl, sr})
+	op.setup(crashFixture{t, ctx, tmpl, sr, fakeV})
 	sr.Close()
 	start := mustState(t, tmpl)
 	startSnap, err := sysroottest.Snapshot(tmpl)

@@ -342,6 +342,11 @@ func Leftovers(root string) ([]string, error) {
 			return nil
 		}
 		name, _ := filepath.Rel(refsDir, p)
+		if strings.HasPrefix(d.Name(), ".") {
+			// The residue of an interrupted atomic ref write
+			// (".NAME.tmp-*"), which is not a ref (repo.ListRefs).
+			return nil
+		}
 		data, _ := os.ReadFile(p)
 		c := strings.TrimSpace(string(data))
 		if want[name] == c {
