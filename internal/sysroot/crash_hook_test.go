@@ -429,7 +429,7 @@ func openWithHook(t *testing.T, s string, hook func(string) error) *sysroot.Sysr
 
 func runHookOp(t *testing.T, op hookOp, counts *hookCounts) {
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := tmpfsDir(t)
 	tmpl := filepath.Join(dir, "template")
 	if err := sysroot.Init(tmpl, "fakeos"); err != nil {
 		t.Fatalf("Init: %v", err)
@@ -491,7 +491,7 @@ func runHookOp(t *testing.T, op hookOp, counts *hookCounts) {
 	for k := 1; k <= len(steps); k++ {
 		t.Run(fmt.Sprintf("%02d-%s", k, steps[k-1]), func(t *testing.T) {
 			t.Parallel()
-			c := hookCase{op: op, k: k, steps: steps, tmpl: tmpl, start: start, startSnap: startSnap, want1: want1, want2: want2, rerun: rerun}
+			c := hookCase{op: op, k: k, steps: steps, tmpl: tmpl, work: dir, start: start, startSnap: startSnap, want1: want1, want2: want2, rerun: rerun}
 			var crashed, failed string
 			t.Run("crash", func(t *testing.T) { crashed = c.crash(t) })
 			t.Run("fail", func(t *testing.T) { failed = c.fail(t) })
@@ -529,7 +529,7 @@ type hookCase struct {
 	op                  hookOp
 	k                   int
 	steps               []string
-	tmpl                string
+	tmpl, work          string // the template; where copies go
 	start, want1, want2 crashState
 	startSnap           []string
 	rerun               func(context.Context, *sysroot.Sysroot) error
@@ -544,7 +544,7 @@ func (c hookCase) interrupt(t *testing.T, crash bool) string {
 	if crash {
 		hookErr = sysroot.ErrCrash
 	}
-	s := filepath.Join(t.TempDir(), "sysroot")
+	s := filepath.Join(c.work, fmt.Sprintf("%02d-crash-%v", c.k, crash))
 	sysroottest.CopySysroot(t, c.tmpl, s)
 	n := 0
 	var at string
