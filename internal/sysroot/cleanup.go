@@ -126,19 +126,30 @@ func (s *Sysroot) cleanup(ctx context.Context, prune bool) (CleanupStats, error)
 }
 
 // cleanupOtherBootversions removes boot/loader.(1-B), ostree/boot.(1-B)
-// and its farms, ostree/boot.B.(1-S), and a stale boot/loader.tmp.
+// and its farms, ostree/boot.B.(1-S), and the stale boot/loader.tmp,
+// ostree/boot.N.tmp links and staged-record temporaries that a crash
+// inside an atomic replace leaves.
 func (s *Sysroot) cleanupOtherBootversions() error {
 	ob, os_ := 1-s.bootversion, 1-s.subbootversion
-	for _, p := range []string{
+	paths := []string{
 		fmt.Sprintf("boot/loader.%d", ob),
 		fmt.Sprintf("ostree/boot.%d", ob),
 		fmt.Sprintf("ostree/boot.%d.0", ob),
 		fmt.Sprintf("ostree/boot.%d.1", ob),
 		fmt.Sprintf("ostree/boot.%d.%d", s.bootversion, os_),
 		"boot/loader.tmp",
-	} {
+		"ostree/boot.0.tmp",
+		"ostree/boot.1.tmp",
+	}
+	for _, p := range paths {
 		if err := os.RemoveAll(s.abs(p)); err != nil {
 			return fmt.Errorf("cleaning up boot versions: %w", err)
+		}
+	}
+	temps, _ := filepath.Glob(filepath.Join(filepath.Dir(s.opts.stagedPath), "."+filepath.Base(s.opts.stagedPath)+".tmp-*"))
+	for _, p := range temps {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("cleaning up staged record temporaries: %w", err)
 		}
 	}
 	return nil
@@ -171,6 +182,12 @@ func (s *Sysroot) cleanupDeployments() ([]string, error) {
 		}
 		for _, e := range ents {
 			if !e.IsDir() {
+				// An origin write a crash interrupted (writeOrigin).
+				if n := e.Name(); strings.HasPrefix(n, ".") && (strings.HasSuffix(n, ".origin.tmp") || strings.Contains(n, ".origin.tmp-")) {
+					if err := os.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+						return removed, fmt.Errorf("cleaning up deployments: %w", err)
+					}
+				}
 				continue
 			}
 			csum, serial, err := parseDeployName(e.Name())
