@@ -117,7 +117,7 @@ func removeAll(p string) error {
 			return err
 		}
 	}
-	if err := os.RemoveAll(p); err != nil {
+	if err := fsutil.RemoveTree(p); err != nil {
 		return fmt.Errorf("removing %s: %w", p, err)
 	}
 	return nil
