@@ -50,7 +50,15 @@ func NewRootCommand() *cobra.Command {
 	}
 	sort.Strings(names)
 	for _, g := range names {
-		gc := &cobra.Command{Use: g, Short: groupDocs[g]}
+		gc := &cobra.Command{Use: g, Short: groupDocs[g], Args: cobra.ArbitraryArgs,
+			// A group alone prints its help; an unknown subcommand is a
+			// usage error, not a help page with exit code 0.
+			RunE: func(cmd *cobra.Command, args []string) error {
+				if len(args) > 0 {
+					return usagef("unknown command %q for %q", args[0], cmd.CommandPath())
+				}
+				return cmd.Help()
+			}}
 		for _, nc := range groups[g] {
 			gc.AddCommand(nc())
 		}
