@@ -85,11 +85,11 @@ func (st crashState) withoutStaged() crashState {
 
 // outcome names the state a crash left: "old", "new", or
 // "old-unstaged" (old, staged deployment discarded); "" if none.
-func outcome(got, old, new crashState, discardsStaged bool) string {
+func outcome(got, old, next crashState, discardsStaged bool) string {
 	switch {
 	case cmp.Equal(got, old):
 		return "old"
-	case cmp.Equal(got, new):
+	case cmp.Equal(got, next):
 		return "new"
 	case discardsStaged && cmp.Equal(got, old.withoutStaged()):
 		return "old-unstaged"
