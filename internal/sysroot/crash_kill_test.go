@@ -232,50 +232,60 @@ type killRefs struct {
 	d                  time.Duration
 }
 
-// measure runs c uninterrupted three times, each on a fresh copy: D is
-// the shortest duration (load only ever slows a run down; a D inflated by
-// a busy moment would let most runs finish before their kill), and every
-// run must end in the same state. The first copy then runs c again.
+// measure runs c uninterrupted four times, two at a time as the kill
+// runs go, each on a fresh copy: D is the shortest duration (load only
+// ever slows a run down; a D inflated by a busy moment would let most
+// runs finish before their kill), and every run must end in the same
+// state. The first copy then runs c again.
 func (e *killEnv) measure(t *testing.T, c killCmd) killRefs {
 	t.Helper()
 	var r killRefs
-	var ds []time.Duration
-	var s string
-	for i := range 3 {
-		si, done := e.copyStart(t, c, fmt.Sprintf("%s-ref%d", c.name, i))
+	var ss []string
+	for i := range 4 {
+		s, done := e.copyStart(t, c, fmt.Sprintf("%s-ref%d", c.name, i))
 		defer done()
-		if i == 0 {
-			s = si
+		ss = append(ss, s)
+	}
+	var err error
+	if r.start, err = e.state(ss[0]); err != nil {
+		t.Fatalf("%s: starting state: %v", c.name, err)
+	}
+	ds := make([]time.Duration, len(ss))
+	errs := make([]error, len(ss))
+	for p := 0; p < len(ss); p += 2 {
+		var wg sync.WaitGroup
+		for i := p; i < p+2; i++ {
+			wg.Go(func() {
+				t0 := time.Now()
+				_, errs[i] = e.strata(ss[i], c.args...)
+				ds[i] = time.Since(t0)
+			})
 		}
-		start, err := e.state(si)
-		if err != nil {
-			t.Fatalf("%s: starting state: %v", c.name, err)
+		wg.Wait()
+	}
+	for i, s := range ss {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
 		}
-		t0 := time.Now()
-		if _, err := e.strata(si, c.args...); err != nil {
-			t.Fatal(err)
-		}
-		ds = append(ds, time.Since(t0))
-		once, err := e.state(si)
+		once, err := e.state(s)
 		if err != nil {
 			t.Fatalf("%s: state after a run: %v", c.name, err)
 		}
 		if i == 0 {
-			r.start, r.once = start, once
+			r.once = once
 		} else if diff := cmp.Diff(r.once, once); diff != "" {
 			t.Fatalf("%s: two uninterrupted runs end differently (-first +other):\n%s", c.name, diff)
 		}
-		mustClean(t, si, "after an uninterrupted "+c.name)
+		mustClean(t, s, "after an uninterrupted "+c.name)
 	}
 	r.d = slices.Min(ds)
 	if cmp.Equal(r.start, r.once) {
 		t.Fatalf("%s changes nothing", c.name)
 	}
-	if err := e.runAll(s, e.again(c)); err != nil {
+	if err := e.runAll(ss[0], e.again(c)); err != nil {
 		t.Fatal(err)
 	}
-	var err error
-	if r.twice, err = e.state(s); err != nil {
+	if r.twice, err = e.state(ss[0]); err != nil {
 		t.Fatalf("%s: state after two runs: %v", c.name, err)
 	}
 	return r
