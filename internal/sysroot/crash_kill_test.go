@@ -60,11 +60,10 @@ func bigV(n int) sysroottest.FakeOS {
 
 // killCmd is one command of the kill matrix.
 type killCmd struct {
-	name  string
-	tmpl  string   // starting state (a template name)
-	args  []string // after "strata", without --sysroot
-	runs  int      // kills (seeds 1..runs)
-	again [][]string
+	name string
+	tmpl string   // starting state (a template name)
+	args []string // after "strata", without --sysroot
+	runs int      // kill runs (seeds 1..runs)
 	// againIfUnstaged: what recovery runs if the state is the old one
 	// with the staged deployment discarded (an interrupted finalize).
 	againIfUnstaged [][]string
@@ -291,12 +290,8 @@ func (e *killEnv) measure(t *testing.T, c killCmd) killRefs {
 	return r
 }
 
-func (e *killEnv) again(c killCmd) [][]string {
-	if c.again != nil {
-		return c.again
-	}
-	return [][]string{c.args}
-}
+// again is what recovery runs: the same command.
+func (e *killEnv) again(c killCmd) [][]string { return [][]string{c.args} }
 
 // kill runs c on a fresh copy, SIGKILLs it after instant, checks the
 // result and recovery, and returns the outcome.
