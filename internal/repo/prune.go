@@ -44,6 +44,7 @@ type PruneStats struct {
 	Commits   int                 // commits among Deleted
 	Markers   []ostree.Checksum   // commitpartial markers of commits no longer stored, removed
 	Tmp       []string            // stale entries of tmp/ removed (names relative to tmp/)
+	RefTemps  []string            // temporary files of interrupted ref writes removed (relative to the repository)
 }
 
 // Prune deletes what no ref needs. Under the exclusive repository lock
@@ -124,7 +125,37 @@ func Prune(ctx context.Context, r *Repo, opts PruneOptions) (PruneStats, error) 
 	if err := r.removeStaleTmp(opts.Now(), &st); err != nil {
 		return st, fmt.Errorf("pruning repository %s: %w", r.path, err)
 	}
+	if err := r.removeRefTemps(&st); err != nil {
+		return st, fmt.Errorf("pruning repository %s: %w", r.path, err)
+	}
 	return st, nil
+}
+
+// removeRefTemps deletes the temporary files (".NAME.tmp-*") that a ref
+// write killed before its rename leaves under refs/. Ref writes take the
+// shared repository lock, so under Prune's exclusive lock none is live.
+func (r *Repo) removeRefTemps(st *PruneStats) error {
+	root := filepath.Join(r.path, "refs")
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() || !strings.HasPrefix(name, ".") || !strings.Contains(name, ".tmp-") {
+			return nil
+		}
+		if !st.DryRun {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("removing %s: %w", p, err)
+			}
+		}
+		rel, _ := filepath.Rel(r.path, p)
+		st.RefTemps = append(st.RefTemps, rel)
+		return nil
+	})
 }
 
 // pruneGraph is the repository as mark sees it: commits and dirtrees read

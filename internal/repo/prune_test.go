@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -346,4 +347,37 @@ func TestPruneWaitsForTransaction(t *testing.T) {
 		t.Fatalf("Prune() deleted %s, which commit %s of the concurrent transaction uses", reused, commit)
 	}
 	requireFsckClean(t, fx.r)
+}
+
+// A ref write killed before its rename leaves .NAME.tmp-* under refs/;
+// Prune removes it and keeps the refs.
+func TestPruneRemovesRefTemps(t *testing.T) {
+	t.Parallel()
+	fx := newPruneFixture(t, ModeBareUser)
+	dir := filepath.Join(fx.r.Path(), "refs", "heads", "ostree", "0", "1")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	temp := filepath.Join(dir, ".0.tmp-123456")
+	if err := os.WriteFile(temp, []byte("half"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	refsBefore, err := fx.r.ListRefs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Prune(t.Context(), fx.r, PruneOptions{})
+	if err != nil {
+		t.Fatalf("Prune() = %v", err)
+	}
+	if want := []string{"refs/heads/ostree/0/1/.0.tmp-123456"}; !slices.Equal(st.RefTemps, want) {
+		t.Errorf("Prune().RefTemps = %q, want %q", st.RefTemps, want)
+	}
+	if _, err := os.Lstat(temp); !os.IsNotExist(err) {
+		t.Errorf("ref temp after Prune: Lstat error = %v, want not exist", err)
+	}
+	refsAfter, err := fx.r.ListRefs()
+	if err != nil || len(refsAfter) != len(refsBefore) {
+		t.Errorf("ListRefs after Prune = %v, %v; want the %d refs of before", refsAfter, err, len(refsBefore))
+	}
 }
