@@ -8,7 +8,7 @@ GO          ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN         := bin/strata
 TAGS        := root peer
 FUZZTIME    ?= 20s
-TESTTIMEOUT ?= 20m
+TESTTIMEOUT ?= 45m
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 # Go sources checked by gofmt: the ones `go build ./...` sees (no .cache, no testdata).
 GOFILES      = $(shell find . \( -path ./.git -o -path ./.cache -o -path ./bin -o -name testdata \) -prune -o -name '*.go' -print)
