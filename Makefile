@@ -27,7 +27,7 @@ help:
 	@echo 'make clean       remove bin/ and .cache/'
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/strata
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN) ./cmd/strata
 
 lint:
 	@unformatted=$$(gofmt -l $(GOFILES)); \
