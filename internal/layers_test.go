@@ -76,10 +76,10 @@ func rel(importPath string) string {
 }
 
 // isHelper reports whether a module package is a test helper (testutil, vmtest, repotest, ...),
-// which only tests may import, or a black-box test package (interop) that holds only tests.
+// which only tests may import, or a black-box test package (interop, e2e) that holds only tests.
 func isHelper(relPath string) bool {
 	base := path.Base(relPath)
-	return base == "testutil" || base == "interop" || strings.HasSuffix(base, "test")
+	return base == "testutil" || base == "interop" || base == "e2e" || strings.HasSuffix(base, "test")
 }
 
 func layerName(l int) string {

@@ -1,0 +1,243 @@
+//go:build root && peer && e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const ref = "strata/x86_64/e2e"
+
+// rebootCmd reboots the guest. The image has no D-Bus, so systemctl must not ask logind about
+// inhibitors (it would fail with "Failed to connect to bus").
+const rebootCmd = "systemctl reboot --check-inhibitors=no"
+
+// TestE2E is the whole flow of docs/boot.md on a real machine; see the package comment. Its
+// steps run in order and each needs the ones before.
+func TestE2E(t *testing.T) {
+	e := newEnv(t)
+	defer e.close(t)
+
+	e.step(t, "compose-v1", e.composeV1)
+	e.step(t, "image", e.image)
+	e.step(t, "boot-v1", e.bootV1)
+	e.step(t, "upgrade-v2", e.upgradeV2)
+	e.step(t, "fallback-v3", e.fallbackV3)
+	e.step(t, "power-cut", e.powerCut)
+	e.stop(t, true)
+}
+
+// composeV1 makes the signed archive repository with v1 and serves it.
+func (e *env) composeV1(t *testing.T) {
+	ctx := context.Background()
+	e.repo = filepath.Join(e.work, "repo")
+	e.strata(t, ctx, "repo-init", "repo", "init", "--repo", e.repo, "--mode", "archive")
+	prefix := filepath.Join(e.work, "e2e-key")
+	e.strata(t, ctx, "keygen", "repo", "keygen", "--out", prefix)
+	e.secKey, e.pubKey = prefix+".key", prefix+".pub"
+	e.compose(t, "1")
+	e.serve(t)
+}
+
+// image builds the disk that follows origin:REF at the served repository.
+func (e *env) image(t *testing.T) {
+	e.disk = filepath.Join(e.work, "disk.img")
+	e.vars = filepath.Join(e.work, "OVMF_VARS.fd")
+	start := time.Now()
+	out := e.strata(t, context.Background(), "image", "image", "--repo", e.repo, "--ref", ref, "--out", e.disk,
+		"--remote-url", e.url, "--trusted-key", e.pubKey, "--size", "4G", "--json")
+	took := time.Since(start)
+	var res struct {
+		Commit     string `json:"commit"`
+		Refspec    string `json:"refspec"`
+		Deployment string `json:"deployment"`
+		Entry      string `json:"entry"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("strata image --json: %v", err)
+	}
+	if res.Commit != e.commits["1"] || res.Refspec != "origin:"+ref {
+		t.Fatalf("image of commit %s following %s, want %s following origin:%s", res.Commit, res.Refspec, e.commits["1"], ref)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(e.disk, &st); err != nil {
+		t.Fatal(err)
+	}
+	e.measure(t, "image build: %s; disk %s, %s allocated (sparse); ESP entry %s", secs(took), mib(st.Size), mib(st.Blocks*512), res.Entry)
+}
+
+// bootV1 boots the image for the first time.
+func (e *env) bootV1(t *testing.T) {
+	m := e.boot(t, true)
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+	b := e.waitBoot(t, ctx)
+	if b.Version != "1" || b.Deployment != e.commits["1"]+".0" || b.BootComplete != "success" {
+		t.Fatalf("first boot: version %s, deployment %s, boot-complete %s; want 1, %s.0, success",
+			b.Version, b.Deployment, b.BootComplete, e.commits["1"])
+	}
+	e.measure(t, "first boot (%s): booted marker at %s after QEMU start; prepare-root %v ms", e.accel, secs(b.At), prepareRootTimes(m.ConsoleLog()))
+	st := e.status(t)
+	if len(st) != 1 || !st[0].Booted || st[0].Version != "1" {
+		t.Fatalf("strata status in the guest = %+v, want one booted deployment of version 1", st)
+	}
+	if ents := e.espEntries(t); len(ents) != 1 || strings.Contains(ents[b.Deployment], "+") {
+		t.Errorf("ESP entries = %v, want one entry for %s without a boot counter", ents, b.Deployment)
+	}
+}
+
+// upgradeV2 upgrades the guest to v2 over the network and reboots into it.
+func (e *env) upgradeV2(t *testing.T) {
+	e.mustExec(t, "echo local-change > /etc/e2e-local.conf && echo state > /var/e2e-data")
+	e.compose(t, "2")
+
+	start := time.Now()
+	out := e.mustExec(t, "strata upgrade --json")
+	e.measure(t, "upgrade to v2 in the guest (pull over HTTP + deploy): %s", secs(time.Since(start)))
+	var up struct {
+		Commit    string `json:"commit"`
+		Available bool   `json:"update_available"`
+	}
+	if err := json.Unmarshal([]byte(lastJSON(out)), &up); err != nil {
+		t.Fatalf("strata upgrade --json: %v\n%s", err, out)
+	}
+	if !up.Available || up.Commit != e.commits["2"] {
+		t.Fatalf("strata upgrade = commit %s (available %v), want %s", up.Commit, up.Available, e.commits["2"])
+	}
+	if st := e.status(t); len(st) != 2 || st[0].Checksum != e.commits["2"] || !st[0].Pending || !st[1].Booted {
+		t.Fatalf("status after the upgrade = %+v, want v2 pending, then v1 booted", st)
+	}
+
+	b, took := e.reboot(t)
+	if b.Version != "2" || !strings.HasPrefix(b.Deployment, e.commits["2"]+".") || b.BootComplete != "success" {
+		t.Fatalf("after the upgrade: version %s, deployment %s, boot-complete %s; want 2, %s.N, success",
+			b.Version, b.Deployment, b.BootComplete, e.commits["2"])
+	}
+	e.measure(t, "reboot into v2: %s from the reboot command to the booted marker (boot itself %s); prepare-root %v ms",
+		secs(took), secs(b.At-b.Start), prepareRootTimes(e.m.ConsoleLog()))
+
+	for _, c := range []struct{ name, cmd, want string }{
+		{"local /etc change", "cat /etc/e2e-local.conf", "local-change"},
+		{"file in /var", "cat /var/e2e-data", "state"},
+		{"changed file", "cat /usr/share/strata-e2e/version", "2"},
+		{"added package", "dpkg-query -W -f '${Package}' less", "less"},
+	} {
+		if got := strings.TrimSpace(e.mustExec(t, c.cmd)); got != c.want {
+			t.Errorf("%s: %s = %q, want %q", c.name, c.cmd, got, c.want)
+		}
+	}
+	if status, out := e.exec(t, "touch /usr/e2e-write"); status == 0 || !strings.Contains(out, "Read-only file system") {
+		t.Errorf("touch /usr/e2e-write = status %d, %q; want a read-only file system error", status, out)
+	}
+	st := e.status(t)
+	if len(st) != 2 || !st[0].Booted || st[0].Version != "2" || !st[1].Rollback || st[1].Version != "1" {
+		t.Errorf("status on v2 = %+v, want v2 booted, v1 rollback", st)
+	}
+	if ents := e.espEntries(t); strings.Contains(ents[b.Deployment], "+") || ents[b.Deployment] == "" {
+		t.Errorf("ESP entries = %v, want %s blessed (no boot counter)", ents, b.Deployment)
+	}
+}
+
+// fallbackV3 upgrades to a v3 whose health check fails: the guest reboots by itself until its
+// entry's tries are used up, firmware boots v2, and boot-complete makes v2 the default again.
+func (e *env) fallbackV3(t *testing.T) {
+	e.compose(t, "3")
+	start := time.Now()
+	e.mustExec(t, "strata upgrade")
+	e.measure(t, "upgrade to v3 in the guest: %s", secs(time.Since(start)))
+	v2 := e.status(t)[0].Name()
+
+	ctx, cancel := context.WithTimeout(context.Background(), fallbackTimeout)
+	defer cancel()
+	start = time.Now()
+	if _, err := e.m.Send(ctx, rebootCmd); err != nil {
+		t.Fatal(err)
+	}
+	var tries []string
+	for {
+		bs, err := e.m.WaitMarker(ctx, "boot-start")
+		if err != nil {
+			t.Fatalf("boots so far %v; waiting for the next: %v", tries, err)
+		}
+		tries = append(tries, bs.Value)
+		if bs.Value != "3" {
+			b := e.finishBoot(t, ctx, bs)
+			if b.Version != "2" || b.Deployment != v2 || b.BootComplete != "success" {
+				t.Fatalf("after the fallback: version %s, deployment %s, boot-complete %s; want 2, %s, success",
+					b.Version, b.Deployment, b.BootComplete, v2)
+			}
+			break
+		}
+		if len(tries) > 6 {
+			t.Fatalf("boots %v: firmware does not fall back", tries)
+		}
+	}
+	e.measure(t, "fallback: boots %v (versions), %s from the reboot command to v2's booted marker", tries, secs(time.Since(start)))
+	if want := []string{"3", "3", "3", "2"}; strings.Join(tries, " ") != strings.Join(want, " ") {
+		t.Errorf("boots = %v, want %v (three tries of v3, then v2)", tries, want)
+	}
+	failed := 0
+	for _, mk := range e.m.Markers() {
+		if mk.Name == "health" && mk.Value == "failed" {
+			failed++
+		}
+	}
+	if failed != 3 {
+		t.Errorf("v3's health check failed %d times, want 3", failed)
+	}
+	st := e.status(t)
+	if len(st) != 2 || !st[0].Booted || st[0].Name() != v2 || !st[1].Rollback || st[1].Version != "3" {
+		t.Errorf("status after the fallback = %+v, want v2 booted and default, v3 rollback", st)
+	}
+	ents := e.espEntries(t)
+	if v3 := ents[st[len(st)-1].Name()]; !strings.Contains(v3, "+0-3.conf") {
+		t.Errorf("ESP entries = %v, want v3's entry marked bad (+0-3)", ents)
+	}
+	t.Logf("strata status after the fallback:\n%s", e.mustExec(t, "strata status"))
+}
+
+// reboot reboots the guest and waits for the next boot to be over.
+func (e *env) reboot(t *testing.T) (bootInfo, time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+	start := time.Now()
+	if _, err := e.m.Send(ctx, rebootCmd); err != nil {
+		t.Fatal(err)
+	}
+	b := e.waitBoot(t, ctx)
+	return b, time.Since(start)
+}
+
+// espEntries maps each deployment (CHECKSUM.SERIAL) to its ESP entry's file name, from the
+// entries' "# strata-deployment OS CHECKSUM.SERIAL" first lines.
+func (e *env) espEntries(t *testing.T) map[string]string {
+	t.Helper()
+	out := e.mustExec(t, `for f in /boot/efi/loader/entries/*.conf; do echo "${f##*/} $(head -n1 "$f")"; done`)
+	ents := map[string]string{}
+	re := regexp.MustCompile(`^(\S+\.conf) # strata-deployment \S+ (\S+)$`)
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if m := re.FindStringSubmatch(strings.TrimSpace(l)); m != nil {
+			ents[m[2]] = m[1]
+		} else {
+			t.Errorf("ESP entry line %q: want NAME.conf # strata-deployment OS CHECKSUM.SERIAL", l)
+		}
+	}
+	return ents
+}
+
+// lastJSON returns the text from the last line that starts a JSON object (progress lines may
+// come before it).
+func lastJSON(out string) string {
+	if i := strings.LastIndex(out, "\n{"); i >= 0 {
+		return out[i+1:]
+	}
+	return out
+}
