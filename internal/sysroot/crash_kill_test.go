@@ -183,9 +183,11 @@ func (e *killEnv) copyStart(t *testing.T, c killCmd, name string) (string, func(
 			// A killed command's last references may still be going
 			// away; a lazy unmount detaches the tmpfs regardless.
 			boot := filepath.Join(s, "boot")
-			if err := unix.Unmount(boot, 0); errors.Is(err, unix.EBUSY) {
+			err := unix.Unmount(boot, 0)
+			if errors.Is(err, unix.EBUSY) {
 				err = unix.Unmount(boot, unix.MNT_DETACH)
-			} else if err != nil {
+			}
+			if err != nil {
 				t.Errorf("unmounting %s/boot: %v", s, err)
 			}
 		}
