@@ -101,7 +101,7 @@ func Checkout(ctx context.Context, r *Repo, rev, dest string, opts CheckoutOptio
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c := &checkout{r: r, opts: opts, cancel: cancel, objects: map[ostree.Checksum]*objectState{},
-		dirMetas: map[ostree.Checksum]*ostree.DirMeta{}}
+		dirMetas: map[ostree.Checksum]*ostree.DirMeta{}, walkSem: make(chan struct{}, opts.Workers)}
 	c.linkable = (r.mode == ModeBare && !opts.UserMode) ||
 		((r.mode == ModeBareUser || r.mode == ModeBareUserOnly) && opts.UserMode)
 
@@ -202,10 +202,16 @@ type checkout struct {
 	err     error
 	failed  atomic.Bool
 
-	mu            sync.Mutex // guards objects and progressTotal
+	mu            sync.Mutex // guards objects, progressTotal and dirMetas
 	objects       map[ostree.Checksum]*objectState
 	progressTotal int64
-	dirMetas      map[ostree.Checksum]*ostree.DirMeta // only touched by the tree walk
+	dirMetas      map[ostree.Checksum]*ostree.DirMeta
+
+	// The tree walk runs subdirectories in goroutines of their own while
+	// walkSem has room: reading dirtrees and creating directories is most
+	// of a hardlink checkout's work beside the links.
+	walkSem chan struct{}
+	walkWG  sync.WaitGroup
 
 	stats checkoutCounters
 }
@@ -271,6 +277,7 @@ func (c *checkout) run(ctx context.Context, rootFD int, start *WalkEntry) error 
 			c.total(1)
 			c.done(1)
 			c.walkDir(ctx, root, start.Checksum, jobs)
+			c.walkWG.Wait()
 		}
 	} else {
 		// A single file: ostree puts it into the new directory DEST.
@@ -361,22 +368,37 @@ func (c *checkout) walkDir(ctx context.Context, d *coDir, tree ostree.Checksum, 
 		c.stats.dirs.Add(1)
 		c.done(1)
 		d.pending.Add(1)
-		c.walkDir(ctx, &coDir{fd: fd, path: p, meta: meta, parent: d}, sub.Tree, jobs)
+		child := &coDir{fd: fd, path: p, meta: meta, parent: d}
+		select {
+		case c.walkSem <- struct{}{}:
+			c.walkWG.Add(1)
+			go func() {
+				defer func() { <-c.walkSem; c.walkWG.Done() }()
+				c.walkDir(ctx, child, sub.Tree, jobs)
+			}()
+		default:
+			c.walkDir(ctx, child, sub.Tree, jobs)
+		}
 	}
 }
 
 // dirMeta returns a verified dirmeta; trees share few of them, so they
-// are cached. Only the tree walk calls it.
+// are cached.
 func (c *checkout) dirMeta(sum ostree.Checksum) (*ostree.DirMeta, error) {
-	if m, ok := c.dirMetas[sum]; ok {
+	c.mu.Lock()
+	m, ok := c.dirMetas[sum]
+	c.mu.Unlock()
+	if ok {
 		return m, nil
 	}
-	m, err := c.r.readDirMetaChecked(sum)
+	dm, err := c.r.readDirMetaChecked(sum)
 	if err != nil {
 		return nil, err
 	}
-	c.dirMetas[sum] = &m
-	return &m, nil
+	c.mu.Lock()
+	c.dirMetas[sum] = &dm
+	c.mu.Unlock()
+	return &dm, nil
 }
 
 // release drops one hold on d. The last one finishes d (owner, mode,
