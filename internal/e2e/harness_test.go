@@ -259,11 +259,17 @@ func (e *env) stop(t *testing.T, clean bool) {
 	logRun(t, m.Wait())
 }
 
-// logRun logs how a QEMU run ended and its milestones (first appearances, so those of its first boot).
+// logRun logs how a QEMU run ended, its milestones (first appearances, so those of its first
+// boot) and its boot markers, with their times since QEMU started.
 func logRun(t *testing.T, r vm.Result) {
 	t.Logf("QEMU run ended: %s after %s", r.Reason, secs(r.Elapsed))
 	for _, ms := range r.Milestones {
-		t.Logf("  milestone %-18s at %s", ms.Pattern, secs(ms.At))
+		t.Logf("  %7s  milestone %s", secs(ms.At), ms.Pattern)
+	}
+	for _, mk := range r.Markers {
+		if mk.Name != "out" && mk.Name != "done" {
+			t.Logf("  %7s  marker %s %s", secs(mk.At), mk.Name, mk.Value)
+		}
 	}
 }
 

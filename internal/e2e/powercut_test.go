@@ -48,13 +48,7 @@ func (e *env) powerCut(t *testing.T) {
 
 			e.boot(t, true)
 			b := e.waitBoot(t, ctx)
-			st := e.status(t)
-			var booted deployment
-			for _, d := range st {
-				if d.Booted {
-					booted = d
-				}
-			}
+			booted := bootedDeployment(t, e.status(t))
 			outcome := "new"
 			switch {
 			case b.Deployment == old:
