@@ -119,6 +119,9 @@ func renameEntry(espDir, from, to string) (string, error) {
 	if err := os.Rename(filepath.Join(dir, from), filepath.Join(dir, to)); err != nil {
 		return "", fmt.Errorf("renaming boot entry %s to %s: %w", from, to, err)
 	}
+	if err := syncRenamed(filepath.Join(dir, to)); err != nil {
+		return "", err
+	}
 	if err := fsutil.FsyncDir(dir); err != nil {
 		return "", err
 	}
