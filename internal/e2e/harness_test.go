@@ -227,6 +227,8 @@ func (e *env) boot(t *testing.T, allowReboot bool) *vm.Machine {
 		Net: true, Control: true, AllowReboot: allowReboot,
 		ConsoleLog: prefix + "console.log", MarkerLog: prefix + "markers.log",
 		Timeout: machineTimeout,
+		// Firmware that finds nothing to boot waits in its menu forever: fail at once.
+		Failures: append([]string{`No loader found`, `BdsDxe: starting .*"(UiApp|EFI Internal Shell)"`}, vm.DefaultFailures...),
 	})
 	if err != nil {
 		t.Fatalf("starting QEMU: %v", err)
