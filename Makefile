@@ -66,7 +66,7 @@ demo: build
 	./scripts/demo
 
 # The end-to-end test (internal/e2e): compose, image, boot, upgrade, fallback, power cuts, in
-# QEMU, one VM at a time. E2ERUN picks a prefix of its steps; e2e-short (what CI runs) stops
+# QEMU, one VM at a time. E2ERUN picks a prefix of its steps; e2e-short (the CI-sized variant) stops
 # after the upgrade to v2.
 E2ERUN ?= TestE2E
 e2e:
