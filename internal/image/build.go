@@ -104,6 +104,13 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Repo == "" || opts.Ref == "" || opts.Out == "" {
 		return nil, fmt.Errorf("building image: repository, ref and output are required: %w", errdefs.ErrInvalid)
 	}
+	// The tools run in work directories of their own: a relative Out
+	// would name another file there.
+	out, err := filepath.Abs(opts.Out)
+	if err != nil {
+		return nil, fmt.Errorf("building image: %w", err)
+	}
+	opts.Out = out
 	if opts.ESPSize == 0 {
 		opts.ESPSize = DefaultESPSize
 	}

@@ -68,9 +68,12 @@ func TestBuild(t *testing.T) {
 		testutil.RequireTool(t, tl[0], tl[1])
 	}
 	src, commit := fakeCommit(t)
-	out := filepath.Join(t.TempDir(), "disk.img")
+	// A relative output path: the tools run in directories of their own.
+	outDir := t.TempDir()
+	t.Chdir(outDir)
+	out := filepath.Join(outDir, "disk.img")
 	start := time.Now()
-	res, err := image.Build(context.Background(), image.Options{Repo: src, Ref: "fakeos/x86_64/test", Out: out,
+	res, err := image.Build(context.Background(), image.Options{Repo: src, Ref: "fakeos/x86_64/test", Out: "disk.img",
 		Kargs: []string{"x=1"}, RemoteURL: "http://10.0.2.2:8080"})
 	if err != nil {
 		t.Fatalf("Build = %v", err)
