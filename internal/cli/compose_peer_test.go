@@ -44,6 +44,9 @@ func composeCache(t *testing.T) string {
 func smallManifest(t *testing.T, dir string, extra ...string) string {
 	t.Helper()
 	writeTestFile(t, filepath.Join(dir, "overlay/etc/motd"), "strata compose test\n")
+	// A unit that only the overlay brings, enabled by units.enable.
+	writeTestFile(t, filepath.Join(dir, "overlay/usr/lib/systemd/system/strata-test.service"),
+		"[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n")
 	pkgs := append([]string{"systemd", "linux-image-amd64"}, extra...)
 	m := fmt.Sprintf(`name: strata-test
 version: "7.1"
@@ -59,7 +62,7 @@ path-include: [/usr/share/doc/*/copyright]
 overlays:
   - source: overlay
 units:
-  enable: [systemd-networkd.service]
+  enable: [systemd-networkd.service, strata-test.service]
   mask: [apt-daily.timer]
 kernel-args: [console=ttyS0, quiet]
 metadata:
@@ -203,7 +206,9 @@ func TestComposePeer(t *testing.T) {
 		}
 		for _, p := range []string{"/usr/lib/modules/" + kver + "/vmlinuz", "/usr/lib/modules/" + kver + "/initramfs.img",
 			"/usr/etc/passwd", "/usr/lib/sysimage/dpkg/status", "/usr/lib/tmpfiles.d/strata-var.conf",
-			"/usr/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"} {
+			"/usr/etc/systemd/system/multi-user.target.wants/systemd-networkd.service",
+			"/usr/etc/systemd/system/multi-user.target.wants/strata-test.service",
+			"/usr/etc/systemd/system/apt-daily.timer"} {
 			if _, err := repo.Lookup(ra, c, p); err != nil {
 				t.Errorf("Lookup(%s) = %v", p, err)
 			}

@@ -67,12 +67,6 @@ func (b *build) args() []string {
 			"--setup-hook=sync-in "+b.cacheDir+" /var/cache/apt/archives/",
 			"--customize-hook=sync-out /var/cache/apt/archives "+b.cacheDir)
 	}
-	if len(m.EnableUnits) > 0 {
-		a = append(a, `--customize-hook=chroot "$1" systemctl enable `+strings.Join(m.EnableUnits, " "))
-	}
-	if len(m.MaskUnits) > 0 {
-		a = append(a, `--customize-hook=chroot "$1" systemctl mask `+strings.Join(m.MaskUnits, " "))
-	}
 	a = append(a, b.suite, b.target)
 	for _, s := range b.sources {
 		a = append(a, s.Line())

@@ -135,6 +135,9 @@ func Compose(ctx context.Context, r *repo.Repo, m *Manifest, opts Options) (_ *R
 	if err := ApplyOverlays(tree, m.Overlays); err != nil {
 		return nil, fmt.Errorf("applying overlays: %w", err)
 	}
+	if err := ApplyUnits(ctx, tree, m); err != nil {
+		return nil, err
+	}
 	info, err := PostProcess(ctx, tree, PostProcessOptions{
 		Name: m.Name, Version: m.Version, KernelArgs: m.KernelArgs,
 		SourceDateEpoch: res.SourceDateEpoch, Initramfs: opts.Initramfs,
