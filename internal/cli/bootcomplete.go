@@ -1,7 +1,11 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,7 +20,7 @@ func newBootCompleteCmd() *cobra.Command {
 	var (
 		path, esp, root, cmdline string
 		timeout                  time.Duration
-		asJSON                   bool
+		asJSON, reboot           bool
 	)
 	cmd := &cobra.Command{
 		Use:   "boot-complete [--sysroot /] [--esp /boot/efi]",
@@ -28,7 +32,13 @@ back to the previous deployment once its tries are used up. Otherwise remove
 the boot counter of the booted deployment's ESP entry, and if firmware had
 fallen back (the default deployment's entry has no tries left), roll back so
 that the booted deployment is the default again. strata-boot-complete.service
-runs it before boot-complete.target.`,
+runs it before boot-complete.target.
+
+With --reboot-on-failure, a failed check on a boot whose entry is on trial
+(still has a boot counter) reboots the machine at once, like greenboot's red
+boot: each reboot uses up one try until firmware falls back by itself. A boot
+that is not on trial (a blessed entry, a fallback) stays up with the failure
+reported: rebooting it would only repeat the failure.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts := []sysroot.Option{sysroot.WithBootloader(espSync(esp, bootloader.DefaultTries))}
@@ -56,6 +66,12 @@ runs it before boot-complete.target.`,
 				}
 			}
 			if err != nil {
+				if reboot && res != nil && res.OnTrial {
+					fmt.Fprintf(cmd.ErrOrStderr(), "strata: boot of %s failed its health checks while on trial: rebooting\n", res.Booted)
+					if rerr := rebootNow(cmd.Context()); rerr != nil {
+						err = errors.Join(err, rerr)
+					}
+				}
 				return fmt.Errorf("cannot complete the boot: %w", err)
 			}
 			if !asJSON {
@@ -77,5 +93,17 @@ runs it before boot-complete.target.`,
 	cmd.Flags().DurationVar(&timeout, "timeout", bootloader.DefaultCheckTimeout, "time limit of each health check")
 	cmd.Flags().StringVar(&cmdline, "proc-cmdline", "", "read the booted kernel's command line from this file (tests)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the checks and actions as JSON")
+	cmd.Flags().BoolVar(&reboot, "reboot-on-failure", false, "reboot at once when a check fails and the boot is on trial")
 	return cmd
+}
+
+// rebootNow queues a reboot through systemd's own socket: the start job of
+// reboot.target that `systemctl reboot` makes, without logind and D-Bus
+// (a node may have neither), and without waiting for it.
+func rebootNow(ctx context.Context) error {
+	out, err := exec.CommandContext(ctx, "systemctl", "start", "--no-block", "--job-mode=replace-irreversibly", "reboot.target").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("rebooting: systemctl start reboot.target: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }

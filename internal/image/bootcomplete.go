@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -22,12 +23,17 @@ type BootCompleteOptions struct {
 
 // BootCompleteResult says what BootComplete found and did.
 type BootCompleteResult struct {
-	Checks     []bootloader.CheckResult `json:"checks"`
-	Booted     string                   `json:"booted"`          // OS CHECKSUM.SERIAL
-	Entry      string                   `json:"entry,omitempty"` // the booted deployment's ESP entry, after blessing
-	Blessed    bool                     `json:"blessed"`         // a counter was removed
-	RolledBack bool                     `json:"rolled_back"`     // firmware had fallen back; the sysroot now agrees
-	BadDefault string                   `json:"bad_default,omitempty"`
+	Checks []bootloader.CheckResult `json:"checks"`
+	Booted string                   `json:"booted"`          // OS CHECKSUM.SERIAL
+	Entry  string                   `json:"entry,omitempty"` // the booted deployment's ESP entry, after blessing
+	// OnTrial: the booted deployment's entry had a boot counter (firmware
+	// was still trying it). When a check fails, a reboot then moves
+	// towards the fallback; without a counter a reboot would only repeat
+	// the failure.
+	OnTrial    bool   `json:"on_trial"`
+	Blessed    bool   `json:"blessed"`     // a counter was removed
+	RolledBack bool   `json:"rolled_back"` // firmware had fallen back; the sysroot now agrees
+	BadDefault string `json:"bad_default,omitempty"`
 }
 
 // BootComplete marks the running boot good, the way docs/boot.md
@@ -36,7 +42,7 @@ type BootCompleteResult struct {
 //  1. the health checks run (bootloader.RunChecks over HealthDirs); if one
 //     fails, BootComplete returns its error and changes nothing, so the
 //     booted entry stays counted and firmware falls back once its tries
-//     are used up;
+//     are used up (the result's OnTrial says whether it is counted);
 //  2. the booted deployment's ESP entry is blessed (its counter removed);
 //  3. if firmware fell back (the booted deployment is not the default and
 //     the default's entry has no tries left), the sysroot is rolled back so
@@ -64,16 +70,20 @@ func BootComplete(ctx context.Context, s *sysroot.Sysroot, opts BootCompleteOpti
 	for _, d := range bootloader.HealthDirs {
 		dirs = append(dirs, filepath.Join(opts.Root, d))
 	}
-	checks, err := bootloader.RunChecks(ctx, dirs, opts.CheckTimeout)
+	checks, cerr := bootloader.RunChecks(ctx, dirs, opts.CheckTimeout)
 	res.Checks = checks
-	if err != nil {
-		return res, err
-	}
 	ents, err := bootloader.Entries(opts.ESP)
 	if err != nil {
-		return res, err
+		return res, errors.Join(cerr, err)
 	}
-	if e, ok := bootloader.FindDeployment(ents, res.Booted); ok {
+	e, found := bootloader.FindDeployment(ents, res.Booted)
+	if found {
+		res.Entry, res.OnTrial = e.File, e.Counted
+	}
+	if cerr != nil {
+		return res, cerr
+	}
+	if found {
 		name, err := bootloader.Bless(opts.ESP, e.File)
 		if err != nil {
 			return res, err
@@ -90,7 +100,7 @@ func BootComplete(ctx context.Context, s *sysroot.Sysroot, opts BootCompleteOpti
 	if def.Booted {
 		return res, nil
 	}
-	e, ok := bootloader.FindDeployment(ents, def.OSName+" "+def.Name())
+	e, ok = bootloader.FindDeployment(ents, def.OSName+" "+def.Name())
 	if !ok || !e.Bad() {
 		return res, nil // an update waiting for its first boot, not a fallback
 	}

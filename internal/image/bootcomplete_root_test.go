@@ -111,11 +111,15 @@ func TestBootComplete(t *testing.T) {
 		wantDef  string // "a" or "b": the sysroot's default afterwards
 		wantA    string // A's counter suffix afterwards
 		wantB    string
+		wantFW   string // "a" or "b": firmware's next pick ("" = wantDef)
+		trial    bool   // the booted entry was counted (OnTrial)
 	}{
-		{"new default boots well", "b", "+2-1", "", "", false, "b", "", ""},
-		{"fallback after B ran out of tries", "a", "+0-3", "", "", true, "a", "", "+0-3"},
-		{"old default booted before B was tried", "a", "+3", "", "", false, "b", "", "+3"},
-		{"failing health check changes nothing", "b", "+2-1", failing, "50-network", false, "b", "", "+2-1"},
+		{"new default boots well", "b", "+2-1", "", "", false, "b", "", "", "", true},
+		{"fallback after B ran out of tries", "a", "+0-3", "", "", true, "a", "", "+0-3", "", false},
+		{"old default booted before B was tried", "a", "+3", "", "", false, "b", "", "+3", "", false},
+		{"failing health check changes nothing", "b", "+2-1", failing, "50-network", false, "b", "", "+2-1", "", true},
+		// A failing fallback boot is not on trial: rebooting would not help.
+		{"failing health check after a fallback", "a", "+0-3", failing, "50-network", false, "b", "", "+0-3", "a", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,6 +146,9 @@ func TestBootComplete(t *testing.T) {
 			} else if res.RolledBack != tt.wantRoll {
 				t.Errorf("BootComplete rolled back = %v, want %v", res.RolledBack, tt.wantRoll)
 			}
+			if res == nil || res.OnTrial != tt.trial {
+				t.Errorf("BootComplete on trial = %v, want %v", res != nil && res.OnTrial, tt.trial)
+			}
 			// A fresh look at the sysroot, nothing booted: the booted
 			// kernel's ostree= link (the old boot version's) is gone after
 			// a rollback's cleanup.
@@ -164,9 +171,13 @@ func TestBootComplete(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantChoice := n.entry(t, map[string]string{"a": n.a, "b": n.b}[tt.wantDef]).File
+			fw := tt.wantFW
+			if fw == "" {
+				fw = tt.wantDef
+			}
+			wantChoice := n.entry(t, map[string]string{"a": n.a, "b": n.b}[fw]).File
 			if choice != wantChoice {
-				t.Errorf("FirmwareChoice = %s, want %s (the sysroot's default)", choice, wantChoice)
+				t.Errorf("FirmwareChoice = %s, want %s", choice, wantChoice)
 			}
 		})
 	}
