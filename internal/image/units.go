@@ -38,9 +38,16 @@ func Units() []string {
 //     boot-complete.target (health checks, blessing, fallback rollback);
 //   - strata-finalize.service: `strata finalize` at shutdown.
 //
-// The units run StrataBinary, which the tree must provide. It is
+// It also masks systemd's GPT auto-generator (MaskedGenerators) in the
+// tree's etc (usr/etc once compose has moved it): the generator would set up
+// an ESP automount of its own, which fails on a strata root (/boot is the
+// sysroot's, bound by prepare-root) and adds nothing to the fstab line of
+// FstabESP. The units run StrataBinary, which the tree must provide. It is
 // idempotent.
 func InstallUnits(treeRoot string) error {
+	if err := maskGenerators(treeRoot); err != nil {
+		return err
+	}
 	dir := filepath.Join(treeRoot, UnitDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("installing units: %w", err)
@@ -63,6 +70,33 @@ func InstallUnits(treeRoot string) error {
 			if err := os.Symlink("../"+name, p); err != nil {
 				return fmt.Errorf("enabling unit %s: %w", name, err)
 			}
+		}
+	}
+	return nil
+}
+
+// MaskedGenerators are the systemd generators InstallUnits masks.
+var MaskedGenerators = []string{"systemd-gpt-auto-generator"}
+
+// maskGenerators links MaskedGenerators to /dev/null in the tree's
+// etc/systemd/system-generators (systemd.generator(7): a same-named file in
+// /etc overrides /usr/lib's).
+func maskGenerators(treeRoot string) error {
+	etc := filepath.Join(treeRoot, "etc")
+	if _, err := os.Lstat(etc); err != nil {
+		if _, uerr := os.Stat(filepath.Join(treeRoot, "usr/etc")); uerr == nil {
+			etc = filepath.Join(treeRoot, "usr/etc")
+		}
+	}
+	dir := filepath.Join(etc, "systemd/system-generators")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("masking generators: %w", err)
+	}
+	for _, g := range MaskedGenerators {
+		p := filepath.Join(dir, g)
+		os.Remove(p)
+		if err := os.Symlink("/dev/null", p); err != nil {
+			return fmt.Errorf("masking generator %s: %w", g, err)
 		}
 	}
 	return nil

@@ -48,6 +48,11 @@ func TestInstallUnits(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("InstallUnits tree (-want +got):\n%s", diff)
 	}
+	for _, g := range MaskedGenerators {
+		if target, err := os.Readlink(filepath.Join(root, "etc/systemd/system-generators", g)); err != nil || target != "/dev/null" {
+			t.Errorf("generator %s: link to %q, %v; want it masked (-> /dev/null)", g, target, err)
+		}
+	}
 	data, err := os.ReadFile(filepath.Join(root, UnitDir, "strata-finalize.service"))
 	if err != nil || !strings.Contains(string(data), "ExecStop="+StrataBinary+" finalize") {
 		t.Errorf("strata-finalize.service = %q, %v, want an ExecStop running strata finalize", data, err)
