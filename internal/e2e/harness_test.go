@@ -247,7 +247,7 @@ func (e *env) stop(t *testing.T, clean bool) {
 	}
 	e.m = nil
 	if clean {
-		if _, err := m.Send(context.Background(), "systemctl poweroff --check-inhibitors=no"); err == nil {
+		if _, err := m.Send(context.Background(), "systemctl poweroff"); err == nil {
 			select {
 			case <-m.Done():
 				logRun(t, m.Wait())
