@@ -31,25 +31,28 @@ func synthTree(t *testing.T) (string, string) {
 		owner = "me us"
 	}
 	files := map[string]string{
-		"boot/vmlinuz-" + testKver:                                "kernel",
-		"boot/initrd.img-" + testKver:                             "initramfs",
-		"boot/config-" + testKver:                                 "config",
-		"boot/System.map-" + testKver:                             "map",
-		"boot/grub/grubenv":                                       "x",
-		"usr/lib/modules/" + testKver + "/kernel/a.ko":            "module",
-		"usr/lib/os-release":                                      "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\nID=debian\n",
-		"usr/lib/tmpfiles.d/var.conf":                             "d /var/log 0755 - - -\nL /var/run - - - - ../run\n",
+		"boot/vmlinuz-" + testKver:                     "kernel",
+		"boot/initrd.img-" + testKver:                  "initramfs",
+		"boot/config-" + testKver:                      "config",
+		"boot/System.map-" + testKver:                  "map",
+		"boot/grub/grubenv":                            "x",
+		"usr/lib/modules/" + testKver + "/kernel/a.ko": "module",
+		"usr/lib/os-release":                           "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\nID=debian\n",
+		"usr/lib/tmpfiles.d/var.conf":                  "d /var/log 0755 - - -\nL /var/run - - - - ../run\n",
+		// Adjusting a path ("z") does not create it: /var/mail still gets its own line.
+		"usr/lib/tmpfiles.d/adjust.conf":                          "z /var/mail 2775 root mail -\nL+ /var/lock2 - - - - /run/lock\n",
+		"usr/lib/systemd/systemd-journald":                        "journald",
 		"usr/lib/python3/dist-packages/m.py":                      "pass",
 		"usr/lib/python3/dist-packages/__pycache__/m.cpython.pyc": "bytecode",
-		"etc/passwd":                                              passwd,
-		"etc/group":                                               group,
-		"etc/shadow":                                              "root:*:19000:0:99999:7:::\nnobody:*:19001:0:99999:7:::\n",
-		"etc/passwd-":                                             passwd,
-		"etc/hostname":                                            "buildhost\n",
-		"etc/resolv.conf":                                         "nameserver 10.0.0.1\n",
-		"etc/machine-id":                                          "0123456789abcdef0123456789abcdef\n",
-		"etc/ssh/ssh_host_ed25519_key":                            "secret",
-		"etc/fstab":                                               "# fstab\n",
+		"etc/passwd":                   passwd,
+		"etc/group":                    group,
+		"etc/shadow":                   "root:*:19000:0:99999:7:::\nnobody:*:19001:0:99999:7:::\n",
+		"etc/passwd-":                  passwd,
+		"etc/hostname":                 "buildhost\n",
+		"etc/resolv.conf":              "nameserver 10.0.0.1\n",
+		"etc/machine-id":               "0123456789abcdef0123456789abcdef\n",
+		"etc/ssh/ssh_host_ed25519_key": "secret",
+		"etc/fstab":                    "# fstab\n",
 		"var/lib/dpkg/status": "Package: systemd\nStatus: install ok installed\nArchitecture: amd64\nVersion: 252.39-1~deb12u1\n\n" +
 			"Package: gone\nStatus: deinstall ok config-files\nArchitecture: amd64\nVersion: 1.0\n\n" +
 			"Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.36-9+deb12u10\n",
@@ -211,6 +214,7 @@ func TestPostProcess(t *testing.T) {
 		"d /var/usrlocal/share 0755 " + owner + " -",
 		"d /var/usrlocal/share/man 0755 " + owner + " -",
 		"d /var/usrlocal 0755 " + owner + " -",
+		"d /var/log/journal 2755 root systemd-journal -",
 	}
 	if d := cmp.Diff(wantLines, lines); d != "" {
 		t.Errorf("PostProcess: %s mismatch (-want +got):\n%s", TmpfilesConf, d)

@@ -25,7 +25,8 @@ import (
 // Directories and symlinks of /var become "d" and "L" lines with their
 // mode and owner, empty files "f" lines; files with content (caches, logs,
 // state of maintainer scripts) are dropped. Paths another tmpfiles.d file
-// of the tree already declares are left to it.
+// of the tree already creates are left to it. With systemd-journald in the
+// tree, /var/log/journal is added: the journal persists.
 func convertVar(root string) (int, error) {
 	names, err := readOwnerNames(root)
 	if err != nil {
@@ -111,6 +112,14 @@ func convertVar(root string) (int, error) {
 		if err := os.Symlink(l.target, p); err != nil {
 			return 0, err
 		}
+	}
+	if journaldInstalled(root) {
+		// A persistent journal, as on Fedora CoreOS: the log of a boot that
+		// failed its health checks is still there after the fallback
+		// (journalctl -b -1). journald keeps logs in /var only when this
+		// directory exists (Storage=auto); systemd's own tmpfiles.d lines
+		// merely adjust it ("z").
+		add("d /var/log/journal 2755 root systemd-journal -", "/var/log/journal")
 	}
 	if err := emptyDir(varDir); err != nil {
 		return 0, err
@@ -238,13 +247,32 @@ func declaredTmpfiles(root string) (map[string]bool, error) {
 			sc := bufio.NewScanner(bytes.NewReader(data))
 			for sc.Scan() {
 				w := strings.Fields(sc.Text())
-				if len(w) >= 2 && !strings.HasPrefix(w[0], "#") {
+				if len(w) >= 2 && createsPath(w[0]) {
 					out[w[1]] = true
 				}
 			}
 		}
 	}
 	return out, nil
+}
+
+// createsPath says whether a tmpfiles.d line of this type creates its path
+// (tmpfiles.d(5)): f F d D v q Q p L c b C, with or without the modifiers
+// + ! - = ~ ^ $ ?. The others (w, e, x, X, r, R, z, Z, t, T, h, H, a, A)
+// only act on what exists, so they do not make a /var path declared.
+func createsPath(typ string) bool {
+	t := strings.TrimRight(typ, "+!-=~^$?")
+	return len(t) == 1 && strings.ContainsAny(t, "fFdDvqQpLcbC")
+}
+
+// journaldInstalled says whether the tree has systemd-journald.
+func journaldInstalled(root string) bool {
+	for _, p := range []string{"usr/lib/systemd/systemd-journald", "lib/systemd/systemd-journald"} {
+		if _, err := os.Lstat(filepath.Join(root, p)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func mustRel(base, p string) string {

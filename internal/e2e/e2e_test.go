@@ -203,6 +203,10 @@ func (e *env) fallbackV3(t *testing.T) {
 		t.Errorf("ESP entries = %v, want v3's entry marked bad (+0-3)", ents)
 	}
 	t.Logf("strata status after the fallback:\n%s", e.mustExec(t, "strata status"))
+	// The journal persists: the last try of v3 tells why it failed.
+	if out := e.mustExec(t, "journalctl -b -1 -u strata-boot-complete.service --no-pager"); !strings.Contains(out, "version 3 is unhealthy") {
+		t.Errorf("journal of the boot before the fallback:\n%s\nwant the failed health check's message", out)
+	}
 }
 
 // bootedDeployment is the deployment status marks booted.
