@@ -63,6 +63,11 @@ reported: rebooting it would only repeat the failure.`,
 						state = "FAILED: " + c.Err
 					}
 					fmt.Fprintf(w, "check %s: %s\n", c.Name, state)
+					if c.Err != "" && c.Output != "" { // what the check said (its last 4 KiB)
+						for _, l := range strings.Split(c.Output, "\n") {
+							fmt.Fprintf(w, "  %s\n", l)
+						}
+					}
 				}
 			}
 			if err != nil {
