@@ -41,6 +41,9 @@ that is not on trial (a blessed entry, a fallback) stays up with the failure
 reported: rebooting it would only repeat the failure.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkNodeESP(path, esp); err != nil {
+				return fmt.Errorf("cannot complete the boot: %w", err)
+			}
 			opts := []sysroot.Option{sysroot.WithBootloader(espSync(esp, bootloader.DefaultTries))}
 			if cmdline != "" {
 				opts = append(opts, sysroot.WithProcCmdline(cmdline))

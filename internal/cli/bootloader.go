@@ -26,7 +26,20 @@ func nodeESP(path string) []sysroot.Option {
 	if fi, err := os.Stat(filepath.Join(image.DefaultESP, "loader/entries")); err != nil || !fi.IsDir() {
 		return nil
 	}
+	if image.CheckESPMount(image.DefaultESP) != nil {
+		return nil
+	}
 	return []sysroot.Option{sysroot.WithBootloader(espSync(image.DefaultESP, bootloader.DefaultTries))}
+}
+
+// checkNodeESP verifies, on the running system (sysroot "/"), that esp is
+// the mounted ESP; a sysroot elsewhere (an image being built, a test) may
+// use any directory.
+func checkNodeESP(sysrootPath, esp string) error {
+	if filepath.Clean(sysrootPath) != "/" {
+		return nil
+	}
+	return image.CheckESPMount(esp)
 }
 
 func espSync(dir string, tries int) *image.ESP {
@@ -62,6 +75,9 @@ default that has not booted gets a boot counter of --tries. Idempotent; the
 boot-time unit strata-esp-sync.service runs it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkNodeESP(path, esp); err != nil {
+				return fmt.Errorf("cannot sync the ESP: %w", err)
+			}
 			s, err := openSysroot(path)
 			if err != nil {
 				return err
