@@ -3,6 +3,7 @@ package image
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -43,7 +44,7 @@ func bootloaderOptions(timeout int) bootloader.Options {
 
 // disk writes the partition table and both filesystems into Out.tmp,
 // then renames it to Out.
-func (b *builder) disk(ctx context.Context, _ *repo.Repo) error {
+func (b *builder) disk(ctx context.Context, _ *repo.Repo) (err error) {
 	used, err := usage(b.root())
 	if err != nil {
 		return err
@@ -65,6 +66,7 @@ func (b *builder) disk(ctx context.Context, _ *repo.Repo) error {
 	ok := false
 	defer func() {
 		if !ok {
+			err = noSpace(filepath.Dir(tmp), err) // before the removal frees it
 			os.Remove(tmp)
 		}
 	}()
@@ -112,6 +114,19 @@ func (b *builder) disk(ctx context.Context, _ *repo.Repo) error {
 	}
 	ok = true
 	return nil
+}
+
+// noSpace adds ENOSPC to err when the file system of dir is full: the
+// disk tools say only that a write failed ("failed whilst writing FAT").
+func noSpace(dir string, err error) error {
+	if err == nil || errors.Is(err, syscall.ENOSPC) {
+		return err
+	}
+	var st unix.Statfs_t
+	if unix.Statfs(dir, &st) == nil && st.Bavail*uint64(st.Bsize) < mib {
+		return fmt.Errorf("%w: %w (the file system of %s is full)", err, syscall.ENOSPC, dir)
+	}
+	return err
 }
 
 func syncFile(p string) error {
