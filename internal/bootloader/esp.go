@@ -26,29 +26,43 @@ type ESPEntry struct {
 // Entries lists the entries strata wrote on the ESP at espDir, highest
 // ORD first. Other files are ignored.
 func Entries(espDir string) ([]ESPEntry, error) {
+	var out []ESPEntry
+	err := readEntryFiles(espDir, func(name string) bool { _, ok := ParseName(name); return ok },
+		func(name string, data []byte) {
+			n, _ := ParseName(name)
+			kv := parseEntry(data)
+			out = append(out, ESPEntry{Name: n, File: name, Deployment: entryDeployment(data), Linux: kv["linux"], Initrd: kv["initrd"]})
+		})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b ESPEntry) int { return b.Ord - a.Ord })
+	return out, nil
+}
+
+// readEntryFiles calls use with the name and content of each regular file
+// of the ESP's loader/entries that keep accepts. No directory is no
+// entries.
+func readEntryFiles(espDir string, keep func(name string) bool, use func(name string, data []byte)) error {
 	dir := filepath.Join(espDir, entriesDir)
 	des, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading boot entries: %w", err)
+		return fmt.Errorf("reading boot entries: %w", err)
 	}
-	var out []ESPEntry
 	for _, de := range des {
-		n, ok := ParseName(de.Name())
-		if !ok || !de.Type().IsRegular() {
+		if !de.Type().IsRegular() || !keep(de.Name()) {
 			continue
 		}
 		data, err := os.ReadFile(filepath.Join(dir, de.Name()))
 		if err != nil {
-			return nil, fmt.Errorf("reading boot entry %s: %w", de.Name(), err)
+			return fmt.Errorf("reading boot entry %s: %w", de.Name(), err)
 		}
-		kv := parseEntry(data)
-		out = append(out, ESPEntry{Name: n, File: de.Name(), Deployment: entryDeployment(data), Linux: kv["linux"], Initrd: kv["initrd"]})
+		use(de.Name(), data)
 	}
-	slices.SortFunc(out, func(a, b ESPEntry) int { return b.Ord - a.Ord })
-	return out, nil
+	return nil
 }
 
 // FindDeployment returns the entry of deployment "OS CHECKSUM.SERIAL" with

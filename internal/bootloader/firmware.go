@@ -1,9 +1,7 @@
 package bootloader
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -53,37 +51,25 @@ func FirmwareChoice(espDir string) (string, error) {
 }
 
 func firmwareEntries(espDir string) ([]fwEntry, error) {
-	dir := filepath.Join(espDir, entriesDir)
-	des, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading boot entries: %w", err)
-	}
 	var out []fwEntry
-	for _, de := range des {
-		n := de.Name()
-		if strings.HasPrefix(n, ".") || !de.Type().IsRegular() {
-			continue
-		}
-		base, t, ok := splitTries(strings.ToLower(n))
-		if !ok {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(dir, n))
-		if err != nil {
-			return nil, fmt.Errorf("reading boot entry %s: %w", n, err)
-		}
+	keep := func(n string) bool {
+		_, _, ok := splitTries(strings.ToLower(n))
+		return ok && !strings.HasPrefix(n, ".")
+	}
+	err := readEntryFiles(espDir, keep, func(n string, data []byte) {
+		base, t, _ := splitTries(strings.ToLower(n))
 		kv := parseEntry(data)
 		linux := kv["linux"]
 		if linux == "" {
-			continue
+			return
 		}
 		if fi, err := os.Stat(filepath.Join(espDir, filepath.FromSlash(strings.TrimPrefix(linux, "/")))); err != nil || !fi.Mode().IsRegular() {
-			continue // systemd-boot skips an entry whose kernel it cannot open
+			return // systemd-boot skips an entry whose kernel it cannot open
 		}
 		out = append(out, fwEntry{file: n, id: base + confSuffix, sortKey: kv["sort-key"], version: kv["version"], tries: t})
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
