@@ -24,8 +24,8 @@ help:
 	@echo 'make fuzz        run every Fuzz* target for FUZZTIME (default $(FUZZTIME))'
 	@echo 'make bench       strata against the ostree binary on the same corpus (tools/bench)'
 	@echo 'make demo        scripts/demo: compose, image, boot, upgrade and automatic rollback in QEMU (~9 min)'
-	@echo 'make e2e         end-to-end boot test in QEMU (internal/e2e, ~20 min; E2ERUN selects steps)'
-	@echo 'make e2e-short   its first steps: compose, image, boot, upgrade (~5 min)'
+	@echo 'make e2e         end-to-end boot test in QEMU (internal/e2e, ~14 min; E2ERUN selects steps)'
+	@echo 'make e2e-short   its first steps: compose, image, boot, upgrade (~5 min; CI runs it)'
 	@echo 'make clean       remove bin/ and .cache/'
 
 build:
