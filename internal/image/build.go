@@ -262,7 +262,26 @@ func (b *builder) deploy(ctx context.Context, _ *repo.Repo) error {
 		return err
 	}
 	b.res.Deployment = d.Name()
+	if err := persistJournal(b.root(), d); err != nil {
+		return err
+	}
 	return addFstabLine(filepath.Join(b.root(), d.Path(), "etc/fstab"), FstabESP)
+}
+
+// persistJournal creates the stateroot's var/log/journal when the
+// deployment has systemd-journald, so that the very first boot's journal
+// persists too: systemd-journal-flush runs before systemd-tmpfiles creates
+// the directory from compose's strata-var.conf line.
+func persistJournal(root string, d sysroot.Deployment) error {
+	if _, err := os.Lstat(filepath.Join(root, d.Path(), "usr/lib/systemd/systemd-journald")); err != nil {
+		return nil
+	}
+	// Mode 2755 and group systemd-journal are set by systemd-tmpfiles at
+	// that boot (systemd's own journal lines, recursively for the files).
+	if err := os.MkdirAll(filepath.Join(root, "ostree/deploy", d.OSName, "var/log/journal"), 0o755); err != nil {
+		return fmt.Errorf("creating the persistent journal directory: %w", err)
+	}
+	return nil
 }
 
 // addFstabLine appends line to an fstab unless a line mounts the same

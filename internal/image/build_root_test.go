@@ -49,7 +49,7 @@ func fakeCommit(t *testing.T) (string, ostree.Checksum) {
 	defer r.Close()
 	tree := filepath.Join(dir, "tree")
 	sysroottest.FakeOS{Version: "1", Etc: map[string]string{"fstab": "# static file system information\n"},
-		Files: map[string]string{"usr/lib/hello": "hello\n"}}.WriteTree(t, tree)
+		Files: map[string]string{"usr/lib/hello": "hello\n", "usr/lib/systemd/systemd-journald": "journald\n"}}.WriteTree(t, tree)
 	var md ostree.Metadata
 	md.Set(ostree.MetaVersion, gvariant.NewVariant("s", "1"))
 	md.Set("strata.compose.name", gvariant.NewVariant("s", "fakeos"))
@@ -167,6 +167,10 @@ func TestBuild(t *testing.T) {
 		if out := debugfsStat(t, rootImg, p); !strings.Contains(out, "Inode:") {
 			t.Errorf("root filesystem has no %s", p)
 		}
+	}
+	// The OS has journald: the first boot's journal persists too.
+	if out := debugfsStat(t, rootImg, "/ostree/deploy/fakeos/var/log/journal"); !strings.Contains(out, "Type: directory") {
+		t.Errorf("stateroot var/log/journal = %q, want a directory", out)
 	}
 	if origin := tool(t, "debugfs", "-R", "cat "+dep+".origin", rootImg); !strings.Contains(origin, "refspec=origin:fakeos/x86_64/test") {
 		t.Errorf("origin = %q, want refspec=origin:fakeos/x86_64/test", origin)
