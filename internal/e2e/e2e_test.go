@@ -124,6 +124,10 @@ func (e *env) upgradeV2(t *testing.T) {
 	}
 	e.measure(t, "reboot into v2: %s from the reboot command to the booted marker (%s from boot-start); prepare-root %v ms",
 		secs(took), secs(b.At-b.Start), prepareRootTimes(e.m.ConsoleLog()))
+	// The journal persists from the very first boot on (the image makes /var/log/journal).
+	if out := e.mustExec(t, "journalctl -b -1 --no-pager | grep -c 'Startup finished' || true"); strings.TrimSpace(out) == "0" {
+		t.Errorf("the first boot's journal is gone after the reboot (journalctl -b -1 has no 'Startup finished')")
+	}
 
 	for _, c := range []struct{ name, cmd, want string }{
 		{"local /etc change", "cat /etc/e2e-local.conf", "local-change"},
