@@ -142,6 +142,9 @@ func (s *syncer) prepare() error {
 		if err := fsutil.WriteFileAtomic(conf, LoaderConf(s.opts.Timeout), 0o644); err != nil {
 			return fmt.Errorf("writing loader.conf: %w", err)
 		}
+		if err := syncRenamed(conf); err != nil {
+			return err
+		}
 		if err := s.step("loader-conf"); err != nil {
 			return err
 		}
@@ -237,17 +240,7 @@ func copyDurable(src, dst string) (err error) {
 // 30 s) left entries of 0 bytes and systemd-boot with "No loader found"
 // (internal/e2e, power-cut). An fsync of the file itself writes its
 // directory entry.
-func syncRenamed(p string) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", p, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", p, err)
-	}
-	return nil
-}
+func syncRenamed(p string) error { return fsutil.FsyncFile(p) }
 
 // placeEntries is step 2; it returns the file names of list's entries.
 func (s *syncer) placeEntries(list []Entry) (map[string]bool, error) {

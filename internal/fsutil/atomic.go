@@ -35,24 +35,27 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("syncing %s: %w", path, err)
 	}
+	if err := f.Close(); err != nil {
+		return err
+	}
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
 	ok = true
-	// Linux vfat keeps a renamed file's size and first cluster in the
-	// inode until writeback, and fsyncing the directory does not write
-	// them: a power cut would leave an empty file under the new name (an
-	// ESP boot entry, loader.conf). Syncing the file once more after the
-	// rename writes them; on other filesystems the inode is clean and this
-	// costs nothing.
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("syncing %s after its rename: %w", path, err)
-	}
 	return FsyncDir(dir)
+}
+
+// FsyncFile fsyncs the file at path.
+func FsyncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("syncing %s: %w", path, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", path, err)
+	}
+	return nil
 }
 
 // FsyncDir fsyncs a directory so that entries created or renamed in it are

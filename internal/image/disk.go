@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-os/strata/internal/bootloader"
 	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/fsutil"
 	"github.com/strata-os/strata/internal/repo"
 	"golang.org/x/sys/unix"
 )
@@ -106,7 +107,7 @@ func (b *builder) disk(ctx context.Context, _ *repo.Repo) (err error) {
 	if err := run(ctx, b.espDir(), "", "mcopy", append(args, "::/")...); err != nil {
 		return err
 	}
-	if err := syncFile(tmp); err != nil {
+	if err := fsutil.FsyncFile(tmp); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, b.opts.Out); err != nil {
@@ -127,18 +128,6 @@ func noSpace(dir string, err error) error {
 		return fmt.Errorf("%w: %w (the file system of %s is full)", err, syscall.ENOSPC, dir)
 	}
 	return err
-}
-
-func syncFile(p string) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", p, err)
-	}
-	return nil
 }
 
 func roundMiB(n int64) int64 { return (n + mib - 1) / mib }
