@@ -9,27 +9,19 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/strata-os/strata/internal/gvariant"
 	"github.com/strata-os/strata/internal/image"
-	"github.com/strata-os/strata/internal/ostree"
-	"github.com/strata-os/strata/internal/repo"
 	"github.com/strata-os/strata/internal/sysroot/sysroottest"
-	"github.com/strata-os/strata/internal/testutil"
 )
 
 // TestBuildErrors: bad input to Build is a clear error, an existing image
 // at Out stays as it was, and nothing is left beside it.
 func TestBuildErrors(t *testing.T) {
-	testutil.RequireRoot(t)
-	for _, tl := range [][2]string{{"sfdisk", "fdisk"}, {"mkfs.vfat", "dosfstools"}, {"mcopy", "mtools"}} {
-		testutil.RequireTool(t, tl[0], tl[1])
-	}
+	requireImageTools(t)
 	src, _ := fakeCommit(t)
-	noKernel := commitFakeOS(t, src, "fakeos/x86_64/nokernel", sysroottest.FakeOS{Version: "2", NoKernel: true})
+	noKernel := commitFakeOS(t, src, "fakeos/x86_64/nokernel", sysroottest.FakeOS{Version: "2", NoKernel: true}, nil)
 
 	// A file system too small for the image: 4 MiB of tmpfs.
 	small := filepath.Join(t.TempDir(), "small")
@@ -93,24 +85,4 @@ func TestBuildErrors(t *testing.T) {
 		out, _ := exec.Command("du", "-a", small).CombinedOutput()
 		t.Errorf("the full file system keeps %d blocks in use after the failed build:\n%s", st.Blocks-st.Bfree, out)
 	}
-}
-
-// commitFakeOS commits f to branch of the repository at path.
-func commitFakeOS(t *testing.T, path, branch string, f sysroottest.FakeOS) ostree.Checksum {
-	t.Helper()
-	r, err := repo.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	tree := filepath.Join(t.TempDir(), "tree")
-	f.WriteTree(t, tree)
-	var md ostree.Metadata
-	md.Set(ostree.MetaVersion, gvariant.NewVariant("s", f.Version))
-	c, _, err := repo.CommitTree(context.Background(), r, repo.DirSource(tree), repo.CommitOptions{
-		Branch: branch, Subject: "fake", Timestamp: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Metadata: md})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }

@@ -15,12 +15,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/strata-os/strata/internal/bootloader"
-	"github.com/strata-os/strata/internal/gvariant"
 	"github.com/strata-os/strata/internal/image"
-	"github.com/strata-os/strata/internal/ostree"
-	"github.com/strata-os/strata/internal/repo"
 	"github.com/strata-os/strata/internal/sysroot/sysroottest"
-	"github.com/strata-os/strata/internal/testutil"
 )
 
 // tool runs a peer tool and returns its output.
@@ -37,36 +33,9 @@ func tool(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
-// fakeCommit commits a small OS with compose's metadata to an archive
-// repository.
-func fakeCommit(t *testing.T) (string, ostree.Checksum) {
-	t.Helper()
-	dir := t.TempDir()
-	r, err := repo.Init(filepath.Join(dir, "repo"), repo.ModeArchive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	tree := filepath.Join(dir, "tree")
-	sysroottest.FakeOS{Version: "1", Etc: map[string]string{"fstab": "# static file system information\n"},
-		Files: map[string]string{"usr/lib/hello": "hello\n", "usr/lib/systemd/systemd-journald": "journald\n"}}.WriteTree(t, tree)
-	var md ostree.Metadata
-	md.Set(ostree.MetaVersion, gvariant.NewVariant("s", "1"))
-	md.Set("strata.compose.name", gvariant.NewVariant("s", "fakeos"))
-	md.Set("strata.kargs", gvariant.NewVariant("as", []string{"console=ttyS0", "loglevel=3"}))
-	c, _, err := repo.CommitTree(context.Background(), r, repo.DirSource(tree), repo.CommitOptions{
-		Branch: "fakeos/x86_64/test", Subject: "fake", Timestamp: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Metadata: md})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(dir, "repo"), c
-}
-
 func TestBuild(t *testing.T) {
-	testutil.RequireRoot(t)
-	for _, tl := range [][2]string{{"sfdisk", "fdisk"}, {"fsck.vfat", "dosfstools"}, {"mdir", "mtools"}, {"e2fsck", "e2fsprogs"}, {"debugfs", "e2fsprogs"}} {
-		testutil.RequireTool(t, tl[0], tl[1])
-	}
+	requireImageTools(t, [2]string{"fsck.vfat", "dosfstools"}, [2]string{"mdir", "mtools"},
+		[2]string{"e2fsck", "e2fsprogs"}, [2]string{"debugfs", "e2fsprogs"})
 	src, commit := fakeCommit(t)
 	// A relative output path: the tools run in directories of their own.
 	outDir := t.TempDir()
