@@ -38,8 +38,8 @@ func Units() []string {
 //     boot-complete.target (health checks, blessing, fallback rollback);
 //   - strata-finalize.service: `strata finalize` at shutdown.
 //
-// It also masks systemd's GPT auto-generator (MaskedGenerators) in the
-// tree's etc (usr/etc once compose has moved it): the generator would set up
+// It also masks systemd's GPT auto-generator (maskedGenerators) in the
+// tree's etc (compose calls it before /etc moves to /usr/etc): the generator would set up
 // an ESP automount of its own, which fails on a strata root (/boot is the
 // sysroot's, bound by prepare-root) and adds nothing to the fstab line of
 // FstabESP. The units run StrataBinary, which the tree must provide. It is
@@ -75,24 +75,18 @@ func InstallUnits(treeRoot string) error {
 	return nil
 }
 
-// MaskedGenerators are the systemd generators InstallUnits masks.
-var MaskedGenerators = []string{"systemd-gpt-auto-generator"}
+// maskedGenerators are the systemd generators InstallUnits masks.
+var maskedGenerators = []string{"systemd-gpt-auto-generator"}
 
-// maskGenerators links MaskedGenerators to /dev/null in the tree's
+// maskGenerators links maskedGenerators to /dev/null in the tree's
 // etc/systemd/system-generators (systemd.generator(7): a same-named file in
 // /etc overrides /usr/lib's).
 func maskGenerators(treeRoot string) error {
-	etc := filepath.Join(treeRoot, "etc")
-	if _, err := os.Lstat(etc); err != nil {
-		if _, uerr := os.Stat(filepath.Join(treeRoot, "usr/etc")); uerr == nil {
-			etc = filepath.Join(treeRoot, "usr/etc")
-		}
-	}
-	dir := filepath.Join(etc, "systemd/system-generators")
+	dir := filepath.Join(treeRoot, "etc/systemd/system-generators")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("masking generators: %w", err)
 	}
-	for _, g := range MaskedGenerators {
+	for _, g := range maskedGenerators {
 		p := filepath.Join(dir, g)
 		os.Remove(p)
 		if err := os.Symlink("/dev/null", p); err != nil {

@@ -48,7 +48,7 @@ func TestInstallUnits(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("InstallUnits tree (-want +got):\n%s", diff)
 	}
-	for _, g := range MaskedGenerators {
+	for _, g := range maskedGenerators {
 		if target, err := os.Readlink(filepath.Join(root, "etc/systemd/system-generators", g)); err != nil || target != "/dev/null" {
 			t.Errorf("generator %s: link to %q, %v; want it masked (-> /dev/null)", g, target, err)
 		}
