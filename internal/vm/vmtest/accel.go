@@ -39,7 +39,7 @@ func Accel(t testing.TB) vm.Accel {
 	cache := CacheDir(t)
 	verdictFile := filepath.Join(cache, "kvm-verdict-"+hex.EncodeToString(key[:8]))
 	var verdict vm.Accel
-	lockCache(t, cache, func() error {
+	lockCache(t, cache, "kvm-verdict", func() error {
 		if b, err := os.ReadFile(verdictFile); err == nil {
 			verdict = vm.Accel(strings.TrimSpace(string(b)))
 			return nil

@@ -28,7 +28,7 @@ func Busybox(t testing.TB) string {
 	cache := CacheDir(t)
 	dir := filepath.Join(cache, "busybox-static")
 	bin := filepath.Join(dir, "busybox")
-	lockCache(t, cache, func() error {
+	lockCache(t, cache, "busybox-static", func() error {
 		if _, err := os.Stat(bin); err == nil {
 			return nil
 		}

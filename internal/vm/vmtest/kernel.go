@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/strata-os/strata/internal/testutil"
 	"github.com/strata-os/strata/internal/vm"
@@ -30,17 +31,35 @@ func CacheDir(t testing.TB) string {
 	return dir
 }
 
-// lockCache holds an exclusive lock on the cache while fn runs: test binaries of several
-// packages may fetch the same fixture at once.
-func lockCache(t testing.TB, dir string, fn func() error) {
+// lockWait bounds how long a test waits for another process to finish fetching a fixture:
+// an apt download and unpack takes seconds, a KVM proof boot at most kvmProbeTimeout.
+const lockWait = 10 * time.Minute
+
+// lockCache holds an exclusive lock on one fixture of the cache while fn runs: test binaries of
+// several packages may fetch the same fixture at once. Each fixture has its own lock file
+// (.lock-NAME), so fetching one fixture while holding another's lock (the KVM verdict needs the
+// kernel) cannot wait on itself. The wait is bounded and a timeout names the lock.
+func lockCache(t testing.TB, dir, name string, fn func() error) {
 	t.Helper()
-	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	path := filepath.Join(dir, ".lock-"+name)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		t.Fatalf("opening the cache lock: %v", err)
 	}
 	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatalf("locking the cache: %v", err)
+	deadline := time.Now().Add(lockWait)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			t.Fatalf("locking %s: %v", path, err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for the VM fixture lock %s (another test process is fetching %q; remove the lock file if none is)", lockWait, path, name)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	if err := fn(); err != nil {
@@ -80,7 +99,7 @@ func DebianKernel(t testing.TB) Kernel {
 	cache := CacheDir(t)
 	dir := filepath.Join(cache, "kernel-"+version)
 	k := Kernel{Version: version, BzImage: filepath.Join(dir, "vmlinuz"), Vmlinux: filepath.Join(dir, "vmlinux")}
-	lockCache(t, cache, func() error {
+	lockCache(t, cache, "kernel-"+version, func() error {
 		if _, err := os.Stat(k.Vmlinux); err == nil {
 			debs, _ := filepath.Glob(filepath.Join(dir, "*.deb"))
 			if len(debs) == 1 {
