@@ -14,8 +14,6 @@ import (
 	"github.com/strata-os/strata/internal/sysroot"
 )
 
-func init() { register("", newBootCompleteCmd) }
-
 func newBootCompleteCmd() *cobra.Command {
 	var (
 		path, esp, root, cmdline string

@@ -11,11 +11,6 @@ import (
 	"github.com/strata-os/strata/internal/sysroot"
 )
 
-func init() {
-	groupDocs["bootloader"] = "Manage the EFI system partition's boot entries (systemd-boot)"
-	register("bootloader", newBootloaderSyncCmd)
-}
-
 // nodeESP returns the sysroot options of the node verbs: on the running
 // system ("/") with its ESP mounted at /boot/efi (a booted strata image),
 // every switch is projected onto the ESP, new defaults counted.

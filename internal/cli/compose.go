@@ -18,8 +18,6 @@ import (
 	"github.com/strata-os/strata/internal/sign"
 )
 
-func init() { register("", newComposeCmd) }
-
 // composeJSON is the --json output of compose.
 type composeJSON struct {
 	Ref             string             `json:"ref"`

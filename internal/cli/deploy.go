@@ -9,8 +9,6 @@ import (
 	"github.com/strata-os/strata/internal/sysroot"
 )
 
-func init() { register("", newDeployCmd) }
-
 func newDeployCmd() *cobra.Command {
 	var (
 		path, osname, refspec string

@@ -11,8 +11,6 @@ import (
 	"github.com/strata-os/strata/internal/image"
 )
 
-func init() { register("", newImageCmd) }
-
 // imageJSON is the --json output of image.
 type imageJSON struct {
 	Out        string            `json:"out"`

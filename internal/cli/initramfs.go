@@ -12,8 +12,6 @@ import (
 	"github.com/strata-os/strata/internal/initramfs"
 )
 
-func init() { register("", newInitramfsCmd) }
-
 // initramfsJSON is the --json output of initramfs.
 type initramfsJSON struct {
 	Out     string             `json:"out"`

@@ -8,8 +8,6 @@ import (
 	"github.com/strata-os/strata/internal/sysroot"
 )
 
-func init() { register("", newKargsCmd) }
-
 func newKargsCmd() *cobra.Command {
 	var (
 		path string

@@ -8,14 +8,6 @@ import (
 	"github.com/strata-os/strata/internal/sysroot"
 )
 
-func init() {
-	register("", newRollbackCmd)
-	register("", newCleanupCmd)
-	register("", newPinCmd)
-	register("", newUndeployCmd)
-	register("", newFinalizeCmd)
-}
-
 // printChanged prints the deployment an operation acted on, or its JSON.
 func printChanged(cmd *cobra.Command, s *sysroot.Sysroot, d sysroot.Deployment, asJS bool, format string) error {
 	if err := s.Reload(); err != nil {

@@ -10,8 +10,6 @@ import (
 	"github.com/strata-os/strata/internal/prepareroot"
 )
 
-func init() { register("", newPrepareRootCmd) }
-
 // prepareRootJSON is the --json output of prepare-root --dry-run.
 type prepareRootJSON struct {
 	Root       string   `json:"root"`

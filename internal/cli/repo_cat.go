@@ -7,8 +7,6 @@ import (
 	"github.com/strata-os/strata/internal/repo"
 )
 
-func init() { register("repo", newRepoCatCmd) }
-
 func newRepoCatCmd() *cobra.Command {
 	var path string
 	cmd := &cobra.Command{

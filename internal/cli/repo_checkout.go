@@ -7,8 +7,6 @@ import (
 	"github.com/strata-os/strata/internal/repo"
 )
 
-func init() { register("repo", newRepoCheckoutCmd) }
-
 // checkoutJSON is the --json output of repo checkout (snake_case, like
 // every strata JSON output).
 type checkoutJSON struct {

@@ -15,8 +15,6 @@ import (
 	"github.com/strata-os/strata/internal/sign"
 )
 
-func init() { register("repo", newRepoCommitCmd) }
-
 // commitResultJSON is the --json output of repo commit.
 type commitResultJSON struct {
 	Commit         string `json:"commit"`

@@ -9,8 +9,6 @@ import (
 	"github.com/strata-os/strata/internal/repo"
 )
 
-func init() { register("repo", newRepoDiffCmd) }
-
 type diffJSON struct {
 	Modified []string `json:"modified"`
 	Removed  []string `json:"removed"`

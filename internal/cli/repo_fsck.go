@@ -12,8 +12,6 @@ import (
 	"github.com/strata-os/strata/internal/sign"
 )
 
-func init() { register("repo", newRepoFsckCmd) }
-
 // fsckJSON is the --json output of repo fsck.
 type fsckJSON struct {
 	OK             bool              `json:"ok"`

@@ -7,8 +7,6 @@ import (
 	"github.com/strata-os/strata/internal/repo"
 )
 
-func init() { register("repo", newRepoInitCmd) }
-
 func newRepoInitCmd() *cobra.Command {
 	var path, mode string
 	cmd := &cobra.Command{

@@ -7,8 +7,6 @@ import (
 	"github.com/strata-os/strata/internal/sign"
 )
 
-func init() { register("repo", newRepoKeygenCmd) }
-
 type keygenJSON struct {
 	SecretKeyFile string `json:"secret_key_file"`
 	PublicKeyFile string `json:"public_key_file"`

@@ -20,8 +20,6 @@ import (
 // both "timestamp" (Unix seconds) and "date" (RFC 3339, UTC), and lists
 // are [] rather than null when empty.
 
-func init() { register("repo", newRepoLogCmd) }
-
 // commitJSON is one commit in log and show output.
 type commitJSON struct {
 	Checksum        string `json:"checksum"`

@@ -11,8 +11,6 @@ import (
 	"github.com/strata-os/strata/internal/repo"
 )
 
-func init() { register("repo", newRepoLsCmd) }
-
 type lsEntryJSON struct {
 	Path          string      `json:"path"`
 	Type          string      `json:"type"` // "dir", "file" or "symlink"

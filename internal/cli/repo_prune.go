@@ -8,8 +8,6 @@ import (
 	"github.com/strata-os/strata/internal/repo"
 )
 
-func init() { register("repo", newRepoPruneCmd) }
-
 // pruneJSON is the --json output of repo prune.
 type pruneJSON struct {
 	DryRun         bool               `json:"dry_run"`

@@ -14,8 +14,6 @@ import (
 	"github.com/strata-os/strata/internal/sign"
 )
 
-func init() { register("repo", newRepoPullCmd) }
-
 type pullJSON struct {
 	Refs           []pullRefJSON `json:"refs"`
 	Commits        int           `json:"commits"`

@@ -9,8 +9,6 @@ import (
 	"github.com/strata-os/strata/internal/repo"
 )
 
-func init() { register("repo", newRepoRefsCmd) }
-
 type refJSON struct {
 	Name     string `json:"name"`
 	Remote   string `json:"remote,omitempty"`

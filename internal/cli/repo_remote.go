@@ -12,8 +12,6 @@ import (
 	"github.com/strata-os/strata/internal/sign"
 )
 
-func init() { register("repo", newRepoRemoteCmd) }
-
 type remoteJSON struct {
 	Name        string   `json:"name"`
 	URL         string   `json:"url"`

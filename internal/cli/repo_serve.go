@@ -11,8 +11,6 @@ import (
 	"github.com/strata-os/strata/internal/pull"
 )
 
-func init() { register("repo", newRepoServeCmd) }
-
 func newRepoServeCmd() *cobra.Command {
 	var path, listen string
 	cmd := &cobra.Command{

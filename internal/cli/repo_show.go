@@ -11,8 +11,6 @@ import (
 	"github.com/strata-os/strata/internal/repo"
 )
 
-func init() { register("repo", newRepoShowCmd) }
-
 // showJSON is the --json output of repo show: the log fields plus the
 // root objects and every metadata entry, in stored order.
 type showJSON struct {

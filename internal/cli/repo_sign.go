@@ -10,8 +10,6 @@ import (
 	"github.com/strata-os/strata/internal/sign"
 )
 
-func init() { register("repo", newRepoSignCmd) }
-
 type signJSON struct {
 	Commit string `json:"commit"`
 	Engine string `json:"engine"`

@@ -11,8 +11,6 @@ import (
 	"github.com/strata-os/strata/internal/sign"
 )
 
-func init() { register("repo", newRepoSummaryCmd) }
-
 // summaryJSON is the --json form of a summary.
 type summaryJSON struct {
 	Refs             []summaryRefJSON `json:"refs"`

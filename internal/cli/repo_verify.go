@@ -7,8 +7,6 @@ import (
 	"github.com/strata-os/strata/internal/sign"
 )
 
-func init() { register("repo", newRepoVerifyCmd) }
-
 type verifyJSON struct {
 	Commit string `json:"commit"`
 	Valid  bool   `json:"valid"`

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -21,20 +20,8 @@ const (
 	exitUsage   = 2
 )
 
-// group is a parent command such as "repo"; constructors registered for a
-// group become its subcommands.
-var groups = map[string][]func() *cobra.Command{}
-
-// register adds a subcommand constructor to a group ("" for top level).
-func register(group string, newCmd func() *cobra.Command) {
-	groups[group] = append(groups[group], newCmd)
-}
-
-var groupDocs = map[string]string{
-	"repo": "Manage OSTree-compatible repositories: commit, checkout, inspect, verify, publish, pull",
-}
-
-// NewRootCommand builds the strata command tree.
+// NewRootCommand builds the strata command tree. Every command is listed here, in the order
+// `strata --help` shows them; there is no registration through init().
 func NewRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "strata",
@@ -42,32 +29,42 @@ func NewRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	names := make([]string, 0, len(groups))
-	for g := range groups {
-		if g != "" {
-			names = append(names, g)
-		}
-	}
-	sort.Strings(names)
-	for _, g := range names {
-		gc := &cobra.Command{Use: g, Short: groupDocs[g], Args: cobra.ArbitraryArgs,
-			// A group alone prints its help; an unknown subcommand is a
-			// usage error, not a help page with exit code 0.
-			RunE: func(cmd *cobra.Command, args []string) error {
-				if len(args) > 0 {
-					return usagef("unknown command %q for %q", args[0], cmd.CommandPath())
-				}
-				return cmd.Help()
-			}}
-		for _, nc := range groups[g] {
-			gc.AddCommand(nc())
-		}
-		root.AddCommand(gc)
-	}
-	for _, nc := range groups[""] {
-		root.AddCommand(nc())
-	}
+	root.AddCommand(
+		newGroup("repo", "Manage OSTree-compatible repositories: commit, checkout, inspect, verify, publish, pull",
+			newRepoInitCmd(), newRepoCommitCmd(), newRepoCheckoutCmd(),
+			newRepoLogCmd(), newRepoShowCmd(), newRepoRefsCmd(), newRepoLsCmd(), newRepoCatCmd(), newRepoDiffCmd(),
+			newRepoFsckCmd(), newRepoPruneCmd(), newRepoSummaryCmd(),
+			newRepoKeygenCmd(), newRepoSignCmd(), newRepoVerifyCmd(),
+			newRepoServeCmd(), newRepoPullCmd(), newRepoRemoteCmd(),
+		),
+		newGroup("sysroot", "Create and inspect sysroots: the physical root that holds deployments",
+			newSysrootInitCmd(),
+		),
+		// The node verbs.
+		newDeployCmd(), newStatusCmd(), newUpgradeCmd(), newRollbackCmd(), newCleanupCmd(),
+		newPinCmd(), newUndeployCmd(), newKargsCmd(), newFinalizeCmd(),
+		// Building and booting.
+		newComposeCmd(), newImageCmd(), newInitramfsCmd(), newVMCmd(),
+		newGroup("bootloader", "Manage the EFI system partition's boot entries (systemd-boot)",
+			newBootloaderSyncCmd(),
+		),
+		newBootCompleteCmd(), newPrepareRootCmd(),
+	)
 	return root
+}
+
+// newGroup returns a parent command such as "repo". A group alone prints its help; an unknown
+// subcommand is a usage error, not a help page with exit code 0.
+func newGroup(name, short string, subs ...*cobra.Command) *cobra.Command {
+	gc := &cobra.Command{Use: name, Short: short, Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown command %q for %q", args[0], cmd.CommandPath())
+			}
+			return cmd.Help()
+		}}
+	gc.AddCommand(subs...)
+	return gc
 }
 
 // exitUnchanged is the exit code of a check that found nothing new

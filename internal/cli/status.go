@@ -6,8 +6,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register("", newStatusCmd) }
-
 // statusJSON is the --json output of status.
 type statusJSON struct {
 	Sysroot        string           `json:"sysroot"`

@@ -7,11 +7,6 @@ import (
 	"github.com/strata-os/strata/internal/sysroot"
 )
 
-func init() {
-	groupDocs["sysroot"] = "Create and inspect sysroots: the physical root that holds deployments"
-	register("sysroot", newSysrootInitCmd)
-}
-
 func newSysrootInitCmd() *cobra.Command {
 	var path, osname string
 	cmd := &cobra.Command{

@@ -11,8 +11,6 @@ import (
 	"github.com/strata-os/strata/internal/sysroot"
 )
 
-func init() { register("", newUpgradeCmd) }
-
 // remotePuller is the sysroot.Puller of the command line: internal/pull
 // with the remote's URL and keys from the repository config.
 type remotePuller struct {

@@ -15,8 +15,6 @@ import (
 	"github.com/strata-os/strata/internal/vm"
 )
 
-func init() { register("", newVMCmd) }
-
 // vmJSON is the --json output of strata vm (durations in seconds).
 type vmJSON struct {
 	Reason     string            `json:"reason"`
