@@ -1,4 +1,4 @@
-// Package internal_test enforces the package layering of STYLE.md §3 over the real import graph
+// Package internal_test enforces the package layering of docs/conventions.md over the real import graph
 // (cf. google/go-containerregistry:pkg/registry/depcheck_test.go).
 package internal_test
 
@@ -19,7 +19,7 @@ import (
 
 const module = "github.com/strata-os/strata"
 
-// Layers of the packages under internal/ and cmd/, by path inside the module (STYLE.md §2–3).
+// Layers of the packages under internal/ and cmd/, by path inside the module (docs/conventions.md).
 // A new package must be added here; test-helper packages (testutil, *test) need no entry.
 var layers = map[string]int{
 	// L0: stdlib-like helpers and pure formats; standard library, golang.org/x/sys and
@@ -49,7 +49,7 @@ var layers = map[string]int{
 	"internal/prepareroot": 3,
 	// L4: commands and wiring; nothing imports internal/cli but cmd/strata.
 	"internal/cli": 4,
-	// The binary: main only runs the root command of internal/cli (STYLE.md §9).
+	// The binary: main only runs the root command of internal/cli (docs/conventions.md).
 	"cmd/strata": layerMain,
 }
 
@@ -100,7 +100,7 @@ func checkPackage(relPath string) error {
 	return nil
 }
 
-// checkEdge returns an error when the non-test import from → to breaks STYLE.md §3. from is a
+// checkEdge returns an error when the non-test import from → to breaks docs/conventions.md. from is a
 // module package; to is any package, described by the go list entry of to (nil if go list had none).
 func checkEdge(from string, to string, toPkg *pkg) error {
 	fromRel, toRel := rel(from), rel(to)
@@ -159,11 +159,11 @@ func checkEdge(from string, to string, toPkg *pkg) error {
 		return fmt.Errorf("%s (%s imports %s): imports only point downward", edge, layerName(fromLayer), layerName(toLayer))
 	case toLayer == fromLayer && fromLayer >= 3:
 		// L3 services declare the small interface they need and the wiring passes the concrete
-		// type in (STYLE.md §3).
+		// type in (docs/conventions.md).
 		return fmt.Errorf("%s (both %s): L3 services never import each other, nor L4 packages", edge, layerName(fromLayer))
 	}
 	// Same-layer imports below L3 are allowed: pull and sysroot work on a repo, image on a
-	// sysroot (DESIGN.md, Packages); Go itself forbids the cycles.
+	// sysroot (docs/design.md, Packages); Go itself forbids the cycles.
 	return nil
 }
 

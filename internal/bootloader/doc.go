@@ -1,6 +1,6 @@
 // Package bootloader projects a sysroot's committed deployment list onto
 // an EFI system partition for systemd-boot, with automatic boot
-// assessment (spec/protocols.md §7, docs/boot.md).
+// assessment (docs/boot.md).
 //
 // The ESP holds one Boot Loader Specification type #1 entry per
 // deployment, loader/entries/strata-ORD-OS-ID[+LEFT[-DONE]].conf, and the

@@ -16,7 +16,7 @@ import (
 
 // HealthDirs are the directories of health checks on a node, relative to
 // its root: the administrator's, then the OS's (like greenboot's
-// required.d, spec/protocols.md §7.3). A check in the first shadows one
+// required.d, docs/boot.md). A check in the first shadows one
 // of the same name in the second.
 var HealthDirs = []string{"etc/strata/health.d", "usr/lib/strata/health.d"}
 

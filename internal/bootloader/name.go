@@ -15,7 +15,7 @@ type Name struct {
 	Tries
 }
 
-// Tries is the boot-counting suffix of an entry file name (spec §7.2).
+// Tries is the boot-counting suffix of an entry file name (docs/boot.md).
 // Counted is false for an entry without suffix (a good entry).
 type Tries struct {
 	Counted bool

@@ -61,7 +61,7 @@ func inspVectors(t *testing.T) string {
 	return testutil.Vectors(t)
 }
 
-// The commits of the test vectors (spec §10): C2 on test/ref, parent C1.
+// The commits of the test vectors (docs/formats/vectors.md): C2 on test/ref, parent C1.
 const (
 	inspC1 = "4e5608541a7900d8b604541ec7ffa70700a6dd3aabc7e71e145a25ac5f306a28"
 	inspC2 = "33551e1f5b855ffea3595aed5983953c687ec4e2f96f3d6d00648ffdd647c194"

@@ -13,7 +13,7 @@ import (
 	"github.com/strata-os/strata/internal/repo"
 )
 
-// Exit codes (STYLE.md §5.9).
+// Exit codes (docs/conventions.md).
 const (
 	exitOK      = 0
 	exitFailure = 1

@@ -10,6 +10,6 @@
 // initramfs step is an InitramfsFunc so that one can be swapped in later).
 // The user-facing format is documented in docs/compose.md.
 //
-// Layer L3: it imports repo, ostree, sign, fsutil and errdefs, and no other
-// service package.
+// Layer L3: it imports repo, ostree, gvariant, image, initramfs, fsutil and
+// errdefs, and no other service package.
 package compose

@@ -9,7 +9,7 @@ import (
 
 // bigDirTree is a dirtree like tree2:/big of the test vectors: 3000 files
 // f0000…f2999 with one content checksum, no subdirectories; it serializes to
-// 129,004 bytes with 4-byte offsets (spec/ostree-format.md §2.5).
+// 129,004 bytes with 4-byte offsets (docs/formats/gvariant.md).
 func bigDirTree(tb testing.TB) (*gvariant.Type, gvariant.Tuple, []byte) {
 	tb.Helper()
 	sum := hx(sumHelloTxt)

@@ -7,7 +7,7 @@
 // does not byte-swap: fields that libostree stores big-endian are swapped by
 // package ostree. Layer L0: pure, standard library and errdefs only.
 //
-// Example (a dirmeta, spec/ostree-format.md §2.7):
+// Example (a dirmeta, docs/formats/gvariant.md):
 //
 //	t := gvariant.MustType("(uuua(ayay))")
 //	b, err := gvariant.Marshal(t, gvariant.Tuple{uid, gid, mode, []any{}})

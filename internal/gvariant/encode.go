@@ -36,7 +36,7 @@ type Maybe struct {
 type Tuple []any
 
 // DictEntry is one key/value pair; a{KV} keeps entries in their given order,
-// which matters for checksums (spec/ostree-format.md §3.5).
+// which matters for checksums (docs/formats/objects.md).
 type DictEntry struct {
 	Key   any
 	Value any
@@ -326,7 +326,7 @@ func (e *encoder) tuple(t *Type, tu Tuple) error {
 }
 
 // offsets appends framing offsets of the smallest width that can address
-// the whole container (spec/ostree-format.md §2.5).
+// the whole container (docs/formats/gvariant.md).
 func (e *encoder) offsets(start int, ends []int) {
 	if len(ends) == 0 {
 		return

@@ -13,7 +13,7 @@ import (
 
 // marshalTests are values in the Go representation Unmarshal returns, with
 // their normal-form serialization worked out by hand from
-// spec/ostree-format.md §2.
+// docs/formats/gvariant.md.
 var marshalTests = []struct {
 	name string
 	sig  string
@@ -227,7 +227,7 @@ func TestMarshalGoForms(t *testing.T) {
 }
 
 // TestOffsetWidths checks containers on both sides of the offset-width
-// boundaries (spec/ostree-format.md §2.5): W is the smallest of 1, 2, 4 with
+// boundaries (docs/formats/gvariant.md): W is the smallest of 1, 2, 4 with
 // body + n·W ≤ 2^(8W)−1. A container with offsets is never exactly 256 or
 // 65536 bytes: once body + n > 255 the size is body + 2n ≥ 257.
 func TestOffsetWidths(t *testing.T) {
@@ -270,7 +270,7 @@ func TestOffsetWidths(t *testing.T) {
 		{"dict entry 257 bytes", "{sv}", gvariant.DictEntry{Key: "k", Value: v("s", a(244))},
 			bs("k", 0, 0, 0, 0, 0, 0, 0, a(244), 0, 0, "s", 0x02, 0x00)},
 		// Each container picks its own width: the outer tuple needs 2 bytes,
-		// the array inside it 1 (like tree1:/ in the spec).
+		// the array inside it 1 (like the dirtree tree1:/ of docs/formats/gvariant.md).
 		{"nested: small array in big tuple", "(ass)", gvariant.Tuple{[]any{"x"}, a(300)},
 			bs("x", 0, 0x02, a(300), 0, 0x03, 0x00)},
 		// ... and the other way round: elements of a big array keep 1-byte

@@ -19,7 +19,7 @@ import (
 )
 
 // GVariant types of the serialized data in the test vectors
-// (spec/ostree-format.md §1).
+// (docs/formats/objects.md).
 const (
 	sigCommit       = "(a{sv}aya(say)sstayay)"
 	sigDirTree      = "(a(say)a(sayay))"
@@ -165,7 +165,7 @@ func loadVectors(t testing.TB) []vector {
 }
 
 // streamHeader returns the header GVariant of a content stream or .filez
-// object: BE32 length, 4 bytes of padding, header (spec §1.5, §1.6).
+// object: BE32 length, 4 bytes of padding, header (docs/formats/objects.md).
 func streamHeader(b []byte) ([]byte, error) {
 	if len(b) < 8 {
 		return nil, errors.New("content stream shorter than 8 bytes")

@@ -10,8 +10,8 @@ import (
 	"github.com/strata-os/strata/internal/gvariant"
 )
 
-// The worked examples of spec/ostree-format.md §2.7–2.9 (and the tree1:/
-// dirtree of §2.5), built from their inputs and checked byte for byte and by
+// The worked examples of docs/formats/gvariant.md (and the tree1:/
+// dirtree of its offset-width section), built from their inputs and checked byte for byte and by
 // the object checksum ostree gave them.
 
 // be32 and be64 return the value whose little-endian serialization is x

@@ -36,7 +36,7 @@ const (
 var DefaultKargs = []string{"root=LABEL=" + RootLabel, "rw", "console=ttyS0", "quiet"}
 
 // FstabESP is the line of the deployment's /etc/fstab that mounts the ESP
-// at /boot/efi on first access (spec/vm-boot.md §4): systemd-bless-boot,
+// at /boot/efi on first access (docs/vm.md): systemd-bless-boot,
 // `strata bootloader sync` and `strata boot-complete` find it there, and
 // a disk without an ESP does not delay the boot.
 const FstabESP = "PARTLABEL=ESP /boot/efi vfat umask=0077,noauto,nofail,x-systemd.automount,x-systemd.device-timeout=10s 0 0"

@@ -19,7 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// GPT partition types (spec/vm-boot.md §5; the Discoverable Partitions
+// GPT partition types (docs/vm.md; the Discoverable Partitions
 // Specification's x86-64 root).
 const (
 	typeESP      = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
@@ -92,7 +92,7 @@ func (b *builder) disk(ctx context.Context, _ *repo.Repo) (err error) {
 		return err
 	}
 	// -s 1: FAT32 on a small partition needs one sector per cluster, or
-	// mtools later runs out of directory slots (spec/vm-boot.md §6).
+	// mtools later runs out of directory slots (docs/vm.md).
 	if err := run(ctx, "", "", "mkfs.vfat", "-F", "32", "-S", "512", "-s", "1", "-n", "ESP", "--offset=2048", tmp, fmt.Sprint(espMiB*1024)); err != nil {
 		return err
 	}

@@ -6,7 +6,7 @@
 // repository, deployed once), the ESP is staged next to it (systemd-boot
 // at the removable-media path, the deployment's entry and kernel written
 // by package bootloader), and both are written into their partitions with
-// sfdisk, mkfs.ext4 -d, mkfs.vfat and mtools (spec/vm-boot.md §5).
+// sfdisk, mkfs.ext4 -d, mkfs.vfat and mtools (docs/vm.md).
 //
 // ESP is the sysroot.Bootloader that projects a sysroot's committed
 // deployment list onto an ESP directory (bootloader.Sync), reading the

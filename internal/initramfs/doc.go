@@ -9,7 +9,7 @@
 // Archives are reproducible: the same inputs give the same bytes (entries
 // sorted by path, uid/gid 0, one fixed mtime, inode numbers in entry order).
 // They are uncompressed by default, which boots faster under TCG emulation
-// than gzip (spec/vm-boot.md §4).
+// than gzip (docs/vm.md).
 //
 // Layer L2 (mechanisms).
 package initramfs

@@ -212,7 +212,7 @@ func Build(w io.Writer, opts Options) error {
 // BuildForTree writes the initramfs of the OS tree at treeRoot: /init is
 // initBinary and the modules are DefaultModules plus extraModules, taken from
 // treeRoot/usr/lib/modules/kver (kver "": the tree's only kernel). The result
-// belongs at usr/lib/modules/KVER/initramfs.img (spec/ostree-format.md §8.3).
+// belongs at usr/lib/modules/KVER/initramfs.img (docs/formats/sysroot.md).
 func BuildForTree(w io.Writer, treeRoot, kver, initBinary string, extraModules []string) error {
 	dir, err := ModulesDir(treeRoot, kver)
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 // DefaultModules are the modules of a root filesystem on ext4 on a virtio,
 // SATA (AHCI) or NVMe disk: virtio_pci and virtio_blk for QEMU/KVM, ahci and
 // sd_mod for SATA, nvme for NVMe, ext4 (which pulls in jbd2, mbcache, crc16
-// and crc32c_generic). Debian builds all of them as modules (vm-boot.md §3);
+// and crc32c_generic). Debian builds all of them as modules (docs/vm.md);
 // with dependencies they are 25 modules, 5.3 MB on Debian 6.1. virtio_scsi,
 // overlay, erofs, squashfs, loop and USB storage are left out; add them with
 // extra modules when an image needs them.

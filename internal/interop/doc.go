@@ -11,7 +11,7 @@
 //   - each tool's fsck accepts the other's repositories, each tool's checkout of the other's
 //     commits reproduces the source tree (minus what the mode cannot store), and ostree's log,
 //     show and ls read strata's commits;
-//   - the test vectors of spec/ostree-format.md §10 are reproduced object by object;
+//   - the test vectors of docs/formats/vectors.md are reproduced object by object;
 //   - damaged objects are reported, by name, by fsck and checkout.
 //
 // Known, deliberate differences from libostree, each documented at its test: strata's tar import

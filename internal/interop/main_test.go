@@ -197,7 +197,7 @@ func mustInitRepo(t *testing.T, tool, repo, mode string) {
 }
 
 // checksumOut returns the commit checksum a commit command printed: its whole stdout must be 64
-// lowercase hex characters and a newline, as `ostree commit` prints and DESIGN.md promises for
+// lowercase hex characters and a newline, as `ostree commit` prints and the README promises for
 // `strata repo commit`.
 func checksumOut(out string) (string, error) {
 	sum, ok := strings.CutSuffix(out, "\n")

@@ -126,7 +126,7 @@ func compareObject(mode, got, want string, t ostree.ObjectType) error {
 
 // fileMeta describes a stored object file without following symlinks: type, mode, owner, xattrs,
 // and the mtime of regular files or the target of symlinks. (Symlink mtimes are not reset by
-// libostree, spec §4.3.)
+// libostree, docs/formats/repository.md.)
 func fileMeta(p string) (string, error) {
 	var st unix.Stat_t
 	if err := unix.Lstat(p, &st); err != nil {
@@ -153,7 +153,7 @@ func fileMeta(p string) (string, error) {
 	return b.String(), nil
 }
 
-// splitFilez returns the framed header and the inflated payload of a .filez object (spec §1.6).
+// splitFilez returns the framed header and the inflated payload of a .filez object (docs/formats/objects.md).
 func splitFilez(b []byte) (header, payload []byte, err error) {
 	if len(b) < 8 {
 		return nil, nil, fmt.Errorf("filez of %d bytes is shorter than its frame", len(b))

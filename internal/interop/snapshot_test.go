@@ -166,7 +166,7 @@ func (s snapshot) clone() snapshot {
 }
 
 // committed is what OSTree stores of a source tree: xattrs with an empty value are dropped when
-// they are read from disk (spec §3.3).
+// they are read from disk (docs/formats/objects.md).
 func (s snapshot) committed() snapshot {
 	c := s.clone()
 	for _, n := range c {
@@ -175,7 +175,7 @@ func (s snapshot) committed() snapshot {
 	return c
 }
 
-// canonical is what a bare-user-only repository stores (spec §3.6): owner 0:0, file and directory
+// canonical is what a bare-user-only repository stores (docs/formats/objects.md): owner 0:0, file and directory
 // modes masked with 0755, no xattrs. Symlinks keep their target only.
 func (s snapshot) canonical() snapshot {
 	c := s.clone()

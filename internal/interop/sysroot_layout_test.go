@@ -32,7 +32,7 @@ var layoutSkip = map[string]bool{
 // initialized by its own tool, so init-fs and os-init are compared too. The operations cover
 // a first deploy with kernel arguments, inherited arguments, a shared kernel (boot serials),
 // pins, undeploy, a kernel argument edit, serials above 0, cleanup, a switch that only swaps
-// the subboot version (spec §8.5) and a second os-release title.
+// the subboot version (docs/formats/sysroot.md) and a second os-release title.
 func TestSysrootLayoutMatchesOstree(t *testing.T) {
 	peer(t)
 	t.Parallel()

@@ -215,7 +215,7 @@ var (
 //
 // libostree's tar import does not canonicalize xattrs: it stores them in the order the archive
 // lists them and keeps empty values, while its directory import sorts them and drops empty ones
-// (spec §3.3). So for the sorted archive all three commits must be equal; for GNU tar's archive,
+// (docs/formats/objects.md). So for the sorted archive all three commits must be equal; for GNU tar's archive,
 // whose xattrs are in filesystem order and include an empty one, ostree's tar commit differs from
 // its directory commit, and strata is required to give the canonical (directory) commit: the
 // same tree gets the same checksum however it arrives. That is a deliberate difference from

@@ -227,7 +227,7 @@ var (
 )
 
 // TestAwkwardTreeCoverage checks that the awkward tree exercises what it claims to, on ostree's
-// commit of it: dirtrees whose GVariant framing offsets are 1, 2 and 4 bytes wide (spec §2.5),
+// commit of it: dirtrees whose GVariant framing offsets are 1, 2 and 4 bytes wide (docs/formats/gvariant.md),
 // which depends on their serialized sizes.
 func TestAwkwardTreeCoverage(t *testing.T) {
 	peer(t)

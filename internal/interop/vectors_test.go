@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Checksums of spec/ostree-format.md §10.
+// Checksums of docs/formats/vectors.md.
 const (
 	vectorC1             = "4e5608541a7900d8b604541ec7ffa70700a6dd3aabc7e71e145a25ac5f306a28"
 	vectorC1BareUserOnly = "e4e6a9e4287801cad9212de45268cfe0615ad4fde9fec20b4ff7b590ed73b94d"
@@ -59,7 +59,7 @@ func vectorTrees(t *testing.T, vec string) (tree1, tree2 string) {
 }
 
 // TestVectorsReproduced commits the vector trees with strata using the vector parameters
-// (spec §10) and compares the result with the repositories ostree wrote: commit C1 must have the
+// (docs/formats/vectors.md) and compares the result with the repositories ostree wrote: commit C1 must have the
 // same checksum, and every object strata wrote for C1 and for tree2 must equal ostree's.
 //
 // C2 itself cannot be reproduced through the CLI: its metadata has uint64, boolean, bytes and

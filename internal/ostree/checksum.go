@@ -21,7 +21,7 @@ func (c Checksum) String() string { return hex.EncodeToString(c[:]) }
 func (c Checksum) IsZero() bool { return c == Checksum{} }
 
 // ModifiedBase64 is the form used in static-delta paths: standard base64
-// without the trailing '=', with '/' replaced by '_' (spec §3.7).
+// without the trailing '=', with '/' replaced by '_' (docs/formats/objects.md).
 func (c Checksum) ModifiedBase64() string {
 	s := base64.StdEncoding.EncodeToString(c[:])
 	return strings.ReplaceAll(strings.TrimRight(s, "="), "/", "_")
@@ -61,7 +61,7 @@ func ChecksumFromBytes(b []byte) (Checksum, error) {
 	return c, nil
 }
 
-// ObjectType is one of OSTree's object types (spec §1.1).
+// ObjectType is one of OSTree's object types (docs/formats/objects.md).
 type ObjectType uint8
 
 // Object types, numbered as libostree numbers them.
@@ -107,7 +107,7 @@ func ParseObjectType(s string) (ObjectType, error) {
 }
 
 // LoosePath is the object's path under objects/: "XX/REST.type", with a
-// trailing "z" for content objects in archive repositories (spec §1.1).
+// trailing "z" for content objects in archive repositories (docs/formats/objects.md).
 func LoosePath(c Checksum, t ObjectType, archive bool) string {
 	h := c.String()
 	p := h[:2] + "/" + h[2:] + "." + t.String()

@@ -14,7 +14,7 @@ var (
 	metadataType = gvariant.MustType("a{sv}")
 )
 
-// Well-known commit metadata keys (spec §5.1).
+// Well-known commit metadata keys (docs/formats/signatures.md).
 const (
 	MetaVersion           = "version"
 	MetaRefBinding        = "ostree.ref-binding"
@@ -24,7 +24,7 @@ const (
 )
 
 // Metadata is an a{sv} dictionary in insertion order; order is part of the
-// commit checksum (spec §3.5), so it is a list, not a map.
+// commit checksum (docs/formats/objects.md), so it is a list, not a map.
 type Metadata []gvariant.DictEntry
 
 // Get returns the value stored under key.
@@ -90,7 +90,7 @@ type Related struct {
 	Checksum Checksum
 }
 
-// Commit is a commit object (spec §1.2).
+// Commit is a commit object (docs/formats/objects.md).
 type Commit struct {
 	Metadata  Metadata
 	Parent    Checksum // zero: no parent
@@ -109,7 +109,7 @@ func (c *Commit) Time() time.Time { return time.Unix(int64(c.Timestamp), 0).UTC(
 func (c *Commit) Version() string { return c.Metadata.String(MetaVersion) }
 
 // ContentChecksum is sha256(root dirtree || root dirmeta), libostree's
-// "ContentChecksum" (spec §3.5).
+// "ContentChecksum" (docs/formats/objects.md).
 func (c *Commit) ContentChecksum() Checksum {
 	h := sha256.New()
 	h.Write(c.RootTree[:])

@@ -31,7 +31,7 @@ type Xattr struct {
 }
 
 // CanonicalXattrs returns xattrs as libostree hashes them: sorted by name
-// (strcmp) with empty values dropped (spec §3.3). The input is not modified.
+// (strcmp) with empty values dropped (docs/formats/objects.md). The input is not modified.
 func CanonicalXattrs(xs []Xattr) []Xattr {
 	out := make([]Xattr, 0, len(xs))
 	for _, x := range xs {
@@ -119,7 +119,7 @@ func frame(h []byte) []byte {
 	return append(out, h...)
 }
 
-// FileHeader returns the prefix of the content stream (spec §1.5); the
+// FileHeader returns the prefix of the content stream (docs/formats/objects.md); the
 // content checksum is sha256(FileHeader(fi) || payload).
 func FileHeader(fi FileInfo) []byte {
 	h, err := gvariant.Marshal(fileHeaderType, gvariant.Tuple{
@@ -131,8 +131,8 @@ func FileHeader(fi FileInfo) []byte {
 	return frame(h)
 }
 
-// ArchiveHeader returns the prefix of an archive-mode .filez object (spec
-// §1.6); a raw-deflate stream of the payload follows it (none for symlinks).
+// ArchiveHeader returns the prefix of an archive-mode .filez object
+// (docs/formats/objects.md); a raw-deflate stream of the payload follows it (none for symlinks).
 func ArchiveHeader(fi FileInfo, size uint64) []byte {
 	h, err := gvariant.Marshal(archiveHeaderType, gvariant.Tuple{
 		be64(size), be32(fi.UID), be32(fi.GID), be32(fi.Mode), be32(fi.Rdev), fi.SymlinkTarget, xattrsValue(fi.Xattrs),
@@ -202,7 +202,7 @@ func ParseArchiveHeader(h []byte) (FileInfo, uint64, error) {
 	return fi, be64(tu[0].(uint64)), fi.Validate()
 }
 
-// FileMeta serializes the bare-user `user.ostreemeta` xattr value (spec §1.7).
+// FileMeta serializes the bare-user `user.ostreemeta` xattr value (docs/formats/objects.md).
 func FileMeta(fi FileInfo) []byte {
 	return DirMeta{UID: fi.UID, GID: fi.GID, Mode: fi.Mode, Xattrs: fi.Xattrs}.Marshal()
 }
@@ -234,7 +234,7 @@ func ContentChecksum(fi FileInfo, payload io.Reader) (Checksum, error) {
 }
 
 // CanonicalizeForBareUserOnly applies libostree's canonical permissions
-// (spec §3.6): uid/gid 0, no xattrs, regular files and directories masked
+// (docs/formats/objects.md): uid/gid 0, no xattrs, regular files and directories masked
 // to 0755 plus their type bits.
 func CanonicalizeForBareUserOnly(mode uint32) uint32 {
 	switch mode & ModeTypeMask {

@@ -8,7 +8,7 @@ import (
 	"github.com/strata-os/strata/internal/errdefs"
 )
 
-// refPattern is libostree's ref grammar (spec §4.1).
+// refPattern is libostree's ref grammar (docs/formats/repository.md).
 var refPattern = regexp.MustCompile(`^(?:[\w\d][-._\w\d]*/)*[\w\d][-._\w\d]*$`)
 
 // ValidateRef checks a ref name such as "os/x86_64/stable". A name that

@@ -10,7 +10,7 @@ import (
 
 var summaryType = gvariant.MustType("(a(s(taya{sv}))a{sv})")
 
-// Summary keys (spec §6.1).
+// Summary keys (docs/formats/summary.md).
 const (
 	SummaryCommitTimestamp = "ostree.commit.timestamp"
 	SummaryCommitVersion   = "ostree.commit.version"

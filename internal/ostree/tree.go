@@ -14,7 +14,7 @@ var (
 	dirTreeType = gvariant.MustType("(a(say)a(sayay))")
 )
 
-// DirMeta is a directory's metadata object (spec §1.4). Mode includes
+// DirMeta is a directory's metadata object (docs/formats/objects.md). Mode includes
 // S_IFDIR.
 type DirMeta struct {
 	UID, GID, Mode uint32
@@ -60,7 +60,7 @@ type TreeDir struct {
 	Meta Checksum
 }
 
-// DirTree is a directory's listing (spec §1.3).
+// DirTree is a directory's listing (docs/formats/objects.md).
 type DirTree struct {
 	Files []TreeFile
 	Dirs  []TreeDir
@@ -154,5 +154,5 @@ func ParseDirTree(b []byte) (DirTree, error) {
 // EmptyDirTree is the checksum of a dirtree with no entries, sha256(00).
 var EmptyDirTree = Checksum(sha256.Sum256([]byte{0}))
 
-// MetadataChecksum names a metadata object: sha256 of its bytes (spec §3.1).
+// MetadataChecksum names a metadata object: sha256 of its bytes (docs/formats/objects.md).
 func MetadataChecksum(b []byte) Checksum { return sha256.Sum256(b) }

@@ -22,7 +22,7 @@ type Deployment struct {
 }
 
 // deployName is the basename ostree gives deployment directories
-// (spec/ostree-format.md §8.6: ^([0-9a-f]+)\.([0-9]+)$).
+// (docs/formats/sysroot.md: ^([0-9a-f]+)\.([0-9]+)$).
 var deployName = regexp.MustCompile(`^[0-9a-f]+\.[0-9]+$`)
 
 // maxSymlinks bounds the symlinks followed while resolving one path, as the

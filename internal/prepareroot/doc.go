@@ -2,7 +2,7 @@
 // filesystem named by root= on /sysroot, assembles the OSTree deployment named by
 // ostree= as the new root (read-only /usr, writable /etc, the stateroot's /var,
 // the physical root at /sysroot, /run/ostree-booted), and switches into it
-// (spec/ostree-format.md §8.8, spec/vm-boot.md §4).
+// (docs/formats/sysroot.md, docs/vm.md).
 //
 // The logic is split so that most of it is pure and testable: ParseCmdline turns
 // /proc/cmdline into a Config; ResolveDeployment and Plan turn a mounted sysroot

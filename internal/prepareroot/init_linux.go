@@ -62,7 +62,7 @@ func Init() error {
 }
 
 // mountAPI mounts /dev, /proc, /sys and /run in the initramfs; the kernel's
-// devtmpfs automount does not apply to an initramfs (vm-boot.md §4).
+// devtmpfs automount does not apply to an initramfs (docs/vm.md).
 func mountAPI() error {
 	for _, m := range []struct {
 		fstype, target string

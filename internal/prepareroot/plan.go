@@ -52,7 +52,7 @@ type Mounter interface {
 }
 
 // Plan returns the steps that turn the physical root mounted at l.Sysroot
-// into the new root at l.NewRoot (spec/ostree-format.md §8.8), and the
+// into the new root at l.NewRoot (docs/formats/sysroot.md), and the
 // deployment it boots (zero when cfg has no ostree=, in which case the
 // physical root itself becomes the new root). Plan only reads the
 // filesystem; it checks every mount point the steps need.
@@ -83,7 +83,7 @@ func Plan(l Layout, cfg Config) (Deployment, []Step, error) {
 		{Op: OpBind, Source: d.Var, Target: nr("var")},
 	}
 	// /boot on the root filesystem (boot/loader is then a symlink there):
-	// bind it so the deployment sees the boot entries (§8.8 step 4).
+	// bind it so the deployment sees the boot entries (as ostree-prepare-root does).
 	if fi, err := os.Lstat(filepath.Join(l.Sysroot, "boot", "loader")); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 		if isDir(filepath.Join(d.Dir, "boot")) == nil {
 			steps = append(steps, Step{Op: OpBind, Source: filepath.Join(l.Sysroot, "boot"), Target: nr("boot")})

@@ -15,7 +15,7 @@ import (
 const testDeploy = "0123abcd.0"
 
 // makeSysroot writes an ostree-like physical root with one deployment of
-// stateroot "os" and the boot symlink farm of spec/ostree-format.md §8.2.
+// stateroot "os" and the boot symlink farm of docs/formats/sysroot.md.
 func makeSysroot(t *testing.T) string {
 	t.Helper()
 	root := t.TempDir()

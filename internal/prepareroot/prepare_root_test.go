@@ -162,7 +162,7 @@ func prepareAndCheck(t *testing.T, base string) error {
 
 const bootCsum = "88e5fa6e"
 
-// writeLayout writes one deployment the way ostree lays it out (§8.2). It
+// writeLayout writes one deployment the way ostree lays it out (docs/formats/sysroot.md). It
 // runs off the test goroutine, so it returns errors instead of calling t.Fatal.
 func writeLayout(root string) error {
 	dep := filepath.Join(root, "ostree/deploy/os/deploy", testDeploy)

@@ -278,7 +278,7 @@ func TestAttackTamperedObjects(t *testing.T) {
 			arm: func(t *testing.T, e *attackEnv) ostree.ObjectName {
 				n := e.next.FileObject("usr/bin/tool")
 				e.srv.Handle(pulltest.Object(n), pulltest.Tamper(func(b []byte) []byte {
-					// The mode is the third u32 of the archive header (spec §1.6): 0644 → 4755.
+					// The mode is the third u32 of the archive header (docs/formats/objects.md): 0644 → 4755.
 					i := 8 + 8 + 4 + 4
 					b[i+2], b[i+3] = 0x89, 0xed
 					return b
@@ -434,7 +434,7 @@ func TestAttackSignatures(t *testing.T) {
 
 // TestAttackRefBinding serves, under attackRef, a commit bound to another ref: a valid,
 // even correctly signed, commit of another branch must not be installed as this one
-// (ostree.ref-binding, spec §5.1).
+// (ostree.ref-binding, docs/formats/signatures.md).
 func TestAttackRefBinding(t *testing.T) {
 	t.Parallel()
 	for _, withSummary := range []bool{false, true} {

@@ -1,6 +1,6 @@
 // Package pull publishes archive repositories over HTTP and pulls commits
 // from them into a local repository of any mode, speaking libostree's
-// wire protocol (spec/ostree-format.md §6): the summary and summary.sig,
+// wire protocol (docs/formats/summary.md): the summary and summary.sig,
 // refs/heads/REF when there is no summary, and loose objects under
 // objects/XX/REST.{commitmeta,commit,dirtree,dirmeta,filez}.
 //

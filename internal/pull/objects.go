@@ -14,7 +14,7 @@ import (
 // fetcher brings every object of a commit's tree into the transaction.
 // Pull asks one for each commit whose tree is not complete locally, after
 // the commit itself is verified and stored. The loose-object walker is
-// the only one today; a static-delta fetcher (spec §7) would apply the
+// the only one today; a static-delta fetcher (not implemented yet) would apply the
 // delta parts and then hand the tree to the walker, which fetches only
 // what the delta did not bring.
 type fetcher interface {

@@ -148,7 +148,7 @@ type puller struct {
 	partial        []ostree.Checksum // commitpartial markers written
 }
 
-// Pull fetches opts.Refs from opts.URL into r (spec §6.4): it reads the
+// Pull fetches opts.Refs from opts.URL into r (docs/formats/summary.md): it reads the
 // summary (verifying summary.sig when the server has one and a Verifier
 // is set) or refs/heads/REF, then for each commit fetches its detached
 // metadata and the commit, checks the checksum, the signature and the ref
@@ -288,7 +288,7 @@ func (p *puller) resolve(ctx context.Context, targets []*target) error {
 // cost, so it stays well under the 64 MiB the attack tests allow.
 const maxSummarySize = 32 << 20
 
-// fetchSummary fetches summary.sig and summary (spec §6.4 step 1) and
+// fetchSummary fetches summary.sig and summary (step 1 in docs/formats/summary.md) and
 // verifies the signature when there is one and a Verifier. It returns nil
 // when the remote has no summary.
 func (p *puller) fetchSummary(ctx context.Context) (*ostree.Summary, error) {
@@ -327,7 +327,7 @@ func (p *puller) fetchSummary(ctx context.Context) (*ostree.Summary, error) {
 }
 
 // checkRemoteConfig reads the remote's config, when it publishes one, to
-// refuse a non-archive repository as libostree does (spec §4.4).
+// refuse a non-archive repository as libostree does (docs/formats/repository.md).
 func (p *puller) checkRemoteConfig(ctx context.Context) error {
 	b, err := p.tr.getOptional(ctx, "config", 1<<20)
 	if err != nil || b == nil {
@@ -503,7 +503,7 @@ func (p *puller) tree(ctx context.Context, f fetcher, c ostree.Checksum, cm *ost
 	return nil
 }
 
-// checkBinding enforces ostree.ref-binding (spec §5.1): a commit that
+// checkBinding enforces ostree.ref-binding (docs/formats/signatures.md): a commit that
 // lists the refs it may be pulled as must list this one.
 func checkBinding(c *ostree.Commit, ref string) error {
 	if _, ok := c.Metadata.Get(ostree.MetaRefBinding); !ok {
@@ -523,7 +523,7 @@ func partialPath(r *repo.Repo, c ostree.Checksum) string {
 }
 
 // markPartial writes state/CSUM.commitpartial, libostree's marker of a
-// commit whose tree is not complete (spec §4.1).
+// commit whose tree is not complete (docs/formats/repository.md).
 func markPartial(r *repo.Repo, c ostree.Checksum) error {
 	if err := os.MkdirAll(filepath.Join(r.Path(), "state"), 0o755); err != nil {
 		return fmt.Errorf("marking commit %s partial: %w", c, err)

@@ -20,7 +20,7 @@ import (
 )
 
 // published are the top-level entries of a repository that clients read
-// (spec §6.2): single files, and directories whose files are served.
+// (docs/formats/summary.md): single files, and directories whose files are served.
 var published = map[string]bool{
 	"config": false, repo.SummaryFile: false, repo.SummarySigFile: false,
 	"refs": true, "objects": true, "deltas": true, "delta-indexes": true,
@@ -53,7 +53,7 @@ type Handler struct {
 var _ http.Handler = (*Handler)(nil)
 
 // NewHandler returns a handler serving r, which must be an archive
-// repository: libostree pulls only from those over HTTP (spec §4.4). log
+// repository: libostree pulls only from those over HTTP (docs/formats/repository.md). log
 // receives the access log; nil discards it. Close the handler when done.
 func NewHandler(r *repo.Repo, log *slog.Logger) (*Handler, error) {
 	if r.Mode() != repo.ModeArchive {

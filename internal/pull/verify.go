@@ -12,7 +12,7 @@ var _ Verifier = signatures(nil)
 // Signatures returns a Verifier that accepts data when any signature in
 // its detached metadata verifies with a trusted key of any of the
 // verifiers (sign.Verify): the rule libostree applies to commits and to
-// summary.sig (spec §5.3–5.4).
+// summary.sig (docs/formats/signatures.md).
 func Signatures(verifiers ...sign.Verifier) Verifier { return signatures(verifiers) }
 
 func (s signatures) Verify(data, detached []byte) (string, error) {

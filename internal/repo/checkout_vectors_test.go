@@ -11,14 +11,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The commits in the ostree-written test vectors (spec §10).
+// The commits in the ostree-written test vectors (docs/formats/vectors.md).
 const (
 	coVectorC1 = "4e5608541a7900d8b604541ec7ffa70700a6dd3aabc7e71e145a25ac5f306a28"
 	coVectorC2 = "33551e1f5b855ffea3595aed5983953c687ec4e2f96f3d6d00648ffdd647c194"
 )
 
 // coMakeTree2 builds the input tree of commit C2 as inputs/mktree2.py does
-// (spec §10.2); owner 1000 for /xdir only when running as root.
+// (docs/formats/vectors.md); owner 1000 for /xdir only when running as root.
 func coMakeTree2(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "tree2")

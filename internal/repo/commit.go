@@ -35,7 +35,7 @@ type TreeOptions struct {
 	// tree overlaps with compressing.
 	Workers int
 	// CanonicalPermissions is `ostree commit --canonical-permissions`:
-	// uid/gid 0, no xattrs, permissions masked to 0755 (spec §3.6). It is
+	// uid/gid 0, no xattrs, permissions masked to 0755 (docs/formats/objects.md). It is
 	// always on for bare-user-only repositories, as in libostree.
 	CanonicalPermissions bool
 	// NoXattrs drops extended attributes (`ostree commit --no-xattrs`);
@@ -56,12 +56,12 @@ type CommitOptions struct {
 	Body    string
 	// Timestamp is the commit time. The zero value means
 	// $SOURCE_DATE_EPOCH when set, else Now(), as libostree's
-	// ostree_repo_write_commit decides (spec §1.2).
+	// ostree_repo_write_commit decides (docs/formats/objects.md).
 	Timestamp time.Time
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Metadata is the commit metadata in order (`--metadata K=V` strings
-	// in command-line order). Order is part of the checksum (spec §3.5).
+	// in command-line order). Order is part of the checksum (docs/formats/objects.md).
 	Metadata ostree.Metadata
 	// NoBindings leaves out ostree.ref-binding (and
 	// ostree.collection-binding), like `ostree commit --no-bindings`.
@@ -107,7 +107,7 @@ type CommitStats struct {
 // tree, subject, body, timestamp and metadata: metadata is opts.Metadata
 // in order, then ostree.ref-binding = [Branch] (unless NoBindings; [] for
 // an orphan commit, as ostree writes it), then ostree.collection-binding when the repository has a
-// core.collection-id (spec §3.5).
+// core.collection-id (docs/formats/objects.md).
 func CommitTree(ctx context.Context, r *Repo, src TreeSource, opts CommitOptions) (ostree.Checksum, CommitStats, error) {
 	var st CommitStats
 	if opts.Branch != "" {

@@ -144,7 +144,7 @@ func (b *treeBuilder) statSymlink(p string) (ostree.FileInfo, error) {
 }
 
 // fdXattrs reads all extended attributes of an open file in canonical
-// order (spec §3.3). buf is a scratch buffer for the name list, returned
+// order (docs/formats/objects.md). buf is a scratch buffer for the name list, returned
 // for reuse. A filesystem without xattrs yields none.
 func fdXattrs(fd int, buf []byte) ([]ostree.Xattr, []byte, error) {
 	if buf == nil {

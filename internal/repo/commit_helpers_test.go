@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Spec §10 vectors.
+// The vectors of docs/formats/vectors.md.
 const (
 	cmC1           = "4e5608541a7900d8b604541ec7ffa70700a6dd3aabc7e71e145a25ac5f306a28"
 	cmC1BUO        = "e4e6a9e4287801cad9212de45268cfe0615ad4fde9fec20b4ff7b590ed73b94d"
@@ -64,7 +64,7 @@ type cmEntry struct {
 	xattrs   [][2]string
 }
 
-// cmTree1 is inputs/mktree.py (spec §10.1).
+// cmTree1 is inputs/mktree.py (docs/formats/vectors.md).
 func cmTree1() []cmEntry {
 	return []cmEntry{
 		{path: "", kind: 'd', mode: 0o755},
@@ -77,7 +77,7 @@ func cmTree1() []cmEntry {
 	}
 }
 
-// cmTree2 is inputs/mktree2.py (spec §10.2).
+// cmTree2 is inputs/mktree2.py (docs/formats/vectors.md).
 func cmTree2() []cmEntry {
 	es := []cmEntry{
 		{path: "", kind: 'd', mode: 0o755},

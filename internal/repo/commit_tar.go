@@ -45,7 +45,7 @@ import (
 //     strips a leading "/" and refuses the others.
 //   - A name component longer than 255 bytes is refused: no Linux
 //     filesystem can check it out (libostree accepts it).
-//   - Xattrs are canonical (sorted, empty values dropped, spec §3.3), as
+//   - Xattrs are canonical (sorted, empty values dropped, docs/formats/objects.md), as
 //     for a directory commit: libostree keeps libarchive's order and empty
 //     values here, so a tar with xattrs gets a different checksum there
 //     than the same tree committed from a directory.

@@ -17,7 +17,7 @@ import (
 )
 
 // rootOwner makes a directory commit hash uid/gid 0 whoever runs the test:
-// tree1 is all root-owned (spec §10.1).
+// tree1 is all root-owned (docs/formats/vectors.md).
 func rootOwner(o CommitOptions) CommitOptions {
 	o.OwnerUID, o.OwnerGID = cmU32(0), cmU32(0)
 	return o

@@ -354,7 +354,7 @@ func (c *countWriter) Write(p []byte) (int, error) {
 }
 
 // finishBare gives a regular-file object written in a bare mode its
-// metadata (spec §4.3).
+// metadata (docs/formats/repository.md).
 func finishBare(f *rawFile, fi ostree.FileInfo, mode Mode) error {
 	fd := f.fd
 	var err error

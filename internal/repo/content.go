@@ -18,7 +18,7 @@ import (
 // returns its checksum. If want is non-nil the object is stored only when
 // its checksum equals *want; otherwise nothing is stored and the error wraps
 // errdefs.ErrCorrupt. The object is converted to the repository's mode on
-// the way in (spec §4.3). Writing an object that exists is a no-op.
+// the way in (docs/formats/repository.md). Writing an object that exists is a no-op.
 func (t *Txn) WriteContent(fi ostree.FileInfo, payload io.Reader, size int64, want *ostree.Checksum) (ostree.Checksum, error) {
 	if err := fi.Validate(); err != nil {
 		return ostree.Checksum{}, err

@@ -4,7 +4,7 @@
 // I/O, refs and revision parsing; and on top of those commit from a tree or
 // tar stream, checkout, fsck, prune, diff and history. Repositories written
 // here are read by libostree 2022.7 and the other way round
-// (spec/ostree-format.md §4).
+// (docs/formats/repository.md).
 //
 // Vocabulary: an object is named by its checksum and type; a ref names a
 // commit; a transaction (Txn) stages objects and ref moves and applies them

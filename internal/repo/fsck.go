@@ -147,7 +147,7 @@ type FsckOptions struct {
 //  2. Every ref must hold a checksum naming a stored commit.
 //  3. From every stored commit, the tree is walked over the dirtrees read
 //     in pass 1: every dirtree, dirmeta and content object it names must
-//     exist. Missing objects of partial commits (spec §4.1,
+//     exist. Missing objects of partial commits (docs/formats/repository.md,
 //     state/CHECKSUM.commitpartial) are reported as FsckPartial. A missing
 //     parent commit is normal (history not pulled) and not reported.
 //

@@ -192,7 +192,7 @@ func (c *objectChecker) checkMeta(o looseObject) checkResult {
 	}
 	if o.name.Type == ostree.ObjectCommitMeta || o.name.Type == ostree.ObjectTombstoneCommit {
 		// Detached metadata and tombstones are keyed by a commit, not
-		// hashed (spec §3.1); they only have to parse.
+		// hashed (docs/formats/objects.md); they only have to parse.
 		if _, err := ostree.ParseMetadata(b); err != nil {
 			res.err = fmt.Errorf("not an a{sv}: %w: %w", errdefs.ErrCorrupt, err)
 		}
@@ -279,7 +279,7 @@ func checkPayloadLink(o looseObject) checkResult {
 }
 
 // checkContent recomputes a content object's checksum from what its mode
-// stores (spec §4.3) and compares it with the name.
+// stores (docs/formats/repository.md) and compares it with the name.
 func (c *objectChecker) checkContent(o looseObject) checkResult {
 	fd, err := unix.Open(o.path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ELOOP) && (c.mode == ModeBare || c.mode == ModeBareUserOnly) {
@@ -318,7 +318,7 @@ func (c *objectChecker) checkContent(o looseObject) checkResult {
 	return res
 }
 
-// hashArchive decodes a .filez object (spec §1.6) into c.h.
+// hashArchive decodes a .filez object (docs/formats/objects.md) into c.h.
 func (c *objectChecker) hashArchive() error {
 	c.br.Reset(&c.fd)
 	h, err := ostree.ReadFramedHeader(c.br)
@@ -353,7 +353,7 @@ func (c *objectChecker) hashArchive() error {
 }
 
 // bareUserInfo reads a bare-user object's metadata from user.ostreemeta;
-// symlinks are regular files holding the target and a NUL (spec §4.3).
+// symlinks are regular files holding the target and a NUL (docs/formats/repository.md).
 func (c *objectChecker) bareUserInfo(fd int) (ostree.FileInfo, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {

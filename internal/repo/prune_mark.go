@@ -7,7 +7,7 @@ import (
 )
 
 // The mark phase of prune is pure: it sees the repository only through
-// the functions it is given, like containerd's pkg/gc (STYLE §10.2), so
+// the functions it is given, like containerd/containerd:pkg/gc/gc.go, so
 // that it can be tested over hand-built graphs and the sweep is the only
 // code that deletes.
 

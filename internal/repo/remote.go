@@ -10,7 +10,7 @@ import (
 )
 
 // Remote is a `[remote "NAME"]` section of the repository config, the way
-// `ostree remote add` writes it (spec §4.5).
+// `ostree remote add` writes it (docs/formats/repository.md).
 type Remote struct {
 	Name string
 	URL  string

@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Mode is a repository storage mode (spec §4.3).
+// Mode is a repository storage mode (docs/formats/repository.md).
 type Mode string
 
 // The storage modes. ModeArchive is written to config as "archive-z2",
@@ -69,7 +69,7 @@ func (r *Repo) commitStep(step string) {
 
 // DefaultZlibLevel is the deflate level for archive repositories whose
 // config does not set [archive] zlib-level (which wins when set). Any level
-// reads back identically: checksums are over uncompressed data (spec §1.6).
+// reads back identically: checksums are over uncompressed data (docs/formats/objects.md).
 // libostree defaults to 6; strata uses 2, measured with klauspost/flate on
 // the 650 MB, 16k-file Debian corpus (scripts/corpus), one core:
 //

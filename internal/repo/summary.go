@@ -14,7 +14,7 @@ import (
 	"github.com/strata-os/strata/internal/ostree"
 )
 
-// The files of a published repository's index (spec §6).
+// The files of a published repository's index (docs/formats/summary.md).
 const (
 	SummaryFile    = "summary"
 	SummarySigFile = "summary.sig"
@@ -26,12 +26,12 @@ type SummaryOptions struct {
 	// nil means time.Now.
 	Now func() time.Time
 	// Sign, if set, returns the summary.sig to publish for the summary
-	// bytes it is given (an a{sv} of signatures, spec §5.4).
+	// bytes it is given (an a{sv} of signatures, docs/formats/signatures.md).
 	Sign func(summary []byte) ([]byte, error)
 }
 
 // BuildSummary computes the summary of the repository's local refs
-// (refs/heads) the way `ostree summary -u` does (spec §6.1): one entry per
+// (refs/heads) the way `ostree summary -u` does (docs/formats/summary.md): one entry per
 // ref with the commit's size, checksum, version and timestamp, and the
 // additional metadata mode, last-modified, tombstone-commits and
 // indexed-deltas. Remote refs are not published. It writes nothing.
@@ -62,7 +62,7 @@ func (r *Repo) BuildSummary(now time.Time) (*ostree.Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Key order as libostree's GVariantDict yields it (spec §6.1).
+	// Key order as libostree's GVariantDict yields it (docs/formats/summary.md).
 	s.Metadata.Set(ostree.SummaryMode, gvariant.NewVariant("s", r.mode.configName()))
 	s.Metadata.Set(ostree.SummaryLastModified, ostree.BETimestamp(uint64(now.Unix())))
 	s.Metadata.Set(ostree.SummaryTombstones, gvariant.NewVariant("b", tombstones))

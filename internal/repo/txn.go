@@ -24,7 +24,7 @@ import (
 // directory (tmp/staging-BOOTID-RANDOM) and become visible in objects/ only
 // in Commit, after one syncfs; refs are written last. That is the single
 // commit point of every write: a crash at any earlier moment leaves refs
-// where they were and only unreachable, complete objects behind (spec §4.2).
+// where they were and only unreachable, complete objects behind (docs/formats/repository.md).
 //
 // A staging directory left by a killed process of the same boot is adopted
 // by the next transaction, so an interrupted pull or commit resumes without
@@ -190,7 +190,7 @@ func (t *Txn) writeMetadata(typ ostree.ObjectType, c ostree.Checksum, data []byt
 }
 
 // WriteCommitMeta replaces a commit's detached metadata (not content
-// addressed, spec §5.3).
+// addressed, docs/formats/signatures.md).
 func (t *Txn) WriteCommitMeta(c ostree.Checksum, data []byte) error {
 	if _, err := ostree.ParseMetadata(data); err != nil {
 		return fmt.Errorf("detached metadata of %s: %w", c, err)

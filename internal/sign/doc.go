@@ -1,5 +1,5 @@
 // Package sign signs and verifies OSTree commits and summaries the way libostree's signature
-// engines do (spec/ostree-format.md §5.3–5.4): signatures live in detached metadata, an a{sv}
+// engines do (docs/formats/signatures.md): signatures live in detached metadata, an a{sv}
 // stored as objects/XX/REST.commitmeta for a commit and as summary.sig for a summary, where each
 // engine appends to an aay under its own key. The signed bytes are the commit object or the
 // summary file, exactly as stored.
@@ -22,7 +22,7 @@
 //     of commit C1 in signing/C1.commitmeta.ed25519 are reproduced byte for byte, and that
 //     commitmeta verifies. The ostree build that made the vectors has no libsodium, so this
 //     file was crafted to the engine's documented format and only its container was checked by
-//     ostree (spec §5.3, §10.3); the signature itself is RFC 8032 Ed25519, which libsodium
+//     ostree (docs/formats/signatures.md); the signature itself is RFC 8032 Ed25519, which libsodium
 //     implements.
 //   - Appending: AddSignature from empty reproduces ostree's own writes exactly: the two dummy
 //     signatures of C1's .commitmeta (a second signature appended after the first),

@@ -24,7 +24,7 @@ var (
 
 // GPGVerifier verifies the OpenPGP signatures of ostree's gpg engine: each element of the
 // MetadataKeyGPG aay is one binary (non-armored) detached signature over the signed bytes, as
-// `ostree gpg-sign` writes it (spec/ostree-format.md §5.3). A signature counts when it verifies
+// `ostree gpg-sign` writes it (docs/formats/signatures.md). A signature counts when it verifies
 // with a key of the keyring that is neither expired nor revoked at the verifier's clock, and
 // the signature itself has not expired.
 type GPGVerifier struct {

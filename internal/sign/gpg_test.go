@@ -133,7 +133,7 @@ func TestGPGSignVerify(t *testing.T) {
 	}
 
 	// Signed as `ostree gpg-sign` does: over the commit bytes, appended to the detached metadata,
-	// here beside the spec's ed25519 signature.
+	// here beside the vector's ed25519 signature.
 	meta, err := sign.Append(v.c1Ed25519, v.c1, signer)
 	if err != nil {
 		t.Fatal(err)

@@ -18,12 +18,12 @@ import (
 
 // PublicKey is an Ed25519 public key. Its text form, used in trusted-key files and in the
 // remote option verification-ed25519-key, is the standard padded base64 of its 32 bytes
-// (spec/ostree-format.md §5.3). Keys are comparable, so they can index maps.
+// (docs/formats/signatures.md). Keys are comparable, so they can index maps.
 type PublicKey [ed25519.PublicKeySize]byte
 
 // SecretKey is an Ed25519 secret key in libsodium's 64-byte layout, seed || public key, which
 // is also crypto/ed25519's PrivateKey layout. Its text form is the base64 of the 64 bytes, as
-// ostree's ed25519 engine reads it (spec/ostree-format.md §5.3).
+// ostree's ed25519 engine reads it (docs/formats/signatures.md).
 type SecretKey [ed25519.PrivateKeySize]byte
 
 // String returns the base64 form of the key.

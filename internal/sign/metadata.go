@@ -8,7 +8,7 @@ import (
 )
 
 // Metadata keys under which the signature engines store their signatures, each an aay with
-// one signature per element (spec/ostree-format.md §5.3).
+// one signature per element (docs/formats/signatures.md).
 const (
 	MetadataKeyEd25519 = "ostree.sign.ed25519"
 	MetadataKeyGPG     = "ostree.gpgsigs"
@@ -119,7 +119,7 @@ func (m Metadata) AddSignature(key string, sig []byte) (Metadata, error) {
 //
 // When meta is empty or holds only engineKey, the result is byte-for-byte what ostree writes.
 // With several keys ostree rebuilds the dictionary through GVariantDict, whose order is a hash
-// order (spec/ostree-format.md §5.3); here the order is kept and a new key goes last. Both are
+// order (docs/formats/signatures.md); here the order is kept and a new key goes last. Both are
 // the same dictionary to every reader.
 func AddSignature(meta []byte, engineKey string, sig []byte) ([]byte, error) {
 	m, err := ParseMetadata(meta)

@@ -13,7 +13,7 @@ import (
 )
 
 // TestAddSignatureMatchesOstree builds detached metadata from empty and compares it with the
-// bytes in the vectors: ostree's own writes (dummy signatures, gpg-sign) and the spec's ed25519
+// bytes in the vectors: ostree's own writes (dummy signatures, gpg-sign) and the ed25519
 // vector.
 func TestAddSignatureMatchesOstree(t *testing.T) {
 	t.Parallel()

@@ -38,7 +38,7 @@ func (e *classError) Unwrap() error { return e.class }
 //
 // A commit is signed by signing the exact bytes of the commit object and appending the
 // signature to the commit's .commitmeta; a summary by signing the summary file and appending
-// to summary.sig (spec/ostree-format.md §5.3–5.4):
+// to summary.sig (docs/formats/signatures.md):
 //
 //	meta, err := sign.Append(oldMeta, commitBytes, sign.NewEd25519Signer(key))
 type Signer interface {
@@ -66,7 +66,7 @@ type Result struct {
 
 // Verify checks data (commit object or summary bytes) against its detached metadata. It
 // succeeds when any signature under any verifier's key verifies with any of that verifier's
-// trusted keys, as ostree does (spec/ostree-format.md §5.3). Otherwise the error wraps
+// trusted keys, as ostree does (docs/formats/signatures.md). Otherwise the error wraps
 // errdefs.ErrInvalid for malformed metadata, ErrNoSignature when there is no signature to
 // check, or ErrUntrusted with the reason for each signature.
 func Verify(data, detachedMeta []byte, verifiers ...Verifier) (Result, error) {

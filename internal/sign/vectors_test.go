@@ -11,7 +11,7 @@ import (
 	"github.com/strata-os/strata/internal/testutil"
 )
 
-// Spec vector (spec/ostree-format.md §10.3): seed 00..1f, its keys in ostree's base64 forms,
+// The ed25519 vector (docs/formats/vectors.md): seed 00..1f, its keys in ostree's base64 forms,
 // and its signature over the 158 bytes of commit C1.
 const (
 	specSecret    = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8DoQe/884Qvh1w3RjnS8CZZ+TWMJulDV8d3IZkElUxuA=="

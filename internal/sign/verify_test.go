@@ -63,7 +63,7 @@ func TestVerifyEd25519(t *testing.T) {
 	otherKey, other := genKey(t, 0x42)
 	_, third := genKey(t, 0x43)
 
-	// A trusted-keys file with several keys, the spec key in the middle.
+	// A trusted-keys file with several keys, the vector key in the middle.
 	keyFile := filepath.Join(t.TempDir(), "trusted.ed25519")
 	content := "# release keys\n" + other.String() + "\n\n" + spec.String() + "\n" + third.String() + "\n"
 	if err := os.WriteFile(keyFile, []byte(content), 0o644); err != nil {

@@ -5,7 +5,7 @@ import (
 )
 
 // blsEntry is a Boot Loader Specification type #1 entry as libostree reads
-// and writes it (ostree-bootconfig-parser.c, spec §8.6): "key value"
+// and writes it (ostree-bootconfig-parser.c, docs/formats/sysroot.md): "key value"
 // lines; a repeated initrd key holds overlay initrds; other repeated keys
 // keep the last value.
 type blsEntry struct {

@@ -6,7 +6,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// The entry ostree 2022.7 wrote in the sysroot transcript (spec §8.6).
+// The entry ostree 2022.7 wrote in the sysroot transcript (docs/formats/sysroot.md).
 const transcriptEntry = `title Fake OS 2 (ostree:0)
 version 2
 options root=LABEL=root rw ostree=/ostree/boot.0/fakeos/1bbb7d14720c044a6be64ccc93ca65d1800e7a7a709b96f4c903f2e75b1b469c/0

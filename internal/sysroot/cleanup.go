@@ -25,7 +25,7 @@ type CleanupStats struct {
 // those of other stateroots; with nothing booted: indexes 0 and 1 and the
 // pinned ones) and undeploys the others in one switch (WriteDeployments),
 // then sweeps what no entry references, as `ostree admin cleanup` does
-// (spec §8.7): the other boot version's loader.N and symlink farms,
+// (docs/formats/sysroot.md): the other boot version's loader.N and symlink farms,
 // deployment directories (immutable attribute cleared first) and their
 // origins, boot/ostree directories, then rewrites the deployment refs
 // ostree/B/S/I and prunes the repository to what refs reach (depth 0).

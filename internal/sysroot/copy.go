@@ -16,7 +16,7 @@ import (
 // copyTree copies the tree at src to dst (which must not exist) as real
 // copies, never hardlinks: directories, regular files, symlinks and
 // device/fifo nodes, with owner, mode and extended attributes. It is how
-// a deployment's etc is made from its usr/etc (spec §8.4 step 3), so that
+// a deployment's etc is made from its usr/etc (Deploy step 4 in docs/formats/sysroot.md), so that
 // editing /etc never changes a repository object.
 func copyTree(src, dst string) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {

@@ -35,7 +35,7 @@ type DeployOptions struct {
 }
 
 // Deploy deploys rev (a ref or checksum of the sysroot repository) in the
-// stateroot osname, as `ostree admin deploy` does (spec §8.4):
+// stateroot osname, as `ostree admin deploy` does (docs/formats/sysroot.md):
 //
 //  1. a prepare-cleanup removes leftovers of interrupted operations, so a
 //     deploy re-run after a crash converges on the same serial;

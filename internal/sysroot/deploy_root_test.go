@@ -18,7 +18,7 @@ import (
 )
 
 const (
-	bcsum1 = "88e5fa6e0596b2c2d4983d41f74ca9af221155fdd7270654a9aa81a093d76b18" // spec §8.3 vector
+	bcsum1 = "88e5fa6e0596b2c2d4983d41f74ca9af221155fdd7270654a9aa81a093d76b18" // docs/formats/vectors.md
 	kver   = sysroottest.FakeKernelVersion
 )
 

@@ -21,7 +21,7 @@ type Deployment struct {
 	Checksum ostree.Checksum // commit checked out
 	Serial   int             // deploy serial: the N of CHECKSUM.N
 
-	// BootChecksum names the kernel+initramfs (spec §8.3);
+	// BootChecksum names the kernel+initramfs (docs/formats/sysroot.md);
 	// BootSerial counts deployments sharing it, in list order.
 	BootChecksum string
 	BootSerial   int
@@ -120,7 +120,7 @@ func parseBootLink(s string) (bootLink, error) {
 	return bootLink{bv, m[2], m[3], bs}, nil
 }
 
-// Origin groups and keys libostree and rpm-ostree use (spec §10.3).
+// Origin groups and keys libostree and rpm-ostree use (docs/formats/sysroot.md).
 const (
 	originGroup    = "origin"
 	transientGroup = "libostree-transient"

@@ -3,7 +3,7 @@
 // ostree/deploy/OS/deploy/CHECKSUM.SERIAL), their .origin files, the
 // /etc three-way merge, the kernels and BLS entries under /boot, and the
 // atomic switch between two boot versions. It is what `ostree admin`
-// does, as a library (spec/ostree-format.md §8–9, spec/protocols.md §10).
+// does, as a library (docs/formats/sysroot.md).
 //
 // Compatibility is the point: the on-disk layout is the one libostree
 // 2022.7 writes, so `ostree admin status --sysroot S` lists strata's
@@ -11,7 +11,7 @@
 // strata loads, deploys on, rolls back and undeploys sysroots that
 // `ostree admin` made. Both take the same lock (S/ostree/lock).
 //
-// Vocabulary (spec/protocols.md §10.1): a sysroot holds an ordered list
+// Vocabulary (docs/formats/sysroot.md): a sysroot holds an ordered list
 // of deployments; index 0 is the default for the next boot. The booted
 // deployment is the one the running kernel's ostree= argument names;
 // pending is a default that is not booted; rollback is the one after the

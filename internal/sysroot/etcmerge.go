@@ -12,11 +12,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The /etc three-way merge of libostree 2022.7 (spec/ostree-format.md §9;
+// The /etc three-way merge of libostree 2022.7 (docs/formats/sysroot.md;
 // ostree-sysroot-deploy.c merge_configuration_from and ostree-diff.c
 // ostree_diff_dirs with OSTREE_DIFF_FLAGS_IGNORE_XATTRS).
 //
-// Vocabulary, as in the spec: OLD_DEFAULT is the merge deployment's usr/etc,
+// Vocabulary, as in docs/formats/sysroot.md: OLD_DEFAULT is the merge deployment's usr/etc,
 // OLD_ETC its etc (defaults plus local changes), NEW_ETC the new
 // deployment's etc, which starts as a copy of the new usr/etc. The local
 // changes are the diff OLD_DEFAULT → OLD_ETC; they are replayed on NEW_ETC
@@ -276,7 +276,7 @@ func etcKind(mode uint32) etcFileKind {
 }
 
 // sameFile reports whether two entries of the same kind have the same
-// ostree checksum with xattrs ignored (spec §3.2, §3.4): uid, gid and the
+// ostree checksum with xattrs ignored (docs/formats/objects.md): uid, gid and the
 // whole st_mode, plus the target of a symlink and the content of a regular
 // file. The header carries no rdev, so devices differing only in number
 // are the same.

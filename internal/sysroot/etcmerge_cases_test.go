@@ -27,12 +27,12 @@ type etcMergeCase struct {
 // 2, effective) granting cap_net_raw.
 const capNetRaw = "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
 
-// etcMergeCases are the rows of spec §9's table, then the edges libostree's
+// etcMergeCases are the rows of the table in docs/formats/sysroot.md, then the edges libostree's
 // code has (ostree-sysroot-deploy.c, copy_modified_config_file and
 // ensure_directory_from_template).
 func etcMergeCases() []etcMergeCase {
 	return []etcMergeCase{
-		// spec §9, CONFIRMED table.
+		// The table of docs/formats/sysroot.md.
 		{name: "unchanged takes the new default",
 			oldDefault: []etcEntry{eFile("unchanged.conf", "unchanged v1")},
 			oldEtc:     []etcEntry{eFile("unchanged.conf", "unchanged v1")},

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// kernelLayout is the kernel of a deployment (spec §8.3): the first
+// kernelLayout is the kernel of a deployment (docs/formats/sysroot.md): the first
 // directory usr/lib/modules/KVER (in directory order, as libostree
 // iterates) holding a regular file vmlinuz.
 type kernelLayout struct {

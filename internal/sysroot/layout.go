@@ -13,7 +13,7 @@ import (
 	"github.com/strata-os/strata/internal/repo"
 )
 
-// Top-level directories of `ostree admin init-fs` (spec §8.1), with
+// Top-level directories of `ostree admin init-fs` (docs/formats/sysroot.md), with
 // their modes.
 var initFSDirs = []struct {
 	name string
@@ -25,7 +25,7 @@ var initFSDirs = []struct {
 
 // Init makes path a sysroot with the stateroot osname: the layout of
 // `ostree admin init-fs PATH` followed by `ostree admin os-init OSNAME`
-// (spec §8.1), with the repository at ostree/repo in mode bare. It is
+// (docs/formats/sysroot.md), with the repository at ostree/repo in mode bare. It is
 // idempotent: what exists is kept. A directory that holds anything but
 // the sysroot's own entries is refused with errdefs.ErrFailedPrecondition,
 // so that Init never turns a random directory into a sysroot.

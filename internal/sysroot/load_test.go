@@ -18,7 +18,7 @@ const (
 )
 
 // handMade builds, without strata's writer, the layout ostree admin
-// leaves after two deploys of fakeos (spec §8.2): boot version 1,
+// leaves after two deploys of fakeos (docs/formats/sysroot.md): boot version 1,
 // subboot version 1; B.0 is the newer default, A.0 the older.
 func handMade(t *testing.T) string {
 	t.Helper()

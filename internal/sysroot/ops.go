@@ -44,7 +44,7 @@ func (s *Sysroot) Undeploy(ctx context.Context, index int) (Deployment, error) {
 }
 
 // Rollback makes the rollback deployment the default, with rpm-ostree's
-// meaning (spec/protocols.md §10.2): if the default is the booted
+// meaning (docs/formats/sysroot.md): if the default is the booted
 // deployment, the one after it becomes the default; otherwise the booted
 // deployment becomes the default again. With nothing booted, deployments
 // 0 and 1 trade places. A staged deployment is discarded. Fewer than two

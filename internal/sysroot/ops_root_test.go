@@ -92,7 +92,7 @@ func TestDeployBadInputChangesNothing(t *testing.T) {
 
 // TestRollbackSameKernelSwapsSubbootversion: two deployments with the
 // same kernel, kargs and version trade places by swapping only
-// ostree/boot.B (spec §8.5), the BLS entries untouched.
+// ostree/boot.B (docs/formats/sysroot.md), the BLS entries untouched.
 func TestRollbackSameKernelSwapsSubbootversion(t *testing.T) {
 	s, sr := newSysroot(t)
 	ctx := context.Background()

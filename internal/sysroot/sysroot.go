@@ -44,7 +44,8 @@ type options struct {
 type Option func(*options)
 
 // WithStepHook installs fn, called after each named step of every
-// multi-step operation (see the step names in steps.go). A non-nil
+// multi-step operation (each operation lists its step names under "Steps:"
+// in its documentation; docs/crash-matrix.md). A non-nil
 // error aborts the operation there; an error that wraps ErrCrash
 // simulates a power loss: the operation returns it at once and undoes
 // nothing, leaving the disk as a crash at that instant would.
@@ -228,7 +229,7 @@ func (s *Sysroot) nonStaged() []Deployment {
 func (s *Sysroot) abs(rel string) string { return filepath.Join(s.path, rel) }
 
 // load reads the state the way sysroot_load_from_bootloader_configs does
-// (spec §8.6 "Loading").
+// (docs/formats/sysroot.md).
 func (s *Sysroot) load() error {
 	bv, err := s.readBootversion()
 	if err != nil {

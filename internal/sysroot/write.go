@@ -23,7 +23,7 @@ import (
 // list; otherwise it is discarded. The booted deployment cannot be left
 // out (errdefs.ErrFailedPrecondition).
 //
-// The switch (write_deployments_with_options, spec §8.5) has exactly one
+// The switch (write_deployments_with_options, docs/formats/sysroot.md) has exactly one
 // commit point. If the new list differs from the current one only in
 // which deployment directories the entries point to (same length and,
 // index by index, the same boot checksum, kernel arguments and commit
@@ -316,7 +316,7 @@ func (s *Sysroot) writeNewBootversion(ctx context.Context, nl []Deployment) (err
 }
 
 // installDeploymentKernel installs d's kernel into bootDir and writes its
-// BLS entry (install_deployment_kernel, spec §8.6).
+// BLS entry (install_deployment_kernel, docs/formats/sysroot.md).
 func (s *Sysroot) installDeploymentKernel(nb int, d Deployment, n int, showOS bool, bootDir, entries string) error {
 	root := s.abs(d.Path())
 	k, err := findKernel(root)

@@ -16,8 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// vectorsArchive is the repository copy of ../shared/testdata/ostree-vectors.tar.gz: repos, objects
-// and transcripts made by /usr/bin/ostree 2022.7 (spec/ostree-format.md §10).
+// vectorsArchive holds the OSTree test vectors (docs/formats/vectors.md): repos, objects
+// and transcripts made by /usr/bin/ostree 2022.7 (docs/formats/vectors.md).
 const vectorsArchive = "testdata/ostree-vectors.tar.gz"
 
 // Vectors extracts the OSTree test vectors into a fresh temporary directory (removed when the test

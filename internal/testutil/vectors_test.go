@@ -58,7 +58,7 @@ func TestVectorsMatchArchive(t *testing.T) {
 	if entries == 0 {
 		t.Fatal("the vectors archive has no entries")
 	}
-	// The bare-user repo is unreadable without its user.ostreemeta xattrs (spec/ostree-format.md):
+	// The bare-user repo is unreadable without its user.ostreemeta xattrs (docs/formats/repository.md):
 	// make sure the archive still carries them, so that the check above exercised them.
 	if bareUserMeta == 0 {
 		t.Error("no repo-bare-user .file object in the archive carries user.ostreemeta")

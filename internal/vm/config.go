@@ -135,7 +135,7 @@ func resolveAccel(a Accel, env string) (Accel, error) {
 }
 
 // smp returns the vCPU count: under multi-threaded TCG more vCPUs than host cores soft-lock
-// the guest (spec/vm-boot.md §1).
+// the guest (docs/vm.md).
 func smp(want, hostCores int, accel Accel) int {
 	if want <= 0 {
 		want = min(2, hostCores)

@@ -16,7 +16,7 @@
 //
 // Acceleration is TCG unless the caller (or STRATA_VM_ACCEL=kvm) says KVM: on hosts where
 // /dev/kvm is a nested software layer, KVM passes cheap probes but cannot boot a kernel
-// (spec/vm-boot.md §1), so only a real boot proves it.
+// (docs/vm.md), so only a real boot proves it.
 //
 // It does not build disk images or initramfs archives (internal/image and the tests' vmtest do),
 // and it does not parse what the guest prints beyond markers and patterns.

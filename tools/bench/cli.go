@@ -12,7 +12,7 @@ const benchTimestamp = 1700000000
 const benchBranch = "bench"
 
 // cli renders one benchmarked program's command lines. Each method returns an argv (program
-// first). The strata forms follow DESIGN.md's command surface; the ostree forms are the
+// first). The strata forms follow docs/design.md's command surface; the ostree forms are the
 // equivalent `ostree` 2022.7 invocations. A new operation adds a method here and one op in ops.go.
 type cli interface {
 	name() string

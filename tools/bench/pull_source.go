@@ -98,7 +98,7 @@ func (s *pullSource) makeNext(ctx context.Context, c cli) error {
 }
 
 // setRef points the source's benchBranch at commit. The source has no summary, so clients
-// read refs/heads/bench (spec/ostree-format.md §6.3 A).
+// read refs/heads/bench (docs/formats/summary.md, the client step 1).
 func (s *pullSource) setRef(commit string) error {
 	if err := os.Remove(filepath.Join(s.dir, "summary")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err

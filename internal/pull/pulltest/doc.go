@@ -15,5 +15,5 @@
 // Nothing here sleeps to wait: a stalled handler blocks on a channel that the test's Cleanup
 // closes (or on the client going away), and the slow drip is paced by a ticker.
 //
-// Only tests and tools/bench import it. Layer: test helper (STYLE.md §3).
+// Only tests and tools/bench import it. Layer: test helper (docs/conventions.md).
 package pulltest

@@ -61,7 +61,7 @@ func Suffix(s string) Match { return func(path string) bool { return strings.Has
 // Object matches the URL path of one object in an archive repository.
 func Object(n ostree.ObjectName) Match { return Path(ObjectPath(n)) }
 
-// ObjectPath is the URL path of an object in an archive repository (spec §6.2).
+// ObjectPath is the URL path of an object in an archive repository (docs/formats/summary.md).
 func ObjectPath(n ostree.ObjectName) string {
 	return "objects/" + ostree.LoosePath(n.Checksum, n.Type, true)
 }

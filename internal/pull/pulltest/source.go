@@ -261,7 +261,7 @@ func bytesOf(b byte, n int) []byte {
 	return out
 }
 
-// PublicKeyBase64 is the public key in ostree's form: base64 of its 32 bytes (spec §5.3).
+// PublicKeyBase64 is the public key in ostree's form: base64 of its 32 bytes (docs/formats/signatures.md).
 func PublicKeyBase64(k ed25519.PrivateKey) string {
 	return base64.StdEncoding.EncodeToString(k.Public().(ed25519.PublicKey))
 }
@@ -285,7 +285,7 @@ func WriteKeys(t testing.TB, k ed25519.PrivateKey) (secret, public string) {
 }
 
 // signatures builds the a{sv} ostree stores in .commitmeta and summary.sig:
-// {"ostree.sign.ed25519": <aay [sig...]>} (spec §5.3–5.4).
+// {"ostree.sign.ed25519": <aay [sig...]>} (docs/formats/signatures.md).
 func signatures(data []byte, keys ...ed25519.PrivateKey) ([]byte, error) {
 	sigs := make([]any, len(keys))
 	for i, k := range keys {

@@ -23,7 +23,7 @@ const kvmProbeTimeout = 30 * time.Second
 // Accel returns the accelerator for VM tests: $STRATA_VM_ACCEL when set; otherwise KVM only if
 // Debian's kernel, booted directly under KVM, reached its marker on this host, and TCG if not.
 // Probing with "-M none" is no proof: on nested-PVM hosts it passes while no kernel boots
-// (spec/vm-boot.md §1). The verdict is cached per host kernel and QEMU version.
+// (docs/vm.md). The verdict is cached per host kernel and QEMU version.
 func Accel(t testing.TB) vm.Accel {
 	t.Helper()
 	if env := os.Getenv(vm.AccelEnv); env != "" {

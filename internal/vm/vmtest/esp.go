@@ -17,7 +17,7 @@ const SystemdBoot = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
 
 // ESP describes a GPT disk with one EFI system partition holding systemd-boot (at the
 // removable-media path EFI/BOOT/BOOTX64.EFI, so no NVRAM boot entry is needed) and BLS type #1
-// entries (spec/protocols.md §7).
+// entries (docs/boot.md).
 type ESP struct {
 	// Files maps ESP paths ("vmlinuz", "loader/entries/a.conf") to host files to copy.
 	Files map[string]string
@@ -32,7 +32,7 @@ type ESP struct {
 const DefaultLoaderConf = "timeout 0\neditor no\nauto-entries no\nauto-firmware no\nconsole-mode keep\n"
 
 // ESPDisk builds the disk image of spec with sfdisk, mkfs.vfat and mtools, without loop
-// devices (spec/vm-boot.md §5), and returns its path.
+// devices (docs/vm.md), and returns its path.
 func ESPDisk(t testing.TB, spec ESP) string {
 	t.Helper()
 	testutil.RequireTool(t, "sfdisk", "fdisk")
@@ -67,7 +67,7 @@ func ESPDisk(t testing.TB, spec ESP) string {
 	f.Close()
 	run(fmt.Sprintf("label: gpt\nstart=1MiB, size=%dMiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=ESP\n", size), "sfdisk", "-q", img)
 	// -s 1: FAT32 on a small partition needs one sector per cluster, or mtools later runs out of
-	// directory slots (spec/vm-boot.md §6).
+	// directory slots (docs/vm.md).
 	run("", "mkfs.vfat", "-F", "32", "-S", "512", "-s", "1", "-n", "ESP", "--offset=2048", img, fmt.Sprint(size*1024))
 	esp := img + "@@1M"
 	files := map[string]string{"EFI/BOOT/BOOTX64.EFI": SystemdBoot}
