@@ -13,17 +13,19 @@ STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 # Go sources checked by gofmt: the ones `go build ./...` sees (no .cache, no testdata).
 GOFILES      = $(shell find . \( -path ./.git -o -path ./.cache -o -path ./bin -o -name testdata \) -prune -o -name '*.go' -print)
 
-.PHONY: all build test test-short lint fuzz bench demo e2e e2e-short clean help
+.PHONY: all build deps test test-short lint fuzz bench demo e2e e2e-short clean help
 
 all: build
 
 help:
+	@echo 'make demo        scripts/deps, then scripts/demo: compose, image, boot, upgrade and automatic rollback in QEMU (~9 min)'
+	@echo 'make test        scripts/deps, lint, then unit + root + peer tests (tags: $(TAGS))'
+	@echo 'make lint        gofmt, go vet, staticcheck, go mod tidy -diff'
 	@echo 'make build       build $(BIN) (static, CGO_ENABLED=0)'
-	@echo 'make test        gofmt, go vet, staticcheck, then unit + root + peer tests (tags: $(TAGS))'
+	@echo 'make deps        scripts/deps: install the missing Debian packages and staticcheck'
 	@echo 'make test-short  unit tests only (go test ./...)'
 	@echo 'make fuzz        run every Fuzz* target for FUZZTIME (default $(FUZZTIME))'
 	@echo 'make bench       strata against the ostree binary on the same corpus (tools/bench)'
-	@echo 'make demo        scripts/demo: compose, image, boot, upgrade and automatic rollback in QEMU (~9 min)'
 	@echo 'make e2e         end-to-end boot test in QEMU (internal/e2e, ~14 min; E2ERUN selects steps)'
 	@echo 'make e2e-short   its first steps: compose, image, boot, upgrade (~5 min; CI runs it)'
 	@echo 'make clean       remove bin/ and .cache/'
@@ -31,15 +33,20 @@ help:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN) ./cmd/strata
 
+# scripts/deps installs what is missing (apt packages, staticcheck) and is quiet when all is there.
+deps:
+	@./scripts/deps
+
 lint:
 	@unformatted=$$(gofmt -l $(GOFILES)); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet -tags '$(TAGS)' ./...
 	@if [ ! -x $(STATICCHECK) ]; then echo "$(STATICCHECK) not found: run scripts/deps"; exit 1; fi
 	$(STATICCHECK) -tags '$(TAGS)' ./...
+	$(GO) mod tidy -diff
 
 # Lint failures do not hide test results: the tests run anyway and the target fails at the end.
-test:
+test: deps
 	@status=0; \
 	$(MAKE) --no-print-directory lint || status=1; \
 	echo "$(GO) test -tags '$(TAGS)' -count=1 -timeout $(TESTTIMEOUT) ./..."; \
@@ -62,7 +69,7 @@ fuzz:
 bench: build
 	$(GO) run ./tools/bench
 
-demo: build
+demo: deps build
 	./scripts/demo
 
 # The end-to-end test (internal/e2e): compose, image, boot, upgrade, fallback, power cuts, in
