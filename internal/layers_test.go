@@ -1,5 +1,7 @@
-// Package internal_test enforces the package layering of docs/conventions.md over the real import graph
-// (cf. google/go-containerregistry:pkg/registry/depcheck_test.go).
+// Package internal_test holds the repository-wide rules: the package layering of
+// docs/conventions.md, checked over the real import graph (cf.
+// google/go-containerregistry:pkg/registry/depcheck_test.go), and the documentation paths
+// (docs_test.go).
 package internal_test
 
 import (
@@ -7,10 +9,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go/build/constraint"
 	"io"
+	"os"
 	"os/exec"
-	"path"
+	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 
@@ -19,41 +24,83 @@ import (
 
 const module = "github.com/strata-os/strata"
 
-// Layers of the packages under internal/ and cmd/, by path inside the module (docs/conventions.md).
-// A new package must be added here; test-helper packages (testutil, *test) need no entry.
+// Layers of the packages under internal/, cmd/ and tools/, by path inside the module
+// (docs/design.md describes each). A new package must be added here, to helpers or to testOnly.
 var layers = map[string]int{
 	// L0: stdlib-like helpers and pure formats; standard library, golang.org/x/sys and
 	// internal/errdefs only.
 	"internal/errdefs":  0,
 	"internal/fsutil":   0,
 	"internal/gvariant": 0,
-	"internal/keyfile":  0, // GKeyFile format (repo config, origin files); pure like gvariant
-	"internal/runner":   0,
+	"internal/keyfile":  0, // GKeyFile (repository config, origin files); pure like gvariant
+	"internal/distro":   0, // planned: fixed paths and tool names of a node
 	// L1: object model and wire formats.
 	"internal/ostree": 1,
 	"internal/sign":   1,
-	// L2: stores and mechanisms.
+	// L2: stores and mechanisms. Same-layer imports need an entry in sameLayer.
 	"internal/repo":       2,
 	"internal/pull":       2,
 	"internal/sysroot":    2,
 	"internal/bootloader": 2,
+	"internal/boot":       2, // planned: the node's boot policy over bootloader and sysroot
 	"internal/image":      2,
-	"internal/vm":         2,
 	"internal/initramfs":  2,
+	"internal/vm":         2,
 	// L3: services; they never import each other.
-	"internal/deploy":      3,
-	"internal/health":      3,
 	"internal/compose":     3,
-	"internal/provision":   3,
-	"internal/agent":       3,
 	"internal/prepareroot": 3,
 	// L4: commands and wiring; nothing imports internal/cli but cmd/strata.
 	"internal/cli": 4,
-	// The binary: main only runs the root command of internal/cli (docs/conventions.md).
+	// The binary: main only runs the root command of internal/cli.
 	"cmd/strata": layerMain,
+	// Programs beside the product (make bench): they may use any product package, but no
+	// test helper and not internal/cli.
+	"tools/bench":       layerTool,
+	"tools/bench/synth": layerTool,
 }
 
-const layerMain = 5
+// planned are the packages in the tables that do not exist yet; every other entry must exist.
+var planned = []string{"internal/boot", "internal/distro"}
+
+// helpers are the test-helper packages: imported by _test.go files (and by other helpers)
+// only. They may import any layer.
+var helpers = []string{
+	"internal/testutil",
+	"internal/pull/pulltest",
+	"internal/sysroot/sysroottest",
+	"internal/vm/vmtest",
+}
+
+// testOnly are packages that hold only tests (and a doc.go): nothing imports them.
+var testOnly = []string{
+	"internal", // these rules
+	"internal/e2e",
+	"internal/interop",
+}
+
+// sameLayer is the allow-list of imports between two packages of the same layer below L3,
+// with the reason each one is intended. L0 packages import only internal/errdefs, and L3
+// services never import each other.
+var sameLayer = map[[2]string]string{
+	{"internal/pull", "internal/repo"}:        "pull stores what it fetches in a repository",
+	{"internal/sysroot", "internal/repo"}:     "a sysroot's deployments are checkouts of its repository",
+	{"internal/image", "internal/repo"}:       "an image's sysroot repository is filled from the source repository",
+	{"internal/image", "internal/sysroot"}:    "an image holds a sysroot that package sysroot deploys",
+	{"internal/image", "internal/bootloader"}: "an image's first boot entry is written without a boot counter (bootloader.Options)",
+	{"internal/image", "internal/boot"}:       "an image's ESP is written by the node's own boot policy",
+	{"internal/boot", "internal/bootloader"}:  "boot policy over the ESP mechanism",
+	{"internal/boot", "internal/sysroot"}:     "boot policy reads and switches the sysroot's deployments",
+}
+
+// notAllowed are imports that the layers would allow but the design rules out, with the reason.
+var notAllowed = map[[2]string]string{
+	{"internal/compose", "internal/image"}: "compose installs the boot units through internal/boot, not through the image builder",
+}
+
+const (
+	layerMain = 5
+	layerTool = 6
+)
 
 // L0 may use these third-party modules and no other.
 var l0Modules = []string{"golang.org/x/sys"}
@@ -69,39 +116,73 @@ type pkg struct {
 
 // rel returns the package's path inside this module, or "" for a package of another module.
 func rel(importPath string) string {
+	if importPath == module {
+		return "."
+	}
 	if r, ok := strings.CutPrefix(importPath, module+"/"); ok {
 		return r
 	}
 	return ""
 }
 
-// isHelper reports whether a module package is a test helper (testutil, vmtest, repotest, ...),
-// which only tests may import, or a black-box test package (interop, e2e) that holds only tests.
-func isHelper(relPath string) bool {
-	base := path.Base(relPath)
-	return base == "testutil" || base == "interop" || base == "e2e" || strings.HasSuffix(base, "test")
-}
-
 func layerName(l int) string {
-	if l == layerMain {
+	switch l {
+	case layerMain:
 		return "main"
+	case layerTool:
+		return "tool"
 	}
 	return fmt.Sprintf("L%d", l)
 }
 
-// checkPackage returns an error when a package under internal/ or cmd/ has no place in the table.
+// checkPackage returns an error when a package found under internal/, cmd/ or tools/ has no
+// place in the tables.
 func checkPackage(relPath string) error {
-	if isHelper(relPath) {
+	if slices.Contains(helpers, relPath) || slices.Contains(testOnly, relPath) {
 		return nil
 	}
 	if _, ok := layers[relPath]; !ok {
-		return fmt.Errorf("package %s has no layer: add it to the layers table in internal/layers_test.go (STYLE.md §2 lists the layers)", relPath)
+		return fmt.Errorf("package %s has no layer: add it to the layers table in internal/layers_test.go (or to helpers or testOnly); docs/design.md describes the layers", relPath)
 	}
 	return nil
 }
 
-// checkEdge returns an error when the non-test import from → to breaks docs/conventions.md. from is a
-// module package; to is any package, described by the go list entry of to (nil if go list had none).
+// checkTables returns an error for every table entry that names a package go list did not find
+// and that is not planned, and for every rule about such a package.
+func checkTables(found map[string]bool) []error {
+	var errs []error
+	exists := func(p string) bool { return found[p] || slices.Contains(planned, p) }
+	var names []string
+	for p := range layers {
+		names = append(names, p)
+	}
+	names = append(append(names, helpers...), testOnly...)
+	for _, p := range names {
+		if !exists(p) {
+			errs = append(errs, fmt.Errorf("the tables name %s, which does not exist: remove it, or list it in planned", p))
+		}
+	}
+	for _, rules := range []map[[2]string]string{sameLayer, notAllowed} {
+		for e := range rules {
+			for _, p := range e {
+				if !exists(p) {
+					errs = append(errs, fmt.Errorf("a rule about %s imports %s names %s, which does not exist", e[0], e[1], p))
+				}
+			}
+		}
+	}
+	for _, p := range planned {
+		if _, ok := layers[p]; !ok {
+			errs = append(errs, fmt.Errorf("planned package %s has no layer", p))
+		}
+	}
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errs
+}
+
+// checkEdge returns an error when the non-test import from → to breaks the layer rules. from
+// is a module package; to is any package, described by the go list entry of to (nil if go list
+// had none).
 func checkEdge(from string, to string, toPkg *pkg) error {
 	fromRel, toRel := rel(from), rel(to)
 	edge := fmt.Sprintf("%s imports %s", fromRel, to)
@@ -114,26 +195,32 @@ func checkEdge(from string, to string, toPkg *pkg) error {
 	if toPkg != nil && toPkg.Standard {
 		return nil
 	}
-	fromLayer, fromKnown := layers[fromRel]
-
+	fromHelper := slices.Contains(helpers, fromRel)
 	switch {
-	case toRel != "" && isHelper(toRel):
-		if isHelper(fromRel) {
+	case toRel != "" && slices.Contains(testOnly, toRel):
+		return fmt.Errorf("%s: %s holds only tests; nothing imports it", edge, toRel)
+	case toRel != "" && slices.Contains(helpers, toRel):
+		if fromHelper {
 			return nil // helpers build on helpers; only tests reach them
 		}
 		return fmt.Errorf("%s: test-helper packages are imported by _test.go files only", edge)
 	case toRel == "internal/cli" && fromRel != "cmd/strata":
 		return fmt.Errorf("%s: nothing but cmd/strata imports internal/cli", edge)
-	case isHelper(fromRel) || !fromKnown:
+	}
+	fromLayer, fromKnown := layers[fromRel]
+	switch {
+	case fromHelper || slices.Contains(testOnly, fromRel) || !fromKnown:
 		return nil // helpers may use any layer; an unknown package fails checkPackage instead
 	case fromLayer == layerMain:
 		if toRel == "internal/cli" {
 			return nil
 		}
 		return fmt.Errorf("%s: cmd/strata imports only internal/cli and the standard library", edge)
+	case fromLayer == layerTool:
+		return nil // a tool may use any product package; helpers and cli are refused above
 	}
 
-	if toRel == "" || !(strings.HasPrefix(toRel, "internal/") || strings.HasPrefix(toRel, "cmd/")) {
+	if toRel == "" || !(strings.HasPrefix(toRel, "internal/") || strings.HasPrefix(toRel, "cmd/") || strings.HasPrefix(toRel, "tools/")) {
 		// Another module (or a future pkg/ contract of this one).
 		if fromLayer > 0 {
 			return nil
@@ -152,7 +239,12 @@ func checkEdge(from string, to string, toPkg *pkg) error {
 	if !ok {
 		return nil // reported by checkPackage on toRel itself
 	}
+	if why, ok := notAllowed[[2]string{fromRel, toRel}]; ok {
+		return fmt.Errorf("%s: not allowed: %s", edge, why)
+	}
 	switch {
+	case toLayer == layerMain || toLayer == layerTool:
+		return fmt.Errorf("%s: nothing imports a program", edge)
 	case fromLayer == 0 && toRel != "internal/errdefs":
 		return fmt.Errorf("%s (%s): L0 imports only internal/errdefs among strata's packages", edge, layerName(toLayer))
 	case toLayer > fromLayer:
@@ -161,13 +253,16 @@ func checkEdge(from string, to string, toPkg *pkg) error {
 		// L3 services declare the small interface they need and the wiring passes the concrete
 		// type in (docs/conventions.md).
 		return fmt.Errorf("%s (both %s): L3 services never import each other, nor L4 packages", edge, layerName(fromLayer))
+	case toLayer == fromLayer && fromLayer > 0:
+		if _, ok := sameLayer[[2]string{fromRel, toRel}]; !ok {
+			return fmt.Errorf("%s (both %s): a same-layer import needs an entry, with its reason, in sameLayer in internal/layers_test.go", edge, layerName(fromLayer))
+		}
 	}
-	// Same-layer imports below L3 are allowed: pull and sysroot work on a repo, image on a
-	// sysroot (docs/design.md, Packages); Go itself forbids the cycles.
 	return nil
 }
 
-// goListDeps runs `go list -deps -json` over internal/ and cmd/ with the given build tags.
+// goListDeps runs `go list -deps -json` over internal/, cmd/ and tools/ with the given build
+// tags.
 func goListDeps(t *testing.T, tags string) []pkg {
 	t.Helper()
 	// go test puts its own GOROOT/bin first on the test's PATH.
@@ -179,7 +274,7 @@ func goListDeps(t *testing.T, tags string) []pkg {
 	if tags != "" {
 		args = append(args, "-tags", tags)
 	}
-	args = append(args, "./internal/...", "./cmd/...")
+	args = append(args, "./internal/...", "./cmd/...", "./tools/...")
 	cmd := exec.Command(goTool, args...)
 	cmd.Dir = testutil.RepoRoot(t)
 	var stderr bytes.Buffer
@@ -202,11 +297,66 @@ func goListDeps(t *testing.T, tags string) []pkg {
 	return pkgs
 }
 
-// TestLayers checks every non-test import of every package under internal/ and cmd/, with the
-// default build tags and with the test tiers' tags (whose non-test files count as well).
+// nonTestTags returns the build tags that the constraints of non-test Go files under root
+// mention, sorted. go list -deps sees only non-test files, so these are the tags under which
+// the import graph can differ from the default one.
+func nonTestTags(t *testing.T, root string) []string {
+	t.Helper()
+	tags := map[string]bool{}
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); p != root && (strings.HasPrefix(name, ".") || name == "testdata" || name == "bin") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if !constraint.IsGoBuild(line) {
+				if strings.HasPrefix(line, "package ") {
+					break
+				}
+				continue
+			}
+			expr, err := constraint.Parse(line)
+			if err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			expr.Eval(func(tag string) bool { tags[tag] = true; return true })
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("reading build constraints: %v", err)
+	}
+	var out []string
+	for tag := range tags {
+		out = append(out, tag)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestLayers checks every non-test import of every package under internal/, cmd/ and tools/,
+// with the default build tags and, when non-test files carry build constraints, with every tag
+// they mention.
 func TestLayers(t *testing.T) {
 	t.Parallel()
-	for _, tags := range []string{"", "root,peer,vm"} {
+	root := testutil.RepoRoot(t)
+	passes := []string{""}
+	if tags := nonTestTags(t, root); len(tags) > 0 {
+		passes = append(passes, strings.Join(tags, ","))
+	}
+	for _, tags := range passes {
 		t.Run("tags="+tags, func(t *testing.T) {
 			t.Parallel()
 			pkgs := goListDeps(t, tags)
@@ -214,13 +364,13 @@ func TestLayers(t *testing.T) {
 			for i := range pkgs {
 				byPath[pkgs[i].ImportPath] = &pkgs[i]
 			}
-			checked := 0
+			found := map[string]bool{}
 			for _, p := range pkgs {
 				r := rel(p.ImportPath)
-				if p.DepOnly || r == "" || r == "internal" { // internal itself holds only this test
+				if p.DepOnly || r == "" {
 					continue
 				}
-				checked++
+				found[r] = true
 				if err := checkPackage(r); err != nil {
 					t.Error(err)
 				}
@@ -230,8 +380,11 @@ func TestLayers(t *testing.T) {
 					}
 				}
 			}
-			if checked == 0 {
-				t.Fatal("go list found no package under internal/ or cmd/")
+			if !found["internal/repo"] || !found["cmd/strata"] || !found["tools/bench"] {
+				t.Fatalf("go list did not find internal/repo, cmd/strata and tools/bench (found %d packages)", len(found))
+			}
+			for _, err := range checkTables(found) {
+				t.Error(err)
 			}
 		})
 	}
@@ -257,23 +410,33 @@ func TestLayerRules(t *testing.T) {
 		{"L0 to L0 other than errdefs", m("internal/fsutil"), m("internal/gvariant"), nil, "internal/fsutil imports internal/gvariant (L0): L0 imports only internal/errdefs"},
 		{"L1 to L0", m("internal/ostree"), m("internal/gvariant"), nil, ""},
 		{"L1 to another module", m("internal/sign"), "github.com/ProtonMail/go-crypto/openpgp", mod("github.com/ProtonMail/go-crypto"), ""},
-		{"L1 to L1", m("internal/sign"), m("internal/ostree"), nil, ""},
+		{"L1 to L1, not in the allow-list", m("internal/sign"), m("internal/ostree"), nil, "internal/sign imports internal/ostree (both L1): a same-layer import needs an entry"},
 		{"L1 to L2", m("internal/ostree"), m("internal/repo"), nil, "internal/ostree imports internal/repo (L1 imports L2): imports only point downward"},
-		{"L2 to L2", m("internal/pull"), m("internal/repo"), nil, ""},
-		{"L2 to L3", m("internal/repo"), m("internal/deploy"), nil, "internal/repo imports internal/deploy (L2 imports L3)"},
-		{"L3 to L2", m("internal/deploy"), m("internal/sysroot"), nil, ""},
-		{"L3 to L3", m("internal/agent"), m("internal/deploy"), nil, "internal/agent imports internal/deploy (both L3): L3 services never import each other"},
-		{"L3 to cli", m("internal/agent"), m("internal/cli"), nil, "internal/agent imports internal/cli: nothing but cmd/strata imports internal/cli"},
-		{"cli to L3", m("internal/cli"), m("internal/agent"), nil, ""},
+		{"L2 to L2 in the allow-list", m("internal/pull"), m("internal/repo"), nil, ""},
+		{"planned L2 edge", m("internal/image"), m("internal/boot"), nil, ""},
+		{"L2 to L2 not in the allow-list", m("internal/repo"), m("internal/sysroot"), nil, "internal/repo imports internal/sysroot (both L2): a same-layer import needs an entry"},
+		{"L2 to L2 the other way round", m("internal/repo"), m("internal/pull"), nil, "internal/repo imports internal/pull (both L2)"},
+		{"L2 to L3", m("internal/repo"), m("internal/compose"), nil, "internal/repo imports internal/compose (L2 imports L3)"},
+		{"L3 to L2", m("internal/compose"), m("internal/repo"), nil, ""},
+		{"L3 to L2, ruled out", m("internal/compose"), m("internal/image"), nil, "internal/compose imports internal/image: not allowed: compose installs the boot units through internal/boot"},
+		{"L3 to L3", m("internal/compose"), m("internal/prepareroot"), nil, "internal/compose imports internal/prepareroot (both L3): L3 services never import each other"},
+		{"L3 to cli", m("internal/compose"), m("internal/cli"), nil, "internal/compose imports internal/cli: nothing but cmd/strata imports internal/cli"},
+		{"cli to L3", m("internal/cli"), m("internal/compose"), nil, ""},
 		{"cli to a module", m("internal/cli"), "github.com/spf13/cobra", mod("github.com/spf13/cobra"), ""},
 		{"main to cli", m("cmd/strata"), m("internal/cli"), nil, ""},
 		{"main to stdlib", m("cmd/strata"), "os", std, ""},
 		{"main to repo", m("cmd/strata"), m("internal/repo"), nil, "cmd/strata imports internal/repo: cmd/strata imports only internal/cli"},
 		{"main to a module", m("cmd/strata"), "github.com/spf13/cobra", mod("github.com/spf13/cobra"), "cmd/strata imports github.com/spf13/cobra"},
+		{"tool to repo", m("tools/bench"), m("internal/repo"), nil, ""},
+		{"tool to a helper", m("tools/bench"), m("internal/pull/pulltest"), nil, "tools/bench imports internal/pull/pulltest: test-helper packages are imported by _test.go files only"},
+		{"tool to cli", m("tools/bench"), m("internal/cli"), nil, "tools/bench imports internal/cli: nothing but cmd/strata"},
+		{"code to a tool", m("internal/cli"), m("tools/bench/synth"), nil, "internal/cli imports tools/bench/synth: nothing imports a program"},
 		{"code to testutil", m("internal/repo"), m("internal/testutil"), nil, "internal/repo imports internal/testutil: test-helper packages are imported by _test.go files only"},
-		{"code to a *test helper", m("internal/cli"), m("internal/bootloader/bootloadertest"), nil, "internal/cli imports internal/bootloader/bootloadertest: test-helper"},
-		{"helper to helper", m("internal/repo/repotest"), m("internal/testutil"), nil, ""},
-		{"helper to L2", m("internal/vmtest"), m("internal/vm"), nil, ""},
+		{"code to vmtest", m("internal/cli"), m("internal/vm/vmtest"), nil, "internal/cli imports internal/vm/vmtest: test-helper"},
+		{"code to a package named like a helper", m("internal/cli"), m("internal/latest"), nil, ""},
+		{"code to a test-only package", m("internal/cli"), m("internal/interop"), nil, "internal/cli imports internal/interop: internal/interop holds only tests"},
+		{"helper to helper", m("internal/vm/vmtest"), m("internal/testutil"), nil, ""},
+		{"helper to L2", m("internal/vm/vmtest"), m("internal/vm"), nil, ""},
 		{"cgo", m("internal/fsutil"), "C", nil, "internal/fsutil imports C: strata is pure Go"},
 	}
 	for _, tt := range tests {
@@ -296,9 +459,12 @@ func TestLayerRules(t *testing.T) {
 	}{
 		{"in the table", "internal/repo", false},
 		{"helper", "internal/sysroot/sysroottest", false},
+		{"test only", "internal/interop", false},
+		{"named like a helper but not listed", "internal/repo/repotest", true},
 		{"not in the table", "internal/frobnicate", true},
 		{"sub-package not in the table", "internal/repo/archive", true},
 		{"another command", "cmd/other", true},
+		{"another tool", "tools/other", true},
 	} {
 		t.Run("package "+tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -311,4 +477,33 @@ func TestLayerRules(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("tables", func(t *testing.T) {
+		t.Parallel()
+		found := map[string]bool{}
+		for p := range layers {
+			found[p] = true
+		}
+		for _, p := range append(slices.Clone(helpers), testOnly...) {
+			found[p] = true
+		}
+		if errs := checkTables(found); len(errs) != 0 {
+			t.Errorf("checkTables(every package) = %v, want none", errs)
+		}
+		delete(found, "internal/prepareroot")
+		delete(found, "internal/pull")
+		errs := checkTables(found)
+		var got []string
+		for _, err := range errs {
+			got = append(got, err.Error())
+		}
+		want := []string{
+			"a rule about internal/pull imports internal/repo names internal/pull, which does not exist",
+			"the tables name internal/prepareroot, which does not exist: remove it, or list it in planned",
+			"the tables name internal/pull, which does not exist: remove it, or list it in planned",
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("checkTables(without prepareroot and pull) = %q, want %q", got, want)
+		}
+	})
 }
