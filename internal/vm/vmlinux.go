@@ -16,10 +16,10 @@ import (
 )
 
 // ExtractVmlinux returns the uncompressed ELF kernel inside an xz-compressed bzImage, like the
-// kernel's scripts/extract-vmlinux: QEMU boots it through the PVH entry point, which skips the
+// kernel's torvalds/linux:scripts/extract-vmlinux: QEMU boots it through the PVH entry point, which skips the
 // in-guest decompression (about 12 s under TCG, docs/vm.md).
 //
-// The kernel's xz stream uses the x86 BCJ filter before LZMA2 (scripts/xz_wrap.sh), which
+// The kernel's xz stream uses the x86 BCJ filter before LZMA2 (torvalds/linux:scripts/xz_wrap.sh), which
 // github.com/ulikunitz/xz does not decode, so the block is parsed here, its LZMA2 data is
 // decoded with ulikunitz/xz/lzma, the BCJ filter is undone, and the block's check is verified.
 func ExtractVmlinux(bzImage []byte) ([]byte, error) {
