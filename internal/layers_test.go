@@ -97,9 +97,10 @@ var notAllowed = map[[2]string]string{
 	{"internal/compose", "internal/image"}: "compose installs the boot units through internal/boot, not through the image builder",
 }
 
+// The programs sit above every layer: nothing imports them.
 const (
-	layerMain = 5
-	layerTool = 6
+	layerMain = 100
+	layerTool = 101
 )
 
 // L0 may use these third-party modules and no other.
