@@ -32,6 +32,7 @@ var layers = map[string]int{
 	// L1: object model and wire formats.
 	"internal/ostree": 1,
 	"internal/sign":   1,
+	"internal/graph":  1,
 	// L2: stores and mechanisms.
 	"internal/repo":       2,
 	"internal/pull":       2,
@@ -47,13 +48,15 @@ var layers = map[string]int{
 	"internal/provision":   3,
 	"internal/agent":       3,
 	"internal/prepareroot": 3,
-	// L4: commands and wiring; nothing imports internal/cli but cmd/strata.
-	"internal/cli": 4,
+	// L4: servers.
+	"internal/graphserver": 4,
+	// L5: commands and wiring; nothing imports internal/cli but cmd/strata.
+	"internal/cli": 5,
 	// The binary: main only runs the root command of internal/cli (STYLE.md §9).
 	"cmd/strata": layerMain,
 }
 
-const layerMain = 5
+const layerMain = 6
 
 // L0 may use these third-party modules and no other.
 var l0Modules = []string{"golang.org/x/sys"}
