@@ -30,9 +30,11 @@ var layers = map[string]int{
 	"internal/keyfile":  0, // GKeyFile format (repo config, origin files); pure like gvariant
 	"internal/runner":   0,
 	// L1: object model and wire formats.
-	"internal/ostree": 1,
-	"internal/sign":   1,
-	"internal/graph":  1,
+	"internal/ostree":    1,
+	"internal/sign":      1,
+	"internal/graph":     1,
+	"internal/fleetlock": 1,
+	"internal/schedule":  1,
 	// L2: stores and mechanisms.
 	"internal/repo":       2,
 	"internal/pull":       2,
@@ -50,6 +52,7 @@ var layers = map[string]int{
 	"internal/prepareroot": 3,
 	// L4: servers.
 	"internal/graphserver": 4,
+	"internal/lockserver":  4,
 	// L5: commands and wiring; nothing imports internal/cli but cmd/strata.
 	"internal/cli": 5,
 	// The binary: main only runs the root command of internal/cli (STYLE.md §9).
