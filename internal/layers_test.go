@@ -35,8 +35,11 @@ var layers = map[string]int{
 	"internal/keyfile":  0, // GKeyFile (repository config, origin files); pure like gvariant
 	"internal/distro":   0, // planned: fixed paths and tool names of a node
 	// L1: object model and wire formats.
-	"internal/ostree": 1,
-	"internal/sign":   1,
+	"internal/ostree":    1,
+	"internal/sign":      1,
+	"internal/graph":     1, // the release graph (Cincinnati)
+	"internal/fleetlock": 1, // the FleetLock protocol
+	"internal/schedule":  1, // maintenance windows
 	// L2: stores and mechanisms. Same-layer imports need an entry in sameLayer.
 	"internal/repo":       2,
 	"internal/pull":       2,
@@ -49,8 +52,12 @@ var layers = map[string]int{
 	// L3: services; they never import each other.
 	"internal/compose":     3,
 	"internal/prepareroot": 3,
-	// L4: commands and wiring; nothing imports internal/cli but cmd/strata.
-	"internal/cli": 4,
+	"internal/agent":       3,
+	// L4: servers.
+	"internal/graphserver": 4,
+	"internal/lockserver":  4,
+	// L5: commands and wiring. Nothing imports internal/cli but cmd/strata.
+	"internal/cli": 5,
 	// The binary: main only runs the root command of internal/cli.
 	"cmd/strata": layerMain,
 	// Programs beside the product (make bench): they may use any product package, but no
@@ -76,6 +83,7 @@ var testOnly = []string{
 	"internal", // these rules
 	"internal/e2e",
 	"internal/interop",
+	"internal/agent/fleetsim",
 }
 
 // sameLayer is the allow-list of imports between two packages of the same layer below L3,
