@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -214,6 +215,11 @@ the default in one atomic switch. Without a staged deployment it does nothing.`,
 			}
 			defer s.Close()
 			d, ok, err := s.Finalize(cmd.Context())
+			if errors.Is(err, sysroot.ErrStagedLocked) {
+				// Not a failure at shutdown: the update agent reboots into it when allowed.
+				fmt.Fprintf(cmd.OutOrStdout(), "The staged deployment %s is locked by the update agent; the current default boots next.\n", d.Name())
+				return nil
+			}
 			if err != nil {
 				return fmt.Errorf("cannot finalize: %w", err)
 			}

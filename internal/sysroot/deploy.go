@@ -27,6 +27,9 @@ type DeployOptions struct {
 	// (at shutdown) merges /etc and writes it into the boot
 	// configuration.
 	Stage bool
+	// LockFinalization, with Stage, keeps Finalize from taking the staged
+	// deployment until UnlockStaged (rpm-ostree deploy --lock-finalization).
+	LockFinalization bool
 	// Progress, if set, follows the checkout (see repo.CheckoutOptions).
 	Progress interface {
 		SetTotal(n int64)
@@ -168,7 +171,7 @@ func (s *Sysroot) Deploy(ctx context.Context, osname, rev string, opts DeployOpt
 		if err := s.step(ctx, "origin"); err != nil {
 			return Deployment{}, err
 		}
-		return s.stage(ctx, nd, merge, opts.Kargs, &committed)
+		return s.stage(ctx, nd, merge, opts.Kargs, opts.LockFinalization, &committed)
 	}
 	if err := s.finishDeployment(ctx, &nd, merge); err != nil {
 		return Deployment{}, err
@@ -187,8 +190,8 @@ func (s *Sysroot) Deploy(ctx context.Context, osname, rev string, opts DeployOpt
 }
 
 // stage records nd as the staged deployment, replacing an earlier one.
-func (s *Sysroot) stage(ctx context.Context, nd Deployment, merge *Deployment, kargs []string, committed *bool) (Deployment, error) {
-	rec := stagedRecord{Target: refOf(nd), Kargs: kargs}
+func (s *Sysroot) stage(ctx context.Context, nd Deployment, merge *Deployment, kargs []string, lockFinalization bool, committed *bool) (Deployment, error) {
+	rec := stagedRecord{Target: refOf(nd), Kargs: kargs, Locked: lockFinalization}
 	if merge != nil {
 		rec.Merge = new(refOf(*merge))
 	}

@@ -241,6 +241,53 @@ func TestStageFinalize(t *testing.T) {
 	}
 }
 
+// A locked staged deployment is not finalized until it is unlocked; a dropped one is gone and
+// the old default stays.
+func TestStageLocked(t *testing.T) {
+	s, sr := newSysroot(t)
+	ctx := context.Background()
+	sysroottest.FakeOS{Version: "1"}.Commit(t, sr.Repo(), "fakeos/stable")
+	d1, err := sr.Deploy(ctx, "fakeos", "fakeos/stable", sysroot.DeployOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2 := sysroottest.FakeOS{Version: "2", Kernel: "k2\n"}.Commit(t, sr.Repo(), "fakeos/stable")
+	st, err := sr.Deploy(ctx, "fakeos", "fakeos/stable", sysroot.DeployOptions{Stage: true, LockFinalization: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := sr.Finalize(ctx); ok || !errors.Is(err, sysroot.ErrStagedLocked) {
+		t.Fatalf("Finalize of a locked staged deployment = %v, %v; want ErrStagedLocked", ok, err)
+	}
+	if v := booted(t, s); v.Checksum != d1.Checksum.String() {
+		t.Fatalf("after a refused Finalize the default is %s, want the old %s", v.Checksum, d1.Checksum)
+	}
+	if err := sr.UnlockStaged(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if fd, ok, err := sr.Finalize(ctx); !ok || err != nil || fd.Checksum != c2 {
+		t.Fatalf("Finalize after UnlockStaged = %v, %v", ok, err)
+	}
+	// Stage again and drop it.
+	sysroottest.FakeOS{Version: "3", Kernel: "k3\n"}.Commit(t, sr.Repo(), "fakeos/stable")
+	st, err = sr.Deploy(ctx, "fakeos", "fakeos/stable", sysroot.DeployOptions{Stage: true, LockFinalization: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dropped, err := sr.DropStaged(ctx); !dropped || err != nil {
+		t.Fatalf("DropStaged = %v, %v", dropped, err)
+	}
+	if _, ok := sr.Staged(); ok {
+		t.Error("a staged deployment survives DropStaged")
+	}
+	if _, err := os.Stat(filepath.Join(s, st.Path())); err == nil {
+		t.Errorf("the dropped deployment's directory %s is still there", st.Path())
+	}
+	if v := booted(t, s); v.Checksum != c2.String() {
+		t.Errorf("after DropStaged the default is %s, want %s", v.Checksum, c2)
+	}
+}
+
 // TestCrashHookLeavesOldOrNew: a simulated crash after each step of a
 // deploy leaves a sysroot that boots the old or the new commit, and a
 // re-run of the deploy converges.

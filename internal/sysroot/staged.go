@@ -22,6 +22,11 @@ type stagedRecord struct {
 	// Kargs are the kernel arguments to use; nil inherits those of the
 	// merge deployment at Finalize.
 	Kargs []string `json:"kargs,omitempty"`
+	// Locked keeps Finalize from writing the deployment into the boot
+	// configuration (libostree's staged-deployment-locked): an update agent
+	// stages ahead of time and unlocks only when its strategy allows the
+	// reboot, so a reboot for another reason does not take the update early.
+	Locked bool `json:"locked,omitempty"`
 }
 
 // stagedRef names a deployment as libostree's serialized deployment does.
@@ -124,6 +129,9 @@ func (s *Sysroot) Finalize(ctx context.Context) (Deployment, bool, error) {
 		return Deployment{}, false, nil
 	}
 	rec := s.staged
+	if rec.Locked {
+		return staged, false, fmt.Errorf("finalizing %s: %w", staged.Path(), ErrStagedLocked)
+	}
 	var merge *Deployment
 	if rec.Merge != nil {
 		for _, d := range s.deployments[1:] {
@@ -180,4 +188,46 @@ func (s *Sysroot) find(d Deployment) (Deployment, bool) {
 		}
 	}
 	return Deployment{}, false
+}
+
+// ErrStagedLocked is returned by Finalize when the staged deployment is locked: it stays staged,
+// and the current default boots next.
+var ErrStagedLocked = fmt.Errorf("the staged deployment is locked until an update agent unlocks it: %w", errdefs.ErrFailedPrecondition)
+
+// UnlockStaged lets Finalize take the staged deployment (at the next shutdown).
+func (s *Sysroot) UnlockStaged(ctx context.Context) error {
+	unlock, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, ok := s.Staged(); !ok {
+		return fmt.Errorf("unlocking the staged deployment: none is staged: %w", errdefs.ErrNotFound)
+	}
+	rec := *s.staged
+	rec.Locked = false
+	return s.writeStagedRecord(rec)
+}
+
+// DropStaged forgets the staged deployment, if any, and removes its directory: the current
+// default stays the next boot. It reports whether there was one.
+func (s *Sysroot) DropStaged(ctx context.Context) (bool, error) {
+	unlock, err := s.begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	if _, ok := s.Staged(); !ok {
+		return false, nil
+	}
+	if err := s.removeStagedRecord(); err != nil {
+		return false, err
+	}
+	if err := s.load(); err != nil {
+		return true, err
+	}
+	if _, err := s.cleanup(ctx, false); err != nil {
+		return true, fmt.Errorf("removing the dropped staged deployment: %w", err)
+	}
+	return true, nil
 }
