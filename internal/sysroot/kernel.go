@@ -38,11 +38,10 @@ type kernelLayout struct {
 // one is errdefs.ErrNotFound.
 //
 // The tree is a commit's content, and what findKernel picks is copied
-// into /boot and onto the ESP, which any user may read. So, unlike
-// libostree, which follows symlinks here, the path to usr/lib/modules/KVER
-// must hold no symlink, and vmlinuz, the initramfs, devicetree,
-// .vmlinuz.hmac and dtb must be regular files (dtb a directory) inside
-// it: a symlink, or a KVER with a control character or white space (it
+// into /boot and onto the ESP, which any user may read. So the path to
+// usr/lib/modules/KVER must hold no symlink, and vmlinuz, the initramfs,
+// devicetree, .vmlinuz.hmac and dtb must be regular files (dtb a
+// directory) inside it: a symlink, or a KVER with a control character or white space (it
 // goes into the boot entry), is errdefs.ErrInvalid.
 func findKernel(root string) (*kernelLayout, error) {
 	const modsRel = "usr/lib/modules"
