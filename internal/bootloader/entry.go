@@ -61,15 +61,23 @@ func (e Entry) validate() error {
 		return bad("kernel version", e.KernelVer)
 	case e.Kernel == "":
 		return bad("kernel", e.Kernel)
-	case strings.ContainsAny(e.Title+e.Options, "\n\r"):
-		return bad("title or options", e.Title+" "+e.Options)
+	case hasControl(e.Title) || hasControl(e.Options):
+		return bad("title or options with a control character", e.Title+" "+e.Options)
 	}
 	return nil
 }
 
 // safeName accepts what may stand in a FAT file name the entry uses.
 func safeName(s string) bool {
-	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\\:*?\"<>|\x00\n")
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\\:*?\"<>|") && !hasControl(s)
+}
+
+// hasControl reports whether s holds an ASCII control character (C0 or
+// DEL). A newline in an entry's value would add a line (an options line
+// extends the kernel command line), and other control characters have
+// no place in a name or title.
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
 // Text returns the entry file's content (Boot Loader Specification type

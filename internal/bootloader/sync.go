@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/fsutil"
@@ -197,13 +198,24 @@ func (s *syncer) installKernel(e Entry) error {
 }
 
 // copyDurable copies src to dst through .NAME.tmp, fsync, rename and an
-// fsync of the directory.
+// fsync of the directory. src must be a regular file and is never
+// followed through a symlink: the ESP is readable by every user, and the
+// kernel files come from a deployment's content, so a planted link would
+// publish whatever host file it names (errdefs.ErrInvalid).
 func copyDurable(src, dst string) (err error) {
-	in, err := os.Open(src)
+	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return fmt.Errorf("copying %s to the ESP: it is a symbolic link: %w", src, errdefs.ErrInvalid)
+	}
 	if err != nil {
 		return fmt.Errorf("copying to the ESP: %w", err)
 	}
 	defer in.Close()
+	if fi, err := in.Stat(); err != nil {
+		return fmt.Errorf("copying %s to the ESP: %w", src, err)
+	} else if !fi.Mode().IsRegular() {
+		return fmt.Errorf("copying %s to the ESP: not a regular file: %w", src, errdefs.ErrInvalid)
+	}
 	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+tmpSuffix)
 	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {

@@ -2,6 +2,11 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 )
@@ -42,19 +47,60 @@ rollback one and the pinned ones.`,
 			if asJS {
 				return writeJSON(cmd.OutOrStdout(), out)
 			}
-			w := cmd.OutOrStdout()
-			if len(out.Deployments) == 0 {
-				fmt.Fprintln(w, "No deployments.")
-				return nil
-			}
-			fmt.Fprintln(w, "Deployments:")
-			for _, dj := range out.Deployments {
-				printDeployment(w, dj)
-			}
+			printStatus(cmd.OutOrStdout(), out)
 			return nil
 		},
 	}
 	addSysrootFlag(cmd, &path)
 	cmd.Flags().BoolVar(&asJS, "json", false, "print the deployments as JSON")
 	return cmd
+}
+
+// printStatus prints the deployments for a terminal.
+func printStatus(w io.Writer, out statusJSON) {
+	if len(out.Deployments) == 0 {
+		fmt.Fprintln(w, "No deployments.")
+		return
+	}
+	fmt.Fprintln(w, "Deployments:")
+	for _, dj := range out.Deployments {
+		printDeployment(w, termSafeDeployment(dj))
+	}
+}
+
+// termSafeDeployment escapes the strings of dj that come from commits and
+// origin files (stateroot, refspec, version, kernel arguments) for a
+// terminal: a commit's version may hold escape sequences or line breaks.
+func termSafeDeployment(dj deploymentJSON) deploymentJSON {
+	dj.OSName, dj.Refspec, dj.Version = termSafe(dj.OSName), termSafe(dj.Refspec), termSafe(dj.Version)
+	kargs := make([]string, len(dj.Kargs))
+	for i, k := range dj.Kargs {
+		kargs[i] = termSafe(k)
+	}
+	dj.Kargs = kargs
+	return dj
+}
+
+// termSafe writes every character of s that a terminal would not print
+// as itself (control characters, C1 controls, bidirectional overrides,
+// invalid UTF-8) as a Go escape: \x1b, \n, \u202e.
+func termSafe(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r == utf8.RuneError || !unicode.IsPrint(r) }) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsPrint(r):
+			b.WriteString(s[i : i+n])
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += n
+	}
+	return b.String()
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/strata-os/strata/internal/errdefs"
@@ -285,9 +287,11 @@ func persistJournal(root string, d sysroot.Deployment) error {
 }
 
 // addFstabLine appends line to an fstab unless a line mounts the same
-// mount point already.
+// mount point already. The fstab is the commit's: a symlink there is
+// refused (errdefs.ErrInvalid), or the image would carry the content of
+// whatever build-host file it names.
 func addFstabLine(p, line string) error {
-	data, err := os.ReadFile(p)
+	data, err := readNoFollow(p)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("reading %s: %w", p, err)
 	}
@@ -305,6 +309,24 @@ func addFstabLine(p, line string) error {
 		return fmt.Errorf("writing %s: %w", p, err)
 	}
 	return nil
+}
+
+// readNoFollow reads the regular file p, which must not be a symlink.
+func readNoFollow(p string) ([]byte, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("%s is a symbolic link: %w", p, errdefs.ErrInvalid)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file: %w", p, errdefs.ErrInvalid)
+	}
+	return io.ReadAll(f)
 }
 
 // esp installs systemd-boot into the staged ESP.

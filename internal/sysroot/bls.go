@@ -63,24 +63,27 @@ var blsKeyOrder = []string{"title", "version", "options", "devicetree", "linux",
 // then overlay initrds, then every other key. libostree writes the other
 // keys in hash-table order; strata writes them in the order they were
 // first set, which is the same for the single extra key libostree itself
-// ever adds (fdtdir).
+// ever adds (fdtdir). A control character in a key or value (a commit's
+// version or a tree's PRETTY_NAME in the title) is written as \xNN: raw, a
+// newline would add a line, such as an options line systemd-boot appends
+// to the kernel command line.
 func (e *blsEntry) bytes() []byte {
 	var b strings.Builder
 	written := map[string]bool{}
 	for _, k := range blsKeyOrder {
 		if v, ok := e.vals[k]; ok {
-			b.WriteString(k + " " + v + "\n")
+			b.WriteString(escapeControl(k) + " " + escapeControl(v) + "\n")
 			written[k] = true
 		}
 	}
 	if written["initrd"] {
 		for _, v := range e.extraI {
-			b.WriteString("initrd " + v + "\n")
+			b.WriteString("initrd " + escapeControl(v) + "\n")
 		}
 	}
 	for _, k := range e.keys {
 		if !written[k] {
-			b.WriteString(k + " " + e.vals[k] + "\n")
+			b.WriteString(escapeControl(k) + " " + escapeControl(e.vals[k]) + "\n")
 		}
 	}
 	return []byte(b.String())

@@ -63,7 +63,7 @@ func copyTree(src, dst string) error {
 }
 
 func copyRegular(src, dst string) error {
-	in, err := os.Open(src)
+	in, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return err
 	}

@@ -46,8 +46,9 @@ type DeployOptions struct {
 //     ostree/deploy/OS/deploy/CHECKSUM.SERIAL (SERIAL = 1 + the highest
 //     serial of that checksum in the stateroot, else 0);
 //  3. its kernel (usr/lib/modules/KVER/vmlinuz) gives the boot checksum;
-//  4. /etc: a tree with both etc and usr/etc is refused; a lone etc is
-//     renamed usr/etc; usr/etc is copied to etc;
+//  4. /etc: a tree with both etc and usr/etc, or with usr, usr/etc or
+//     etc as a symlink, is refused; a lone etc is renamed usr/etc;
+//     usr/etc is copied to etc;
 //  5. /etc is three-way merged from the merge deployment (MergeEtc);
 //     etc/.updated is removed so that ConditionNeedsUpdate units run;
 //  6. the origin is written and the deployment root made immutable;
@@ -59,8 +60,10 @@ type DeployOptions struct {
 // recorded as staged. Nothing under the stateroot's var is ever touched.
 //
 // Bad input changes nothing: an unknown revision is errdefs.ErrNotFound,
-// a corrupt commit errdefs.ErrCorrupt, a commit without a kernel or with
-// both etc and usr/etc errdefs.ErrInvalid, an uninitialized stateroot
+// a corrupt commit errdefs.ErrCorrupt, a commit without a kernel, with
+// both etc and usr/etc, with a symlink at usr, usr/etc, etc or on the way
+// to its kernel files, or with a control character in its version
+// errdefs.ErrInvalid (as is such a refspec), an uninitialized stateroot
 // errdefs.ErrNotFound; the partial deployment directory is removed and
 // the old default still boots.
 //
@@ -92,7 +95,13 @@ func (s *Sysroot) Deploy(ctx context.Context, osname, rev string, opts DeployOpt
 	if err != nil {
 		return Deployment{}, fmt.Errorf("deploying %s: %w", rev, err)
 	}
+	if v := commit.Version(); hasControl(v) {
+		return Deployment{}, fmt.Errorf("deploying commit %s: its version %q holds a control character: %w", csum, v, errdefs.ErrInvalid)
+	}
 	refspec := opts.Refspec
+	if hasControl(refspec) {
+		return Deployment{}, fmt.Errorf("deploying %s: refspec %q holds a control character: %w", rev, refspec, errdefs.ErrInvalid)
+	}
 	if refspec == "" {
 		refspec = csum.String()
 		if !ostree.IsChecksum(rev) {
@@ -140,6 +149,9 @@ func (s *Sysroot) Deploy(ctx context.Context, osname, rev string, opts DeployOpt
 	}
 	if err := s.step(ctx, "checkout"); err != nil {
 		return Deployment{}, err
+	}
+	if err := checkTreeDirs(root); err != nil {
+		return Deployment{}, fmt.Errorf("deploying commit %s: %w", csum, err)
 	}
 	k, err := findKernel(root)
 	if err != nil {
@@ -232,8 +244,7 @@ func (s *Sysroot) finishDeployment(ctx context.Context, nd *Deployment, merge *D
 		if nd.Kargs == nil {
 			nd.Kargs, nd.ostreePos = merge.Kargs, merge.ostreePos
 		}
-		mroot := s.abs(merge.Path())
-		if err := MergeEtc(filepath.Join(mroot, "usr/etc"), filepath.Join(mroot, "etc"), filepath.Join(root, "etc")); err != nil {
+		if err := mergeDeploymentEtc(s.abs(merge.Path()), root); err != nil {
 			return fmt.Errorf("merging /etc of %s into %s: %w", merge.Path(), nd.Path(), err)
 		}
 	}
@@ -298,7 +309,12 @@ func (s *Sysroot) allocateSerial(osname string, csum ostree.Checksum) (int, erro
 }
 
 // prepareEtc makes the deployment's etc from usr/etc (prepare_deployment_etc).
+// A tree whose usr, usr/etc or etc is a symlink is refused: the copy and
+// the /etc merge would write where it points.
 func prepareEtc(root string) error {
+	if err := checkTreeDirs(root); err != nil {
+		return err
+	}
 	_, errEtc := os.Lstat(filepath.Join(root, "etc"))
 	_, errUsrEtc := os.Lstat(filepath.Join(root, "usr/etc"))
 	if errEtc == nil {

@@ -38,7 +38,17 @@
 //     marks it; `ostree admin status` prints (pending) and (rollback) only
 //     relative to a booted deployment;
 //   - /boot is synced with syncfs, not frozen (WriteDeployments), and a
-//     staged deployment is recorded in strata's own JSON (StagedPath).
+//     staged deployment is recorded in strata's own JSON (StagedPath);
+//   - a commit's tree is untrusted content (docs/boot.md, "Untrusted
+//     trees"), and strata refuses (errdefs.ErrInvalid) trees that
+//     libostree may deploy: usr, usr/etc or etc as a symlink (the /etc
+//     copy and merge would write where it points, on the host), and a
+//     symlink on the way to or at vmlinuz, the initramfs, devicetree,
+//     dtb or .vmlinuz.hmac (they are copied into /boot and onto the ESP,
+//     which every user can read); a control character in the commit's
+//     version, the refspec, a kernel argument or the kernel directory's
+//     name is refused too, and one in any other boot entry value (the
+//     os-release PRETTY_NAME of the title) is written as \xNN.
 //
 // What it does not do: pull commits (internal/pull), install or
 // configure a boot loader beyond the BLS entries (internal/bootloader),

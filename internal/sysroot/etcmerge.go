@@ -43,9 +43,15 @@ type EtcDiff struct {
 // (usr/etc) with its etc oldEtc, as `ostree admin config-diff` does.
 // Symlinks are compared by target and never followed.
 func DiffEtc(oldDefault, oldEtc string) (EtcDiff, error) {
-	d, err := diffEtcDirs(oldDefault, oldEtc)
+	a, b, err := openEtcPair(oldDefault, oldEtc)
 	if err != nil {
 		return EtcDiff{}, err
+	}
+	defer a.Close()
+	defer b.Close()
+	d, err := diffEtcDirs(a, b)
+	if err != nil {
+		return EtcDiff{}, fmt.Errorf("comparing %s with %s: %w", oldDefault, oldEtc, err)
 	}
 	out := EtcDiff{
 		Modified: slices.Clone(d.modified),
@@ -56,6 +62,19 @@ func DiffEtc(oldDefault, oldEtc string) (EtcDiff, error) {
 	slices.Sort(out.Removed)
 	slices.Sort(out.Added)
 	return out, nil
+}
+
+func openEtcPair(oldDefault, oldEtc string) (a, b *os.Root, err error) {
+	a, err = os.OpenRoot(oldDefault)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening default configuration %s: %w", oldDefault, err)
+	}
+	b, err = os.OpenRoot(oldEtc)
+	if err != nil {
+		a.Close()
+		return nil, nil, fmt.Errorf("opening configuration %s: %w", oldEtc, err)
+	}
+	return a, b, nil
 }
 
 // MergeEtc applies the local configuration change of the merge deployment
@@ -76,37 +95,89 @@ func DiffEtc(oldDefault, oldEtc string) (EtcDiff, error) {
 //     times); a fifo, socket or device is skipped, except inside a copied
 //     directory where it is an error, as in libostree.
 //
-// Paths in oldDefault and oldEtc are never followed through symlinks. In
-// newEtc, directories on the way to a path are followed through symlinks
-// as libostree does, but only while they stay inside newEtc: an absolute
-// symlink or one that climbs out is an error, never a write outside. The
-// final component of every write is never followed.
+// The three paths are the caller's (Deploy reaches them through
+// mergeDeploymentEtc, which refuses symlinks on the way); everything below
+// them is resolved inside them. Paths in oldDefault and oldEtc are never
+// followed through symlinks. In newEtc, directories on the way to a path
+// are followed through symlinks as libostree does, but only while they
+// stay inside newEtc: an absolute symlink or one that climbs out is an
+// error, never a write outside. The final component of every write is
+// never followed.
 //
 // Nothing is fsynced: the caller syncs the filesystem once. On error newEtc
 // is left half-merged and must be thrown away with its deployment.
 func MergeEtc(oldDefault, oldEtc, newEtc string) error {
+	a, b, err := openEtcPair(oldDefault, oldEtc)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	defer b.Close()
+	n, err := os.OpenRoot(newEtc)
+	if err != nil {
+		return fmt.Errorf("opening new configuration %s: %w", newEtc, err)
+	}
+	defer n.Close()
+	return mergeEtcRoots(a, b, n)
+}
+
+// mergeEtcRoots is MergeEtc on opened directories; errors name paths
+// relative to them.
+func mergeEtcRoots(oldDefault, oldEtc, newEtc *os.Root) error {
 	d, err := diffEtcDirs(oldDefault, oldEtc)
 	if err != nil {
-		return err
+		return fmt.Errorf("comparing the default configuration with etc: %w", err)
 	}
-	m, err := openEtcMerger(oldEtc, newEtc)
-	if err != nil {
-		return err
-	}
-	defer m.close()
+	m := &etcMerger{old: oldEtc, new: newEtc}
 	for _, p := range d.removed {
 		if err := m.removeAll(p); err != nil {
-			return fmt.Errorf("removing %s from %s: %w", p, newEtc, err)
+			return fmt.Errorf("removing %s from the new etc: %w", p, err)
 		}
 	}
 	for _, list := range [][]string{d.modified, d.added} {
 		for _, p := range list {
 			if err := m.copyModified(p); err != nil {
-				return fmt.Errorf("copying %s from %s to %s: %w", p, oldEtc, newEtc, err)
+				return fmt.Errorf("copying %s from etc to the new etc: %w", p, err)
 			}
 		}
 	}
 	return nil
+}
+
+// mergeDeploymentEtc merges the /etc of the merge deployment at mroot into
+// the new deployment at root. Both trees are commit content: usr, usr/etc
+// and etc must be directories in each, never symlinks (errdefs.ErrInvalid),
+// and each is opened inside its deployment's os.Root, so a symlink planted
+// by a commit cannot point the merge at the host.
+func mergeDeploymentEtc(mroot, root string) error {
+	mr, err := os.OpenRoot(mroot)
+	if err != nil {
+		return fmt.Errorf("opening merge deployment: %w", err)
+	}
+	defer mr.Close()
+	nr, err := os.OpenRoot(root)
+	if err != nil {
+		return fmt.Errorf("opening new deployment: %w", err)
+	}
+	defer nr.Close()
+	var opened []*os.Root
+	defer func() {
+		for _, r := range opened {
+			r.Close()
+		}
+	}()
+	for _, o := range []struct {
+		root *os.Root
+		rel  string
+		what string
+	}{{mr, "usr/etc", "merge deployment"}, {mr, "etc", "merge deployment"}, {nr, "etc", "new deployment"}} {
+		r, err := openTreeDir(o.root, o.rel)
+		if err != nil {
+			return fmt.Errorf("opening /%s of the %s: %w", o.rel, o.what, err)
+		}
+		opened = append(opened, r)
+	}
+	return mergeEtcRoots(opened[0], opened[1], opened[2])
 }
 
 // etcDiff holds the three lists in libostree's order: a depth-first walk
@@ -119,20 +190,20 @@ type etcDiff struct {
 	bufA, bufB               []byte // content comparison, reused
 }
 
-func diffEtcDirs(oldDefault, oldEtc string) (*etcDiff, error) {
-	a, err := etcOpenDir(unix.AT_FDCWD, oldDefault, true)
+func diffEtcDirs(oldDefault, oldEtc *os.Root) (*etcDiff, error) {
+	a, err := oldDefault.Open(".")
 	if err != nil {
-		return nil, fmt.Errorf("opening default configuration %s: %w", oldDefault, err)
+		return nil, fmt.Errorf("opening the default configuration: %w", err)
 	}
 	defer a.Close()
-	b, err := etcOpenDir(unix.AT_FDCWD, oldEtc, true)
+	b, err := oldEtc.Open(".")
 	if err != nil {
-		return nil, fmt.Errorf("opening configuration %s: %w", oldEtc, err)
+		return nil, fmt.Errorf("opening the configuration: %w", err)
 	}
 	defer b.Close()
 	d := &etcDiff{}
 	if err := d.dirs(a, b, ""); err != nil {
-		return nil, fmt.Errorf("comparing %s with %s: %w", oldDefault, oldEtc, err)
+		return nil, err
 	}
 	return d, nil
 }
@@ -195,7 +266,7 @@ func (d *etcDiff) dirs(a, b *os.File, rel string) error {
 			return fmt.Errorf("stat %s: %w", p, err)
 		}
 		if etcKind(sb.Mode) == etcKindDir {
-			sub, err := etcOpenDir(bfd, name, false)
+			sub, err := etcOpenDir(bfd, name)
 			if err != nil {
 				return fmt.Errorf("opening %s: %w", p, err)
 			}
@@ -210,12 +281,12 @@ func (d *etcDiff) dirs(a, b *os.File, rel string) error {
 }
 
 func (d *etcDiff) subdirs(afd, bfd int, name, p string) error {
-	a, err := etcOpenDir(afd, name, false)
+	a, err := etcOpenDir(afd, name)
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", p, err)
 	}
 	defer a.Close()
-	b, err := etcOpenDir(bfd, name, false)
+	b, err := etcOpenDir(bfd, name)
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", p, err)
 	}
@@ -241,7 +312,7 @@ func (d *etcDiff) addTree(dir *os.File, rel string) error {
 		if etcKind(st.Mode) != etcKindDir {
 			continue
 		}
-		sub, err := etcOpenDir(fd, name, false)
+		sub, err := etcOpenDir(fd, name)
 		if err != nil {
 			return fmt.Errorf("opening %s: %w", p, err)
 		}
@@ -345,14 +416,10 @@ func etcReadEnd(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
-// etcOpenDir opens the directory name under dirfd. follow allows name (a
-// caller's path) to be a symlink; entries found inside a tree are opened
-// with O_NOFOLLOW.
-func etcOpenDir(dirfd int, name string, follow bool) (*os.File, error) {
-	flags := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC | unix.O_NONBLOCK
-	if !follow {
-		flags |= unix.O_NOFOLLOW
-	}
+// etcOpenDir opens the directory name under dirfd, never through a
+// symlink.
+func etcOpenDir(dirfd int, name string) (*os.File, error) {
+	flags := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC | unix.O_NONBLOCK | unix.O_NOFOLLOW
 	fd, err := etcOpenat(dirfd, name, flags)
 	if err != nil {
 		return nil, err

@@ -30,24 +30,6 @@ type etcMerger struct {
 	new *os.Root // NEW_ETC
 }
 
-func openEtcMerger(oldEtc, newEtc string) (*etcMerger, error) {
-	old, err := os.OpenRoot(oldEtc)
-	if err != nil {
-		return nil, fmt.Errorf("opening configuration %s: %w", oldEtc, err)
-	}
-	newRoot, err := os.OpenRoot(newEtc)
-	if err != nil {
-		old.Close()
-		return nil, fmt.Errorf("opening new configuration %s: %w", newEtc, err)
-	}
-	return &etcMerger{old: old, new: newRoot}, nil
-}
-
-func (m *etcMerger) close() {
-	m.old.Close()
-	m.new.Close()
-}
-
 // etcRootDir opens the directory rel inside r, following symlinks that
 // stay inside r.
 func etcRootDir(r *os.Root, rel string) (*os.File, error) {
@@ -66,7 +48,7 @@ func (m *etcMerger) removeAll(rel string) error {
 	}
 	defer parent.Close()
 	pfd, name := int(parent.Fd()), path.Base(rel)
-	dir, err := etcOpenDir(pfd, name, false)
+	dir, err := etcOpenDir(pfd, name)
 	switch {
 	case errors.Is(err, unix.ENOENT):
 		return nil
@@ -99,7 +81,7 @@ func etcRemoveChildren(dir *os.File) error {
 			}
 			continue
 		}
-		sub, err := etcOpenDir(fd, e.Name(), false)
+		sub, err := etcOpenDir(fd, e.Name())
 		if err != nil {
 			return err
 		}
@@ -214,7 +196,7 @@ func (m *etcMerger) ensureDir(rel string) (*os.File, error) {
 // (copy_dir_recurse). Its entries are never followed; a fifo, socket or
 // device inside fails the copy, as glnx_file_copy_at does.
 func etcCopyDir(srcDir, dstDir int, name string) error {
-	src, err := etcOpenDir(srcDir, name, false)
+	src, err := etcOpenDir(srcDir, name)
 	if err != nil {
 		return err
 	}
@@ -222,7 +204,7 @@ func etcCopyDir(srcDir, dstDir int, name string) error {
 	if err := unix.Mkdirat(dstDir, name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
 		return &os.PathError{Op: "mkdirat", Path: name, Err: err}
 	}
-	dst, err := etcOpenDir(dstDir, name, false)
+	dst, err := etcOpenDir(dstDir, name)
 	if err != nil {
 		return err
 	}

@@ -157,8 +157,8 @@ func EditKargs(args []string, e KargsEdit) ([]string, error) {
 // validateKargs refuses words BLS options cannot carry.
 func validateKargs(args []string) error {
 	for _, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t\n") {
-			return fmt.Errorf("kernel argument %q: empty or contains white space: %w", a, errdefs.ErrInvalid)
+		if a == "" || strings.ContainsAny(a, " \t\n") || hasControl(a) {
+			return fmt.Errorf("kernel argument %q: empty or contains white space or a control character: %w", a, errdefs.ErrInvalid)
 		}
 		if kargKey(a) == "ostree" {
 			return fmt.Errorf("kernel argument %q: ostree= is set by the sysroot: %w", a, errdefs.ErrInvalid)

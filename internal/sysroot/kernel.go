@@ -22,6 +22,8 @@ import (
 // directory usr/lib/modules/KVER (in directory order, as libostree
 // iterates) holding a regular file vmlinuz.
 type kernelLayout struct {
+	root       string // the deployment root
+	rel        string // usr/lib/modules/KVER
 	dir        string // absolute usr/lib/modules/KVER
 	kver       string
 	initramfs  string // "initramfs.img", "initramfs" or ""
@@ -34,72 +36,198 @@ type kernelLayout struct {
 // checksum: sha256 over vmlinuz, then the initramfs, then the devicetree
 // file or every file under dtb/ in sorted recursive order. A tree without
 // one is errdefs.ErrNotFound.
+//
+// The tree is a commit's content, and what findKernel picks is copied
+// into /boot and onto the ESP, which any user may read. So the path to
+// usr/lib/modules/KVER must hold no symlink, and vmlinuz, the initramfs,
+// devicetree, .vmlinuz.hmac and dtb must be regular files (dtb a
+// directory) inside it: a symlink, or a KVER with a control character or white space (it
+// goes into the boot entry), is errdefs.ErrInvalid.
 func findKernel(root string) (*kernelLayout, error) {
-	mods := filepath.Join(root, "usr/lib/modules")
-	f, err := os.Open(mods)
+	const modsRel = "usr/lib/modules"
+	mods, err := openBeneath(root, modsRel, unix.O_RDONLY|unix.O_DIRECTORY)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("no kernel: no usr/lib/modules: %w", errdefs.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("finding kernel: %w", err)
 	}
-	ents, err := f.ReadDir(-1) // directory order, not sorted
-	f.Close()
+	defer mods.Close()
+	ents, err := mods.ReadDir(-1) // directory order, not sorted
 	if err != nil {
 		return nil, fmt.Errorf("finding kernel: %w", err)
 	}
+	mfd := int(mods.Fd())
 	var k *kernelLayout
 	for _, e := range ents {
-		if !e.IsDir() {
+		if !e.IsDir() { // a symlinked KVER is not a directory here
 			continue
 		}
-		fi, err := os.Stat(filepath.Join(mods, e.Name(), "vmlinuz"))
-		if err != nil || !fi.Mode().IsRegular() {
+		kind, err := kernelFileKind(mfd, e.Name()+"/vmlinuz")
+		if err != nil {
+			return nil, err
+		}
+		if kind == kernelFileAbsent {
 			continue
 		}
-		k = &kernelLayout{dir: filepath.Join(mods, e.Name()), kver: e.Name()}
+		rel := modsRel + "/" + e.Name()
+		if kind != kernelFileRegular {
+			return nil, fmt.Errorf("kernel %s/vmlinuz is not a regular file: %w", rel, errdefs.ErrInvalid)
+		}
+		if !validKernelVersion(e.Name()) {
+			return nil, fmt.Errorf("kernel directory %q has a control character or white space in its name: %w", rel, errdefs.ErrInvalid)
+		}
+		k = &kernelLayout{root: root, rel: rel, dir: filepath.Join(root, rel), kver: e.Name()}
 		break
 	}
 	if k == nil {
 		return nil, fmt.Errorf("no kernel: no usr/lib/modules/*/vmlinuz: %w", errdefs.ErrNotFound)
 	}
+	kd, err := openatBeneath(mfd, k.kver, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, unix.RESOLVE_BENEATH|unix.RESOLVE_NO_SYMLINKS)
+	if err != nil {
+		return nil, fmt.Errorf("finding kernel: %w", err)
+	}
+	defer kd.Close()
+	kfd := int(kd.Fd())
 	h := sha256.New()
-	if err := hashFile(h, filepath.Join(k.dir, "vmlinuz")); err != nil {
+	if err := k.hash(h, "vmlinuz"); err != nil {
 		return nil, err
 	}
+	regular := func(name string) (bool, error) {
+		kind, err := kernelFileKind(kfd, name)
+		if err != nil || kind == kernelFileAbsent {
+			return false, err
+		}
+		if kind != kernelFileRegular {
+			return false, fmt.Errorf("kernel file %s/%s is not a regular file: %w", k.rel, name, errdefs.ErrInvalid)
+		}
+		return true, nil
+	}
 	for _, n := range []string{"initramfs.img", "initramfs"} {
-		if _, err := os.Stat(filepath.Join(k.dir, n)); err == nil {
+		ok, err := regular(n)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
 			k.initramfs = n
-			if err := hashFile(h, filepath.Join(k.dir, n)); err != nil {
+			if err := k.hash(h, n); err != nil {
 				return nil, err
 			}
 			break
 		}
 	}
-	if _, err := os.Stat(filepath.Join(k.dir, "devicetree")); err == nil {
+	dt, err := regular("devicetree")
+	if err != nil {
+		return nil, err
+	}
+	if dt {
 		k.devicetree = "devicetree"
-		if err := hashFile(h, filepath.Join(k.dir, "devicetree")); err != nil {
+		if err := k.hash(h, "devicetree"); err != nil {
 			return nil, err
 		}
-	} else if fi, err := os.Stat(filepath.Join(k.dir, "dtb")); err == nil && fi.IsDir() {
-		k.devicetree = "dtb"
-		if err := hashDir(h, filepath.Join(k.dir, "dtb")); err != nil {
+	} else {
+		kind, err := kernelFileKind(kfd, "dtb")
+		if err != nil {
 			return nil, err
+		}
+		switch kind {
+		case kernelFileDir:
+			k.devicetree = "dtb"
+			if err := hashDir(h, filepath.Join(k.dir, "dtb")); err != nil {
+				return nil, err
+			}
+		case kernelFileOther:
+			return nil, fmt.Errorf("kernel file %s/dtb is neither a directory nor absent: %w", k.rel, errdefs.ErrInvalid)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(k.dir, ".vmlinuz.hmac")); err == nil {
-		k.hmac = true
+	if k.hmac, err = regular(".vmlinuz.hmac"); err != nil {
+		return nil, err
 	}
 	k.bootcsum = hex.EncodeToString(h.Sum(nil))
 	return k, nil
 }
 
-func hashFile(h hash.Hash, p string) error {
-	f, err := os.Open(p)
+// validKernelVersion accepts a KVER that can stand in a boot entry's
+// linux and initrd lines as it is.
+func validKernelVersion(kver string) bool {
+	return kver != "" && !strings.ContainsFunc(kver, func(r rune) bool { return isControl(r) || r == ' ' })
+}
+
+type kernelFile int
+
+const (
+	kernelFileAbsent kernelFile = iota
+	kernelFileRegular
+	kernelFileDir
+	kernelFileOther // a symlink, fifo, device or socket
+)
+
+// kernelFileKind looks at name under dirfd without following a symlink.
+func kernelFileKind(dirfd int, name string) (kernelFile, error) {
+	var st unix.Stat_t
+	err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return kernelFileAbsent, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("finding kernel: %w", &os.PathError{Op: "fstatat", Path: name, Err: err})
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return kernelFileRegular, nil
+	case unix.S_IFDIR:
+		return kernelFileDir, nil
+	}
+	return kernelFileOther, nil
+}
+
+// open opens the kernel file name of k for reading: a regular file,
+// reached from the deployment root through no symlink.
+func (k *kernelLayout) open(name string) (*os.File, error) {
+	f, err := openBeneath(k.root, k.rel+"/"+name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
+	if err != nil {
+		return nil, fmt.Errorf("opening kernel file: %w", err)
+	}
+	if err := checkRegular(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func checkRegular(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file: %w", f.Name(), errdefs.ErrInvalid)
+	}
+	return nil
+}
+
+func (k *kernelLayout) hash(h hash.Hash, name string) error {
+	f, err := k.open(name)
 	if err != nil {
 		return fmt.Errorf("hashing kernel file: %w", err)
 	}
 	defer f.Close()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("hashing %s/%s: %w", k.rel, name, err)
+	}
+	return nil
+}
+
+// hashFile hashes the regular file p, which must not be a symlink.
+func hashFile(h hash.Hash, p string) error {
+	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return fmt.Errorf("hashing kernel file: %w", err)
+	}
+	defer f.Close()
+	if err := checkRegular(f); err != nil {
+		return fmt.Errorf("hashing kernel file: %w", err)
+	}
 	if _, err := io.Copy(h, f); err != nil {
 		return fmt.Errorf("hashing %s: %w", p, err)
 	}
@@ -169,7 +297,7 @@ func installKernel(k *kernelLayout, dest string) error {
 		if _, err := os.Lstat(to); err == nil {
 			continue
 		}
-		if err := linkOrCopy(filepath.Join(k.dir, f[0]), to); err != nil {
+		if err := k.install(f[0], to); err != nil {
 			return fmt.Errorf("installing kernel file %s: %w", to, err)
 		}
 	}
@@ -195,32 +323,53 @@ func removeStaleTemps(dir string) {
 	}
 }
 
-func linkOrCopy(src, dst string) error {
-	err := os.Link(src, dst)
+// install puts the kernel file name of k at dst: a hardlink when /boot
+// is the same filesystem, else a copy. The source is opened first (a
+// regular file beneath the deployment, no symlink), and a link counts only
+// if it is that very file: link(2) would link a symlink itself, which
+// readers of /boot then follow.
+func (k *kernelLayout) install(name, dst string) error {
+	in, err := k.open(name)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	src := filepath.Join(k.dir, name)
+	err = os.Link(src, dst)
 	if err == nil {
-		return nil
+		return sameLinked(in, dst)
 	}
 	var le *os.LinkError
 	if !errors.As(err, &le) || !(errors.Is(le.Err, syscall.EXDEV) || errors.Is(le.Err, syscall.EMLINK) || errors.Is(le.Err, syscall.EPERM)) {
 		return err
 	}
-	return copyFileSynced(src, dst)
+	return copyFileSynced(in, dst)
 }
 
-// copyFileSynced copies a regular file with its owner and mode under a
-// temporary name, fdatasyncs it and renames it to dst.
-func copyFileSynced(src, dst string) (err error) {
-	in, err := os.Open(src)
+// sameLinked checks that dst, just linked, is the file open as in, and
+// removes it if not.
+func sameLinked(in *os.File, dst string) error {
+	a, err := in.Stat()
 	if err != nil {
 		return err
 	}
-	defer in.Close()
+	b, err := os.Lstat(dst)
+	if err == nil && os.SameFile(a, b) {
+		return nil
+	}
+	os.Remove(dst)
+	return fmt.Errorf("%s changed while it was linked to %s: %w", in.Name(), dst, errdefs.ErrInvalid)
+}
+
+// copyFileSynced copies the regular file open as in with its owner and
+// mode under a temporary name, fdatasyncs it and renames it to dst.
+func copyFileSynced(in *os.File, dst string) (err error) {
 	fi, err := in.Stat()
 	if err != nil {
 		return err
 	}
 	tmp := filepath.Join(filepath.Dir(dst), tempPrefix+filepath.Base(dst))
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}
@@ -250,12 +399,17 @@ func copyFileSynced(src, dst string) (err error) {
 	return os.Rename(tmp, dst)
 }
 
+// osReleaseMax bounds the os-release file read from a tree.
+const osReleaseMax = 64 << 10
+
 // osReleaseTitle returns PRETTY_NAME (else ID) of the tree's os-release:
-// usr/lib/os-release, else etc/os-release.
+// usr/lib/os-release, else etc/os-release. Symlinks are resolved with
+// the tree as "/" (etc/os-release is often a link), so no host file is
+// read.
 func osReleaseTitle(root string) (string, error) {
-	data, err := os.ReadFile(filepath.Join(root, "usr/lib/os-release"))
+	data, err := readFileInRoot(root, "usr/lib/os-release", osReleaseMax)
 	if errors.Is(err, fs.ErrNotExist) {
-		data, err = os.ReadFile(filepath.Join(root, "etc/os-release"))
+		data, err = readFileInRoot(root, "etc/os-release", osReleaseMax)
 	}
 	if err != nil {
 		return "", fmt.Errorf("reading os-release: %w", err)

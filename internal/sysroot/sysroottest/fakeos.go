@@ -25,6 +25,8 @@ type FakeOS struct {
 	Version   string            // commit version metadata ("" = none)
 	Etc       map[string]string // files under usr/etc (path → content)
 	Files     map[string]string // other files (path → content)
+	Symlinks  map[string]string // symlinks (path → target), replacing whatever WriteTree put there
+	Omit      []string          // paths removed from the tree before Symlinks are made
 	Timestamp time.Time         // commit time (zero = 2023-01-01 UTC)
 }
 
@@ -59,6 +61,23 @@ func (f FakeOS) WriteTree(t testing.TB, dir string) {
 	}
 	for _, d := range []string{"usr/etc", "var"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range f.Omit {
+		if err := os.RemoveAll(filepath.Join(dir, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for p, target := range f.Symlinks {
+		full := filepath.Join(dir, p)
+		if err := os.RemoveAll(full); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, full); err != nil {
 			t.Fatal(err)
 		}
 	}
