@@ -29,6 +29,7 @@ var layers = map[string]int{
 	"internal/gvariant": 0,
 	"internal/keyfile":  0, // GKeyFile format (repo config, origin files); pure like gvariant
 	"internal/runner":   0,
+	"internal/distro":   0, // fixed paths and tool names of a node
 	// L1: object model and wire formats.
 	"internal/ostree": 1,
 	"internal/sign":   1,
@@ -37,6 +38,7 @@ var layers = map[string]int{
 	"internal/pull":       2,
 	"internal/sysroot":    2,
 	"internal/bootloader": 2,
+	"internal/boot":       2, // boot policy over bootloader and sysroot; image (L2) imports it
 	"internal/image":      2,
 	"internal/vm":         2,
 	"internal/initramfs":  2,

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/strata-os/strata/internal/boot"
 	"github.com/strata-os/strata/internal/bootloader"
-	"github.com/strata-os/strata/internal/image"
 	"github.com/strata-os/strata/internal/sysroot"
 )
 
@@ -51,7 +51,7 @@ reported: rebooting it would only repeat the failure.`,
 				return fmt.Errorf("cannot open sysroot: %w", err)
 			}
 			defer s.Close()
-			res, err := image.BootComplete(cmd.Context(), s, image.BootCompleteOptions{ESP: esp, Root: root, CheckTimeout: timeout})
+			res, err := boot.BootComplete(cmd.Context(), s, boot.BootCompleteOptions{ESP: esp, Root: root, CheckTimeout: timeout})
 			w := cmd.OutOrStdout()
 			if asJSON {
 				if jerr := writeJSON(w, res); jerr != nil {
@@ -94,7 +94,7 @@ reported: rebooting it would only repeat the failure.`,
 		},
 	}
 	addSysrootFlag(cmd, &path)
-	cmd.Flags().StringVar(&esp, "esp", image.DefaultESP, "the mounted EFI system partition")
+	cmd.Flags().StringVar(&esp, "esp", boot.DefaultESP, "the mounted EFI system partition")
 	cmd.Flags().StringVar(&root, "root", "/", "root of the health-check directories")
 	cmd.Flags().DurationVar(&timeout, "timeout", bootloader.DefaultCheckTimeout, "time limit of each health check")
 	cmd.Flags().StringVar(&cmdline, "proc-cmdline", "", "read the booted kernel's command line from this file (tests)")
