@@ -52,7 +52,7 @@ func newNode(t *testing.T) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.a, n.b = "fakeos "+da.Name(), "fakeos "+db.Name()
+	n.a, n.b = da.Key(), db.Key()
 	list, err := boot.Entries(n.path, s.Deployments())
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +158,7 @@ func TestBootComplete(t *testing.T) {
 			}
 			defer after.Close()
 			def := after.Deployments()[0]
-			if got := "fakeos " + def.Name(); got != map[string]string{"a": n.a, "b": n.b}[tt.wantDef] {
+			if got := def.Key(); got != map[string]string{"a": n.a, "b": n.b}[tt.wantDef] {
 				t.Errorf("sysroot default = %s, want %s", got, tt.wantDef)
 			}
 			if a := n.entry(t, n.a).Suffix; a != tt.wantA {
