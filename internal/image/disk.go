@@ -180,22 +180,12 @@ func usage(root string) (int64, error) {
 	return total, nil
 }
 
-// fsImmutableFL is FS_IMMUTABLE_FL (linux/fs.h).
-const fsImmutableFL = 0x10
-
 // clearImmutable clears the immutable attribute the sysroot sets on
 // deployment roots (ostree/deploy/OS/deploy/*), so that the work
 // directory can be removed.
 func clearImmutable(root string) {
 	dirs, _ := filepath.Glob(filepath.Join(root, "ostree/deploy/*/deploy/*"))
 	for _, d := range dirs {
-		fd, err := unix.Open(d, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != nil {
-			continue
-		}
-		if flags, err := unix.IoctlGetInt(fd, unix.FS_IOC_GETFLAGS); err == nil && flags&fsImmutableFL != 0 {
-			unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, flags&^fsImmutableFL)
-		}
-		unix.Close(fd)
+		_ = fsutil.SetImmutable(d, false) // a failure shows when the removal fails
 	}
 }
