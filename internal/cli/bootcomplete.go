@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/strata-os/strata/internal/boot"
 	"github.com/strata-os/strata/internal/bootloader"
+	"github.com/strata-os/strata/internal/distro"
 	"github.com/strata-os/strata/internal/sysroot"
 )
 
@@ -21,10 +22,9 @@ func newBootCompleteCmd() *cobra.Command {
 		asJSON, reboot           bool
 	)
 	cmd := &cobra.Command{
-		Use:   "boot-complete [--sysroot /] [--esp /boot/efi]",
+		Use:   "boot-complete [--sysroot /] [--esp " + distro.ESPMountPoint + "]",
 		Short: "Run the health checks and mark the booted deployment good",
-		Long: `Run the health checks (the executables in /etc/strata/health.d and
-/usr/lib/strata/health.d, by name, each with --timeout). If one fails, exit 1
+		Long: `Run the health checks (the executables in ` + strings.Join(distro.HealthDirs, " and\n") + `, by name, each with --timeout). If one fails, exit 1
 naming it and change nothing: the boot entry stays counted, and firmware falls
 back to the previous deployment once its tries are used up. Otherwise remove
 the boot counter of the booted deployment's ESP entry, and if firmware had

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/strata-os/strata/internal/boot"
 	"github.com/strata-os/strata/internal/bootloader"
+	"github.com/strata-os/strata/internal/distro"
 	"github.com/strata-os/strata/internal/sysroot"
 )
 
@@ -61,7 +62,7 @@ func newBootloaderSyncCmd() *cobra.Command {
 		asJSON    bool
 	)
 	cmd := &cobra.Command{
-		Use:   "sync [--sysroot /] [--esp /boot/efi]",
+		Use:   "sync [--sysroot /] [--esp " + distro.ESPMountPoint + "]",
 		Short: "Make the ESP's boot entries match the sysroot's deployments",
 		Long: `Project the sysroot's committed deployment list onto the EFI system partition
 (docs/boot.md): copy missing kernels, write or rename one entry per deployment
