@@ -33,7 +33,7 @@ var layers = map[string]int{
 	"internal/fsutil":   0,
 	"internal/gvariant": 0,
 	"internal/keyfile":  0, // GKeyFile (repository config, origin files); pure like gvariant
-	"internal/distro":   0, // planned: fixed paths and tool names of a node
+	"internal/distro":   0, // fixed paths and tool names of a node
 	// L1: object model and wire formats.
 	"internal/ostree":    1,
 	"internal/sign":      1,
@@ -45,7 +45,7 @@ var layers = map[string]int{
 	"internal/pull":       2,
 	"internal/sysroot":    2,
 	"internal/bootloader": 2,
-	"internal/boot":       2, // planned: the node's boot policy over bootloader and sysroot
+	"internal/boot":       2, // boot policy over bootloader and sysroot; image (L2) imports it
 	"internal/image":      2,
 	"internal/initramfs":  2,
 	"internal/vm":         2,
@@ -67,7 +67,7 @@ var layers = map[string]int{
 }
 
 // planned are the packages in the tables that do not exist yet; every other entry must exist.
-var planned = []string{"internal/boot", "internal/distro"}
+var planned = []string{}
 
 // helpers are the test-helper packages: imported by _test.go files (and by other helpers)
 // only. They may import any layer.

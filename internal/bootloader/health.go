@@ -14,12 +14,6 @@ import (
 	"time"
 )
 
-// HealthDirs are the directories of health checks on a node, relative to
-// its root: the administrator's, then the OS's (like greenboot's
-// required.d, docs/boot.md). A check in the first shadows one
-// of the same name in the second.
-var HealthDirs = []string{"etc/strata/health.d", "usr/lib/strata/health.d"}
-
 // DefaultCheckTimeout bounds one health check.
 const DefaultCheckTimeout = 2 * time.Minute
 

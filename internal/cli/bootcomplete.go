@@ -9,8 +9,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/strata-os/strata/internal/boot"
 	"github.com/strata-os/strata/internal/bootloader"
-	"github.com/strata-os/strata/internal/image"
+	"github.com/strata-os/strata/internal/distro"
 	"github.com/strata-os/strata/internal/sysroot"
 )
 
@@ -21,10 +22,9 @@ func newBootCompleteCmd() *cobra.Command {
 		asJSON, reboot           bool
 	)
 	cmd := &cobra.Command{
-		Use:   "boot-complete [--sysroot /] [--esp /boot/efi]",
+		Use:   "boot-complete [--sysroot /] [--esp " + distro.ESPMountPoint + "]",
 		Short: "Run the health checks and mark the booted deployment good",
-		Long: `Run the health checks (the executables in /etc/strata/health.d and
-/usr/lib/strata/health.d, by name, each with --timeout). If one fails, exit 1
+		Long: `Run the health checks (the executables in ` + strings.Join(distro.HealthDirs, " and\n") + `, by name, each with --timeout). If one fails, exit 1
 naming it and change nothing: the boot entry stays counted, and firmware falls
 back to the previous deployment once its tries are used up. Otherwise remove
 the boot counter of the booted deployment's ESP entry, and if firmware had
@@ -51,7 +51,7 @@ reported: rebooting it would only repeat the failure.`,
 				return fmt.Errorf("cannot open sysroot: %w", err)
 			}
 			defer s.Close()
-			res, err := image.BootComplete(cmd.Context(), s, image.BootCompleteOptions{ESP: esp, Root: root, CheckTimeout: timeout})
+			res, err := boot.BootComplete(cmd.Context(), s, boot.BootCompleteOptions{ESP: esp, Root: root, CheckTimeout: timeout})
 			w := cmd.OutOrStdout()
 			if asJSON {
 				if jerr := writeJSON(w, res); jerr != nil {
@@ -94,7 +94,7 @@ reported: rebooting it would only repeat the failure.`,
 		},
 	}
 	addSysrootFlag(cmd, &path)
-	cmd.Flags().StringVar(&esp, "esp", image.DefaultESP, "the mounted EFI system partition")
+	cmd.Flags().StringVar(&esp, "esp", boot.DefaultESP, "the mounted EFI system partition")
 	cmd.Flags().StringVar(&root, "root", "/", "root of the health-check directories")
 	cmd.Flags().DurationVar(&timeout, "timeout", bootloader.DefaultCheckTimeout, "time limit of each health check")
 	cmd.Flags().StringVar(&cmdline, "proc-cmdline", "", "read the booted kernel's command line from this file (tests)")

@@ -6,8 +6,9 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"github.com/strata-os/strata/internal/boot"
 	"github.com/strata-os/strata/internal/bootloader"
-	"github.com/strata-os/strata/internal/image"
+	"github.com/strata-os/strata/internal/distro"
 	"github.com/strata-os/strata/internal/sysroot"
 )
 
@@ -18,13 +19,13 @@ func nodeESP(path string) []sysroot.Option {
 	if filepath.Clean(path) != "/" {
 		return nil
 	}
-	if fi, err := os.Stat(filepath.Join(image.DefaultESP, "loader/entries")); err != nil || !fi.IsDir() {
+	if fi, err := os.Stat(filepath.Join(boot.DefaultESP, "loader/entries")); err != nil || !fi.IsDir() {
 		return nil
 	}
-	if image.CheckESPMount(image.DefaultESP) != nil {
+	if boot.CheckESPMount(boot.DefaultESP) != nil {
 		return nil
 	}
-	return []sysroot.Option{sysroot.WithBootloader(espSync(image.DefaultESP, bootloader.DefaultTries))}
+	return []sysroot.Option{sysroot.WithBootloader(espSync(boot.DefaultESP, bootloader.DefaultTries))}
 }
 
 // checkNodeESP verifies, on the running system (sysroot "/"), that esp is
@@ -34,11 +35,11 @@ func checkNodeESP(sysrootPath, esp string) error {
 	if filepath.Clean(sysrootPath) != "/" {
 		return nil
 	}
-	return image.CheckESPMount(esp)
+	return boot.CheckESPMount(esp)
 }
 
-func espSync(dir string, tries int) *image.ESP {
-	return &image.ESP{Dir: dir, Options: bootloader.Options{Tries: tries}}
+func espSync(dir string, tries int) *boot.ESP {
+	return &boot.ESP{Dir: dir, Options: bootloader.Options{Tries: tries}}
 }
 
 // bootloaderSyncJSON is the --json output of bootloader sync.
@@ -61,7 +62,7 @@ func newBootloaderSyncCmd() *cobra.Command {
 		asJSON    bool
 	)
 	cmd := &cobra.Command{
-		Use:   "sync [--sysroot /] [--esp /boot/efi]",
+		Use:   "sync [--sysroot /] [--esp " + distro.ESPMountPoint + "]",
 		Short: "Make the ESP's boot entries match the sysroot's deployments",
 		Long: `Project the sysroot's committed deployment list onto the EFI system partition
 (docs/boot.md): copy missing kernels, write or rename one entry per deployment
@@ -91,7 +92,7 @@ boot-time unit strata-esp-sync.service runs it.`,
 		},
 	}
 	addSysrootFlag(cmd, &path)
-	cmd.Flags().StringVar(&esp, "esp", image.DefaultESP, "the mounted EFI system partition")
+	cmd.Flags().StringVar(&esp, "esp", boot.DefaultESP, "the mounted EFI system partition")
 	cmd.Flags().IntVar(&tries, "tries", bootloader.DefaultTries, "boot counter of a new default that has not booted (0: none)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the ESP's entries as JSON")
 	return cmd

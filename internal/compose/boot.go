@@ -7,17 +7,15 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/strata-os/strata/internal/boot"
+	"github.com/strata-os/strata/internal/distro"
 	"github.com/strata-os/strata/internal/fsutil"
-	"github.com/strata-os/strata/internal/image"
 	"github.com/strata-os/strata/internal/initramfs"
 )
 
-// StrataBinary is where StrataBoot installs strata in the tree.
-const StrataBinary = "usr/bin/strata"
-
 // StrataBoot returns the InitramfsFunc that makes a tree boot the strata
 // way (docs/boot.md): it installs binary (a static strata) as
-// /usr/bin/strata, enables strata's boot units (ESP sync, boot-complete
+// distro.StrataBinary, enables strata's boot units (ESP sync, boot-complete
 // with the health checks, finalize at shutdown), and writes strata's
 // initramfs, with that binary as /init and the modules the root disk
 // needs, as usr/lib/modules/KVER/initramfs.img. Debian's own initramfs,
@@ -28,14 +26,14 @@ func StrataBoot(binary string) InitramfsFunc {
 		if err != nil {
 			return fmt.Errorf("installing strata into the tree: %w", err)
 		}
-		dst := filepath.Join(root, StrataBinary)
+		dst := filepath.Join(root, distro.StrataBinary)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return fmt.Errorf("installing strata into the tree: %w", err)
 		}
 		if err := fsutil.WriteFileAtomic(dst, data, 0o755); err != nil {
 			return fmt.Errorf("installing strata into the tree: %w", err)
 		}
-		if err := image.InstallUnits(root); err != nil {
+		if err := boot.InstallUnits(root); err != nil {
 			return err
 		}
 		var img bytes.Buffer

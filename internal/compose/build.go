@@ -3,7 +3,6 @@ package compose
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
+	"github.com/strata-os/strata/internal/distro"
 	"github.com/strata-os/strata/internal/errdefs"
 	"golang.org/x/sys/unix"
 )
@@ -93,7 +94,7 @@ func (b *build) run(ctx context.Context) error {
 	}
 	prog := b.program
 	if prog == "" {
-		prog = "mmdebstrap"
+		prog = distro.MmdebstrapCmd
 	}
 	cmd := exec.Command(prog, b.args()...)
 	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+strconv.FormatInt(b.epoch.Unix(), 10), "TMPDIR="+b.tmpDir,
@@ -194,41 +195,16 @@ func removeWorkDir(dir string) error {
 	return fmt.Errorf("not removing %s: mounts remain below it: %w", dir, errdefs.ErrFailedPrecondition)
 }
 
-// mountsUnder lists the mount points at or below dir, outermost first.
+// mountsUnder lists the mount points at or below dir, outermost first
+// (in /proc/self/mountinfo order).
 func mountsUnder(dir string) ([]string, error) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(filepath.Clean(dir)))
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil
-		}
-		return nil, err
+		return nil, fmt.Errorf("listing the mounts below %s: %w", dir, err)
 	}
-	var out []string
-	for _, l := range strings.Split(string(data), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 5 {
-			continue
-		}
-		mp := unescapeMount(f[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
+	out := make([]string, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, m.Mountpoint)
 	}
 	return out, nil
-}
-
-// unescapeMount decodes the octal escapes (\040) of mountinfo paths.
-func unescapeMount(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

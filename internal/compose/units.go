@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+
+	"github.com/strata-os/strata/internal/distro"
 )
 
 // ApplyUnits enables and masks the manifest's units in the tree at root with
@@ -20,7 +22,7 @@ func ApplyUnits(ctx context.Context, root string, m *Manifest) error {
 		if len(op.units) == 0 {
 			continue
 		}
-		cmd := exec.CommandContext(ctx, "chroot", append([]string{root, "systemctl", op.verb}, op.units...)...)
+		cmd := exec.CommandContext(ctx, distro.ChrootCmd, append([]string{root, "systemctl", op.verb}, op.units...)...)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/strata-os/strata/internal/boot"
+	"github.com/strata-os/strata/internal/distro"
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/fsutil"
 	"github.com/strata-os/strata/internal/ostree"
@@ -24,7 +26,7 @@ import (
 const (
 	DefaultOSName      = "strata"
 	DefaultESPSize     = 256 << 20
-	DefaultSystemdBoot = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi" // Debian's systemd-boot-efi
+	DefaultSystemdBoot = distro.SystemdBootEFI
 	RootLabel          = "strata-root"
 	RemoteName         = "origin"
 
@@ -41,7 +43,7 @@ var DefaultKargs = []string{"root=LABEL=" + RootLabel, "rw", "console=ttyS0", "q
 // at /boot/efi on first access (docs/vm.md): systemd-bless-boot,
 // `strata bootloader sync` and `strata boot-complete` find it there, and
 // a disk without an ESP does not delay the boot.
-const FstabESP = "PARTLABEL=ESP /boot/efi vfat umask=0077,noauto,nofail,x-systemd.automount,x-systemd.device-timeout=10s 0 0"
+const FstabESP = "PARTLABEL=ESP " + distro.ESPMountPoint + " vfat umask=0077,noauto,nofail,x-systemd.automount,x-systemd.device-timeout=10s 0 0"
 
 // Options describe an image.
 type Options struct {
@@ -220,7 +222,7 @@ func (b *builder) copy(ctx context.Context, src *repo.Repo) error {
 	if err := sysroot.Init(b.root(), b.res.OSName); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(b.root(), "boot/efi"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(b.root(), distro.ESPMountPoint), 0o755); err != nil {
 		return fmt.Errorf("creating the ESP mount point: %w", err)
 	}
 	dst, err := repo.Open(filepath.Join(b.root(), "ostree/repo"))
@@ -254,7 +256,7 @@ func (b *builder) copy(ctx context.Context, src *repo.Repo) error {
 // deploy deploys the commit; the ESP gets its entry through the
 // bootloader seam, without a boot counter.
 func (b *builder) deploy(ctx context.Context, _ *repo.Repo) error {
-	s, err := sysroot.Open(b.root(), sysroot.WithBootloader(&ESP{Dir: b.espDir(), Options: bootloaderOptions(b.opts.Timeout)}))
+	s, err := sysroot.Open(b.root(), sysroot.WithBootloader(&boot.ESP{Dir: b.espDir(), Options: bootloaderOptions(b.opts.Timeout)}))
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/strata-os/strata/internal/bootloader"
+	"github.com/strata-os/strata/internal/distro"
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/fsutil"
 	"github.com/strata-os/strata/internal/repo"
@@ -28,7 +29,7 @@ const (
 )
 
 // tools are the programs Build runs, with their Debian packages.
-var tools = [][2]string{{"sfdisk", "fdisk"}, {"mkfs.ext4", "e2fsprogs"}, {"mkfs.vfat", "dosfstools"}, {"mcopy", "mtools"}}
+var tools = [][2]string{{distro.SfdiskCmd, "fdisk"}, {distro.MkfsExt4Cmd, "e2fsprogs"}, {distro.MkfsVfatCmd, "dosfstools"}, {distro.McopyCmd, "mtools"}}
 
 func checkTools() error {
 	for _, t := range tools {
@@ -84,16 +85,16 @@ func (b *builder) disk(ctx context.Context, _ *repo.Repo) (err error) {
 	}
 	table := fmt.Sprintf("label: gpt\nstart=1MiB, size=%dMiB, type=%s, name=ESP\nstart=%dMiB, size=%dMiB, type=%s, name=root\n",
 		espMiB, typeESP, 1+espMiB, rootMiB, typeRootX864)
-	if err := run(ctx, "", table, "sfdisk", "-q", tmp); err != nil {
+	if err := run(ctx, "", table, distro.SfdiskCmd, "-q", tmp); err != nil {
 		return err
 	}
-	if err := run(ctx, "", "", "mkfs.ext4", "-q", "-F", "-L", RootLabel, "-m", "1",
+	if err := run(ctx, "", "", distro.MkfsExt4Cmd, "-q", "-F", "-L", RootLabel, "-m", "1",
 		"-E", fmt.Sprintf("offset=%d", (1+espMiB)*mib), "-d", b.root(), tmp, fmt.Sprintf("%dM", rootMiB)); err != nil {
 		return err
 	}
 	// -s 1: FAT32 on a small partition needs one sector per cluster, or
 	// mtools later runs out of directory slots (docs/vm.md).
-	if err := run(ctx, "", "", "mkfs.vfat", "-F", "32", "-S", "512", "-s", "1", "-n", "ESP", "--offset=2048", tmp, fmt.Sprint(espMiB*1024)); err != nil {
+	if err := run(ctx, "", "", distro.MkfsVfatCmd, "-F", "32", "-S", "512", "-s", "1", "-n", "ESP", "--offset=2048", tmp, fmt.Sprint(espMiB*1024)); err != nil {
 		return err
 	}
 	tops, err := os.ReadDir(b.espDir())
@@ -104,7 +105,7 @@ func (b *builder) disk(ctx context.Context, _ *repo.Repo) (err error) {
 	for _, e := range tops {
 		args = append(args, e.Name())
 	}
-	if err := run(ctx, b.espDir(), "", "mcopy", append(args, "::/")...); err != nil {
+	if err := run(ctx, b.espDir(), "", distro.McopyCmd, append(args, "::/")...); err != nil {
 		return err
 	}
 	if err := fsutil.FsyncFile(tmp); err != nil {
@@ -179,22 +180,12 @@ func usage(root string) (int64, error) {
 	return total, nil
 }
 
-// fsImmutableFL is FS_IMMUTABLE_FL (linux/fs.h).
-const fsImmutableFL = 0x10
-
 // clearImmutable clears the immutable attribute the sysroot sets on
 // deployment roots (ostree/deploy/OS/deploy/*), so that the work
 // directory can be removed.
 func clearImmutable(root string) {
 	dirs, _ := filepath.Glob(filepath.Join(root, "ostree/deploy/*/deploy/*"))
 	for _, d := range dirs {
-		fd, err := unix.Open(d, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != nil {
-			continue
-		}
-		if flags, err := unix.IoctlGetInt(fd, unix.FS_IOC_GETFLAGS); err == nil && flags&fsImmutableFL != 0 {
-			unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, flags&^fsImmutableFL)
-		}
-		unix.Close(fd)
+		_ = fsutil.SetImmutable(d, false) // a failure shows when the removal fails
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/fsutil"
 	"github.com/u-root/u-root/pkg/cpio"
 )
 
@@ -127,21 +128,9 @@ func (a *Archive) entries() []entry {
 	return out
 }
 
-// countWriter counts the bytes written through it.
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
 // WriteTo writes the archive to w and returns the number of bytes written.
 func (a *Archive) WriteTo(w io.Writer) (int64, error) {
-	cw := &countWriter{w: w}
+	cw := &fsutil.CountWriter{W: w}
 	var out io.Writer = cw
 	var gz *gzip.Writer
 	if a.opts.Gzip {
@@ -151,18 +140,18 @@ func (a *Archive) WriteTo(w io.Writer) (int64, error) {
 	rw := cpio.Newc.Writer(out)
 	for i, e := range a.entries() {
 		if err := writeEntry(rw, e, uint64(i+1), a.opts.MTime); err != nil {
-			return cw.n, err
+			return cw.N, err
 		}
 	}
 	if err := cpio.WriteTrailer(rw); err != nil {
-		return cw.n, fmt.Errorf("writing cpio trailer: %w", err)
+		return cw.N, fmt.Errorf("writing cpio trailer: %w", err)
 	}
 	if gz != nil {
 		if err := gz.Close(); err != nil {
-			return cw.n, fmt.Errorf("compressing initramfs: %w", err)
+			return cw.N, fmt.Errorf("compressing initramfs: %w", err)
 		}
 	}
-	return cw.n, nil
+	return cw.N, nil
 }
 
 func writeEntry(rw cpio.RecordWriter, e entry, ino uint64, mtime int64) error {

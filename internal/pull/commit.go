@@ -61,7 +61,8 @@ func (p *puller) commit(ctx context.Context, c ostree.Checksum, size uint64) (*o
 // meaning repo.MaxMetadataSize). It does not store what it fetched.
 func (p *puller) metadata(ctx context.Context, txn *repo.Txn, n ostree.ObjectName, have bool, limit int64) ([]byte, error) {
 	if have {
-		data, err := txn.ReadMetadata(n.Type, n.Checksum)
+		// Verified just below, with pull's own message.
+		data, err := txn.ReadMetadataUnverified(n.Type, n.Checksum)
 		if err != nil {
 			return nil, err
 		}

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 
 	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/fsutil"
 	"github.com/strata-os/strata/internal/ostree"
 	"golang.org/x/sys/unix"
 )
@@ -266,7 +267,7 @@ func (w *worker) storeStream(fi ostree.FileInfo, c ostree.Checksum, r io.Reader,
 	bw := bufWriters.Get().(*bufio.Writer)
 	bw.Reset(f)
 	defer bufWriters.Put(bw)
-	cw := &countWriter{w: bw}
+	cw := &fsutil.CountWriter{W: bw}
 	if t.r.mode == ModeArchive {
 		cw.Write(ostree.ArchiveHeader(fi, uint64(size)))
 		fw := getDeflater(t.r.zlibLevel, cw)
@@ -291,7 +292,7 @@ func (w *worker) storeStream(fi ostree.FileInfo, c ostree.Checksum, r io.Reader,
 			err = finishBare(f, fi, t.r.mode)
 		}
 	}
-	w.b.wrote.Add(cw.n)
+	w.b.wrote.Add(cw.N)
 	return w.placed(f, err, c, where)
 }
 
@@ -340,17 +341,6 @@ func copyHashed(dst io.Writer, r io.Reader, size int64, h hash.Hash, buf []byte)
 		return fmt.Errorf("payload longer than %d bytes: %w", size, errdefs.ErrFailedPrecondition)
 	}
 	return nil
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // finishBare gives a regular-file object written in a bare mode its

@@ -46,9 +46,23 @@ func notFound(n ostree.ObjectName, err error) error {
 	return fmt.Errorf("object %s: %w", n, err)
 }
 
-// ReadMetadata reads a metadata object's bytes and checks its size bound.
-// It does not verify the checksum (fsck and pull do).
+// ReadMetadata reads a metadata object and verifies it: a commit, dirtree
+// or dirmeta must hash to its name and be a normal-form GVariant of its
+// type, else the error is errdefs.ErrCorrupt naming the object. Other
+// metadata (detached commit metadata, tombstones) is named after its commit,
+// not its own hash, and is only bounded in size.
 func (r *Repo) ReadMetadata(typ ostree.ObjectType, c ostree.Checksum) ([]byte, error) {
+	if !verifiable(typ) {
+		return r.ReadMetadataUnverified(typ, c)
+	}
+	return r.readMetaChecked(typ, c)
+}
+
+// ReadMetadataUnverified reads a metadata object's bytes and checks only
+// its size bound. It is the fast path for a caller that verifies the bytes
+// itself right after reading them (pull compares them with what it
+// expects); everything else uses ReadMetadata.
+func (r *Repo) ReadMetadataUnverified(typ ostree.ObjectType, c ostree.Checksum) ([]byte, error) {
 	return readMetadataAt(r.ObjectPath(ostree.ObjectName{Checksum: c, Type: typ}), ostree.ObjectName{Checksum: c, Type: typ})
 }
 
@@ -68,48 +82,26 @@ func readMetadataAt(path string, n ostree.ObjectName) ([]byte, error) {
 	return b, nil
 }
 
-// ReadCommit reads and parses a commit object.
+// ReadCommit reads, verifies (see ReadMetadata) and parses a commit object.
 func (r *Repo) ReadCommit(c ostree.Checksum) (*ostree.Commit, error) {
-	b, err := r.ReadMetadata(ostree.ObjectCommit, c)
-	if err != nil {
-		return nil, err
-	}
-	cm, err := ostree.ParseCommit(b)
-	if err != nil {
-		return nil, fmt.Errorf("commit %s: %w", c, err)
-	}
-	return cm, nil
+	return r.readCommitChecked(c)
 }
 
-// ReadDirTree reads and parses a dirtree object.
+// ReadDirTree reads, verifies (see ReadMetadata) and parses a dirtree
+// object.
 func (r *Repo) ReadDirTree(c ostree.Checksum) (ostree.DirTree, error) {
-	b, err := r.ReadMetadata(ostree.ObjectDirTree, c)
-	if err != nil {
-		return ostree.DirTree{}, err
-	}
-	t, err := ostree.ParseDirTree(b)
-	if err != nil {
-		return t, fmt.Errorf("dirtree %s: %w", c, err)
-	}
-	return t, nil
+	return r.readDirTreeChecked(c)
 }
 
-// ReadDirMeta reads and parses a dirmeta object.
+// ReadDirMeta reads, verifies (see ReadMetadata) and parses a dirmeta
+// object.
 func (r *Repo) ReadDirMeta(c ostree.Checksum) (ostree.DirMeta, error) {
-	b, err := r.ReadMetadata(ostree.ObjectDirMeta, c)
-	if err != nil {
-		return ostree.DirMeta{}, err
-	}
-	d, err := ostree.ParseDirMeta(b)
-	if err != nil {
-		return d, fmt.Errorf("dirmeta %s: %w", c, err)
-	}
-	return d, nil
+	return r.readDirMetaChecked(c)
 }
 
 // ReadCommitMeta returns a commit's detached metadata, or nil if it has none.
 func (r *Repo) ReadCommitMeta(c ostree.Checksum) ([]byte, error) {
-	b, err := r.ReadMetadata(ostree.ObjectCommitMeta, c)
+	b, err := r.ReadMetadataUnverified(ostree.ObjectCommitMeta, c) // named by its commit: nothing to hash
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return nil, nil
 	}

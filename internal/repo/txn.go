@@ -139,9 +139,26 @@ func (t *Txn) HasObject(n ostree.ObjectName) (bool, error) {
 	return false, err
 }
 
-// ReadMetadata reads a metadata object from objects/ or the staging area.
+// ReadMetadata reads a metadata object from objects/ or the staging area
+// and verifies it as Repo.ReadMetadata does.
 func (t *Txn) ReadMetadata(typ ostree.ObjectType, c ostree.Checksum) ([]byte, error) {
-	b, err := t.r.ReadMetadata(typ, c)
+	b, err := t.ReadMetadataUnverified(typ, c)
+	if err != nil {
+		return nil, err
+	}
+	if n := (ostree.ObjectName{Checksum: c, Type: typ}); verifiable(typ) {
+		if err := verifyMetadata(n, b); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// ReadMetadataUnverified reads a metadata object from objects/ or the
+// staging area, checking only its size bound: the fast path for a caller
+// that verifies the bytes right after (see Repo.ReadMetadataUnverified).
+func (t *Txn) ReadMetadataUnverified(typ ostree.ObjectType, c ostree.Checksum) ([]byte, error) {
+	b, err := t.r.ReadMetadataUnverified(typ, c)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		n := ostree.ObjectName{Checksum: c, Type: typ}
 		return readMetadataAt(t.stagedPath(n), n)

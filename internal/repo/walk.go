@@ -240,11 +240,26 @@ func (r *Repo) readMetaChecked(typ ostree.ObjectType, c ostree.Checksum) ([]byte
 	if err != nil {
 		return nil, err
 	}
-	if got := ostree.MetadataChecksum(b); got != c {
-		return nil, fmt.Errorf("object %s: content hashes to %s: %w", n, got, errdefs.ErrCorrupt)
+	if err := verifyMetadata(n, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// verifiable reports whether metadata of type typ is named by its own hash
+// and has a strict type: commit, dirtree and dirmeta.
+func verifiable(typ ostree.ObjectType) bool {
+	return typ == ostree.ObjectCommit || typ == ostree.ObjectDirTree || typ == ostree.ObjectDirMeta
+}
+
+// verifyMetadata checks that b hashes to n's name and is a normal-form
+// GVariant of n's type.
+func verifyMetadata(n ostree.ObjectName, b []byte) error {
+	if got := ostree.MetadataChecksum(b); got != n.Checksum {
+		return fmt.Errorf("object %s: content hashes to %s: %w", n, got, errdefs.ErrCorrupt)
 	}
 	var t *gvariant.Type
-	switch typ {
+	switch n.Type {
 	case ostree.ObjectDirTree:
 		t = strictDirTreeType
 	case ostree.ObjectDirMeta:
@@ -253,9 +268,9 @@ func (r *Repo) readMetaChecked(typ ostree.ObjectType, c ostree.Checksum) ([]byte
 		t = strictCommitType
 	}
 	if t != nil && !gvariant.IsNormal(t, b) {
-		return nil, fmt.Errorf("object %s: not a normal-form %s: %w", n, t, errdefs.ErrCorrupt)
+		return fmt.Errorf("object %s: not a normal-form %s: %w", n, t, errdefs.ErrCorrupt)
 	}
-	return b, nil
+	return nil
 }
 
 func (r *Repo) readDirTreeChecked(c ostree.Checksum) (ostree.DirTree, error) {

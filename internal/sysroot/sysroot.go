@@ -231,7 +231,7 @@ func (s *Sysroot) abs(rel string) string { return filepath.Join(s.path, rel) }
 // load reads the state the way sysroot_load_from_bootloader_configs does
 // (docs/formats/sysroot.md).
 func (s *Sysroot) load() error {
-	bv, err := s.readBootversion()
+	bv, err := readBootversion(s.path)
 	if err != nil {
 		return err
 	}
@@ -239,15 +239,15 @@ func (s *Sysroot) load() error {
 	if err != nil {
 		return err
 	}
-	entries, err := s.readEntries(bv)
+	entries, err := readBootEntries(s.path, bv)
 	if err != nil {
-		return err
+		return fmt.Errorf("loading sysroot %s: %w", s.path, err)
 	}
 	var ds []Deployment
 	for _, e := range entries {
-		d, err := s.deploymentFromEntry(e.entry)
-		if err != nil {
-			return fmt.Errorf("loading sysroot %s: entry boot/loader.%d/entries/%s: %w", s.path, bv, e.name, err)
+		d := e.Deployment
+		if err := s.fillDeployment(&d); err != nil {
+			return fmt.Errorf("loading sysroot %s: entry boot/loader.%d/entries/%s: %w", s.path, bv, e.File, err)
 		}
 		ds = append(ds, d)
 	}
@@ -269,8 +269,10 @@ func (s *Sysroot) load() error {
 	return nil
 }
 
-func (s *Sysroot) readBootversion() (int, error) {
-	p := s.abs("boot/loader")
+// readBootversion reads the boot version of the sysroot at path from the
+// boot/loader symlink (absent: 0).
+func readBootversion(path string) (int, error) {
+	p := filepath.Join(path, "boot/loader")
 	fi, err := os.Lstat(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
@@ -320,8 +322,8 @@ type namedEntry struct {
 
 // readEntries reads boot/loader.BV/entries/ostree-*.conf (regular files
 // only), sorted by their version key, highest first.
-func (s *Sysroot) readEntries(bv int) ([]namedEntry, error) {
-	dir := s.abs(fmt.Sprintf("boot/loader.%d/entries", bv))
+func readEntries(path string, bv int) ([]namedEntry, error) {
+	dir := filepath.Join(path, fmt.Sprintf("boot/loader.%d/entries", bv))
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -364,34 +366,39 @@ func (s *Sysroot) readEntries(bv int) ([]namedEntry, error) {
 	return out, nil
 }
 
-// deploymentFromEntry resolves an entry's ostree= to its deployment
-// (parse_deployment).
-func (s *Sysroot) deploymentFromEntry(e *blsEntry) (Deployment, error) {
+// bootEntryFrom resolves an entry's ostree= to its deployment
+// (parse_deployment) and fills the entry's fields.
+func bootEntryFrom(path, file string, e *blsEntry) (BootEntry, error) {
 	arg, ok := e.ostreeArg()
 	if !ok {
-		return Deployment{}, fmt.Errorf("no ostree= kernel argument: %w", errdefs.ErrCorrupt)
+		return BootEntry{}, fmt.Errorf("no ostree= kernel argument: %w", errdefs.ErrCorrupt)
 	}
 	bl, err := parseBootLink(arg)
 	if err != nil {
-		return Deployment{}, err
+		return BootEntry{}, err
 	}
-	target, err := os.Readlink(s.abs(arg[1:]))
+	target, err := os.Readlink(filepath.Join(path, arg[1:]))
 	if err != nil {
-		return Deployment{}, fmt.Errorf("reading boot link %s: %w: %w", arg, err, errdefs.ErrCorrupt)
+		return BootEntry{}, fmt.Errorf("reading boot link %s: %w: %w", arg, err, errdefs.ErrCorrupt)
 	}
 	csum, serial, err := parseDeployName(filepath.Base(target))
 	if err != nil {
-		return Deployment{}, err
+		return BootEntry{}, err
 	}
 	d := Deployment{OSName: bl.osname, Checksum: csum, Serial: serial, BootChecksum: bl.bootcsum, BootSerial: bl.bootserial}
-	if fi, err := os.Stat(s.abs(d.Path())); err != nil || !fi.IsDir() {
-		return Deployment{}, fmt.Errorf("deployment %s of ostree=%s is missing: %w", d.Path(), arg, errdefs.ErrCorrupt)
+	if fi, err := os.Stat(filepath.Join(path, d.Path())); err != nil || !fi.IsDir() {
+		return BootEntry{}, fmt.Errorf("deployment %s of ostree=%s is missing: %w", d.Path(), arg, errdefs.ErrCorrupt)
 	}
 	d.Kargs, d.ostreePos = withoutKey(splitOptions(e.vals["options"]), "ostree")
-	if err := s.fillDeployment(&d); err != nil {
-		return Deployment{}, err
+	be := BootEntry{File: file, BootLink: arg, Deployment: d}
+	be.Title, _ = e.get("title")
+	be.Version, _ = e.get("version")
+	be.Options, _ = e.get("options")
+	be.Linux, _ = e.get("linux")
+	if i, ok := e.get("initrd"); ok {
+		be.Initrd = append([]string{i}, e.extraI...)
 	}
-	return d, nil
+	return be, nil
 }
 
 // fillDeployment reads the origin file and the commit's version and time.

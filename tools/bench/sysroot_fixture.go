@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +13,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/fsutil"
 )
 
 // fakeKernel is the kernel the sysroot ops add to the corpus, which has none: seeded random
@@ -258,8 +261,11 @@ func requireBootTmpfs(s string) error {
 // tools set on deployment directories, and removes s.
 func removeSysroot(s string) error {
 	var errs []error
-	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		for _, m := range mountsUnder(string(b), s) {
+	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
+		ms, err := mountsUnder(f, s)
+		f.Close()
+		errs = append(errs, err)
+		for _, m := range ms {
 			errs = append(errs, unmount(m))
 		}
 	} else {
@@ -290,65 +296,30 @@ func unmount(p string) error {
 	return nil
 }
 
-// mountsUnder returns the mount points at or below dir in /proc/self/mountinfo contents,
+// mountsUnder returns the mount points at or below dir in the mountinfo table info,
 // deepest first, so that they can be unmounted in order.
-func mountsUnder(mountinfo, dir string) []string {
-	dir = filepath.Clean(dir)
-	var out []string
-	sc := bufio.NewScanner(strings.NewReader(mountinfo))
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeMountinfo(fields[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
+func mountsUnder(info io.Reader, dir string) ([]string, error) {
+	ms, err := mountinfo.GetMountsFromReader(info, mountinfo.PrefixFilter(filepath.Clean(dir)))
+	if err != nil {
+		return nil, fmt.Errorf("reading the mount table: %w", err)
+	}
+	out := make([]string, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, m.Mountpoint)
 	}
 	// A later mount may sit on top of an earlier one at the same point: reverse order first,
 	// then deepest path first.
 	slices.Reverse(out)
 	slices.SortStableFunc(out, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
-	return out
+	return out, nil
 }
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space) of a mountinfo path.
-func unescapeMountinfo(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-// fsImmutableFL is FS_IMMUTABLE_FL (linux/fs.h).
-const fsImmutableFL = 0x10
 
 // clearImmutable clears the immutable attribute of directory p (chattr -i), which both tools
 // set on deployment roots; files (.origin) and filesystems without attributes are left alone.
 func clearImmutable(p string) error {
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOENT) {
+	err := fsutil.SetImmutable(p, false)
+	if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOENT) || errors.Is(err, errdefs.ErrUnsupported) {
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	flags, err := unix.IoctlGetInt(fd, unix.FS_IOC_GETFLAGS)
-	if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EOPNOTSUPP) {
-		return nil
-	}
-	if err != nil || flags&fsImmutableFL == 0 {
-		return err
-	}
-	return unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, flags&^fsImmutableFL)
+	return err
 }

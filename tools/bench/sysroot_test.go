@@ -139,14 +139,17 @@ func TestMountsUnder(t *testing.T) {
 104 22 0:53 / /w/sysroot/runner rw - tmpfs tmpfs rw
 105 22 0:54 / /w/sysroot/run/with\040space rw - tmpfs tmpfs rw
 `
-	got := mountsUnder(info, "/w/sysroot/run/")
+	got, err := mountsUnder(strings.NewReader(info), "/w/sysroot/run/")
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Deepest first; of the two mounts on boot, the later (on top) first.
 	want := []string{"/w/sysroot/run/boot/efi", "/w/sysroot/run/with space", "/w/sysroot/run/boot", "/w/sysroot/run/boot"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("mountsUnder(..., /w/sysroot/run/) mismatch (-want +got):\n%s", diff)
 	}
-	if got := mountsUnder(info, "/elsewhere"); len(got) != 0 {
-		t.Errorf("mountsUnder(..., /elsewhere) = %q, want none", got)
+	if got, err := mountsUnder(strings.NewReader(info), "/elsewhere"); err != nil || len(got) != 0 {
+		t.Errorf("mountsUnder(..., /elsewhere) = %q, %v, want none", got, err)
 	}
 }
 

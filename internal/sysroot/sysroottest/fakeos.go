@@ -2,15 +2,17 @@ package sysroottest
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/fsutil"
 	"github.com/strata-os/strata/internal/gvariant"
 	"github.com/strata-os/strata/internal/ostree"
 	"github.com/strata-os/strata/internal/repo"
-	"golang.org/x/sys/unix"
 )
 
 // FakeKernelVersion is the kernel version of FakeOS trees.
@@ -128,33 +130,17 @@ func ClearImmutable(root string) {
 	}
 }
 
-// SetImmutable sets or clears FS_IMMUTABLE_FL on dir, ignoring
-// filesystems without attributes.
+// SetImmutable sets or clears the immutable attribute of dir
+// (fsutil.SetImmutable), ignoring filesystems without attributes.
 func SetImmutable(dir string, on bool) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
+	if err := fsutil.SetImmutable(dir, on); err != nil && !errors.Is(err, errdefs.ErrUnsupported) {
 		return err
 	}
-	defer unix.Close(fd)
-	flags, err := unix.IoctlGetInt(fd, unix.FS_IOC_GETFLAGS)
-	if err != nil {
-		return nil
-	}
-	if on {
-		flags |= 0x10
-	} else {
-		flags &^= 0x10
-	}
-	return unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, flags)
+	return nil
 }
 
-// IsImmutable reports whether dir carries FS_IMMUTABLE_FL.
+// IsImmutable reports whether dir carries the immutable attribute.
 func IsImmutable(dir string) bool {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return false
-	}
-	defer unix.Close(fd)
-	flags, err := unix.IoctlGetInt(fd, unix.FS_IOC_GETFLAGS)
-	return err == nil && flags&0x10 != 0
+	on, err := fsutil.Immutable(dir)
+	return err == nil && on
 }

@@ -9,11 +9,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/strata-os/strata/internal/distro"
 	"github.com/strata-os/strata/internal/testutil"
 )
 
 // SystemdBoot is Debian's systemd-boot EFI binary (package systemd-boot-efi).
-const SystemdBoot = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+const SystemdBoot = distro.SystemdBootEFI
 
 // ESP describes a GPT disk with one EFI system partition holding systemd-boot (at the
 // removable-media path EFI/BOOT/BOOTX64.EFI, so no NVRAM boot entry is needed) and BLS type #1

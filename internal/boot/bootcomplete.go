@@ -1,4 +1,4 @@
-package image
+package boot
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/strata-os/strata/internal/bootloader"
+	"github.com/strata-os/strata/internal/distro"
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/sysroot"
 )
@@ -16,7 +17,7 @@ import (
 type BootCompleteOptions struct {
 	ESP string // the mounted ESP; "" means DefaultESP
 	// Root is the node's root, under which the health-check directories
-	// (bootloader.HealthDirs) are read; "" means "/".
+	// (distro.HealthDirs) are read; "" means "/".
 	Root         string
 	CheckTimeout time.Duration // per check; 0 means bootloader.DefaultCheckTimeout
 }
@@ -24,7 +25,7 @@ type BootCompleteOptions struct {
 // BootCompleteResult says what BootComplete found and did.
 type BootCompleteResult struct {
 	Checks []bootloader.CheckResult `json:"checks"`
-	Booted string                   `json:"booted"`          // OS CHECKSUM.SERIAL
+	Booted string                   `json:"booted"`          // its sysroot.Deployment.Key
 	Entry  string                   `json:"entry,omitempty"` // the booted deployment's ESP entry, after blessing
 	// OnTrial: the booted deployment's entry had a boot counter (firmware
 	// was still trying it). When a check fails, a reboot then moves
@@ -39,7 +40,7 @@ type BootCompleteResult struct {
 // BootComplete marks the running boot good, the way docs/boot.md
 // "Automatic rollback" describes:
 //
-//  1. the health checks run (bootloader.RunChecks over HealthDirs); if one
+//  1. the health checks run (bootloader.RunChecks over distro.HealthDirs); if one
 //     fails, BootComplete returns its error and changes nothing, so the
 //     booted entry stays counted and firmware falls back once its tries
 //     are used up (the result's OnTrial says whether it is counted);
@@ -65,9 +66,9 @@ func BootComplete(ctx context.Context, s *sysroot.Sysroot, opts BootCompleteOpti
 	if !ok {
 		return res, fmt.Errorf("completing the boot: no deployment of %s is booted: %w", s.Path(), errdefs.ErrFailedPrecondition)
 	}
-	res.Booted = booted.OSName + " " + booted.Name()
-	dirs := make([]string, 0, len(bootloader.HealthDirs))
-	for _, d := range bootloader.HealthDirs {
+	res.Booted = booted.Key()
+	dirs := make([]string, 0, len(distro.HealthDirs))
+	for _, d := range distro.HealthDirs {
 		dirs = append(dirs, filepath.Join(opts.Root, d))
 	}
 	checks, cerr := bootloader.RunChecks(ctx, dirs, opts.CheckTimeout)
@@ -90,21 +91,16 @@ func BootComplete(ctx context.Context, s *sysroot.Sysroot, opts BootCompleteOpti
 		}
 		res.Entry, res.Blessed = name, e.Counted
 	}
-	var def sysroot.Deployment
-	for _, d := range s.Deployments() {
-		if !d.Staged {
-			def = d
-			break
-		}
-	}
-	if def.Booted {
+	bootable := s.Bootable()
+	if len(bootable) == 0 || bootable[0].Booted {
 		return res, nil
 	}
-	e, ok = bootloader.FindDeployment(ents, def.OSName+" "+def.Name())
+	def := bootable[0]
+	e, ok = bootloader.FindDeployment(ents, def.Key())
 	if !ok || !e.Bad() {
 		return res, nil // an update waiting for its first boot, not a fallback
 	}
-	res.BadDefault = def.OSName + " " + def.Name()
+	res.BadDefault = def.Key()
 	if _, err := s.Rollback(ctx); err != nil {
 		return res, fmt.Errorf("rolling back from %s, which failed to boot: %w", def.Path(), err)
 	}

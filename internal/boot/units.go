@@ -1,4 +1,4 @@
-package image
+package boot
 
 import (
 	"embed"
@@ -6,16 +6,21 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/strata-os/strata/internal/distro"
 )
 
 //go:embed units/*.service
 var units embed.FS
 
-// UnitDir is where InstallUnits puts the units, relative to a tree.
-const UnitDir = "usr/lib/systemd/system"
-
-// StrataBinary is where the units expect the strata binary in the OS.
-const StrataBinary = "/usr/bin/strata"
+// unitVars are the placeholders of the embedded units and their values:
+// the units name the strata binary, the ESP and its automount unit only
+// through package distro.
+var unitVars = strings.NewReplacer(
+	"@STRATA_BINARY@", distro.StrataBinary,
+	"@ESP@", distro.ESPMountPoint,
+	"@ESP_UNIT@", distro.ESPMountUnit(),
+)
 
 // Units returns the names of the systemd units InstallUnits installs.
 func Units() []string {
@@ -28,8 +33,8 @@ func Units() []string {
 }
 
 // InstallUnits writes strata's boot units into the OS tree at treeRoot
-// (usr/lib/systemd/system) and enables them as their [Install] sections
-// say, with symlinks in usr/lib/systemd/system/TARGET.{wants,requires}
+// (distro.SystemdUnitDir) and enables them as their [Install] sections
+// say, with symlinks in TARGET.{wants,requires} beside them
 // (a vendor enablement that needs no systemctl and survives the /etc
 // merge):
 //
@@ -42,21 +47,22 @@ func Units() []string {
 // tree's etc (compose calls it before /etc moves to /usr/etc): the generator would set up
 // an ESP automount of its own, which fails on a strata root (/boot is the
 // sysroot's, bound by prepare-root) and adds nothing to the fstab line of
-// FstabESP. The units run StrataBinary, which the tree must provide. It is
-// idempotent.
+// image.FstabESP. The units run distro.StrataBinary, which the tree must
+// provide. It is idempotent.
 func InstallUnits(treeRoot string) error {
 	if err := maskGenerators(treeRoot); err != nil {
 		return err
 	}
-	dir := filepath.Join(treeRoot, UnitDir)
+	dir := filepath.Join(treeRoot, distro.SystemdUnitDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("installing units: %w", err)
 	}
 	for _, name := range Units() {
-		data, err := units.ReadFile("units/" + name)
+		tmpl, err := units.ReadFile("units/" + name)
 		if err != nil {
-			return err
+			return fmt.Errorf("internal error: reading embedded unit %s: %w", name, err)
 		}
+		data := []byte(unitVars.Replace(string(tmpl)))
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			return fmt.Errorf("installing unit %s: %w", name, err)
 		}
@@ -79,10 +85,10 @@ func InstallUnits(treeRoot string) error {
 var maskedGenerators = []string{"systemd-gpt-auto-generator"}
 
 // maskGenerators links maskedGenerators to /dev/null in the tree's
-// etc/systemd/system-generators (systemd.generator(7): a same-named file in
+// distro.SystemdGeneratorOverrideDir (systemd.generator(7): a same-named file in
 // /etc overrides /usr/lib's).
 func maskGenerators(treeRoot string) error {
-	dir := filepath.Join(treeRoot, "etc/systemd/system-generators")
+	dir := filepath.Join(treeRoot, distro.SystemdGeneratorOverrideDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("masking generators: %w", err)
 	}

@@ -1,4 +1,4 @@
-package image
+package boot
 
 import (
 	"os"
@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/strata-os/strata/internal/distro"
 )
 
 func TestInstallUnits(t *testing.T) {
@@ -18,11 +20,11 @@ func TestInstallUnits(t *testing.T) {
 		}
 	}
 	var got []string
-	err := filepath.Walk(filepath.Join(root, UnitDir), func(p string, fi os.FileInfo, err error) error {
+	err := filepath.Walk(filepath.Join(root, distro.SystemdUnitDir), func(p string, fi os.FileInfo, err error) error {
 		if err != nil || fi.IsDir() {
 			return err
 		}
-		rel, _ := filepath.Rel(filepath.Join(root, UnitDir), p)
+		rel, _ := filepath.Rel(filepath.Join(root, distro.SystemdUnitDir), p)
 		if fi.Mode()&os.ModeSymlink != 0 {
 			target, _ := os.Readlink(p)
 			if _, err := os.Stat(p); err != nil {
@@ -49,42 +51,29 @@ func TestInstallUnits(t *testing.T) {
 		t.Errorf("InstallUnits tree (-want +got):\n%s", diff)
 	}
 	for _, g := range maskedGenerators {
-		if target, err := os.Readlink(filepath.Join(root, "etc/systemd/system-generators", g)); err != nil || target != "/dev/null" {
+		if target, err := os.Readlink(filepath.Join(root, distro.SystemdGeneratorOverrideDir, g)); err != nil || target != "/dev/null" {
 			t.Errorf("generator %s: link to %q, %v; want it masked (-> /dev/null)", g, target, err)
 		}
 	}
-	data, err := os.ReadFile(filepath.Join(root, UnitDir, "strata-finalize.service"))
-	if err != nil || !strings.Contains(string(data), "ExecStop="+StrataBinary+" finalize") {
+	data, err := os.ReadFile(filepath.Join(root, distro.SystemdUnitDir, "strata-finalize.service"))
+	if err != nil || !strings.Contains(string(data), "ExecStop="+distro.StrataBinary+" finalize") {
 		t.Errorf("strata-finalize.service = %q, %v, want an ExecStop running strata finalize", data, err)
 	}
-}
-
-func TestAddFstabLine(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name, in, want string
-	}{
-		{"missing file", "", FstabESP + "\n"},
-		{"appended", "# static\n/dev/vda2 / ext4 defaults 0 1", "# static\n/dev/vda2 / ext4 defaults 0 1\n" + FstabESP + "\n"},
-		{"already mounted there", "UUID=1 /boot/efi vfat defaults 0 2\n", "UUID=1 /boot/efi vfat defaults 0 2\n"},
-		{"commented line does not count", "#UUID=1 /boot/efi vfat defaults 0 2\n", "#UUID=1 /boot/efi vfat defaults 0 2\n" + FstabESP + "\n"},
+	// Every placeholder is filled in: the installed units name the binary,
+	// the ESP and its automount as package distro says.
+	for _, name := range Units() {
+		data, err := os.ReadFile(filepath.Join(root, distro.SystemdUnitDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(data), "@") {
+			t.Errorf("installed %s still holds a placeholder:\n%s", name, data)
+		}
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			p := filepath.Join(t.TempDir(), "fstab")
-			if tt.in != "" {
-				if err := os.WriteFile(p, []byte(tt.in), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := addFstabLine(p, FstabESP); err != nil {
-				t.Fatal(err)
-			}
-			got, _ := os.ReadFile(p)
-			if string(got) != tt.want {
-				t.Errorf("addFstabLine(%q) = %q, want %q", tt.in, got, tt.want)
-			}
-		})
+	sync, _ := os.ReadFile(filepath.Join(root, distro.SystemdUnitDir, "strata-esp-sync.service"))
+	for _, want := range []string{"ExecStart=/usr/bin/strata bootloader sync --sysroot / --esp /boot/efi\n", "After=local-fs.target boot-efi.automount\n"} {
+		if !strings.Contains(string(sync), want) {
+			t.Errorf("strata-esp-sync.service = %q, want a line %q", sync, want)
+		}
 	}
 }

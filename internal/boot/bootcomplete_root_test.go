@@ -1,6 +1,6 @@
 //go:build root
 
-package image_test
+package boot_test
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/strata-os/strata/internal/boot"
 	"github.com/strata-os/strata/internal/bootloader"
-	"github.com/strata-os/strata/internal/image"
 	"github.com/strata-os/strata/internal/sysroot"
 	"github.com/strata-os/strata/internal/sysroot/sysroottest"
 	"github.com/strata-os/strata/internal/testutil"
@@ -32,7 +32,7 @@ func newNode(t *testing.T) *node {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sysroottest.ClearImmutable(n.path) })
-	s, err := sysroot.Open(n.path, sysroot.WithBootloader(&image.ESP{Dir: n.esp, Options: bootloader.Options{Tries: 3}}))
+	s, err := sysroot.Open(n.path, sysroot.WithBootloader(&boot.ESP{Dir: n.esp, Options: bootloader.Options{Tries: 3}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,8 +52,8 @@ func newNode(t *testing.T) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.a, n.b = "fakeos "+da.Name(), "fakeos "+db.Name()
-	list, err := image.Entries(n.path, s.Deployments())
+	n.a, n.b = da.Key(), db.Key()
+	list, err := boot.Entries(n.path, s.Deployments())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestBootComplete(t *testing.T) {
 			n.rename(t, n.b, tt.suffix)
 			cmdline := map[string]string{"a": n.cmdlineA, "b": n.cmdlineB}[tt.booted]
 			s, err := sysroot.Open(n.path, sysroot.WithProcCmdline(cmdline),
-				sysroot.WithBootloader(&image.ESP{Dir: n.esp, Options: bootloader.Options{Tries: 3}}))
+				sysroot.WithBootloader(&boot.ESP{Dir: n.esp, Options: bootloader.Options{Tries: 3}}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,7 +136,7 @@ func TestBootComplete(t *testing.T) {
 			if root == "" {
 				root = t.TempDir()
 			}
-			res, err := image.BootComplete(context.Background(), s, image.BootCompleteOptions{ESP: n.esp, Root: root})
+			res, err := boot.BootComplete(context.Background(), s, boot.BootCompleteOptions{ESP: n.esp, Root: root})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Errorf("BootComplete = %v, want an error naming %s", err, tt.wantErr)
@@ -158,7 +158,7 @@ func TestBootComplete(t *testing.T) {
 			}
 			defer after.Close()
 			def := after.Deployments()[0]
-			if got := "fakeos " + def.Name(); got != map[string]string{"a": n.a, "b": n.b}[tt.wantDef] {
+			if got := def.Key(); got != map[string]string{"a": n.a, "b": n.b}[tt.wantDef] {
 				t.Errorf("sysroot default = %s, want %s", got, tt.wantDef)
 			}
 			if a := n.entry(t, n.a).Suffix; a != tt.wantA {
