@@ -40,9 +40,11 @@ func TestInstallUnits(t *testing.T) {
 	}
 	want := []string{
 		"boot-complete.target.requires/strata-boot-complete.service -> ../strata-boot-complete.service",
+		"multi-user.target.wants/strata-agent.service -> ../strata-agent.service",
 		"multi-user.target.wants/strata-boot-complete.service -> ../strata-boot-complete.service",
 		"multi-user.target.wants/strata-esp-sync.service -> ../strata-esp-sync.service",
 		"multi-user.target.wants/strata-finalize.service -> ../strata-finalize.service",
+		"strata-agent.service",
 		"strata-boot-complete.service",
 		"strata-esp-sync.service",
 		"strata-finalize.service",

@@ -50,7 +50,7 @@ func NewRootCommand() *cobra.Command {
 		),
 		newBootCompleteCmd(), newPrepareRootCmd(),
 		// Updates.
-		newGraphCmd(), newFleetlockCmd(),
+		newGraphCmd(), newFleetlockCmd(), newAgentCmd(), newUpdateCmd(),
 	)
 	return root
 }
