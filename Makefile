@@ -68,6 +68,7 @@ fuzz:
 
 bench: build
 	$(GO) run ./tools/bench
+	$(GO) run ./tools/fleetbench
 
 demo: deps build
 	./scripts/demo

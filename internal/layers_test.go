@@ -64,6 +64,7 @@ var layers = map[string]int{
 	// test helper and not internal/cli.
 	"tools/bench":       layerTool,
 	"tools/bench/synth": layerTool,
+	"tools/fleetbench":  layerTool,
 }
 
 // planned are the packages in the tables that do not exist yet; every other entry must exist.
