@@ -30,8 +30,9 @@ var layers = map[string]int{
 	"internal/keyfile":  0, // GKeyFile format (repo config, origin files); pure like gvariant
 	"internal/runner":   0,
 	// L1: object model and wire formats.
-	"internal/ostree": 1,
-	"internal/sign":   1,
+	"internal/ostree":     1,
+	"internal/sign":       1,
+	"internal/provconfig": 1, // provisioning config: Ignition JSON and the Butane-style YAML
 	// L2: stores and mechanisms.
 	"internal/repo":       2,
 	"internal/pull":       2,

@@ -49,6 +49,8 @@ func NewRootCommand() *cobra.Command {
 			newBootloaderSyncCmd(),
 		),
 		newBootCompleteCmd(), newPrepareRootCmd(),
+		// Provisioning.
+		newConfigCmd(),
 	)
 	return root
 }
