@@ -50,7 +50,7 @@ func NewRootCommand() *cobra.Command {
 		),
 		newBootCompleteCmd(), newPrepareRootCmd(),
 		// Provisioning.
-		newConfigCmd(),
+		newConfigCmd(), newProvisionCmd(),
 	)
 	return root
 }
