@@ -412,44 +412,64 @@ func copySkel(r *root, skel, home string, uid, gid int) error {
 	return nil
 }
 
-// checkSpace compares what will be written with the free space and inodes of the tree's
-// filesystem, so that a full disk is found before the tree is touched.
+// checkSpace compares what will be written with the free space and inodes of the
+// filesystems it lands on (a deployment's /var is another one than its /etc), so that a full
+// disk is found before the tree is touched.
 func checkSpace(r *root, a *accounts, entries []entry, units []unitPlan) error {
-	var st unix.Statfs_t
-	if err := unix.Fstatfs(r.fd, &st); err != nil {
-		return fmt.Errorf("checking free space: %w", err)
+	type need struct {
+		st            unix.Statfs_t
+		bytes, inodes uint64
+		where         string
 	}
 	const block = 4096
 	round := func(n int) uint64 { return (uint64(n) + block - 1) / block * block }
-	var bytes, inodes uint64
+	byFS := map[[2]int32]*need{}
+	add := func(rel string, n int) error {
+		st, err := r.statfs(rel)
+		if err != nil {
+			return fmt.Errorf("checking free space for /%s: %w", rel, err)
+		}
+		k := [2]int32(st.Fsid.Val)
+		if byFS[k] == nil {
+			// Room for homes, directories made on the way and the result file.
+			byFS[k] = &need{st: st, bytes: 1 << 20, inodes: 64, where: "/" + rel}
+		}
+		byFS[k].bytes += round(n)
+		byFS[k].inodes++
+		return nil
+	}
 	for _, e := range entries {
-		inodes++
-		bytes += round(len(e.data))
+		if err := add(e.rel, len(e.data)); err != nil {
+			return err
+		}
 	}
 	for _, u := range units {
-		inodes += 1 + uint64(len(u.dropins)+len(u.links))
+		n := len(u.dropins) + len(u.links)
 		if u.contents != nil {
-			bytes += round(len(*u.contents))
+			n += len(*u.contents)
 		}
 		for _, d := range u.dropins {
-			bytes += round(len(d))
+			n += len(d)
+		}
+		if err := add(unitDir, n); err != nil {
+			return err
 		}
 	}
 	for _, f := range a.files() {
 		if f.changed {
-			inodes++
-			bytes += round(len(f.bytes()))
+			if err := add(f.rel, len(f.bytes())); err != nil {
+				return err
+			}
 		}
 	}
-	// Room for homes, directories made on the way and the result file.
-	bytes += 1 << 20
-	inodes += 64
-	free := st.Bavail * uint64(st.Bsize)
-	if bytes > free {
-		return fmt.Errorf("$.storage: the config writes about %d bytes, the tree's filesystem has %d free: %w", bytes, free, errdefs.ErrFailedPrecondition)
-	}
-	if st.Files > 0 && inodes > st.Ffree {
-		return fmt.Errorf("$.storage: the config makes about %d files, the tree's filesystem has %d free inodes: %w", inodes, st.Ffree, errdefs.ErrFailedPrecondition)
+	for _, k := range sortedKeys(byFS) {
+		n := byFS[k]
+		if free := n.st.Bavail * uint64(n.st.Bsize); n.bytes > free {
+			return fmt.Errorf("$.storage: the config writes about %d bytes to the filesystem of %s, which has %d free: %w", n.bytes, n.where, free, errdefs.ErrFailedPrecondition)
+		}
+		if n.st.Files > 0 && n.inodes > n.st.Ffree {
+			return fmt.Errorf("$.storage: the config makes about %d files on the filesystem of %s, which has %d free inodes: %w", n.inodes, n.where, n.st.Ffree, errdefs.ErrFailedPrecondition)
+		}
 	}
 	return nil
 }

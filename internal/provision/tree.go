@@ -48,7 +48,8 @@ func rel(p string) (string, error) {
 	return r, nil
 }
 
-const resolveFlags = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV
+// Mount points are crossed: a deployment's /var is the stateroot's, bind-mounted.
+const resolveFlags = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
 
 // open opens a path relative to the root, following symlinks inside it.
 func (r *root) open(relPath string, flags int, mode uint32) (int, error) {
@@ -106,11 +107,29 @@ func (r *root) mkdirAll(dir string) error {
 		return err
 	}
 	defer unix.Close(pfd)
-	if err := unix.Mkdirat(pfd, name, 0o755); err != nil && err != unix.EEXIST {
+	if err := unix.Mkdirat(pfd, name, 0o755); err != nil {
+		// EEXIST here is a dangling symlink (or a race): never followed.
 		return &os.PathError{Op: "mkdir", Path: "/" + dir, Err: err}
 	}
 	// mkdir is subject to the umask; Ignition's directories are 0755 whatever it is.
-	return unix.Fchmodat(pfd, name, 0o755, 0)
+	return chmodAt(pfd, name, 0o755, "/"+dir)
+}
+
+// chmodAt sets the mode of name in pfd without following a symlink there: a symlink's mode
+// is left alone, as it cannot be set.
+func chmodAt(pfd int, name string, mode uint32, display string) error {
+	fd, err := unix.Openat(pfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err == unix.ELOOP {
+		return nil
+	}
+	if err != nil {
+		return &os.PathError{Op: "chmod", Path: display, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchmod(fd, mode); err != nil {
+		return &os.PathError{Op: "chmod", Path: display, Err: err}
+	}
+	return nil
 }
 
 // lstat stats a path without following its last component. ok is false when it is absent.
@@ -271,9 +290,24 @@ func (r *root) chown(relPath string, uid, gid int, mode *uint32) error {
 		return &os.PathError{Op: "chown", Path: "/" + relPath, Err: err}
 	}
 	if mode != nil {
-		if err := unix.Fchmodat(pfd, name, *mode, 0); err != nil {
-			return &os.PathError{Op: "chmod", Path: "/" + relPath, Err: err}
-		}
+		return chmodAt(pfd, name, *mode, "/"+relPath)
 	}
 	return nil
+}
+
+// statfs returns the filesystem statistics of where relPath is or would be created: its
+// nearest existing ancestor's filesystem.
+func (r *root) statfs(relPath string) (unix.Statfs_t, error) {
+	var st unix.Statfs_t
+	for p := relPath; ; p = path.Dir(p) {
+		fd, err := r.open(p, unix.O_PATH, 0)
+		if err == nil {
+			err = unix.Fstatfs(fd, &st)
+			unix.Close(fd)
+			return st, err
+		}
+		if p == "." || p == "/" {
+			return st, err
+		}
+	}
 }

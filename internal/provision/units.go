@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"cmp"
 	"bytes"
 	"fmt"
 	"os"
@@ -231,11 +232,11 @@ func removeEnableLinks(r *root, name string) error {
 	return nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
+func sortedKeys[K comparable, V any](m map[K]V) []K {
+	keys := make([]K, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
-	slices.Sort(keys)
+	slices.SortFunc(keys, func(a, b K) int { return cmp.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
 	return keys
 }
