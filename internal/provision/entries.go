@@ -424,10 +424,15 @@ func checkSpace(r *root, a *accounts, entries []entry, units []unitPlan) error {
 	const block = 4096
 	round := func(n int) uint64 { return (uint64(n) + block - 1) / block * block }
 	byFS := map[[2]int32]*need{}
+	byDir := map[string]unix.Statfs_t{}
 	add := func(rel string, n int) error {
-		st, err := r.statfs(rel)
-		if err != nil {
-			return fmt.Errorf("checking free space for /%s: %w", rel, err)
+		st, ok := byDir[path.Dir(rel)]
+		if !ok {
+			var err error
+			if st, err = r.statfs(rel); err != nil {
+				return fmt.Errorf("checking free space for /%s: %w", rel, err)
+			}
+			byDir[path.Dir(rel)] = st
 		}
 		k := [2]int32(st.Fsid.Val)
 		if byFS[k] == nil {

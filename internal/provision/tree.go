@@ -17,6 +17,9 @@ import (
 type root struct {
 	fd   int
 	path string
+	// dirs caches the O_PATH descriptors of directories already resolved: a config's
+	// thousand files share a few dozen directories. Anything that removes clears it.
+	dirs map[string]int
 }
 
 func openRoot(dir string) (*root, error) {
@@ -24,10 +27,33 @@ func openRoot(dir string) (*root, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening root %s: %w", dir, &os.PathError{Op: "open", Path: dir, Err: err})
 	}
-	return &root{fd: fd, path: dir}, nil
+	return &root{fd: fd, path: dir, dirs: map[string]int{}}, nil
 }
 
-func (r *root) Close() error { return unix.Close(r.fd) }
+func (r *root) Close() error {
+	r.forget()
+	return unix.Close(r.fd)
+}
+
+func (r *root) forget() {
+	for _, fd := range r.dirs {
+		unix.Close(fd)
+	}
+	clear(r.dirs)
+}
+
+// dir returns a cached descriptor of a directory; the caller must not close it.
+func (r *root) dir(rel string) (int, error) {
+	if fd, ok := r.dirs[rel]; ok {
+		return fd, nil
+	}
+	fd, err := r.open(rel, unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return -1, err
+	}
+	r.dirs[rel] = fd
+	return fd, nil
+}
 
 // rel turns a config path ("/etc/x") into a path relative to the root ("etc/x"). Paths with
 // ".." components are refused: they cannot leave the root, but they say something other
@@ -78,15 +104,19 @@ func (r *root) parent(relPath string, create bool) (int, string, error) {
 	if name == "" || name == "." {
 		return -1, "", fmt.Errorf("internal error: no name in %q", relPath)
 	}
-	fd, err := r.open(dir, unix.O_PATH|unix.O_DIRECTORY, 0)
-	if err == nil || !create || !errors.Is(err, unix.ENOENT) {
-		return fd, name, err
+	fd, err := r.dir(dir)
+	if err != nil && create && errors.Is(err, unix.ENOENT) {
+		if err := r.mkdirAll(dir); err != nil {
+			return -1, "", err
+		}
+		fd, err = r.dir(dir)
 	}
-	if err := r.mkdirAll(dir); err != nil {
+	if err != nil {
 		return -1, "", err
 	}
-	fd, err = r.open(dir, unix.O_PATH|unix.O_DIRECTORY, 0)
-	return fd, name, err
+	// Callers close what they get; the cache keeps its own descriptor.
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	return dup, name, err
 }
 
 // mkdirAll makes a directory and its missing parents inside the root.
@@ -225,6 +255,7 @@ func (r *root) writeFile(relPath string, data []byte, mode uint32, uid, gid int)
 
 // removeAll removes whatever is at relPath, a directory with its contents.
 func (r *root) removeAll(relPath string) error {
+	r.forget()
 	st, ok, err := r.lstat(relPath)
 	if err != nil || !ok {
 		return err
