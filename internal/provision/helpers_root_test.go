@@ -147,4 +147,3 @@ func diffTrees(want, got map[string]node) []string {
 	sort.Strings(out)
 	return out
 }
-

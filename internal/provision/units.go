@@ -1,8 +1,8 @@
 package provision
 
 import (
-	"cmp"
 	"bytes"
+	"cmp"
 	"fmt"
 	"os"
 	"path"
