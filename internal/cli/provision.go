@@ -14,7 +14,7 @@ import (
 
 func newProvisionCmd() *cobra.Command {
 	var rootDir, config, filesDir string
-	var asJSON bool
+	var asJSON, formatDisks bool
 	cmd := &cobra.Command{
 		Use:   "provision --root DIR --config FILE [--files-dir DIR] [--json]",
 		Short: "Apply a provisioning config (Ignition JSON or Butane-style YAML) to a tree",
@@ -25,7 +25,9 @@ every entry is checked before the tree is touched: a config that cannot be
 applied changes nothing. The report goes to etc/.ignition-result.json in the tree.
 
 kernelArguments are printed (and in --json output) for the caller to set on the
-deployment; a tree alone cannot carry them. Works on any directory: an image
+deployment; a tree alone cannot carry them. storage.disks and storage.filesystems
+touch this machine's block devices and need --format-disks; each filesystem with
+a path gets a mount unit (swap: a swap unit) required by local-fs.target. Works on any directory: an image
 builder's tree, a deployment, a test fixture. Needs root to set owners.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -44,8 +46,11 @@ builder's tree, a deployment, a test fixture. Needs root to set owners.`,
 				return fmt.Errorf("cannot use config %s: %w", config, err)
 			}
 			bootID, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
-			res, err := provision.Apply(context.Background(), rootDir, cfg, provision.Options{
-				BootID: strings.TrimSpace(string(bootID)), Digest: provconfig.Digest(raw)})
+			popts := provision.Options{BootID: strings.TrimSpace(string(bootID)), Digest: provconfig.Digest(raw)}
+			if formatDisks {
+				popts.Disks = provision.NewDiskFormatter(provision.ExecRun)
+			}
+			res, err := provision.Apply(context.Background(), rootDir, cfg, popts)
 			if err != nil {
 				return fmt.Errorf("cannot provision %s: %w", rootDir, err)
 			}
@@ -67,6 +72,7 @@ builder's tree, a deployment, a test fixture. Needs root to set owners.`,
 	cmd.Flags().StringVar(&config, "config", "", `the config file ("-" for standard input)`)
 	cmd.Flags().StringVar(&filesDir, "files-dir", "", "directory that local file references of a YAML config resolve beneath")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().BoolVar(&formatDisks, "format-disks", false, "partition and format this machine's devices named in storage.disks and storage.filesystems (without it such configs are refused)")
 	cmd.MarkFlagRequired("root")
 	cmd.MarkFlagRequired("config")
 	return cmd

@@ -121,12 +121,7 @@ func Apply(ctx context.Context, rootDir string, cfg provconfig.Config, opts Opti
 	if err := checkSpace(r, acct, entries, units); err != nil {
 		return res, err
 	}
-	var mounts []unitPlan
-	if len(cfg.Storage.Filesystems) > 0 {
-		if mounts, err = planFilesystems(ctx, opts.Disks, cfg); err != nil {
-			return res, err
-		}
-	}
+	mounts := planFilesystems(cfg)
 
 	// Phase 3: apply.
 	if len(cfg.Storage.Disks) > 0 || len(cfg.Storage.Filesystems) > 0 {
@@ -187,8 +182,8 @@ func unsupported(cfg provconfig.Config, opts Options) error {
 		{"$.ignition.proxy", cfg.Ignition.Proxy.HTTPProxy != nil || cfg.Ignition.Proxy.HTTPSProxy != nil},
 		{"$.storage.raid", len(cfg.Storage.Raid) > 0},
 		{"$.storage.luks", len(cfg.Storage.Luks) > 0},
-		{"$.storage.disks", len(cfg.Storage.Disks) > 0 && opts.Disks == nil},
-		{"$.storage.filesystems", len(cfg.Storage.Filesystems) > 0 && opts.Disks == nil},
+		{"$.storage.disks (without a disk formatter, --format-disks)", len(cfg.Storage.Disks) > 0 && opts.Disks == nil},
+		{"$.storage.filesystems (without a disk formatter, --format-disks)", len(cfg.Storage.Filesystems) > 0 && opts.Disks == nil},
 	} {
 		if p.set {
 			return fmt.Errorf("%s: not supported by strata provision (docs/provisioning.md): %w", p.path, errdefs.ErrUnsupported)
