@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/strata-os/strata/internal/prepareroot"
 	"github.com/strata-os/strata/internal/provconfig"
 	"github.com/strata-os/strata/internal/provision"
 )
@@ -76,4 +78,22 @@ builder's tree, a deployment, a test fixture. Needs root to set owners.`,
 	cmd.MarkFlagRequired("root")
 	cmd.MarkFlagRequired("config")
 	return cmd
+}
+
+// firstBootProvisioner wires internal/provision's first-boot policy into prepare-root.
+type firstBootProvisioner struct{}
+
+var _ prepareroot.Provisioner = firstBootProvisioner{}
+
+func (firstBootProvisioner) Provision(ctx context.Context, con io.Writer, physRoot, newRoot string) (bool, error) {
+	bootID, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	ran, res, err := provision.FirstBoot(ctx, physRoot, newRoot, provision.Options{BootID: strings.TrimSpace(string(bootID))})
+	if err != nil || !ran {
+		return ran, err
+	}
+	fmt.Fprintf(con, "strata prepare-root: provisioned with %s: %d users, %d files, %d units\n", res.Digest, res.Users, res.Files, res.Units)
+	if ka := res.KernelArguments; len(ka.ShouldExist)+len(ka.ShouldNotExist) > 0 {
+		fmt.Fprintf(con, "strata prepare-root: kernelArguments of the config are not applied on first boot yet: add %q, remove %q (strata kargs)\n", ka.ShouldExist, ka.ShouldNotExist)
+	}
+	return true, nil
 }

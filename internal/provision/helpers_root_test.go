@@ -14,6 +14,12 @@ import (
 	"testing"
 )
 
+// SSH public keys the tests provision.
+const (
+	key1 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGr6yLtQ8JwPfwq5JSd+8dMhU9gjrSM1hlq+Gm2YJ6Ej core@laptop"
+	key2 = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDtest admin@host"
+)
+
 // newRoot copies testdata/root, a small Debian-like tree (passwd, group, shadow, login.defs,
 // skel, /home -> var/home, one unit in usr/lib), into a new directory.
 func newRoot(t testing.TB) string {

@@ -170,11 +170,6 @@ func compare(t *testing.T, config []byte) {
 	}
 }
 
-const (
-	key1 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGr6yLtQ8JwPfwq5JSd+8dMhU9gjrSM1hlq+Gm2YJ6Ej core@laptop"
-	key2 = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDtest admin@host"
-)
-
 func TestDifferentialAcrossVersions(t *testing.T) {
 	testutil.RequireRoot(t)
 	requireIgnition(t)
