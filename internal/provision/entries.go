@@ -1,9 +1,11 @@
 package provision
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -163,8 +165,17 @@ func planNode(r *root, a *accounts, p string, n types.Node, kind entryKind, mode
 
 func planFile(r *root, e *entry, f types.File, contents map[string][]byte) error {
 	data := contents[e.path+".contents"]
+	full := slices.Clone(data)
+	for j := range f.Append {
+		full = append(full, contents[fmt.Sprintf("%s.append.%d", e.path, j)]...)
+	}
 	switch {
 	case e.exists && f.Contents.Source != nil:
+		// A file that already holds exactly what the config would write is what a run cut
+		// short left behind: accepting it lets the next run converge (Ignition fails here).
+		if old, _, err := r.readFile(e.rel); err == nil && bytes.Equal(old, full) {
+			return nil
+		}
 		return fmt.Errorf("%s: %s exists and overwrite is false: %w", e.path, f.Path, errdefs.ErrAlreadyExists)
 	case e.exists && len(f.Append) > 0:
 		old, _, err := r.readFile(e.rel)

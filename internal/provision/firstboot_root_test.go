@@ -88,3 +88,32 @@ func TestFirstBoot(t *testing.T) {
 		}
 	})
 }
+
+// TestApplyConverges: applying a config again, as after a boot cut short, succeeds and gives
+// the same tree.
+func TestApplyConverges(t *testing.T) {
+	testutil.RequireRoot(t)
+	t.Parallel()
+	root := newRoot(t)
+	raw := []byte(`{"ignition":{"version":"3.3.0"},"passwd":{"groups":[{"name":"ops","gid":2000}],"users":[{"name":"core","uid":1000,"groups":["ops"],"sshAuthorizedKeys":["` + key1 + `"]}]},
+ "storage":{"files":[{"path":"/etc/app.conf","mode":384,"contents":{"source":"data:,a=1"},"append":[{"source":"data:,%0Ab=2"}]}],
+  "directories":[{"path":"/var/lib/app"}],"links":[{"path":"/etc/localtime","target":"../usr/share/zoneinfo/UTC"}]},
+ "systemd":{"units":[{"name":"app.service","enabled":true,"contents":"[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n"}]}}`)
+	cfg, _, err := provconfig.ParseJSON(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := provision.Apply(context.Background(), root, cfg, provision.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	first := snapshot(t, root)
+	if _, err := provision.Apply(context.Background(), root, cfg, provision.Options{}); err != nil {
+		t.Fatalf("second Apply: %v", err)
+	}
+	second := snapshot(t, root)
+	delete(first, "/etc/.ignition-result.json")
+	delete(second, "/etc/.ignition-result.json")
+	if diff := diffTrees(first, second); len(diff) > 0 {
+		t.Errorf("the second Apply changed the tree:\n%s", strings.Join(diff, "\n"))
+	}
+}

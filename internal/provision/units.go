@@ -174,6 +174,12 @@ func applyUnits(r *root, plans []unitPlan) error {
 	if err != nil {
 		return fmt.Errorf("$.systemd.units: reading %s: %w", presetFile, err)
 	}
+	// Lines already there (a run repeated after a crash) are not added again.
+	have := strings.Split(string(old), "\n")
+	presets = slices.DeleteFunc(presets, func(l string) bool { return slices.Contains(have, l) })
+	if len(presets) == 0 {
+		return nil
+	}
 	data := append(old, []byte(strings.Join(presets, "\n")+"\n")...)
 	if err := r.writeFile(presetFile, data, 0o644, 0, 0); err != nil {
 		return fmt.Errorf("$.systemd.units: %w", err)
