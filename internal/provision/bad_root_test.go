@@ -138,17 +138,26 @@ func TestApplySymlinkOutside(t *testing.T) {
 	if err := os.Symlink("../../../../../..", filepath.Join(root, "etc/up")); err != nil {
 		t.Fatal(err)
 	}
-	for _, storage := range []string{
-		`{"files":[{"path":"/etc/escape/x","contents":{"source":"data:,x"}}]}`,
-		`{"directories":[{"path":"/etc/escape","mode":511}]}`,
-		`{"files":[{"path":"/etc/up` + outside + `/y","contents":{"source":"data:,y"}}]}`,
+	for _, tt := range []struct{ storage, err string }{
+		// The link resolves to <root>/<outside>, which does not exist: found while checking.
+		{`{"files":[{"path":"/etc/escape/x","contents":{"source":"data:,x"}}]}`, "$.storage.files.0.path: /etc/escape is a symlink to a directory that does not exist"},
+		{`{"directories":[{"path":"/etc/escape","mode":511}]}`, "$.storage.directories.0: /etc/escape exists and is not a directory"},
+		{`{"files":[{"path":"/etc/up` + outside + `/y","contents":{"source":"data:,y"}}]}`, ""},
 	} {
-		cfg, _, err := provconfig.ParseJSON([]byte(`{"ignition":{"version":"3.3.0"},"storage":` + storage + `}`))
+		cfg, _, err := provconfig.ParseJSON([]byte(`{"ignition":{"version":"3.3.0"},"storage":` + tt.storage + `}`))
 		if err != nil {
 			t.Fatal(err)
 		}
+		before := snapshot(t, root)
 		_, err = provision.Apply(context.Background(), root, cfg, provision.Options{})
-		t.Logf("Apply(%s) = %v", storage, err)
+		if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("Apply(%s) = %v, want %q", tt.storage, err, tt.err)
+		}
+		if tt.err != "" {
+			if diff := diffTrees(before, snapshot(t, root)); len(diff) > 0 {
+				t.Errorf("the tree changed:\n%s", strings.Join(diff, "\n"))
+			}
+		}
 	}
 	entries, _ := os.ReadDir(outside)
 	st, _ := os.Stat(outside)

@@ -142,6 +142,9 @@ func planNode(r *root, a *accounts, p string, n types.Node, kind entryKind, mode
 	}
 	e.uid, e.gid, e.chown = uid, gid, true
 	if !exists {
+		if err := r.creatable(rel); err != nil {
+			return e, fmt.Errorf("%s.path: %w", p, err)
+		}
 		return e, nil
 	}
 	if util.IsTrue(n.Overwrite) {

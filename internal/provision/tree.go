@@ -342,3 +342,32 @@ func (r *root) statfs(relPath string) (unix.Statfs_t, error) {
 		}
 	}
 }
+
+// creatable checks that the directories above relPath exist or can be made: no dangling
+// symlink and no non-directory in the way, found before anything is written.
+func (r *root) creatable(relPath string) error {
+	for d := path.Dir(relPath); d != "."; d = path.Dir(d) {
+		fd, err := r.open(d, unix.O_PATH|unix.O_DIRECTORY, 0)
+		if err == nil {
+			unix.Close(fd)
+			return nil
+		}
+		if errors.Is(err, unix.ENOTDIR) {
+			return fmt.Errorf("a non-directory is in the way of /%s: %w", relPath, errdefs.ErrAlreadyExists)
+		}
+		if !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+		st, ok, lerr := r.lstat(d)
+		if lerr != nil {
+			return lerr
+		}
+		if ok && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			return fmt.Errorf("/%s is a symlink to a directory that does not exist: %w", d, errdefs.ErrFailedPrecondition)
+		}
+		if ok {
+			return fmt.Errorf("/%s is not a directory: %w", d, errdefs.ErrAlreadyExists)
+		}
+	}
+	return nil
+}
