@@ -429,7 +429,9 @@ func copySkel(r *root, skel, home string, uid, gid int) error {
 // checkSpace compares what will be written with the free space and inodes of the
 // filesystems it lands on (a deployment's /var is another one than its /etc), so that a full
 // disk is found before the tree is touched.
-func checkSpace(r *root, a *accounts, entries []entry, units []unitPlan) error {
+//
+// It returns one directory per filesystem written to, for the final sync.
+func checkSpace(r *root, a *accounts, entries []entry, units []unitPlan) ([]string, error) {
 	type need struct {
 		st            unix.Statfs_t
 		bytes, inodes uint64
@@ -459,7 +461,7 @@ func checkSpace(r *root, a *accounts, entries []entry, units []unitPlan) error {
 	}
 	for _, e := range entries {
 		if err := add(e.rel, len(e.data)); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for _, u := range units {
@@ -471,24 +473,30 @@ func checkSpace(r *root, a *accounts, entries []entry, units []unitPlan) error {
 			n += len(d)
 		}
 		if err := add(unitDir, n); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for _, f := range a.files() {
 		if f.changed {
 			if err := add(f.rel, len(f.bytes())); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
+	// The result file, written last.
+	if err := add(ResultFile, 4096); err != nil {
+		return nil, err
+	}
+	var dirs []string
 	for _, k := range sortedKeys(byFS) {
 		n := byFS[k]
+		dirs = append(dirs, path.Dir(strings.TrimPrefix(n.where, "/")))
 		if free := n.st.Bavail * uint64(n.st.Bsize); n.bytes > free {
-			return fmt.Errorf("$.storage: the config writes about %d bytes to the filesystem of %s, which has %d free: %w", n.bytes, n.where, free, errdefs.ErrFailedPrecondition)
+			return nil, fmt.Errorf("$.storage: the config writes about %d bytes to the filesystem of %s, which has %d free: %w", n.bytes, n.where, free, errdefs.ErrFailedPrecondition)
 		}
 		if n.st.Files > 0 && n.inodes > n.st.Ffree {
-			return fmt.Errorf("$.storage: the config makes about %d files on the filesystem of %s, which has %d free inodes: %w", n.inodes, n.where, n.st.Ffree, errdefs.ErrFailedPrecondition)
+			return nil, fmt.Errorf("$.storage: the config makes about %d files on the filesystem of %s, which has %d free inodes: %w", n.inodes, n.where, n.st.Ffree, errdefs.ErrFailedPrecondition)
 		}
 	}
-	return nil
+	return dirs, nil
 }

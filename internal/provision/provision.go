@@ -118,7 +118,8 @@ func Apply(ctx context.Context, rootDir string, cfg provconfig.Config, opts Opti
 	if err != nil {
 		return res, err
 	}
-	if err := checkSpace(r, acct, entries, units); err != nil {
+	touched, err := checkSpace(r, acct, entries, units)
+	if err != nil {
 		return res, err
 	}
 	mounts := planFilesystems(cfg)
@@ -154,9 +155,21 @@ func Apply(ctx context.Context, rootDir string, cfg provconfig.Config, opts Opti
 		return res, err
 	}
 	res.ResultFile = ResultFile
-	if fd, err := r.open(".", unix.O_RDONLY|unix.O_DIRECTORY, 0); err == nil {
-		unix.Syncfs(fd)
+	// Durable before it is reported done: syncfs on each filesystem written to (a
+	// deployment's /var is not its /etc's), the result file's included.
+	for _, d := range touched {
+		fd, err := r.open(d, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			fd, err = r.open(".", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		}
+		if err != nil {
+			return res, fmt.Errorf("syncing the tree: %w", err)
+		}
+		err = unix.Syncfs(fd)
 		unix.Close(fd)
+		if err != nil {
+			return res, fmt.Errorf("syncing the tree: %w", err)
+		}
 	}
 	return res, nil
 }
