@@ -22,7 +22,7 @@ help:
 	@echo 'make test        gofmt, go vet, staticcheck, then unit + root + peer tests (tags: $(TAGS))'
 	@echo 'make test-short  unit tests only (go test ./...)'
 	@echo 'make fuzz        run every Fuzz* target for FUZZTIME (default $(FUZZTIME))'
-	@echo 'make bench       strata against the ostree binary on the same corpus (tools/bench)'
+	@echo 'make bench       strata against ostree (tools/bench) and provision against ignition (BenchmarkApply)'
 	@echo 'make demo        scripts/demo: compose, image, boot, upgrade and automatic rollback in QEMU (~9 min)'
 	@echo 'make e2e         end-to-end boot test in QEMU (internal/e2e, ~14 min; E2ERUN selects steps)'
 	@echo 'make e2e-short   its first steps: compose, image, boot, upgrade (~5 min; CI runs it)'
@@ -61,6 +61,7 @@ fuzz:
 
 bench: build
 	$(GO) run ./tools/bench
+	$(GO) test -tags '$(TAGS)' -run '^$$' -bench BenchmarkApply -benchtime 5x ./internal/provision/
 
 demo: build
 	./scripts/demo
