@@ -283,3 +283,51 @@ func FuzzTranslate(f *testing.F) {
 		}
 	})
 }
+
+func TestTranslateSugar(t *testing.T) {
+	t.Parallel()
+	yml := `variant: fcos
+version: 1.5.0
+storage:
+  filesystems:
+    - device: /dev/disk/by-label/data
+      format: ext4
+      path: /var/lib/containers
+      with_mount_unit: true
+  files:
+    - path: /opt/app/run.sh
+      mode: 0700
+  trees:
+    - local: tree
+      path: /opt/app
+      dir_mode: 0750
+`
+	js, rpt, err := Translate([]byte(yml), filesFS(t))
+	if err != nil {
+		t.Fatalf("Translate: %v\n%s", err, rpt)
+	}
+	cfg, _, err := ParseJSON(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Systemd.Units) != 1 || cfg.Systemd.Units[0].Name != "var-lib-containers.mount" || !*cfg.Systemd.Units[0].Enabled ||
+		!strings.Contains(*cfg.Systemd.Units[0].Contents, "Where=/var/lib/containers\n") {
+		t.Errorf("with_mount_unit gave units %+v, want an enabled var-lib-containers.mount", cfg.Systemd.Units)
+	}
+	// The explicit entry keeps its mode and gets the tree's contents.
+	var run, data bool
+	for _, f := range cfg.Storage.Files {
+		switch f.Path {
+		case "/opt/app/run.sh":
+			run = *f.Mode == 0o700 && f.Contents.Source != nil && strings.Contains(*f.Contents.Source, "echo")
+		case "/opt/app/sub/data":
+			data = *f.Mode == 0o644
+		}
+	}
+	if !run || !data || len(cfg.Storage.Files) != 2 {
+		t.Errorf("tree files = %+v; want run.sh 0700 with the tree's contents and sub/data 0644", cfg.Storage.Files)
+	}
+	if len(cfg.Storage.Directories) != 1 || cfg.Storage.Directories[0].Path != "/opt/app/sub" || *cfg.Storage.Directories[0].Mode != 0o750 {
+		t.Errorf("tree directories = %+v; want /opt/app/sub 0750", cfg.Storage.Directories)
+	}
+}
