@@ -51,6 +51,8 @@ func NewRootCommand() *cobra.Command {
 		newBootCompleteCmd(), newPrepareRootCmd(),
 		// Updates.
 		newGraphCmd(), newFleetlockCmd(), newAgentCmd(), newUpdateCmd(),
+		// Provisioning.
+		newConfigCmd(), newProvisionCmd(),
 	)
 	return root
 }
