@@ -173,6 +173,13 @@ func TestReadOnlyCommandsAsNobody(t *testing.T) {
 			t.Errorf("strata repo cat as nobody printed %q, want %q", out, "tool 2\n")
 		}
 	}
+	// A repository nobody ever wrote has no .lock, and nobody may not create it.
+	empty := filepath.Join(top, "empty")
+	publishMustRun(t, "repo", "init", "--repo", empty, "--mode", "archive")
+	if code, out, errs := runNobody(t, helper, "repo", "fsck", "--repo", empty); code != exitOK {
+		t.Errorf("strata repo fsck of a repository without .lock as nobody = exit %d (%s%s), want 0", code, out, errs)
+	}
+
 	code, _, errs := runNobody(t, helper, "repo", "commit", "--repo", src, "--branch", "os/stable", "--tree", nodeTree(t, "3"))
 	if code != exitFailure || !strings.Contains(errs, filepath.Join(src, ".lock")) || !strings.Contains(errs, "needs write access") {
 		t.Errorf("repo commit as nobody = exit %d (%q), want %d naming %s/.lock and what writing needs", code, errs, exitFailure, src)

@@ -196,6 +196,9 @@ func (r *Repo) readLock() (func(), error) {
 	if err != nil {
 		return nil, err
 	}
+	if fd < 0 {
+		return func() {}, nil
+	}
 	return r.takeLock(fd, unix.F_RDLCK)
 }
 
@@ -228,8 +231,8 @@ func (r *Repo) takeLock(fd int, typ int16) (func(), error) {
 // openLock opens (creating it if need be) the repository's .lock. With
 // readOnly, a user who may read but not write the repository opens an
 // existing .lock read-only, enough for a shared lock, as libostree does
-// in a repository it cannot write. Otherwise the error names the file and
-// what is needed.
+// in a repository it cannot write, and gets fd -1 (no lock to take) when
+// there is none. Otherwise the error names the file and what is needed.
 func (r *Repo) openLock(readOnly bool) (int, error) {
 	p := filepath.Join(r.path, ".lock")
 	fd, err := unix.Open(p, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
@@ -237,8 +240,14 @@ func (r *Repo) openLock(readOnly bool) (int, error) {
 		return fd, nil
 	}
 	if readOnly && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EROFS)) {
-		if fd, rerr := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0); rerr == nil {
+		fd, rerr := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if rerr == nil {
 			return fd, nil
+		}
+		if errors.Is(rerr, unix.ENOENT) {
+			// Nobody has ever written here (a writer creates .lock),
+			// and this user cannot: there is no lock to share.
+			return -1, nil
 		}
 	}
 	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EROFS) {
