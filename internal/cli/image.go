@@ -11,21 +11,6 @@ import (
 	"github.com/strata-os/strata/internal/image"
 )
 
-// imageJSON is the --json output of image.
-type imageJSON struct {
-	Out        string            `json:"out"`
-	Commit     string            `json:"commit"`
-	OSName     string            `json:"osname"`
-	Refspec    string            `json:"refspec"`
-	Deployment string            `json:"deployment"`
-	Kargs      []string          `json:"kargs"`
-	Entry      string            `json:"entry"`
-	Size       int64             `json:"size"`
-	RootSize   int64             `json:"root_size"`
-	Stages     []image.StageTime `json:"stages"`
-	Seconds    float64           `json:"seconds"`
-}
-
 func newImageCmd() *cobra.Command {
 	var (
 		o                          image.Options
@@ -43,7 +28,7 @@ mkfs.ext4, mkfs.vfat and mtools. Kernel arguments: root=LABEL=strata-root rw
 console=ttyS0 quiet, the commit's strata.kargs, then --karg. With
 --remote-url the node follows origin:REF there (strata upgrade), verified with
 --trusted-key if given.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
 			if o.Size, err = parseSize(size); err != nil {

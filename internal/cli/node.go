@@ -10,9 +10,48 @@ import (
 	"github.com/strata-os/strata/internal/sysroot"
 )
 
-// The node verbs (status, deploy, rollback, cleanup, pin, undeploy, kargs,
-// upgrade, finalize) act on a sysroot: "/" on a booted system, any
-// directory in tests and image builds.
+// The node verbs (status, deploy, upgrade, rollback, cleanup, pin,
+// undeploy, kargs, finalize, bootloader sync) act on a sysroot: "/" on a
+// booted system, any directory in tests and image builds. They share one
+// prologue, nodeFlags: the --sysroot and --json flags, opening the
+// sysroot with the running node's ESP, and closing it. Each sysroot
+// operation takes the sysroot lock itself and leaves the reloaded state
+// behind, so a verb is: flags, one call, print.
+
+// nodeFlags are the flags every node verb takes.
+type nodeFlags struct {
+	sysroot string
+	json    bool
+}
+
+// register adds --sysroot and --json (described by jsonHelp) to cmd.
+func (f *nodeFlags) register(cmd *cobra.Command, jsonHelp string) {
+	addSysrootFlag(cmd, &f.sysroot)
+	cmd.Flags().BoolVar(&f.json, "json", false, jsonHelp)
+}
+
+// run returns cmd's RunE: open the sysroot, run fn on it, close it.
+func (f *nodeFlags) run(fn func(cmd *cobra.Command, s *sysroot.Sysroot, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		s, err := openSysroot(f.sysroot)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		return fn(cmd, s, args)
+	}
+}
+
+// printDeployment prints d, the deployment an operation acted on (as the
+// operation returned it: index and flags as they are now), or its JSON.
+// format has one %s, the deployment's name.
+func (f *nodeFlags) printDeployment(cmd *cobra.Command, s *sysroot.Sysroot, d sysroot.Deployment, format string) error {
+	if f.json {
+		return writeJSON(cmd.OutOrStdout(), toDeploymentJSON(s, d))
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), format+"\n", fmt.Sprintf("%s.%d (%s)", d.Checksum, d.Serial, d.OSName))
+	return nil
+}
 
 func addSysrootFlag(cmd *cobra.Command, path *string) {
 	cmd.Flags().StringVar(path, "sysroot", "/", "the sysroot to act on")
@@ -24,27 +63,6 @@ func openSysroot(path string) (*sysroot.Sysroot, error) {
 		return nil, fmt.Errorf("cannot open sysroot: %w", err)
 	}
 	return s, nil
-}
-
-// deploymentJSON is one deployment in --json outputs (snake_case like
-// every strata JSON output).
-type deploymentJSON struct {
-	Index        int      `json:"index"`
-	OSName       string   `json:"osname"`
-	Checksum     string   `json:"checksum"`
-	Serial       int      `json:"serial"`
-	BootChecksum string   `json:"boot_checksum,omitempty"`
-	BootSerial   int      `json:"boot_serial"`
-	Refspec      string   `json:"refspec,omitempty"`
-	Version      string   `json:"version,omitempty"`
-	Timestamp    int64    `json:"timestamp,omitempty"`
-	Kargs        []string `json:"kargs"`
-	Booted       bool     `json:"booted"`
-	Staged       bool     `json:"staged"`
-	Pending      bool     `json:"pending"`
-	Rollback     bool     `json:"rollback"`
-	Pinned       bool     `json:"pinned"`
-	Path         string   `json:"path"`
 }
 
 func toDeploymentJSON(s *sysroot.Sysroot, d sysroot.Deployment) deploymentJSON {
@@ -68,8 +86,8 @@ func toDeploymentJSON(s *sysroot.Sysroot, d sysroot.Deployment) deploymentJSON {
 	return out
 }
 
-// printDeployment writes one deployment in the style of rpm-ostree status.
-func printDeployment(w io.Writer, dj deploymentJSON) {
+// printStatusEntry writes one deployment in the style of rpm-ostree status.
+func printStatusEntry(w io.Writer, dj deploymentJSON) {
 	mark := " "
 	if dj.Booted {
 		mark = "●"

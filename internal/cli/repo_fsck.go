@@ -12,31 +12,6 @@ import (
 	"github.com/strata-os/strata/internal/sign"
 )
 
-// fsckJSON is the --json output of repo fsck.
-type fsckJSON struct {
-	OK             bool              `json:"ok"`
-	Objects        int64             `json:"objects"`
-	ObjectsByType  map[string]int64  `json:"objects_by_type"`
-	Bytes          int64             `json:"bytes"`
-	Refs           int               `json:"refs"`
-	Commits        int               `json:"commits"`
-	PartialCommits int               `json:"partial_commits"`
-	Verified       int               `json:"verified_commits"`
-	Problems       []fsckProblemJSON `json:"problems"`
-}
-
-type fsckProblemJSON struct {
-	Kind    string `json:"kind"`
-	Error   bool   `json:"error"`
-	Object  string `json:"object,omitempty"`
-	Type    string `json:"type,omitempty"`
-	Ref     string `json:"ref,omitempty"`
-	Commit  string `json:"commit,omitempty"`
-	Path    string `json:"path,omitempty"`
-	Reason  string `json:"reason,omitempty"`
-	Message string `json:"message"`
-}
-
 func newRepoFsckCmd() *cobra.Command {
 	var (
 		path, trustedKey string
@@ -53,7 +28,7 @@ listed but are not errors. With --trusted-key, every commit reachable from a
 ref must carry a valid ed25519 signature by that key.
 
 Prints one line per problem and a summary; exits 1 if anything is wrong.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts := repo.FsckOptions{}
 			if trustedKey != "" {

@@ -12,7 +12,7 @@ func newRepoInitCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "init --repo R [--mode archive|bare|bare-user|bare-user-only]",
 		Short: "Create a repository",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			m, err := repo.ParseMode(mode)
 			if err != nil {
@@ -27,5 +27,6 @@ func newRepoInitCmd() *cobra.Command {
 	}
 	addRepoFlag(cmd, &path)
 	cmd.Flags().StringVar(&mode, "mode", string(repo.ModeBare), "storage mode: archive, bare, bare-user or bare-user-only")
+	cmd.RegisterFlagCompletionFunc("mode", completeModes)
 	return cmd
 }

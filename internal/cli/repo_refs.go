@@ -9,13 +9,6 @@ import (
 	"github.com/strata-os/strata/internal/repo"
 )
 
-type refJSON struct {
-	Name     string `json:"name"`
-	Remote   string `json:"remote,omitempty"`
-	Refspec  string `json:"refspec"`
-	Checksum string `json:"checksum"`
-}
-
 func newRepoRefsCmd() *cobra.Command {
 	var (
 		path, create, del string
@@ -28,7 +21,7 @@ func newRepoRefsCmd() *cobra.Command {
 REMOTE:NAME, sorted, like ostree refs. --create NAME=REV points the local ref
 NAME at REV (a ref or commit checksum that must be stored); --delete NAME
 removes a ref (REMOTE:NAME for a remote-tracking one).`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if create != "" && del != "" {
 				return usagef("--create and --delete cannot be combined")

@@ -12,16 +12,6 @@ import (
 	"github.com/strata-os/strata/internal/sign"
 )
 
-type remoteJSON struct {
-	Name        string   `json:"name"`
-	URL         string   `json:"url"`
-	GPGVerify   bool     `json:"gpg_verify"`
-	SignVerify  bool     `json:"sign_verify"`
-	Ed25519Key  string   `json:"verification_ed25519_key,omitempty"`
-	Ed25519File string   `json:"verification_ed25519_file,omitempty"`
-	Branches    []string `json:"branches,omitempty"`
-}
-
 func newRepoRemoteCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "remote add|list|delete --repo R ...",
@@ -48,7 +38,7 @@ are expected to be GPG-signed (gpg-verify=true) unless --no-gpg-verify.
 --sign-verify requires ed25519 signatures on pulled commits (sign-verify=true);
 --trusted-key records the file of trusted public keys, by absolute path, as
 verification-ed25519-file, and implies --sign-verify.`,
-		Args: cobra.ExactArgs(2),
+		Args: argNames("NAME", "URL"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rm := repo.Remote{Name: args[0], URL: args[1], GPGVerify: !noGPGVerify, SignVerify: signVerify || keyFile != ""}
 			if keyFile != "" {
@@ -94,7 +84,7 @@ func newRemoteListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list --repo R [-u] [--json]",
 		Short: "List remotes",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := openRepo(path)
 			if err != nil {
@@ -135,7 +125,7 @@ func newRemoteDeleteCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "delete --repo R NAME",
 		Short: "Delete a remote (its pulled refs stay)",
-		Args:  cobra.ExactArgs(1),
+		Args:  argNames("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo(path)
 			if err != nil {

@@ -11,25 +11,6 @@ import (
 	"github.com/strata-os/strata/internal/repo"
 )
 
-// showJSON is the --json output of repo show: the log fields plus the
-// root objects and every metadata entry, in stored order.
-type showJSON struct {
-	commitJSON
-	RootDirTree  string          `json:"root_dirtree"`
-	RootDirMeta  string          `json:"root_dirmeta"`
-	ParentStored bool            `json:"parent_stored"`
-	Metadata     []metaEntryJSON `json:"metadata"`
-	Detached     []metaEntryJSON `json:"detached_metadata"`
-}
-
-// metaEntryJSON is one a{sv} entry: its key, GVariant type string and
-// value in the GVariant text format.
-type metaEntryJSON struct {
-	Key   string `json:"key"`
-	Type  string `json:"type"`
-	Value string `json:"value"`
-}
-
 func metaEntries(m ostree.Metadata) []metaEntryJSON {
 	out := []metaEntryJSON{}
 	for _, e := range m {
@@ -54,7 +35,8 @@ func newRepoShowCmd() *cobra.Command {
 		Long: `Print the commit REV as ostree show does, followed by every commit metadata
 entry (in stored order, values in the GVariant text format) and the keys of its
 detached metadata (signatures).`,
-		Args: cobra.ExactArgs(1),
+		Args:              argNames("REV"),
+		ValidArgsFunction: completeRepoRefs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo(path)
 			if err != nil {
