@@ -13,6 +13,10 @@ import (
 // config names one. It is also errdefs.ErrFailedPrecondition.
 var ErrNoTrustedKey = fmt.Errorf("no trusted key to verify signatures with: %w", errdefs.ErrFailedPrecondition)
 
+// ErrDowngrade is returned when a ref would move to an older commit
+// without Options.AllowDowngrade. It is also errdefs.ErrFailedPrecondition.
+var ErrDowngrade = fmt.Errorf("refusing to downgrade: %w", errdefs.ErrFailedPrecondition)
+
 // Policy is what a pull trusts: where it fetches from and which
 // signatures it requires. Apply copies it into Options.
 type Policy struct {

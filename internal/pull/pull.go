@@ -443,8 +443,8 @@ func (p *puller) checkTarget(t *target, c *ostree.Commit) (ostree.Checksum, erro
 		return prev, nil
 	}
 	if old, err := p.r.ReadCommit(prev); err == nil && old.Timestamp > c.Timestamp {
-		return prev, fmt.Errorf("ref %s: commit %s (%s) is older than the local %s (%s); refusing to downgrade: %w",
-			t.ref, t.commit, c.Time().Format(time.RFC3339), prev, old.Time().Format(time.RFC3339), errdefs.ErrFailedPrecondition)
+		return prev, fmt.Errorf("ref %s: commit %s (%s) is older than the local %s (%s): %w",
+			t.ref, t.commit, c.Time().Format(time.RFC3339), prev, old.Time().Format(time.RFC3339), ErrDowngrade)
 	}
 	return prev, nil
 }

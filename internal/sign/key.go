@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/fsutil"
 )
 
 // PublicKey is an Ed25519 public key. Its text form, used in trusted-key files and in the
@@ -234,7 +235,7 @@ func WriteKeyPair(prefix string, k SecretKey) error {
 func writeNew(path string, data []byte, mode os.FileMode) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return fmt.Errorf("writing %s: %w", path, classOf(fsutil.TempCause(err)))
 	}
 	tmp := f.Name()
 	defer func() {
@@ -254,11 +255,11 @@ func writeNew(path string, data []byte, mode os.FileMode) (err error) {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return fmt.Errorf("writing %s: %w", path, fsutil.TempCause(err))
 	}
 	// link(2), unlike rename(2), refuses to replace an existing file.
 	if err := os.Link(tmp, path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, classOf(err))
+		return fmt.Errorf("writing %s: %w", path, classOf(fsutil.TempCause(err)))
 	}
 	return syncDir(filepath.Dir(path))
 }
