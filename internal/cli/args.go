@@ -74,6 +74,7 @@ var elsewhere = map[string]string{
 func finishTree(cmd *cobra.Command) {
 	if cmd.HasSubCommands() {
 		cmd.Args = unknownSubcommand
+		cmd.SuggestionsMinimumDistance = 2
 		cmd.FParseErrWhitelist.UnknownFlags = true
 		if cmd.RunE == nil && cmd.Run == nil {
 			cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }

@@ -53,7 +53,7 @@ console=ttyS0 quiet, the commit's strata.kargs, then --karg. With
 			if err != nil {
 				return fmt.Errorf("cannot build image: %w", err)
 			}
-			out := imageJSON{Out: o.Out, Commit: res.Commit.String(), OSName: res.OSName, Refspec: res.Refspec,
+			out := imageJSON{Out: absPath(o.Out), Commit: res.Commit.String(), OSName: res.OSName, Refspec: res.Refspec,
 				Deployment: res.Deployment, Kargs: res.Kargs, Entry: res.Entry, Size: res.Size, RootSize: res.RootSize,
 				Stages: res.Stages, Seconds: time.Since(start).Seconds()}
 			if asJSON {

@@ -68,7 +68,7 @@ SOURCE_DATE_EPOCH (0 when unset).`,
 			}
 			if asJS {
 				return writeJSON(cmd.OutOrStdout(), initramfsJSON{
-					Out: out, Kver: a.Kver, Init: initBin, Modules: a.Modules, Bytes: n,
+					Out: absPath(out), Kver: a.Kver, Init: initBin, Modules: a.Modules, Bytes: n,
 					Seconds: time.Since(start).Seconds(),
 				})
 			}

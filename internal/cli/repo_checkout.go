@@ -40,7 +40,7 @@ used is verified; --verify=false skips hashing hardlinked objects.`,
 			}
 			if asJS {
 				return writeJSON(cmd.OutOrStdout(), checkoutJSON{
-					Commit: st.Commit.String(), Dest: args[1], Dirs: st.Dirs, Files: st.Files,
+					Commit: st.Commit.String(), Dest: absPath(args[1]), Dirs: st.Dirs, Files: st.Files,
 					Hardlinked: st.Hardlinked, Copied: st.Copied, Verified: st.Verified,
 				})
 			}

@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/repo"
 )
 
@@ -19,6 +21,14 @@ func newRepoInitCmd() *cobra.Command {
 				return usageError{err}
 			}
 			r, err := repo.Init(path, m)
+			if errors.Is(err, errdefs.ErrAlreadyExists) {
+				// As ostree init: an existing repository of the same
+				// mode is fine.
+				if r, err = repo.Open(path); err == nil && r.Mode() != m {
+					r.Close()
+					return fmt.Errorf("cannot create repository: %s exists with mode %s, not %s", path, r.Mode(), m)
+				}
+			}
 			if err != nil {
 				return fmt.Errorf("cannot create repository: %w", err)
 			}

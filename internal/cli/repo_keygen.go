@@ -31,7 +31,7 @@ one line each. Existing files are never overwritten. Prints the public key.`,
 				return fmt.Errorf("cannot write the key pair: %w", err)
 			}
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), keygenJSON{SecretKeyFile: out + ".key", PublicKeyFile: out + ".pub", PublicKey: pub.String()})
+				return writeJSON(cmd.OutOrStdout(), keygenJSON{SecretKeyFile: absPath(out + ".key"), PublicKeyFile: absPath(out + ".pub"), PublicKey: pub.String()})
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), pub)
 			return nil

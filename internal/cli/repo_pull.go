@@ -59,8 +59,12 @@ when everything is in.`,
 			defer r.Close()
 			opts := pull.Options{URL: url, Refs: args, AllowDowngrade: allowDowngrade, Depth: depth}
 			if url == "" {
+				if remote, ref, ok := strings.Cut(args[0], ":"); ok && len(args) == 1 {
+					// ostree pull REMOTE:REF
+					args = []string{remote, ref}
+				}
 				if len(args) < 2 {
-					return usagef("give --url URL, or a REMOTE and at least one REF")
+					return usagef("missing REF: give REMOTE REF..., REMOTE:REF or --url URL REF...")
 				}
 				opts.Remote, opts.Refs = args[0], args[1:]
 			}
@@ -73,6 +77,9 @@ when everything is in.`,
 			opts.Progress = bar
 			res, err := pull.Pull(cmd.Context(), r, opts)
 			bar.p.Finish()
+			if errors.Is(err, pull.ErrDowngrade) {
+				return fmt.Errorf("cannot pull: %w; pass --allow-downgrade to move the ref back, or pull REF@CHECKSUM", err)
+			}
 			if err != nil {
 				return fmt.Errorf("cannot pull: %w", err)
 			}

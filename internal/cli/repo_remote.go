@@ -29,6 +29,7 @@ func newRemoteAddCmd() *cobra.Command {
 	var (
 		path, keyFile           string
 		noGPGVerify, signVerify bool
+		ifNotExists             bool
 	)
 	cmd := &cobra.Command{
 		Use:   "add --repo R NAME URL [--no-gpg-verify] [--sign-verify] [--trusted-key FILE]",
@@ -60,6 +61,11 @@ verification-ed25519-file, and implies --sign-verify.`,
 				return err
 			}
 			defer r.Close()
+			if ifNotExists {
+				if _, err := r.GetRemote(rm.Name); err == nil {
+					return nil
+				}
+			}
 			if err := r.AddRemote(rm); err != nil {
 				if errors.Is(err, errdefs.ErrInvalid) {
 					return usageError{fmt.Errorf("cannot add remote %s: %w", rm.Name, err)}
@@ -72,6 +78,7 @@ verification-ed25519-file, and implies --sign-verify.`,
 	addRepoFlag(cmd, &path)
 	cmd.Flags().BoolVar(&noGPGVerify, "no-gpg-verify", false, "do not require GPG signatures (gpg-verify=false)")
 	cmd.Flags().BoolVar(&signVerify, "sign-verify", false, "require ed25519 signatures on pulled commits (sign-verify=true)")
+	cmd.Flags().BoolVar(&ifNotExists, "if-not-exists", false, "do nothing if the remote exists already")
 	cmd.Flags().StringVar(&keyFile, "trusted-key", "", "file of trusted ed25519 public keys (verification-ed25519-file); implies --sign-verify")
 	return cmd
 }

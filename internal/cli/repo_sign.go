@@ -13,7 +13,7 @@ func newRepoSignCmd() *cobra.Command {
 		asJSON        bool
 	)
 	cmd := &cobra.Command{
-		Use:   "sign --repo R REV --key FILE [--json]",
+		Use:   "sign --repo R REV --sign-key FILE [--json]",
 		Short: "Add an ed25519 signature to a commit's detached metadata",
 		Long: `Sign the commit REV (a ref or checksum) with the ed25519 secret key in FILE
 (strata repo keygen) and append the signature to the commit's detached
@@ -23,8 +23,11 @@ changes nothing.`,
 		Args:              argNames("REV"),
 		ValidArgsFunction: completeRepoRefs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("key") {
+				fmt.Fprintln(cmd.ErrOrStderr(), "strata: --key is deprecated, use --sign-key")
+			}
 			if keyFile == "" {
-				return usagef("--key FILE is required")
+				return usagef("missing --sign-key FILE: the ed25519 secret key to sign with (strata repo keygen)")
 			}
 			key, err := sign.LoadSecretKey(keyFile)
 			if err != nil {
@@ -51,7 +54,10 @@ changes nothing.`,
 		},
 	}
 	addRepoFlag(cmd, &path)
+	cmd.Flags().StringVar(&keyFile, "sign-key", "", "ed25519 secret key file (strata repo keygen)")
+	// --key was this flag's first name; it stays, hidden, for scripts.
 	cmd.Flags().StringVar(&keyFile, "key", "", "ed25519 secret key file")
+	cmd.Flags().MarkHidden("key")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }

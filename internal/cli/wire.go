@@ -82,7 +82,7 @@ type initramfsJSON struct {
 type deploymentJSON struct {
 	Index        int      `json:"index"`
 	OSName       string   `json:"osname"`
-	Checksum     string   `json:"checksum"`
+	Checksum     string   `json:"commit"`
 	Serial       int      `json:"serial"`
 	BootChecksum string   `json:"boot_checksum,omitempty"`
 	BootSerial   int      `json:"boot_serial"`
@@ -205,7 +205,7 @@ type keygenJSON struct {
 
 // commitJSON is one commit in log and show output.
 type commitJSON struct {
-	Checksum        string `json:"checksum"`
+	Checksum        string `json:"commit"`
 	Parent          string `json:"parent,omitempty"`
 	ContentChecksum string `json:"content_checksum"`
 	Timestamp       uint64 `json:"timestamp"`
@@ -285,7 +285,7 @@ type refJSON struct {
 	Name     string `json:"name"`
 	Remote   string `json:"remote,omitempty"`
 	Refspec  string `json:"refspec"`
-	Checksum string `json:"checksum"`
+	Checksum string `json:"commit"`
 }
 
 // repo_remote
@@ -313,12 +313,14 @@ type showJSON struct {
 	Detached     []metaEntryJSON `json:"detached_metadata"`
 }
 
-// metaEntryJSON is one a{sv} entry: its key, GVariant type string and
-// value in the GVariant text format.
+// metaEntryJSON is one a{sv} entry: its key, GVariant type string, its
+// value as a JSON value (strings, numbers, booleans; byte arrays such as
+// signatures in base64; a{sv} as objects) and in the GVariant text format.
 type metaEntryJSON struct {
 	Key   string `json:"key"`
 	Type  string `json:"type"`
-	Value string `json:"value"`
+	Value any    `json:"value"`
+	Text  string `json:"text"`
 }
 
 // repo_sign
