@@ -22,14 +22,16 @@ func newRepoPullCmd() *cobra.Command {
 		depth                            int
 	)
 	cmd := &cobra.Command{
-		Use:   "pull --repo R (--url URL | REMOTE) [--trusted-key FILE | --no-verify] [--depth N] [--json] REF...",
+		Use:   "pull --repo R (--url URL REF... | REMOTE [REF...] | REMOTE:REF) [--trusted-key FILE... | --no-verify] [--depth N] [--json]",
 		Short: "Fetch refs from a served repository, verifying signatures",
 		Long: `Pull each REF (or REF@CHECKSUM for a given commit) from an archive repository
 served over HTTP (strata repo serve, any static web server, or ostree's
 trivial-httpd) into the local repository, whatever its mode.
 
 From --url, refs are written as local refs (refs/heads/REF), as a mirror
-does; from a configured REMOTE, as refs/remotes/REMOTE/REF.
+does; from a configured REMOTE, as refs/remotes/REMOTE/REF. As with ostree
+pull, REMOTE:REF names one ref of a remote, and a REMOTE without refs pulls
+every ref its summary lists.
 
 Every commit must carry an ed25519 signature by a trusted key before any of
 its content is fetched: keys come from --trusted-key files, or else from the
@@ -63,9 +65,6 @@ when everything is in.`,
 					// ostree pull REMOTE:REF
 					args = []string{remote, ref}
 				}
-				if len(args) < 2 {
-					return usagef("missing REF: give REMOTE REF..., REMOTE:REF or --url URL REF...")
-				}
 				opts.Remote, opts.Refs = args[0], args[1:]
 			}
 			policy, err := pull.PolicyFromRemote(r, opts.Remote, keys, noVerify)
@@ -73,6 +72,12 @@ when everything is in.`,
 				return trustHint(err, opts.Remote)
 			}
 			policy.Apply(&opts)
+			if len(opts.Refs) == 0 {
+				// ostree pull REMOTE: every ref of the remote's summary.
+				if opts.Refs, err = pull.RemoteRefs(cmd.Context(), r, opts); err != nil {
+					return fmt.Errorf("cannot pull: %w", err)
+				}
+			}
 			bar := &pullProgress{p: newProgress(cmd, "pull", -1, false)}
 			opts.Progress = bar
 			res, err := pull.Pull(cmd.Context(), r, opts)

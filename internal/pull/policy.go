@@ -1,6 +1,7 @@
 package pull
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/strata-os/strata/internal/errdefs"
@@ -100,4 +101,30 @@ func remoteKeys(rm repo.Remote) ([]sign.PublicKey, error) {
 		keys = append(keys, fk...)
 	}
 	return keys, nil
+}
+
+// RemoteRefs returns the refs the summary of opts.URL lists, as `ostree
+// pull REMOTE` with no refs pulls them: the summary is verified as a pull
+// verifies it (opts.Verifier, RequireSummarySignature). A remote without
+// a summary lists no refs: errdefs.ErrNotFound.
+func RemoteRefs(ctx context.Context, r *repo.Repo, opts Options) ([]string, error) {
+	if opts.Verifier == nil && !opts.NoVerify {
+		return nil, ErrNoTrustedKey
+	}
+	p, err := newPuller(r, opts)
+	if err != nil {
+		return nil, err
+	}
+	sum, err := p.fetchSummary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if sum == nil {
+		return nil, fmt.Errorf("remote %s has no summary to list its refs: %w", opts.URL, errdefs.ErrNotFound)
+	}
+	refs := make([]string, len(sum.Refs))
+	for i, e := range sum.Refs {
+		refs[i] = e.Name
+	}
+	return refs, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/strata-os/strata/internal/errdefs"
@@ -106,5 +107,31 @@ func TestPolicyFromRemoteErrors(t *testing.T) {
 	p, err := PolicyFromRemote(r, "", []sign.PublicKey{k.Public()}, false)
 	if err != nil || p.URL != "" || p.Verifier == nil {
 		t.Errorf("PolicyFromRemote(\"\", key) = %+v, %v; want a verifier and no URL", p, err)
+	}
+}
+
+// TestRemoteRefs lists the refs of a remote's summary, verified with the
+// pull's verifier; a remote without a summary lists none.
+func TestRemoteRefs(t *testing.T) {
+	t.Parallel()
+	k := testKey(t, 4)
+	src := newRepo(t, repo.ModeArchive)
+	for _, ref := range []string{"os/stable", "os/testing"} {
+		buildCommit(t, src, commitSpec{Ref: ref, Tree: testTree(ref)})
+	}
+	bare := newServer(t, src)
+	if _, err := RemoteRefs(context.Background(), newRepo(t, repo.ModeBareUser), pullOpts(bare.URL)); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("RemoteRefs(no summary) error = %v, want ErrNotFound", err)
+	}
+	summarize(t, src, k)
+	opts := pullOpts(bare.URL)
+	opts.NoVerify, opts.Verifier = false, verifierFor(k)
+	got, err := RemoteRefs(context.Background(), newRepo(t, repo.ModeBareUser), opts)
+	if err != nil || strings.Join(got, ",") != "os/stable,os/testing" {
+		t.Errorf("RemoteRefs(signed summary) = %v, %v; want os/stable, os/testing", got, err)
+	}
+	opts.Verifier = verifierFor(testKey(t, 5))
+	if _, err := RemoteRefs(context.Background(), newRepo(t, repo.ModeBareUser), opts); !errors.Is(err, sign.ErrUntrusted) {
+		t.Errorf("RemoteRefs(summary signed by another key) error = %v, want ErrUntrusted", err)
 	}
 }
