@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -69,7 +70,7 @@ func toDeploymentJSON(s *sysroot.Sysroot, d sysroot.Deployment) deploymentJSON {
 	out := deploymentJSON{
 		Index: d.Index, OSName: d.OSName, Checksum: d.Checksum.String(), Serial: d.Serial,
 		BootChecksum: d.BootChecksum, BootSerial: d.BootSerial, Refspec: d.Refspec, Version: d.Version,
-		Kargs: d.Kargs, Booted: d.Booted, Staged: d.Staged, Pinned: d.Pinned, Path: d.Path(),
+		Kargs: d.Kargs, Booted: d.Booted, Staged: d.Staged, Pinned: d.Pinned, Path: filepath.Join(absPath(s.Path()), d.Path()),
 	}
 	if out.Kargs == nil {
 		out.Kargs = []string{}
