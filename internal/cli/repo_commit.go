@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -112,6 +114,11 @@ or as --tree=dir=DIR, and a tar stream as --tree=tar=FILE.`,
 			opts.Progress = bar
 			c, st, err := repo.CommitTree(cmd.Context(), r, src, opts)
 			bar.Finish()
+			if errors.Is(err, fs.ErrPermission) && r.Mode() == repo.ModeBare && os.Geteuid() != 0 {
+				// A bare repository stores real owners, which only root
+				// can give files.
+				return fmt.Errorf("cannot commit: %w; a bare repository stores files with their owners, which needs root: as a user, commit to a bare-user repository (strata repo init --mode bare-user)", err)
+			}
 			if err != nil {
 				return fmt.Errorf("cannot commit: %w", err)
 			}
