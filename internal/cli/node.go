@@ -12,10 +12,11 @@ import (
 )
 
 // The node verbs (status, deploy, upgrade, rollback, cleanup, pin,
-// undeploy, kargs, finalize, bootloader sync) act on a sysroot: "/" on a
-// booted system, any directory in tests and image builds. They share one
-// prologue, nodeFlags: the --sysroot and --json flags, opening the
-// sysroot with the running node's ESP, and closing it. Each sysroot
+// undeploy, kargs, finalize) act on a sysroot: "/" on a booted system,
+// any directory in tests and image builds. They share one prologue,
+// nodeFlags: the --sysroot and --json flags, opening the sysroot with the
+// running node's ESP, and closing it. (bootloader sync and boot-complete
+// check the ESP they are given first, and open the sysroot themselves.) Each sysroot
 // operation takes the sysroot lock itself and leaves the reloaded state
 // behind, so a verb is: flags, one call, print.
 

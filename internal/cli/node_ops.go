@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"path/filepath"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -46,8 +47,9 @@ other boot version, deployment directories, kernel directories under
 			if err != nil {
 				return fmt.Errorf("cannot clean up: %w", err)
 			}
-			out := cleanupJSON{Undeployed: nonNil(st.Undeployed), Deployments: nonNil(st.Deployments),
-				BootDirs: nonNil(st.BootDirs), ObjectsPruned: len(st.Prune.Deleted), BytesFreed: st.Prune.Bytes}
+			in := func(rel []string) []string { return underRoot(s.Path(), rel) }
+			out := cleanupJSON{Undeployed: in(st.Undeployed), Deployments: in(st.Deployments),
+				BootDirs: in(st.BootDirs), ObjectsPruned: len(st.Prune.Deleted), BytesFreed: st.Prune.Bytes}
 			if f.json {
 				return writeJSON(cmd.OutOrStdout(), out)
 			}
@@ -62,6 +64,16 @@ other boot version, deployment directories, kernel directories under
 	}
 	f.register(cmd, "print what was removed as JSON")
 	return cmd
+}
+
+// underRoot returns the paths rel, relative to the sysroot at root, as
+// absolute paths (never nil).
+func underRoot(root string, rel []string) []string {
+	out := make([]string, len(rel))
+	for i, p := range rel {
+		out[i] = filepath.Join(absPath(root), p)
+	}
+	return out
 }
 
 func nonNil(s []string) []string {
