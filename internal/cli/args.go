@@ -75,7 +75,6 @@ func finishTree(cmd *cobra.Command) {
 	if cmd.HasSubCommands() {
 		cmd.Args = unknownSubcommand
 		cmd.SuggestionsMinimumDistance = 2
-		cmd.FParseErrWhitelist.UnknownFlags = true
 		if cmd.RunE == nil && cmd.Run == nil {
 			cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 		}
@@ -83,6 +82,16 @@ func finishTree(cmd *cobra.Command) {
 	for _, c := range cmd.Commands() {
 		finishTree(c)
 	}
+}
+
+// flagError makes a flag error a usage error. On a command with
+// subcommands, a flag that belongs to a mistyped subcommand ("repo logs
+// --repo R") is reported as the unknown subcommand it follows.
+func flagError(cmd *cobra.Command, err error) error {
+	if cmd.HasSubCommands() && cmd.Flags().NArg() > 0 {
+		return unknownSubcommand(cmd, cmd.Flags().Args())
+	}
+	return usageError{err}
 }
 
 // unknownSubcommand is the Args of a command with subcommands: any

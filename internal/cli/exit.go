@@ -70,15 +70,6 @@ func classify(err error) (string, int) {
 	return "failure", exitFailure
 }
 
-// errorJSON is how an error is printed on standard error with --json.
-type errorJSON struct {
-	Error struct {
-		Class    string `json:"class"`
-		Message  string `json:"message"`
-		ExitCode int    `json:"exit_code"`
-	} `json:"error"`
-}
-
 // reportError prints err on w, as text or as a JSON object, and returns
 // the exit code.
 func reportError(w io.Writer, err error, asJSON bool) int {

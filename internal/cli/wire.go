@@ -11,7 +11,7 @@ import (
 // snake_case; a commit checksum is "commit" wherever it is a commit, a
 // path is absolute, and metadata values are JSON values.
 
-// bootloader
+// strata bootloader sync
 
 // bootloaderSyncJSON is the --json output of bootloader sync.
 type bootloaderSyncJSON struct {
@@ -26,7 +26,7 @@ type espEntryJSON struct {
 	TriesDone  *int   `json:"tries_done,omitempty"`
 }
 
-// compose
+// strata compose
 
 // composeJSON is the --json output of compose.
 type composeJSON struct {
@@ -46,7 +46,7 @@ type composeJSON struct {
 	StageSeconds    map[string]float64 `json:"stage_seconds"`
 }
 
-// image
+// strata image
 
 // imageJSON is the --json output of image.
 type imageJSON struct {
@@ -63,7 +63,7 @@ type imageJSON struct {
 	Seconds    float64           `json:"seconds"`
 }
 
-// initramfs
+// strata initramfs
 
 // initramfsJSON is the --json output of initramfs.
 type initramfsJSON struct {
@@ -75,7 +75,7 @@ type initramfsJSON struct {
 	Seconds float64            `json:"seconds"`
 }
 
-// node
+// The node verbs: one deployment
 
 // deploymentJSON is one deployment in --json outputs (snake_case like
 // every strata JSON output).
@@ -98,7 +98,7 @@ type deploymentJSON struct {
 	Path         string   `json:"path"`
 }
 
-// node_ops
+// strata cleanup
 
 // cleanupJSON is the --json output of cleanup.
 type cleanupJSON struct {
@@ -109,7 +109,7 @@ type cleanupJSON struct {
 	BytesFreed    int64    `json:"bytes_freed"`
 }
 
-// prepareroot
+// strata prepare-root --dry-run
 
 // prepareRootJSON is the --json output of prepare-root --dry-run.
 type prepareRootJSON struct {
@@ -121,7 +121,7 @@ type prepareRootJSON struct {
 	Steps      []string `json:"steps"`
 }
 
-// repo_checkout
+// strata repo checkout
 
 // checkoutJSON is the --json output of repo checkout (snake_case, like
 // every strata JSON output).
@@ -135,7 +135,7 @@ type checkoutJSON struct {
 	Verified   int64  `json:"verified_objects"`
 }
 
-// repo_commit
+// strata repo commit
 
 // commitResultJSON is the --json output of repo commit.
 type commitResultJSON struct {
@@ -156,7 +156,7 @@ type commitResultJSON struct {
 	Signed         bool   `json:"signed"`
 }
 
-// repo_diff
+// strata repo diff
 
 type diffJSON struct {
 	Modified []string `json:"modified"`
@@ -166,7 +166,7 @@ type diffJSON struct {
 	Packages *compose.PackageDiff `json:"packages,omitempty"`
 }
 
-// repo_fsck
+// strata repo fsck
 
 // fsckJSON is the --json output of repo fsck.
 type fsckJSON struct {
@@ -193,7 +193,7 @@ type fsckProblemJSON struct {
 	Message string `json:"message"`
 }
 
-// repo_keygen
+// strata repo keygen
 
 type keygenJSON struct {
 	SecretKeyFile string `json:"secret_key_file"`
@@ -201,7 +201,7 @@ type keygenJSON struct {
 	PublicKey     string `json:"public_key"`
 }
 
-// repo_log
+// strata repo log
 
 // commitJSON is one commit in log and show output.
 type commitJSON struct {
@@ -221,7 +221,7 @@ type logJSON struct {
 	Truncated bool `json:"truncated"`
 }
 
-// repo_ls
+// strata repo ls
 
 type lsEntryJSON struct {
 	Path          string      `json:"path"`
@@ -241,7 +241,7 @@ type xattrJSON struct {
 	Value []byte `json:"value"` // base64, as encoding/json writes []byte
 }
 
-// repo_prune
+// strata repo prune
 
 // pruneJSON is the --json output of repo prune.
 type pruneJSON struct {
@@ -261,7 +261,7 @@ type prunedObjectJSON struct {
 	Type   string `json:"type"`
 }
 
-// repo_pull
+// strata repo pull
 
 type pullJSON struct {
 	Refs           []pullRefJSON `json:"refs"`
@@ -279,7 +279,7 @@ type pullRefJSON struct {
 	SignedBy string `json:"signed_by,omitempty"`
 }
 
-// repo_refs
+// strata repo refs
 
 type refJSON struct {
 	Name     string `json:"name"`
@@ -288,7 +288,7 @@ type refJSON struct {
 	Checksum string `json:"commit"`
 }
 
-// repo_remote
+// strata repo remote
 
 type remoteJSON struct {
 	Name        string   `json:"name"`
@@ -300,7 +300,7 @@ type remoteJSON struct {
 	Branches    []string `json:"branches,omitempty"`
 }
 
-// repo_show
+// strata repo show
 
 // showJSON is the --json output of repo show: the log fields plus the
 // root objects and every metadata entry, in stored order.
@@ -323,7 +323,7 @@ type metaEntryJSON struct {
 	Text  string `json:"text"`
 }
 
-// repo_sign
+// strata repo sign
 
 type signJSON struct {
 	Commit string `json:"commit"`
@@ -332,7 +332,7 @@ type signJSON struct {
 	Added  bool   `json:"added"` // false: the key had signed it already
 }
 
-// repo_summary
+// strata repo summary
 
 // summaryJSON is the --json form of a summary.
 type summaryJSON struct {
@@ -352,7 +352,7 @@ type summaryRefJSON struct {
 	Timestamp  string `json:"timestamp,omitempty"`
 }
 
-// repo_verify
+// strata repo verify
 
 type verifyJSON struct {
 	Commit string `json:"commit"`
@@ -362,7 +362,7 @@ type verifyJSON struct {
 	Error  string `json:"error,omitempty"`
 }
 
-// status
+// strata status
 
 // statusJSON is the --json output of status.
 type statusJSON struct {
@@ -372,7 +372,7 @@ type statusJSON struct {
 	Deployments    []deploymentJSON `json:"deployments"`
 }
 
-// upgrade
+// strata upgrade
 
 // upgradeJSON is the --json output of upgrade.
 type upgradeJSON struct {
@@ -385,7 +385,7 @@ type upgradeJSON struct {
 	Bytes     int64           `json:"bytes_fetched"`
 }
 
-// vm
+// strata vm
 
 // vmJSON is the --json output of strata vm (durations in seconds).
 type vmJSON struct {
@@ -423,4 +423,13 @@ type versionJSON struct {
 	Commit   string   `json:"commit,omitempty"`
 	Go       string   `json:"go"`
 	Features []string `json:"features"`
+}
+
+// errorJSON is how an error is printed on standard error with --json.
+type errorJSON struct {
+	Error struct {
+		Class    string `json:"class"`
+		Message  string `json:"message"`
+		ExitCode int    `json:"exit_code"`
+	} `json:"error"`
 }
