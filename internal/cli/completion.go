@@ -13,10 +13,25 @@ import (
 // deployment indexes come from the repository or sysroot the command line
 // names, read without locks; anything unreadable completes to nothing.
 
-// completeRepoRefs completes a REV argument with the refs of --repo.
-func completeRepoRefs(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-	path, _ := cmd.Flags().GetString("repo")
-	return refsIn(path, toComplete), cobra.ShellCompDirectiveNoFileComp
+// completeRevs completes the first n arguments, each a REV, with the
+// refs of --repo.
+func completeRevs(n int) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		if len(args) >= n {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		path, _ := cmd.Flags().GetString("repo")
+		return refsIn(path, toComplete), cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// completeFirstRev completes the REV of "REV PATH" or "REV DEST"; what
+// follows is a path, completed by the shell.
+func completeFirstRev(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveDefault
+	}
+	return completeRevs(1)(cmd, args, toComplete)
 }
 
 // completeSysrootRefs completes a REV argument with the refs of the

@@ -16,7 +16,7 @@ func newRepoCatCmd() *cobra.Command {
 The object's checksum is verified as it is read; a mismatch is reported after
 the bytes were written. Directories and symlinks are refused.`,
 		Args:              argNames("REV", "PATH"),
-		ValidArgsFunction: completeRepoRefs,
+		ValidArgsFunction: completeFirstRev,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo(path)
 			if err != nil {

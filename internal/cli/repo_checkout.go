@@ -20,7 +20,7 @@ exist or be an empty directory. Content is hardlinked from bare repositories
 (bare-user and bare-user-only in --user-mode) and copied otherwise. Every object
 used is verified; --verify=false skips hashing hardlinked objects.`,
 		Args:              argNames("REV", "DEST"),
-		ValidArgsFunction: completeRepoRefs,
+		ValidArgsFunction: completeFirstRev,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo(path)
 			if err != nil {

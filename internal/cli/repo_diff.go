@@ -52,7 +52,7 @@ a blank line and the package changes follow the paths: "Upgraded:",
 
 With one revision, as ostree diff REV, it is compared with its parent (REV^).`,
 		Args:              argNames("REV", "[REV2]"),
-		ValidArgsFunction: completeRepoRefs,
+		ValidArgsFunction: completeRevs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo(path)
 			if err != nil {

@@ -48,7 +48,7 @@ func newRepoLogCmd() *cobra.Command {
 history stops at a commit without parent, or at a parent that is not in the
 repository ("<< History beyond this commit not fetched >>").`,
 		Args:              argNames("REV"),
-		ValidArgsFunction: completeRepoRefs,
+		ValidArgsFunction: completeRevs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo(path)
 			if err != nil {

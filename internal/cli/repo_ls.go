@@ -24,7 +24,7 @@ gid, size, path and symlink target, the entry itself first, then a directory's
 entries (all of them, depth first, with -R). -C adds checksums (dirtree and
 dirmeta for directories), -X the xattrs in the GVariant text format.`,
 		Args:              argNames("REV", "[PATH]"),
-		ValidArgsFunction: completeRepoRefs,
+		ValidArgsFunction: completeFirstRev,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p := "/"
 			if len(args) == 2 {

@@ -25,7 +25,7 @@ removes a ref (REMOTE:NAME for a remote-tracking one). As with ostree refs,
 PREFIX lists only the refs that start with it, and --create NAME REV (REV as
 the argument) works as --create NAME=REV.`,
 		Args:              argNames("[PREFIX or REV]"),
-		ValidArgsFunction: completeRepoRefs,
+		ValidArgsFunction: completeRevs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if create != "" && del != "" {
 				return usagef("--create and --delete cannot be combined")

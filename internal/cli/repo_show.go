@@ -78,7 +78,7 @@ func newRepoShowCmd() *cobra.Command {
 entry (in stored order, values in the GVariant text format) and the keys of its
 detached metadata (signatures).`,
 		Args:              argNames("REV"),
-		ValidArgsFunction: completeRepoRefs,
+		ValidArgsFunction: completeRevs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo(path)
 			if err != nil {

@@ -21,7 +21,7 @@ metadata (.commitmeta, key ostree.sign.ed25519), keeping every signature and
 key already there, as ostree sign does. Signing again with the same key
 changes nothing.`,
 		Args:              argNames("REV"),
-		ValidArgsFunction: completeRepoRefs,
+		ValidArgsFunction: completeRevs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.Flags().Changed("key") {
 				fmt.Fprintln(cmd.ErrOrStderr(), "strata: --key is deprecated, use --sign-key")

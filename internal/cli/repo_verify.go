@@ -22,7 +22,7 @@ files (one base64 key per line, as ostree's trusted.ed25519 files). Prints the
 key that signed and exits 0; exits 1 saying why otherwise (no signature, or
 none by a trusted key).`,
 		Args:              argNames("REV"),
-		ValidArgsFunction: completeRepoRefs,
+		ValidArgsFunction: completeRevs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(keys) == 0 {
 				return usagef("--trusted-key FILE is required")
