@@ -111,9 +111,12 @@ var redundant = map[string][]string{
 func message(err error) string {
 	parts := strings.Split(err.Error(), ": ")
 	out := parts[:1]
-	for _, p := range parts[1:] {
+	for i, p := range parts[1:] {
 		if words, ok := redundant[p]; ok && saysAlready(out[len(out)-1], words) {
 			continue
+		}
+		if p == errdefs.ErrUnavailable.Error() && i+2 < len(parts) {
+			continue // the network error that follows says it better
 		}
 		out = append(out, p)
 	}

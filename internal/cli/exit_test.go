@@ -54,6 +54,8 @@ func TestMessage(t *testing.T) {
 		{fmt.Errorf(`ref "x": %w`, errdefs.ErrNotFound), `ref "x": not found`},
 		{fmt.Errorf("rolling back: 1 deployments, need 2: %w", errdefs.ErrFailedPrecondition), "rolling back: 1 deployments, need 2"},
 		{fmt.Errorf("remote name %q: %w", "a b", errdefs.ErrInvalid), `remote name "a b": invalid`},
+		{fmt.Errorf("GET u: %w: %w", errdefs.ErrUnavailable, errors.New("dial tcp: connection refused")), "GET u: dial tcp: connection refused"},
+		{fmt.Errorf("GET u: HTTP 503: %w", errdefs.ErrUnavailable), "GET u: HTTP 503: unavailable"},
 	}
 	for _, tt := range tests {
 		if got := message(tt.err); got != tt.want {
