@@ -13,7 +13,7 @@ STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 # Go sources checked by gofmt: the ones `go build ./...` sees (no .cache, no testdata).
 GOFILES      = $(shell find . \( -path ./.git -o -path ./.cache -o -path ./bin -o -name testdata \) -prune -o -name '*.go' -print)
 
-.PHONY: all build deps test test-short lint fuzz bench demo e2e e2e-short clean help
+.PHONY: all build deps man test test-short lint fuzz bench demo e2e e2e-short clean help
 
 all: build
 
@@ -28,10 +28,21 @@ help:
 	@echo 'make bench       strata against ostree (tools/bench), provision against ignition (BenchmarkApply), update services (tools/fleetbench)'
 	@echo 'make e2e         end-to-end boot test in QEMU (internal/e2e, ~14 min; E2ERUN selects steps)'
 	@echo 'make e2e-short   its first steps: compose, image, boot, upgrade (~5 min; CI runs it)'
+	@echo 'make man         man pages of every command into man/ (strata man DIR)'
 	@echo 'make clean       remove bin/ and .cache/'
 
+# The version is the nearest tag (or "devel"), the commit the checked-out one; strata version
+# prints both.
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT      ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS     := -s -w -X github.com/strata-os/strata/internal/cli.version=$(VERSION) -X github.com/strata-os/strata/internal/cli.commit=$(COMMIT)
+
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN) ./cmd/strata
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$(LDFLAGS)" -o $(BIN) ./cmd/strata
+
+# Man pages from the command tree, one per command, into man/.
+man: build
+	$(BIN) man man
 
 # scripts/deps installs what is missing (apt packages, staticcheck) and is quiet when all is there.
 deps:
@@ -85,4 +96,4 @@ e2e-short:
 	$(MAKE) --no-print-directory e2e E2ERUN='TestE2E/(compose-v1|image|boot-v1|upgrade-v2)$$$$'
 
 clean:
-	rm -rf bin .cache
+	rm -rf bin .cache man

@@ -37,7 +37,7 @@ With --reboot-on-failure, a failed check on a boot whose entry is on trial
 boot: each reboot uses up one try until firmware falls back by itself. A boot
 that is not on trial (a blessed entry, a fallback) stays up with the failure
 reported: rebooting it would only repeat the failure.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkNodeESP(path, esp); err != nil {
 				return fmt.Errorf("cannot complete the boot: %w", err)

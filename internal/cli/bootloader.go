@@ -42,19 +42,6 @@ func espSync(dir string, tries int) *boot.ESP {
 	return &boot.ESP{Dir: dir, Options: bootloader.Options{Tries: tries}}
 }
 
-// bootloaderSyncJSON is the --json output of bootloader sync.
-type bootloaderSyncJSON struct {
-	Entries []espEntryJSON `json:"entries"`
-	Default string         `json:"default"`
-}
-
-type espEntryJSON struct {
-	File       string `json:"file"`
-	Deployment string `json:"deployment"`
-	TriesLeft  *int   `json:"tries_left,omitempty"`
-	TriesDone  *int   `json:"tries_done,omitempty"`
-}
-
 func newBootloaderSyncCmd() *cobra.Command {
 	var (
 		path, esp string
@@ -69,7 +56,7 @@ func newBootloaderSyncCmd() *cobra.Command {
 so that the default sorts first, delete stale entries and kernels. A new
 default that has not booted gets a boot counter of --tries. Idempotent; the
 boot-time unit strata-esp-sync.service runs it.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkNodeESP(path, esp); err != nil {
 				return fmt.Errorf("cannot sync the ESP: %w", err)

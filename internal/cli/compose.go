@@ -18,24 +18,6 @@ import (
 	"github.com/strata-os/strata/internal/sign"
 )
 
-// composeJSON is the --json output of compose.
-type composeJSON struct {
-	Ref             string             `json:"ref"`
-	Commit          string             `json:"commit"`
-	Version         string             `json:"version"`
-	Kernel          string             `json:"kernel"`
-	Suite           string             `json:"suite"`
-	SourceDateEpoch int64              `json:"source_date_epoch"`
-	Packages        []compose.Package  `json:"packages"`
-	ObjectsWritten  int64              `json:"objects_written"`
-	ObjectsReused   int64              `json:"objects_reused"`
-	BytesWritten    int64              `json:"bytes_written"`
-	Bytes           int64              `json:"bytes"`
-	Signed          bool               `json:"signed"`
-	Seconds         float64            `json:"seconds"`
-	StageSeconds    map[string]float64 `json:"stage_seconds"`
-}
-
 // defaultCacheDir is $XDG_CACHE_HOME/strata/apt, else /var/cache/strata/apt.
 func defaultCacheDir() string {
 	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
@@ -75,7 +57,7 @@ package versions and SOURCE_DATE_EPOCH give the same commit checksum (for the
 same parent). Downloaded packages are kept in --cache-dir (default
 $XDG_CACHE_HOME/strata/apt, else /var/cache/strata/apt). --sign-key signs the
 commit with an ed25519 secret key file (strata repo keygen).`,
-		Args: cobra.ExactArgs(1),
+		Args: argNames("MANIFEST"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			epoch, err := sourceDateEpoch()
 			if err != nil {

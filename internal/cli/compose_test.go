@@ -30,9 +30,9 @@ func TestComposeManifestErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{"no manifest", []string{"compose", "--repo", repoPath}, exitUsage, "accepts 1 arg"},
+		{"no manifest", []string{"compose", "--repo", repoPath}, exitUsage, "missing MANIFEST"},
 		{"missing manifest", []string{"compose", filepath.Join(dir, "none.yaml"), "--repo", repoPath}, exitFailure, "cannot compose: reading manifest"},
-		{"invalid manifest", []string{"compose", bad, "--repo", repoPath}, exitFailure,
+		{"invalid manifest", []string{"compose", bad, "--repo", repoPath}, exitInvalid,
 			bad + `:6:23: units.enable[1]: "foo" is not a unit name`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"github.com/strata-os/strata/internal/sysroot"
@@ -11,9 +9,10 @@ import (
 
 func newDeployCmd() *cobra.Command {
 	var (
-		path, osname, refspec string
-		kargs                 []string
-		stage, asJS           bool
+		f               nodeFlags
+		osname, refspec string
+		kargs           []string
+		stage           bool
 	)
 	cmd := &cobra.Command{
 		Use:   "deploy [--sysroot S] [--os NAME] REV [--karg K=V]... [--stage]",
@@ -27,16 +26,15 @@ then removed. The running system is not changed.
 The kernel arguments of the current deployment are kept; each --karg K=V
 replaces the argument of key K, or is added (as ostree admin deploy --karg). --stage prepares the deployment but leaves the /etc
 merge and the switch to 'strata finalize', run at shutdown.`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openSysroot(path)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			name, err := pickOS(s, osname)
-			if err != nil {
-				return err
+		Args:              argNames("REV"),
+		ValidArgsFunction: completeSysrootRefs,
+		RunE: f.run(func(cmd *cobra.Command, s *sysroot.Sysroot, args []string) error {
+			name := osname
+			if name == "" {
+				var err error
+				if name, err = s.DefaultOS(); err != nil {
+					return usageError{fmt.Errorf("cannot deploy %s: %w; give --os NAME", args[0], err)}
+				}
 			}
 			bar := newProgress(cmd, "deploy", -1, false)
 			opts := sysroot.DeployOptions{Refspec: refspec, Stage: stage, Progress: bar}
@@ -47,6 +45,7 @@ merge and the switch to 'strata finalize', run at shutdown.`,
 				if m, ok := s.MergeDeployment(name); ok {
 					base = m.Kargs
 				}
+				var err error
 				if opts.Kargs, err = sysroot.EditKargs(base, sysroot.KargsEdit{Set: kargs}); err != nil {
 					return fmt.Errorf("cannot deploy %s: %w", args[0], err)
 				}
@@ -56,63 +55,17 @@ merge and the switch to 'strata finalize', run at shutdown.`,
 			if err != nil {
 				return fmt.Errorf("cannot deploy %s: %w", args[0], err)
 			}
-			if err := s.Reload(); err != nil {
-				return fmt.Errorf("cannot reload sysroot: %w", err)
-			}
-			dj := toDeploymentJSON(s, findDeployment(s, d))
-			if asJS {
-				return writeJSON(cmd.OutOrStdout(), dj)
-			}
-			verb := "Deployed"
+			verb := "Deployed %s; it boots next."
 			if stage {
-				verb = "Staged"
+				verb = "Staged %s; it boots next."
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s.%d (%s); it boots next.\n", verb, d.Checksum, d.Serial, d.OSName)
-			return nil
-		},
+			return f.printDeployment(cmd, s, d, verb)
+		}),
 	}
-	addSysrootFlag(cmd, &path)
+	f.register(cmd, "print the new deployment as JSON")
 	cmd.Flags().StringVar(&osname, "os", "", "stateroot (default: the booted one, else the only one)")
 	cmd.Flags().StringArrayVar(&kargs, "karg", nil, "kernel argument KEY=VALUE: replaces KEY's inherited value or is added (repeatable)")
 	cmd.Flags().StringVar(&refspec, "origin-refspec", "", "refspec to record in the origin (default: REV if it is a ref)")
 	cmd.Flags().BoolVar(&stage, "stage", false, "prepare the deployment; switch to it at shutdown (strata finalize)")
-	cmd.Flags().BoolVar(&asJS, "json", false, "print the new deployment as JSON")
 	return cmd
-}
-
-// pickOS returns the stateroot to deploy in: the one given, else the
-// booted deployment's, else the only stateroot with deployments, else the
-// only stateroot directory.
-func pickOS(s *sysroot.Sysroot, osname string) (string, error) {
-	if osname != "" {
-		return osname, nil
-	}
-	if b, ok := s.Booted(); ok {
-		return b.OSName, nil
-	}
-	ents, err := os.ReadDir(filepath.Join(s.Path(), "ostree/deploy"))
-	if err != nil {
-		return "", fmt.Errorf("cannot list stateroots: %w", err)
-	}
-	var names []string
-	for _, e := range ents {
-		if e.IsDir() {
-			names = append(names, e.Name())
-		}
-	}
-	if len(names) == 1 {
-		return names[0], nil
-	}
-	return "", usagef("cannot pick a stateroot among %v: give --os", names)
-}
-
-// findDeployment returns the loaded deployment matching d (its index and
-// flags are those after the operation), or d itself.
-func findDeployment(s *sysroot.Sysroot, d sysroot.Deployment) sysroot.Deployment {
-	for _, x := range s.Deployments() {
-		if x.OSName == d.OSName && x.Checksum == d.Checksum && x.Serial == d.Serial {
-			return x
-		}
-	}
-	return d
 }

@@ -13,7 +13,7 @@ func TestGroupUnknownSubcommand(t *testing.T) {
 		t.Errorf("strata repo = exit %d (%q), want 0 and the group's help", code, out)
 	}
 	code, _, errs := publishRun(t, "repo", "bogus")
-	if code != exitUsage || !strings.Contains(errs, `unknown command "bogus"`) {
+	if code != exitUsage || !strings.Contains(errs, "unknown command bogus for strata repo") {
 		t.Errorf("strata repo bogus = exit %d (%q), want %d, unknown command", code, errs, exitUsage)
 	}
 }

@@ -12,21 +12,6 @@ import (
 	"github.com/strata-os/strata/internal/provconfig"
 )
 
-// imageJSON is the --json output of image.
-type imageJSON struct {
-	Out        string            `json:"out"`
-	Commit     string            `json:"commit"`
-	OSName     string            `json:"osname"`
-	Refspec    string            `json:"refspec"`
-	Deployment string            `json:"deployment"`
-	Kargs      []string          `json:"kargs"`
-	Entry      string            `json:"entry"`
-	Size       int64             `json:"size"`
-	RootSize   int64             `json:"root_size"`
-	Stages     []image.StageTime `json:"stages"`
-	Seconds    float64           `json:"seconds"`
-}
-
 func newImageCmd() *cobra.Command {
 	var (
 		o                          image.Options
@@ -45,7 +30,7 @@ mkfs.ext4, mkfs.vfat and mtools. Kernel arguments: root=LABEL=strata-root rw
 console=ttyS0 quiet, the commit's strata.kargs, then --karg. With
 --remote-url the node follows origin:REF there (strata upgrade), verified with
 --trusted-key if given.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
 			if o.Size, err = parseSize(size); err != nil {
@@ -77,7 +62,7 @@ console=ttyS0 quiet, the commit's strata.kargs, then --karg. With
 			if err != nil {
 				return fmt.Errorf("cannot build image: %w", err)
 			}
-			out := imageJSON{Out: o.Out, Commit: res.Commit.String(), OSName: res.OSName, Refspec: res.Refspec,
+			out := imageJSON{Out: absPath(o.Out), Commit: res.Commit.String(), OSName: res.OSName, Refspec: res.Refspec,
 				Deployment: res.Deployment, Kargs: res.Kargs, Entry: res.Entry, Size: res.Size, RootSize: res.RootSize,
 				Stages: res.Stages, Seconds: time.Since(start).Seconds()}
 			if asJSON {

@@ -12,16 +12,6 @@ import (
 	"github.com/strata-os/strata/internal/initramfs"
 )
 
-// initramfsJSON is the --json output of initramfs.
-type initramfsJSON struct {
-	Out     string             `json:"out"`
-	Kver    string             `json:"kver"`
-	Init    string             `json:"init"`
-	Modules []initramfs.Module `json:"modules"`
-	Bytes   int64              `json:"bytes"`
-	Seconds float64            `json:"seconds"`
-}
-
 func newInitramfsCmd() *cobra.Command {
 	var (
 		tree, kver, out, initBin string
@@ -41,7 +31,7 @@ The default modules cover ext4 on virtio, SATA (AHCI) and NVMe disks:
 (e.g. overlay); --no-default-modules keeps only those. The archive is
 reproducible: entries are sorted and owned by 0:0, and every mtime is
 SOURCE_DATE_EPOCH (0 when unset).`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			start := time.Now()
 			if initBin == "" {
@@ -78,7 +68,7 @@ SOURCE_DATE_EPOCH (0 when unset).`,
 			}
 			if asJS {
 				return writeJSON(cmd.OutOrStdout(), initramfsJSON{
-					Out: out, Kver: a.Kver, Init: initBin, Modules: a.Modules, Bytes: n,
+					Out: absPath(out), Kver: a.Kver, Init: initBin, Modules: a.Modules, Bytes: n,
 					Seconds: time.Since(start).Seconds(),
 				})
 			}

@@ -113,7 +113,7 @@ func TestInitramfsErrors(t *testing.T) {
 		{"no tree", []string{"--out", out}, exitUsage, `required flag(s) "tree" not set`},
 		{"no kernel", []string{"--tree", t.TempDir(), "--out", out, "--init", initBin}, exitFailure, "cannot build initramfs: no kernel modules"},
 		{"unknown module", []string{"--tree", tree, "--out", out, "--init", initBin, "--no-default-modules", "--module", "zfs"}, exitFailure, "cannot build initramfs: module zfs: not in"},
-		{"dynamic init", []string{"--tree", tree, "--out", out, "--init", "/bin/sh"}, exitFailure, "/bin/sh is dynamically linked"},
+		{"dynamic init", []string{"--tree", tree, "--out", out, "--init", "/bin/sh"}, exitInvalid, "/bin/sh is dynamically linked"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,7 +144,7 @@ func TestInitramfsDefaultInit(t *testing.T) {
 	var js initramfsJSON
 	switch {
 	case code == 0 && json.Unmarshal([]byte(stdout), &js) == nil && js.Init == exe:
-	case code == exitFailure && strings.Contains(errOut, exe+" is dynamically linked"):
+	case code == exitInvalid && strings.Contains(errOut, exe+" is dynamically linked"):
 	default:
 		t.Errorf("strata %v = exit %d, %q, %q; want /init from %s", args, code, stdout, errOut, exe)
 	}

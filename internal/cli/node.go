@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -10,9 +11,49 @@ import (
 	"github.com/strata-os/strata/internal/sysroot"
 )
 
-// The node verbs (status, deploy, rollback, cleanup, pin, undeploy, kargs,
-// upgrade, finalize) act on a sysroot: "/" on a booted system, any
-// directory in tests and image builds.
+// The node verbs (status, deploy, upgrade, rollback, cleanup, pin,
+// undeploy, kargs, finalize) act on a sysroot: "/" on a booted system,
+// any directory in tests and image builds. They share one prologue,
+// nodeFlags: the --sysroot and --json flags, opening the sysroot with the
+// running node's ESP, and closing it. (bootloader sync and boot-complete
+// check the ESP they are given first, and open the sysroot themselves.) Each sysroot
+// operation takes the sysroot lock itself and leaves the reloaded state
+// behind, so a verb is: flags, one call, print.
+
+// nodeFlags are the flags every node verb takes.
+type nodeFlags struct {
+	sysroot string
+	json    bool
+}
+
+// register adds --sysroot and --json (described by jsonHelp) to cmd.
+func (f *nodeFlags) register(cmd *cobra.Command, jsonHelp string) {
+	addSysrootFlag(cmd, &f.sysroot)
+	cmd.Flags().BoolVar(&f.json, "json", false, jsonHelp)
+}
+
+// run returns cmd's RunE: open the sysroot, run fn on it, close it.
+func (f *nodeFlags) run(fn func(cmd *cobra.Command, s *sysroot.Sysroot, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		s, err := openSysroot(f.sysroot)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		return fn(cmd, s, args)
+	}
+}
+
+// printDeployment prints d, the deployment an operation acted on (as the
+// operation returned it: index and flags as they are now), or its JSON.
+// format has one %s, the deployment's name.
+func (f *nodeFlags) printDeployment(cmd *cobra.Command, s *sysroot.Sysroot, d sysroot.Deployment, format string) error {
+	if f.json {
+		return writeJSON(cmd.OutOrStdout(), toDeploymentJSON(s, d))
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), format+"\n", fmt.Sprintf("%s.%d (%s)", d.Checksum, d.Serial, d.OSName))
+	return nil
+}
 
 func addSysrootFlag(cmd *cobra.Command, path *string) {
 	cmd.Flags().StringVar(path, "sysroot", hostEnv().defaultSysroot(), "the sysroot to act on ($OSTREE_SYSROOT sets the default)")
@@ -26,32 +67,11 @@ func openSysroot(path string) (*sysroot.Sysroot, error) {
 	return s, nil
 }
 
-// deploymentJSON is one deployment in --json outputs (snake_case like
-// every strata JSON output).
-type deploymentJSON struct {
-	Index        int      `json:"index"`
-	OSName       string   `json:"osname"`
-	Checksum     string   `json:"checksum"`
-	Serial       int      `json:"serial"`
-	BootChecksum string   `json:"boot_checksum,omitempty"`
-	BootSerial   int      `json:"boot_serial"`
-	Refspec      string   `json:"refspec,omitempty"`
-	Version      string   `json:"version,omitempty"`
-	Timestamp    int64    `json:"timestamp,omitempty"`
-	Kargs        []string `json:"kargs"`
-	Booted       bool     `json:"booted"`
-	Staged       bool     `json:"staged"`
-	Pending      bool     `json:"pending"`
-	Rollback     bool     `json:"rollback"`
-	Pinned       bool     `json:"pinned"`
-	Path         string   `json:"path"`
-}
-
 func toDeploymentJSON(s *sysroot.Sysroot, d sysroot.Deployment) deploymentJSON {
 	out := deploymentJSON{
 		Index: d.Index, OSName: d.OSName, Checksum: d.Checksum.String(), Serial: d.Serial,
 		BootChecksum: d.BootChecksum, BootSerial: d.BootSerial, Refspec: d.Refspec, Version: d.Version,
-		Kargs: d.Kargs, Booted: d.Booted, Staged: d.Staged, Pinned: d.Pinned, Path: d.Path(),
+		Kargs: d.Kargs, Booted: d.Booted, Staged: d.Staged, Pinned: d.Pinned, Path: filepath.Join(absPath(s.Path()), d.Path()),
 	}
 	if out.Kargs == nil {
 		out.Kargs = []string{}
@@ -68,8 +88,8 @@ func toDeploymentJSON(s *sysroot.Sysroot, d sysroot.Deployment) deploymentJSON {
 	return out
 }
 
-// printDeployment writes one deployment in the style of rpm-ostree status.
-func printDeployment(w io.Writer, dj deploymentJSON) {
+// printStatusEntry writes one deployment in the style of rpm-ostree status.
+func printStatusEntry(w io.Writer, dj deploymentJSON) {
 	mark := " "
 	if dj.Booted {
 		mark = "●"

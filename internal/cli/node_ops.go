@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -10,24 +11,8 @@ import (
 	"github.com/strata-os/strata/internal/sysroot"
 )
 
-// printChanged prints the deployment an operation acted on, or its JSON.
-func printChanged(cmd *cobra.Command, s *sysroot.Sysroot, d sysroot.Deployment, asJS bool, format string) error {
-	if err := s.Reload(); err != nil {
-		return fmt.Errorf("cannot reload sysroot: %w", err)
-	}
-	dj := toDeploymentJSON(s, findDeployment(s, d))
-	if asJS {
-		return writeJSON(cmd.OutOrStdout(), dj)
-	}
-	fmt.Fprintf(cmd.OutOrStdout(), format+"\n", fmt.Sprintf("%s.%d (%s)", d.Checksum, d.Serial, d.OSName))
-	return nil
-}
-
 func newRollbackCmd() *cobra.Command {
-	var (
-		path string
-		asJS bool
-	)
+	var f nodeFlags
 	cmd := &cobra.Command{
 		Use:   "rollback [--sysroot S]",
 		Short: "Make the rollback deployment the default for the next boot",
@@ -36,39 +21,21 @@ default; otherwise the booted deployment becomes the default again (as
 rpm-ostree rollback). Without a booted deployment (a sysroot that is not /),
 deployments 0 and 1 trade places. One atomic switch; the running system is
 not changed.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := openSysroot(path)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		Args: noArgs,
+		RunE: f.run(func(cmd *cobra.Command, s *sysroot.Sysroot, _ []string) error {
 			d, err := s.Rollback(cmd.Context())
 			if err != nil {
 				return fmt.Errorf("cannot roll back: %w", err)
 			}
-			return printChanged(cmd, s, d, asJS, "Default is now %s; it boots next.")
-		},
+			return f.printDeployment(cmd, s, d, "Default is now %s; it boots next.")
+		}),
 	}
-	addSysrootFlag(cmd, &path)
-	cmd.Flags().BoolVar(&asJS, "json", false, "print the new default deployment as JSON")
+	f.register(cmd, "print the new default deployment as JSON")
 	return cmd
 }
 
-// cleanupJSON is the --json output of cleanup.
-type cleanupJSON struct {
-	Undeployed    []string `json:"undeployed"`
-	Deployments   []string `json:"deployments_deleted"`
-	BootDirs      []string `json:"boot_dirs_deleted"`
-	ObjectsPruned int      `json:"objects_pruned"`
-	BytesFreed    int64    `json:"bytes_freed"`
-}
-
 func newCleanupCmd() *cobra.Command {
-	var (
-		path string
-		asJS bool
-	)
+	var f nodeFlags
 	cmd := &cobra.Command{
 		Use:   "cleanup [--sysroot S]",
 		Short: "Remove deployments, boot files and objects no longer needed",
@@ -76,20 +43,16 @@ func newCleanupCmd() *cobra.Command {
 others (one atomic switch), then delete what no boot entry references: the
 other boot version, deployment directories, kernel directories under
 /boot/ostree, and repository objects no ref reaches.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := openSysroot(path)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		Args: noArgs,
+		RunE: f.run(func(cmd *cobra.Command, s *sysroot.Sysroot, _ []string) error {
 			st, err := s.Cleanup(cmd.Context())
 			if err != nil {
 				return fmt.Errorf("cannot clean up: %w", err)
 			}
-			out := cleanupJSON{Undeployed: nonNil(st.Undeployed), Deployments: nonNil(st.Deployments),
-				BootDirs: nonNil(st.BootDirs), ObjectsPruned: len(st.Prune.Deleted), BytesFreed: st.Prune.Bytes}
-			if asJS {
+			in := func(rel []string) []string { return underRoot(s.Path(), rel) }
+			out := cleanupJSON{Undeployed: in(st.Undeployed), Deployments: in(st.Deployments),
+				BootDirs: in(st.BootDirs), ObjectsPruned: len(st.Prune.Deleted), BytesFreed: st.Prune.Bytes}
+			if f.json {
 				return writeJSON(cmd.OutOrStdout(), out)
 			}
 			w := cmd.OutOrStdout()
@@ -99,11 +62,20 @@ other boot version, deployment directories, kernel directories under
 			fmt.Fprintf(w, "Deleted %d deployment directories, %d boot directories; pruned %d objects (%s).\n",
 				len(out.Deployments), len(out.BootDirs), out.ObjectsPruned, humanBytes(out.BytesFreed))
 			return nil
-		},
+		}),
 	}
-	addSysrootFlag(cmd, &path)
-	cmd.Flags().BoolVar(&asJS, "json", false, "print what was removed as JSON")
+	f.register(cmd, "print what was removed as JSON")
 	return cmd
+}
+
+// underRoot returns the paths rel, relative to the sysroot at root, as
+// absolute paths (never nil).
+func underRoot(root string, rel []string) []string {
+	out := make([]string, len(rel))
+	for i, p := range rel {
+		out[i] = filepath.Join(absPath(root), p)
+	}
+	return out
 }
 
 func nonNil(s []string) []string {
@@ -124,25 +96,21 @@ func parseIndex(arg string) (int, error) {
 
 func newPinCmd() *cobra.Command {
 	var (
-		path        string
-		unpin, asJS bool
+		f     nodeFlags
+		unpin bool
 	)
 	cmd := &cobra.Command{
 		Use:   "pin INDEX [--unpin] [--sysroot S]",
 		Short: "Keep a deployment through upgrades and cleanups",
 		Long: `Mark the deployment at INDEX (see strata status) as pinned: deploy and cleanup
 keep it. --unpin removes the mark. The boot configuration does not change.`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		Args:              argNames("INDEX"),
+		ValidArgsFunction: completeDeploymentIndex,
+		RunE: f.run(func(cmd *cobra.Command, s *sysroot.Sysroot, args []string) error {
 			idx, err := parseIndex(args[0])
 			if err != nil {
 				return err
 			}
-			s, err := openSysroot(path)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
 			d, err := s.SetPinned(cmd.Context(), idx, !unpin)
 			if err != nil {
 				return fmt.Errorf("cannot pin deployment %d: %w", idx, err)
@@ -151,20 +119,17 @@ keep it. --unpin removes the mark. The boot configuration does not change.`,
 			if unpin {
 				verb = "Unpinned %s"
 			}
-			return printChanged(cmd, s, d, asJS, verb)
-		},
+			return f.printDeployment(cmd, s, d, verb)
+		}),
 	}
-	addSysrootFlag(cmd, &path)
+	f.register(cmd, "print the deployment as JSON")
 	cmd.Flags().BoolVar(&unpin, "unpin", false, "remove the pin")
-	cmd.Flags().BoolVar(&asJS, "json", false, "print the deployment as JSON")
 	return cmd
 }
 
 func newUndeployCmd() *cobra.Command {
-	var (
-		path        string
-		asJS, force bool
-	)
+	var f nodeFlags
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "undeploy INDEX [--sysroot S]",
 		Short: "Remove the deployment at INDEX",
@@ -172,17 +137,13 @@ func newUndeployCmd() *cobra.Command {
 in one atomic switch, then delete it. The booted deployment cannot be removed;
 a pinned deployment, and the last one (the sysroot would have nothing to
 boot), only with --force.`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		Args:              argNames("INDEX"),
+		ValidArgsFunction: completeDeploymentIndex,
+		RunE: f.run(func(cmd *cobra.Command, s *sysroot.Sysroot, args []string) error {
 			idx, err := parseIndex(args[0])
 			if err != nil {
 				return err
 			}
-			s, err := openSysroot(path)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
 			d, err := s.Undeploy(cmd.Context(), idx, sysroot.UndeployOptions{Force: force})
 			if err != nil {
 				if ds := s.Deployments(); errors.Is(err, errdefs.ErrFailedPrecondition) && idx < len(ds) && !ds[idx].Booted {
@@ -190,37 +151,24 @@ boot), only with --force.`,
 				}
 				return fmt.Errorf("cannot undeploy %d: %w", idx, err)
 			}
-			if asJS {
-				return writeJSON(cmd.OutOrStdout(), toDeploymentJSON(s, d))
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Undeployed %s.%d (%s)\n", d.Checksum, d.Serial, d.OSName)
-			return nil
-		},
+			return f.printDeployment(cmd, s, d, "Undeployed %s")
+		}),
 	}
-	addSysrootFlag(cmd, &path)
-	cmd.Flags().BoolVar(&asJS, "json", false, "print the removed deployment as JSON")
+	f.register(cmd, "print the removed deployment as JSON")
 	cmd.Flags().BoolVar(&force, "force", false, "also remove a pinned deployment, or the last one")
 	return cmd
 }
 
 func newFinalizeCmd() *cobra.Command {
-	var (
-		path string
-		asJS bool
-	)
+	var f nodeFlags
 	cmd := &cobra.Command{
 		Use:   "finalize [--sysroot S]",
 		Short: "Write the staged deployment into the boot configuration (run at shutdown)",
 		Long: `If a deployment was staged (strata deploy --stage, strata upgrade), merge its
 /etc from the current one (so changes made until shutdown are kept) and make it
 the default in one atomic switch. Without a staged deployment it does nothing.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := openSysroot(path)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		Args: noArgs,
+		RunE: f.run(func(cmd *cobra.Command, s *sysroot.Sysroot, _ []string) error {
 			d, ok, err := s.Finalize(cmd.Context())
 			if errors.Is(err, sysroot.ErrStagedLocked) {
 				// Not a failure at shutdown: the update agent reboots into it when allowed.
@@ -231,16 +179,15 @@ the default in one atomic switch. Without a staged deployment it does nothing.`,
 				return fmt.Errorf("cannot finalize: %w", err)
 			}
 			if !ok {
-				if asJS {
+				if f.json {
 					return writeJSON(cmd.OutOrStdout(), struct{}{})
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), "No staged deployment.")
 				return nil
 			}
-			return printChanged(cmd, s, d, asJS, "Finalized %s; it boots next.")
-		},
+			return f.printDeployment(cmd, s, d, "Finalized %s; it boots next.")
+		}),
 	}
-	addSysrootFlag(cmd, &path)
-	cmd.Flags().BoolVar(&asJS, "json", false, "print the finalized deployment as JSON")
+	f.register(cmd, "print the finalized deployment as JSON")
 	return cmd
 }

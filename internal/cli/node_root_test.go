@@ -102,14 +102,21 @@ func TestNodeVerbs(t *testing.T) {
 	if code, _, errs := publishRun(t, "deploy", "--sysroot", sys, "--os", "testos", "origin:testos/nonexistent"); code != exitFailure || !strings.Contains(errs, "cannot deploy") {
 		t.Errorf("deploy of an unknown ref = exit %d (%q), want %d, cannot deploy", code, errs, exitFailure)
 	}
-	publishMustRun(t, "deploy", "--sysroot", sys, "--os", "testos", "origin:testos/stable", "--karg", "root=LABEL=root", "--karg", "quiet")
+	publishMustRun(t, "deploy", "--sysroot", sys, "origin:testos/stable", "--karg", "root=LABEL=root", "--karg", "quiet")
 
 	st := nodeStatus(t, sys)
 	if len(st.Deployments) != 1 || st.Deployments[0].Checksum != c1 || st.Deployments[0].Refspec != "origin:testos/stable" ||
 		st.Deployments[0].Version != "1" || !slices.Equal(st.Deployments[0].Kargs, []string{"root=LABEL=root", "quiet"}) {
 		t.Fatalf("status after the first deploy = %+v, want one deployment of %s (origin:testos/stable, version 1, 2 kargs)", st.Deployments, c1)
 	}
-	etc := filepath.Join(sys, st.Deployments[0].Path, "etc")
+	// Shell completion offers the deployment indexes, and refs for deploy.
+	if out := publishMustRun(t, "__complete", "pin", "--sysroot", sys, ""); !strings.Contains(out, "0\ttestos:origin:testos/stable "+c1[:12]) {
+		t.Errorf("completion of pin INDEX = %q, want 0 and its deployment", out)
+	}
+	if out := publishMustRun(t, "__complete", "deploy", "--sysroot", sys, "origin:"); !strings.Contains(out, "origin:testos/stable\t") {
+		t.Errorf("completion of deploy REV = %q, want origin:testos/stable", out)
+	}
+	etc := filepath.Join(st.Deployments[0].Path, "etc")
 	if err := os.WriteFile(filepath.Join(etc, "local.conf"), []byte("mine\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +142,7 @@ func TestNodeVerbs(t *testing.T) {
 		!st.Deployments[1].Rollback || !slices.Equal(st.Deployments[0].Kargs, []string{"root=LABEL=root", "quiet"}) {
 		t.Fatalf("status after upgrade = %+v, want [%s (inherited kargs), %s (rollback)]", st.Deployments, c2, c1)
 	}
-	newEtc := filepath.Join(sys, st.Deployments[0].Path, "etc")
+	newEtc := filepath.Join(st.Deployments[0].Path, "etc")
 	if b, err := os.ReadFile(filepath.Join(newEtc, "local.conf")); err != nil || string(b) != "mine\n" {
 		t.Errorf("local /etc file after upgrade = %q, %v; want it carried over", b, err)
 	}
@@ -180,7 +187,10 @@ func TestNodeVerbs(t *testing.T) {
 	if st := nodeStatus(t, sys); len(st.Deployments) != 1 || st.Deployments[0].Checksum != c1 {
 		t.Errorf("undeploy 1: status = %+v, want only %s", st.Deployments, c1)
 	}
-	if _, err := os.Stat(filepath.Join(sys, gone)); !os.IsNotExist(err) {
+	if !filepath.IsAbs(gone) {
+		t.Errorf("status --json path %q, want an absolute path", gone)
+	}
+	if _, err := os.Stat(gone); !os.IsNotExist(err) {
 		t.Errorf("undeployed %s still exists (stat: %v)", gone, err)
 	}
 	var cj cleanupJSON
@@ -192,5 +202,10 @@ func TestNodeVerbs(t *testing.T) {
 	}
 	if code, _, errs := publishRun(t, "status", "--sysroot", work); code != exitFailure || !strings.Contains(errs, "cannot open sysroot") {
 		t.Errorf("status of a directory that is no sysroot = exit %d (%q), want %d", code, errs, exitFailure)
+	}
+	// With two stateroots and none booted, deploy asks for --os.
+	publishMustRun(t, "sysroot", "init", "--sysroot", sys, "--os", "other")
+	if code, _, errs := publishRun(t, "deploy", "--sysroot", sys, "origin:testos/stable"); code != exitUsage || !strings.Contains(errs, "2 stateroots (other, testos)") || !strings.Contains(errs, "give --os NAME") {
+		t.Errorf("deploy with two stateroots = exit %d (%q), want %d naming them and --os", code, errs, exitUsage)
 	}
 }

@@ -10,16 +10,6 @@ import (
 	"github.com/strata-os/strata/internal/prepareroot"
 )
 
-// prepareRootJSON is the --json output of prepare-root --dry-run.
-type prepareRootJSON struct {
-	Root       string   `json:"root"`
-	RootFSType string   `json:"rootfstype"`
-	Stateroot  string   `json:"stateroot,omitempty"`
-	Deployment string   `json:"deployment,omitempty"`
-	Init       string   `json:"init"`
-	Steps      []string `json:"steps"`
-}
-
 func newPrepareRootCmd() *cobra.Command {
 	var (
 		dryRun, asJS     bool
@@ -47,7 +37,7 @@ mounts instead of switching, then act as on failure), initrd.onfail=
 poweroff|reboot (poweroff; a failure prints "strata prepare-root: FATAL: ..."
 on the console and waits 2 s first). LABEL= and UUID= are read from ext2/3/4
 superblocks, PARTLABEL= and PARTUUID= from GPT partition tables.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !dryRun {
 				return prepareroot.Init(firstBootProvisioner{}) // returns only when not PID 1

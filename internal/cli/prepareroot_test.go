@@ -84,7 +84,7 @@ func TestPrepareRootErrors(t *testing.T) {
 		wantErr  string
 	}{
 		{"escaping boot link", []string{"--dry-run", "--sysroot", root, "--cmdline", "root=/dev/vda ostree=/ostree/boot.0/os/ffff/1"},
-			exitFailure, "cannot prepare root: ostree=/ostree/boot.0/os/ffff/1 resolves to /etc, not a deployment"},
+			exitInvalid, "cannot prepare root: ostree=/ostree/boot.0/os/ffff/1 resolves to /etc, not a deployment"},
 		{"missing deployment", []string{"--dry-run", "--sysroot", root, "--cmdline", "root=/dev/vda ostree=/ostree/boot.0/os/ffff/2"},
 			exitFailure, "/ostree/boot.0.0/os/ffff/2 does not exist"},
 		{"no root=", []string{"--dry-run", "--sysroot", root, "--cmdline", "quiet"}, exitUsage, "no root="},

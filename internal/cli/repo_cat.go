@@ -15,7 +15,8 @@ func newRepoCatCmd() *cobra.Command {
 		Long: `Write the content of the regular file PATH in the tree of REV to standard output.
 The object's checksum is verified as it is read; a mismatch is reported after
 the bytes were written. Directories and symlinks are refused.`,
-		Args: cobra.ExactArgs(2),
+		Args:              argNames("REV", "PATH"),
+		ValidArgsFunction: completeFirstRev,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo(path)
 			if err != nil {

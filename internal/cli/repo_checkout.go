@@ -7,18 +7,6 @@ import (
 	"github.com/strata-os/strata/internal/repo"
 )
 
-// checkoutJSON is the --json output of repo checkout (snake_case, like
-// every strata JSON output).
-type checkoutJSON struct {
-	Commit     string `json:"commit"`
-	Dest       string `json:"dest"`
-	Dirs       int64  `json:"dirs"`
-	Files      int64  `json:"files"`
-	Hardlinked int64  `json:"hardlinked"`
-	Copied     int64  `json:"copied"`
-	Verified   int64  `json:"verified_objects"`
-}
-
 func newRepoCheckoutCmd() *cobra.Command {
 	var (
 		path, subpath          string
@@ -31,7 +19,8 @@ func newRepoCheckoutCmd() *cobra.Command {
 exist or be an empty directory. Content is hardlinked from bare repositories
 (bare-user and bare-user-only in --user-mode) and copied otherwise. Every object
 used is verified; --verify=false skips hashing hardlinked objects.`,
-		Args: cobra.ExactArgs(2),
+		Args:              argNames("REV", "DEST"),
+		ValidArgsFunction: completeFirstRev,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo(path)
 			if err != nil {
@@ -51,7 +40,7 @@ used is verified; --verify=false skips hashing hardlinked objects.`,
 			}
 			if asJS {
 				return writeJSON(cmd.OutOrStdout(), checkoutJSON{
-					Commit: st.Commit.String(), Dest: args[1], Dirs: st.Dirs, Files: st.Files,
+					Commit: st.Commit.String(), Dest: absPath(args[1]), Dirs: st.Dirs, Files: st.Files,
 					Hardlinked: st.Hardlinked, Copied: st.Copied, Verified: st.Verified,
 				})
 			}

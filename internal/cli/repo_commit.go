@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -15,25 +17,6 @@ import (
 	"github.com/strata-os/strata/internal/sign"
 )
 
-// commitResultJSON is the --json output of repo commit.
-type commitResultJSON struct {
-	Commit         string `json:"commit"`
-	Ref            string `json:"ref,omitempty"`
-	Parent         string `json:"parent,omitempty"`
-	RootTree       string `json:"root_tree"`
-	RootMeta       string `json:"root_meta"`
-	Dirs           int64  `json:"dirs"`
-	Files          int64  `json:"files"`
-	Symlinks       int64  `json:"symlinks"`
-	Bytes          int64  `json:"bytes"`
-	ContentWritten int64  `json:"content_objects_written"`
-	ContentReused  int64  `json:"content_objects_reused"`
-	MetaWritten    int64  `json:"metadata_objects_written"`
-	MetaReused     int64  `json:"metadata_objects_reused"`
-	BytesWritten   int64  `json:"bytes_written"`
-	Signed         bool   `json:"signed"`
-}
-
 func newRepoCommitCmd() *cobra.Command {
 	var (
 		path, branch, tree, tarFile string
@@ -43,7 +26,7 @@ func newRepoCommitCmd() *cobra.Command {
 		noBindings, asJSON, update  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "commit --repo R --branch B (--tree DIR | --tar FILE) [--subject S] [--body T] [--timestamp UNIX] [--metadata K=V]... [--sign-key FILE] [--parent REV|none] [--no-bindings] [--update-summary] [--json]",
+		Use:   "commit --repo R --branch B (DIR | --tree DIR | --tar FILE) [--subject S] [--body T] [--timestamp UNIX] [--metadata K=V]... [--sign-key FILE] [--parent REV|none] [--no-bindings] [--update-summary] [--json]",
 		Short: "Commit a directory or a tar stream",
 		Long: `Commit the directory DIR, or the tar stream FILE ("-" for standard input; plain,
 gzip or zstd), to branch B and print the new commit's checksum. The checksum is
@@ -53,12 +36,32 @@ strings in order, then ostree.ref-binding = [B] unless --no-bindings.
 The parent is the branch's current head unless --parent names a revision or
 "none". The timestamp defaults to $SOURCE_DATE_EPOCH, else the current time.
 --sign-key signs the commit with an ed25519 secret key file (as written by
-strata repo keygen) in the same transaction.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if (tree == "") == (tarFile == "") {
-				return usagef("exactly one of --tree and --tar is required")
+strata repo keygen) in the same transaction.
+
+As with ostree commit, the directory may also be given as the argument DIR,
+or as --tree=dir=DIR, and a tar stream as --tree=tar=FILE.`,
+		Args:              argNames("[DIR]"),
+		ValidArgsFunction: cobra.FixedCompletions(nil, cobra.ShellCompDirectiveFilterDirs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if tree != "" || tarFile != "" {
+					return usagef("give the tree once: DIR, --tree or --tar")
+				}
+				tree = args[0]
 			}
+			if kind, p, ok := strings.Cut(tree, "="); ok && (kind == "dir" || kind == "tar") {
+				tree = p
+				if kind == "tar" {
+					tree, tarFile = "", p
+				}
+			}
+			if tree != "" && tarFile != "" {
+				return usagef("give the tree once: DIR, --tree or --tar")
+			}
+			if tree == "" && tarFile == "" {
+				return usagef("missing the tree to commit: give DIR, --tree DIR or --tar FILE (usage: %s)", usageLine(cmd))
+			}
+
 			opts := repo.CommitOptions{Branch: branch, Subject: subject, Body: body, Parent: parent, NoBindings: noBindings}
 			if err := ostree.ValidateRef(branch); err != nil {
 				return usageError{fmt.Errorf("--branch: %w", err)}
@@ -114,6 +117,11 @@ strata repo keygen) in the same transaction.`,
 			opts.Progress = bar
 			c, st, err := repo.CommitTree(cmd.Context(), r, src, opts)
 			bar.Finish()
+			if errors.Is(err, fs.ErrPermission) && r.Mode() == repo.ModeBare && os.Geteuid() != 0 {
+				// A bare repository stores real owners, which only root
+				// can give files.
+				return fmt.Errorf("cannot commit: %w; a bare repository stores files with their owners, which needs root: as a user, commit to a bare-user repository (strata repo init --mode bare-user)", err)
+			}
 			if err != nil {
 				return fmt.Errorf("cannot commit: %w", err)
 			}

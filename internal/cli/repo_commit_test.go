@@ -47,8 +47,8 @@ func TestRepoCommitUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no source", []string{"--branch", "b"}, "exactly one of --tree and --tar"},
-		{"two sources", []string{"--branch", "b", "--tree", dir, "--tar", "-"}, "exactly one of --tree and --tar"},
+		{"no source", []string{"--branch", "b"}, "missing the tree to commit"},
+		{"two sources", []string{"--branch", "b", "--tree", dir, "--tar", "-"}, "give the tree once"},
 		{"no branch", []string{"--tree", dir}, `"branch" not set`},
 		{"bad branch", []string{"--branch", "bad!ref", "--tree", dir}, `--branch: ref "bad!ref": invalid name`},
 		{"bad metadata", []string{"--branch", "b", "--tree", dir, "--metadata", "novalue"}, "want KEY=VALUE"},

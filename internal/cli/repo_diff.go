@@ -9,14 +9,6 @@ import (
 	"github.com/strata-os/strata/internal/repo"
 )
 
-type diffJSON struct {
-	Modified []string `json:"modified"`
-	Removed  []string `json:"removed"`
-	Added    []string `json:"added"`
-	// Packages is set when both commits carry strata.packages (compose).
-	Packages *compose.PackageDiff `json:"packages,omitempty"`
-}
-
 // packageDiff compares the strata.packages metadata of two revisions; nil
 // when either commit has none.
 func packageDiff(r *repo.Repo, revA, revB string) (*compose.PackageDiff, error) {
@@ -46,7 +38,7 @@ func newRepoDiffCmd() *cobra.Command {
 		asJSON bool
 	)
 	cmd := &cobra.Command{
-		Use:   "diff --repo R REVA REVB [--json]",
+		Use:   "diff --repo R [REVA] REVB [--json]",
 		Short: "List the paths that differ between two commits",
 		Long: `Compare the trees of REVA and REVB like ostree diff: "M    PATH" for a file or
 directory whose content or metadata changed, "D    PATH" for one only in REVA
@@ -56,19 +48,26 @@ directory with everything below it). A changed root directory is "M    /".
 When both commits were made by strata compose (they carry strata.packages),
 a blank line and the package changes follow the paths: "Upgraded:",
 "Downgraded:", "Removed:" and "Added:" sections of "  NAME VERSION" lines
-("  NAME OLD -> NEW" for a changed version).`,
-		Args: cobra.ExactArgs(2),
+("  NAME OLD -> NEW" for a changed version).
+
+With one revision, as ostree diff REV, it is compared with its parent (REV^).`,
+		Args:              argNames("REV", "[REV2]"),
+		ValidArgsFunction: completeRevs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo(path)
 			if err != nil {
 				return err
 			}
 			defer r.Close()
-			d, err := repo.Diff(cmd.Context(), r, args[0], args[1])
+			from, to := args[0]+"^", args[0]
+			if len(args) == 2 {
+				from, to = args[0], args[1]
+			}
+			d, err := repo.Diff(cmd.Context(), r, from, to)
 			if err != nil {
 				return fmt.Errorf("cannot compare commits: %w", err)
 			}
-			pd, err := packageDiff(r, args[0], args[1])
+			pd, err := packageDiff(r, from, to)
 			if err != nil {
 				return fmt.Errorf("cannot compare packages: %w", err)
 			}

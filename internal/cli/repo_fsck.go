@@ -7,57 +7,35 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/ostree"
 	"github.com/strata-os/strata/internal/repo"
 	"github.com/strata-os/strata/internal/sign"
 )
 
-// fsckJSON is the --json output of repo fsck.
-type fsckJSON struct {
-	OK             bool              `json:"ok"`
-	Objects        int64             `json:"objects"`
-	ObjectsByType  map[string]int64  `json:"objects_by_type"`
-	Bytes          int64             `json:"bytes"`
-	Refs           int               `json:"refs"`
-	Commits        int               `json:"commits"`
-	PartialCommits int               `json:"partial_commits"`
-	Verified       int               `json:"verified_commits"`
-	Problems       []fsckProblemJSON `json:"problems"`
-}
-
-type fsckProblemJSON struct {
-	Kind    string `json:"kind"`
-	Error   bool   `json:"error"`
-	Object  string `json:"object,omitempty"`
-	Type    string `json:"type,omitempty"`
-	Ref     string `json:"ref,omitempty"`
-	Commit  string `json:"commit,omitempty"`
-	Path    string `json:"path,omitempty"`
-	Reason  string `json:"reason,omitempty"`
-	Message string `json:"message"`
-}
-
 func newRepoFsckCmd() *cobra.Command {
 	var (
-		path, trustedKey string
-		asJSON           bool
+		path        string
+		trustedKeys []string
+		asJSON      bool
 	)
 	cmd := &cobra.Command{
-		Use:   "fsck --repo R [--trusted-key FILE] [--json]",
+		Use:   "fsck --repo R [--trusted-key FILE]... [--json]",
 		Short: "Verify every object, ref and commit tree of a repository",
 		Long: `Check every loose object (metadata must hash to its name and parse; content
 objects are re-hashed from what the repository mode stores), that every ref
 names a stored commit, and that the tree of every commit is complete. Objects
 missing only from partial commits (interrupted or metadata-only pulls) are
 listed but are not errors. With --trusted-key, every commit reachable from a
-ref must carry a valid ed25519 signature by that key.
+ref must carry a valid ed25519 signature by one of the keys of those files.
 
-Prints one line per problem and a summary; exits 1 if anything is wrong.`,
-		Args: cobra.NoArgs,
+Prints one line per problem and a summary; exits 4 (corrupt data) if an object
+is damaged, missing or unreadable, 1 if only signatures are missing.`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts := repo.FsckOptions{}
-			if trustedKey != "" {
-				verify, err := fsckCommitVerifier(trustedKey)
+			if len(trustedKeys) > 0 {
+				verify, err := fsckCommitVerifier(trustedKeys)
 				if err != nil {
 					return err
 				}
@@ -80,16 +58,22 @@ Prints one line per problem and a summary; exits 1 if anything is wrong.`,
 					return err
 				}
 			} else {
-				printFsck(cmd.OutOrStdout(), rep, trustedKey != "")
+				printFsck(cmd.OutOrStdout(), rep, len(trustedKeys) > 0)
 			}
 			if !rep.OK() {
-				return fmt.Errorf("cannot verify repository %s: %s", path, problemSummary(rep))
+				// Damaged or missing objects are corrupt data (exit 4);
+				// unsigned commits alone fail a precondition (exit 1).
+				class := errdefs.ErrFailedPrecondition
+				if rep.Errors() > rep.Count(repo.FsckSignature) {
+					class = errdefs.ErrCorrupt
+				}
+				return fmt.Errorf("cannot verify repository %s: %s: %w", path, problemSummary(rep), class)
 			}
 			return nil
 		},
 	}
 	addRepoFlag(cmd, &path)
-	cmd.Flags().StringVar(&trustedKey, "trusted-key", "", "require a valid signature by this ed25519 public key (base64, as `strata repo keygen` writes it) on every commit reachable from a ref")
+	cmd.Flags().StringArrayVar(&trustedKeys, "trusted-key", nil, "file of trusted ed25519 public keys (as `strata repo keygen` writes them): every commit reachable from a ref must be signed by one (repeatable)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
 }
@@ -177,13 +161,10 @@ func fsckToJSON(rep *repo.FsckReport) fsckJSON {
 // fsckCommitVerifier builds the signature check for --trusted-key: an
 // ed25519 signature by one of the file's keys must be among the commit's
 // detached signatures.
-func fsckCommitVerifier(keyFile string) (func(ostree.Checksum, []byte, []byte) error, error) {
-	keys, err := sign.LoadTrustedKeys(keyFile)
+func fsckCommitVerifier(keyFiles []string) (func(ostree.Checksum, []byte, []byte) error, error) {
+	keys, err := sign.LoadTrustedKeyFiles(keyFiles...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read trusted keys: %w", err)
-	}
-	if len(keys) == 0 {
-		return nil, usagef("cannot verify signatures: %s holds no public key", keyFile)
 	}
 	v := sign.NewEd25519Verifier(keys, nil)
 	return func(_ ostree.Checksum, commit, detached []byte) error {

@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/repo"
 )
 
@@ -12,7 +14,7 @@ func newRepoInitCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "init --repo R [--mode archive|bare|bare-user|bare-user-only]",
 		Short: "Create a repository",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			m, err := repo.ParseMode(mode)
 			if err != nil {
@@ -22,6 +24,14 @@ func newRepoInitCmd() *cobra.Command {
 				return err
 			}
 			r, err := repo.Init(path, m)
+			if errors.Is(err, errdefs.ErrAlreadyExists) {
+				// As ostree init: an existing repository of the same
+				// mode is fine.
+				if r, err = repo.Open(path); err == nil && r.Mode() != m {
+					r.Close()
+					return fmt.Errorf("cannot create repository: %s exists with mode %s, not %s", path, r.Mode(), m)
+				}
+			}
 			if err != nil {
 				return fmt.Errorf("cannot create repository: %w", err)
 			}
@@ -30,5 +40,6 @@ func newRepoInitCmd() *cobra.Command {
 	}
 	addRepoFlag(cmd, &path)
 	cmd.Flags().StringVar(&mode, "mode", string(repo.ModeBare), "storage mode: archive, bare, bare-user or bare-user-only")
+	cmd.RegisterFlagCompletionFunc("mode", completeModes)
 	return cmd
 }

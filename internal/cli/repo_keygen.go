@@ -7,12 +7,6 @@ import (
 	"github.com/strata-os/strata/internal/sign"
 )
 
-type keygenJSON struct {
-	SecretKeyFile string `json:"secret_key_file"`
-	PublicKeyFile string `json:"public_key_file"`
-	PublicKey     string `json:"public_key"`
-}
-
 func newRepoKeygenCmd() *cobra.Command {
 	var (
 		out    string
@@ -24,7 +18,7 @@ func newRepoKeygenCmd() *cobra.Command {
 		Long: `Generate an ed25519 key pair in ostree's forms: PREFIX.key holds the base64
 secret key (seed and public key, mode 0600), PREFIX.pub the base64 public key,
 one line each. Existing files are never overwritten. Prints the public key.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
 				return usagef("--out PREFIX is required")
@@ -37,7 +31,7 @@ one line each. Existing files are never overwritten. Prints the public key.`,
 				return fmt.Errorf("cannot write the key pair: %w", err)
 			}
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), keygenJSON{SecretKeyFile: out + ".key", PublicKeyFile: out + ".pub", PublicKey: pub.String()})
+				return writeJSON(cmd.OutOrStdout(), keygenJSON{SecretKeyFile: absPath(out + ".key"), PublicKeyFile: absPath(out + ".pub"), PublicKey: pub.String()})
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), pub)
 			return nil

@@ -20,18 +20,6 @@ import (
 // both "timestamp" (Unix seconds) and "date" (RFC 3339, UTC), and lists
 // are [] rather than null when empty.
 
-// commitJSON is one commit in log and show output.
-type commitJSON struct {
-	Checksum        string `json:"checksum"`
-	Parent          string `json:"parent,omitempty"`
-	ContentChecksum string `json:"content_checksum"`
-	Timestamp       uint64 `json:"timestamp"`
-	Date            string `json:"date"`
-	Version         string `json:"version,omitempty"`
-	Subject         string `json:"subject"`
-	Body            string `json:"body"`
-}
-
 func newCommitJSON(sum ostree.Checksum, cm *ostree.Commit) commitJSON {
 	j := commitJSON{
 		Checksum:        sum.String(),
@@ -48,12 +36,6 @@ func newCommitJSON(sum ostree.Checksum, cm *ostree.Commit) commitJSON {
 	return j
 }
 
-type logJSON struct {
-	Commits []commitJSON `json:"commits"`
-	// Truncated: the oldest commit's parent is not in the repository.
-	Truncated bool `json:"truncated"`
-}
-
 func newRepoLogCmd() *cobra.Command {
 	var (
 		path   string
@@ -65,7 +47,8 @@ func newRepoLogCmd() *cobra.Command {
 		Long: `Print REV (a ref or commit checksum) and its ancestors, like ostree log. The
 history stops at a commit without parent, or at a parent that is not in the
 repository ("<< History beyond this commit not fetched >>").`,
-		Args: cobra.ExactArgs(1),
+		Args:              argNames("REV"),
+		ValidArgsFunction: completeRevs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo(path)
 			if err != nil {

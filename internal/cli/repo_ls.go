@@ -11,24 +11,6 @@ import (
 	"github.com/strata-os/strata/internal/repo"
 )
 
-type lsEntryJSON struct {
-	Path          string      `json:"path"`
-	Type          string      `json:"type"` // "dir", "file" or "symlink"
-	Mode          string      `json:"mode"` // permission bits in octal, e.g. "0755"
-	UID           uint32      `json:"uid"`
-	GID           uint32      `json:"gid"`
-	Size          int64       `json:"size"`
-	SymlinkTarget string      `json:"symlink_target,omitempty"`
-	Checksum      string      `json:"checksum"`          // content object, or dirtree
-	DirMeta       string      `json:"dirmeta,omitempty"` // directories
-	Xattrs        []xattrJSON `json:"xattrs"`
-}
-
-type xattrJSON struct {
-	Name  string `json:"name"`
-	Value []byte `json:"value"` // base64, as encoding/json writes []byte
-}
-
 func newRepoLsCmd() *cobra.Command {
 	var (
 		path                                 string
@@ -41,7 +23,8 @@ func newRepoLsCmd() *cobra.Command {
 gid, size, path and symlink target, the entry itself first, then a directory's
 entries (all of them, depth first, with -R). -C adds checksums (dirtree and
 dirmeta for directories), -X the xattrs in the GVariant text format.`,
-		Args: cobra.RangeArgs(1, 2),
+		Args:              argNames("REV", "[PATH]"),
+		ValidArgsFunction: completeFirstRev,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p := "/"
 			if len(args) == 2 {

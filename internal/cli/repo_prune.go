@@ -8,24 +8,6 @@ import (
 	"github.com/strata-os/strata/internal/repo"
 )
 
-// pruneJSON is the --json output of repo prune.
-type pruneJSON struct {
-	DryRun         bool               `json:"dry_run"`
-	Objects        int64              `json:"objects"`
-	Reachable      int64              `json:"reachable"`
-	Deleted        int                `json:"deleted"`
-	DeletedCommits int                `json:"deleted_commits"`
-	Bytes          int64              `json:"bytes_freed"`
-	DeletedObjects []prunedObjectJSON `json:"deleted_objects"`
-	Markers        []string           `json:"removed_commitpartial"`
-	Tmp            []string           `json:"removed_tmp"`
-}
-
-type prunedObjectJSON struct {
-	Object string `json:"object"`
-	Type   string `json:"type"`
-}
-
 func newRepoPruneCmd() *cobra.Command {
 	var (
 		path           string
@@ -43,7 +25,7 @@ every object only they used; stale commitpartial markers and tmp/ leftovers
 of interrupted transactions go too. Waits for running transactions.
 
 --dry-run lists what would be deleted and deletes nothing.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if depth < repo.KeepAllHistory {
 				return usagef("--depth %d: want -1 (all history) or a number of parents >= 0", depth)

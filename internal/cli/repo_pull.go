@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -10,26 +11,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/strata-os/strata/internal/ostree"
 	"github.com/strata-os/strata/internal/pull"
-	"github.com/strata-os/strata/internal/repo"
 	"github.com/strata-os/strata/internal/sign"
 )
-
-type pullJSON struct {
-	Refs           []pullRefJSON `json:"refs"`
-	Remote         string        `json:"remote,omitempty"` // the remote a pull by --url recorded
-	Commits        int           `json:"commits"`
-	ObjectsFetched int64         `json:"objects_fetched"`
-	ObjectsSkipped int64         `json:"objects_skipped"`
-	Bytes          int64         `json:"bytes"`
-	Duration       float64       `json:"duration_seconds"`
-}
-
-type pullRefJSON struct {
-	Ref      string `json:"ref"`
-	Commit   string `json:"commit"`
-	Previous string `json:"previous,omitempty"`
-	SignedBy string `json:"signed_by,omitempty"`
-}
 
 func newRepoPullCmd() *cobra.Command {
 	var (
@@ -39,7 +22,7 @@ func newRepoPullCmd() *cobra.Command {
 		depth                            int
 	)
 	cmd := &cobra.Command{
-		Use:   "pull --repo R (--url URL | REMOTE) [--trusted-key FILE | --no-verify] [--depth N] [--json] REF...",
+		Use:   "pull --repo R (--url URL REF... | REMOTE [REF...] | REMOTE:REF) [--trusted-key FILE... | --no-verify] [--depth N] [--json]",
 		Short: "Fetch refs from a served repository, verifying signatures",
 		Long: `Pull each REF (or REF@CHECKSUM for a given commit) from an archive repository
 served over HTTP (strata repo serve, any static web server, or ostree's
@@ -49,7 +32,9 @@ From --url, refs are written as local refs (refs/heads/REF), as a mirror
 does, and as refs of the remote of that URL (refs/remotes/REMOTE/REF; the
 remote is added, named after the URL's host and port, if none has that URL),
 so that deploying REF keeps following the server. From a configured REMOTE,
-refs are written as refs/remotes/REMOTE/REF.
+refs are written as refs/remotes/REMOTE/REF. As with ostree pull, REMOTE:REF
+names one ref of a remote, and a REMOTE without refs pulls every ref its
+summary lists.
 
 Every commit must carry an ed25519 signature by a trusted key before any of
 its content is fetched: keys come from --trusted-key files, or else from the
@@ -63,30 +48,46 @@ unless --allow-downgrade or REF@CHECKSUM.
 --depth N also pulls N parent commits with their trees (-1: all history).
 An interrupted pull resumes from what it had fetched. The ref moves only
 when everything is in.`,
-		Args: cobra.MinimumNArgs(1),
+		Args: atLeast("REMOTE or REF"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if noVerify && len(keyFiles) > 0 {
 				return usagef("--no-verify and --trusted-key contradict each other")
+			}
+			keys, err := sign.LoadTrustedKeyFiles(keyFiles...)
+			if err != nil {
+				return fmt.Errorf("cannot pull: %w", err)
 			}
 			r, err := openRepo(path)
 			if err != nil {
 				return err
 			}
 			defer r.Close()
-			opts := pull.Options{URL: url, Refs: args, NoVerify: noVerify, AllowDowngrade: allowDowngrade, Depth: depth}
+			opts := pull.Options{URL: url, Refs: args, AllowDowngrade: allowDowngrade, Depth: depth}
 			if url == "" {
-				if len(args) < 2 {
-					return usagef("give --url URL, or a REMOTE and at least one REF")
+				if remote, ref, ok := strings.Cut(args[0], ":"); ok && len(args) == 1 {
+					// ostree pull REMOTE:REF
+					args = []string{remote, ref}
 				}
 				opts.Remote, opts.Refs = args[0], args[1:]
 			}
-			if err := pullSettings(r, &opts, keyFiles); err != nil {
-				return err
+			policy, err := pull.PolicyFromRemote(r, opts.Remote, keys, noVerify)
+			if err != nil {
+				return trustHint(err, opts.Remote)
+			}
+			policy.Apply(&opts)
+			if len(opts.Refs) == 0 {
+				// ostree pull REMOTE: every ref of the remote's summary.
+				if opts.Refs, err = pull.RemoteRefs(cmd.Context(), r, opts); err != nil {
+					return fmt.Errorf("cannot pull: %w", err)
+				}
 			}
 			bar := &pullProgress{p: newProgress(cmd, "pull", -1, false)}
 			opts.Progress = bar
 			res, err := pull.Pull(cmd.Context(), r, opts)
 			bar.p.Finish()
+			if errors.Is(err, pull.ErrDowngrade) {
+				return fmt.Errorf("cannot pull: %w; pass --allow-downgrade to move the ref back, or pull REF@CHECKSUM", err)
+			}
 			if err != nil {
 				return fmt.Errorf("cannot pull: %w", err)
 			}
@@ -113,55 +114,17 @@ when everything is in.`,
 	return cmd
 }
 
-// pullSettings fills in the URL and the verification of opts: from the
-// flags, and for a pull by remote name from the remote's config.
-func pullSettings(r *repo.Repo, opts *pull.Options, keyFiles []string) error {
-	var trusted []sign.PublicKey
-	for _, f := range keyFiles {
-		keys, err := sign.LoadTrustedKeys(f)
-		if err != nil {
-			return fmt.Errorf("cannot pull: %w", err)
-		}
-		trusted = append(trusted, keys...)
+// trustHint adds to a pull refused for want of a trusted key what the
+// user can give instead.
+func trustHint(err error, remote string) error {
+	if !errors.Is(err, pull.ErrNoTrustedKey) {
+		return fmt.Errorf("cannot pull: %w", err)
 	}
-	if opts.Remote != "" {
-		rm, err := r.GetRemote(opts.Remote)
-		if err != nil {
-			return fmt.Errorf("cannot pull: %w", err)
-		}
-		opts.URL = rm.URL
-		if opts.RequireSummarySignature, err = r.Config().GetBool(fmt.Sprintf("remote %q", rm.Name), "sign-verify-summary", false); err != nil {
-			return fmt.Errorf("cannot pull: remote %s: %w", rm.Name, err)
-		}
-		if len(keyFiles) == 0 && !opts.NoVerify {
-			if rm.Ed25519Key != "" {
-				k, err := sign.ParsePublicKey(rm.Ed25519Key)
-				if err != nil {
-					return fmt.Errorf("cannot pull: remote %s verification-ed25519-key: %w", rm.Name, err)
-				}
-				trusted = append(trusted, k)
-			}
-			if rm.Ed25519File != "" {
-				keys, err := sign.LoadTrustedKeys(rm.Ed25519File)
-				if err != nil {
-					return fmt.Errorf("cannot pull: remote %s: %w", rm.Name, err)
-				}
-				trusted = append(trusted, keys...)
-			}
-		}
+	where := "--trusted-key FILE"
+	if remote != "" {
+		where += fmt.Sprintf(" (or add remote %s with --trusted-key)", remote)
 	}
-	if opts.NoVerify {
-		return nil
-	}
-	if len(trusted) == 0 {
-		where := "--trusted-key FILE"
-		if opts.Remote != "" {
-			where += fmt.Sprintf(" (or add remote %s with --trusted-key)", opts.Remote)
-		}
-		return usagef("cannot pull: no trusted key to verify signatures with: give %s, or --no-verify to pull unverified", where)
-	}
-	opts.Verifier = pull.Signatures(sign.NewEd25519Verifier(trusted, nil))
-	return nil
+	return usageError{fmt.Errorf("cannot pull: %w: give %s, or --no-verify to pull unverified", err, where)}
 }
 
 // pullProgress shows objects done of objects found, and bytes received.

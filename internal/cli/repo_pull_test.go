@@ -96,7 +96,7 @@ func TestPublishAndPull(t *testing.T) {
 		t.Errorf("keygen over an existing key = exit %d, want %d", code, exitFailure)
 	}
 
-	if out := publishMustRun(t, "repo", "sign", "--repo", src, "os/stable", "--key", key+".key"); !strings.HasPrefix(out, "signed "+c.String()) {
+	if out := publishMustRun(t, "repo", "sign", "--repo", src, "os/stable", "--sign-key", key+".key"); !strings.HasPrefix(out, "signed "+c.String()) {
 		t.Errorf("sign = %q, want signed %s", out, c)
 	}
 	if out := publishMustRun(t, "repo", "sign", "--repo", src, "os/stable", "--key", key+".key"); !strings.HasPrefix(out, "already signed") {

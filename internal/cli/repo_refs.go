@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -9,27 +10,23 @@ import (
 	"github.com/strata-os/strata/internal/repo"
 )
 
-type refJSON struct {
-	Name     string `json:"name"`
-	Remote   string `json:"remote,omitempty"`
-	Refspec  string `json:"refspec"`
-	Checksum string `json:"checksum"`
-}
-
 func newRepoRefsCmd() *cobra.Command {
 	var (
 		path, create, del string
 		asJSON            bool
 	)
 	cmd := &cobra.Command{
-		Use:   "refs --repo R [--json] [--create NAME=REV | --delete NAME]",
+		Use:   "refs --repo R [PREFIX] [--json] [--create NAME REV | --delete NAME]",
 		Short: "List, create or delete refs",
 		Long: `Without options, print every ref, local ones as NAME and remote-tracking ones as
 REMOTE:NAME, sorted, like ostree refs. --create NAME=REV points the local ref
 NAME at REV (a ref or commit checksum that must be stored); --delete NAME
-removes a ref (REMOTE:NAME for a remote-tracking one).`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+removes a ref (REMOTE:NAME for a remote-tracking one). As with ostree refs,
+PREFIX lists only the refs that start with it, and --create NAME REV (REV as
+the argument) works as --create NAME=REV.`,
+		Args:              argNames("[PREFIX or REV]"),
+		ValidArgsFunction: completeRevs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if create != "" && del != "" {
 				return usagef("--create and --delete cannot be combined")
 			}
@@ -40,6 +37,12 @@ removes a ref (REMOTE:NAME for a remote-tracking one).`,
 			defer r.Close()
 			switch {
 			case create != "":
+				if len(args) == 1 {
+					if strings.Contains(create, "=") {
+						return usagef("give REV once: --create NAME REV or --create NAME=REV")
+					}
+					create += "=" + args[0]
+				}
 				return createRef(r, create)
 			case del != "":
 				remote, name, err := ostree.ParseRefspec(del)
@@ -51,9 +54,15 @@ removes a ref (REMOTE:NAME for a remote-tracking one).`,
 				}
 				return nil
 			}
+			if del != "" && len(args) > 0 {
+				return extraArgs(cmd, args)
+			}
 			refs, err := r.ListRefs()
 			if err != nil {
 				return fmt.Errorf("cannot list refs: %w", err)
+			}
+			if len(args) == 1 {
+				refs = slices.DeleteFunc(refs, func(f repo.Ref) bool { return !strings.HasPrefix(f.String(), args[0]) })
 			}
 			if asJSON {
 				out := []refJSON{}
@@ -80,7 +89,7 @@ removes a ref (REMOTE:NAME for a remote-tracking one).`,
 func createRef(r *repo.Repo, spec string) error {
 	name, rev, ok := strings.Cut(spec, "=")
 	if !ok || name == "" || rev == "" {
-		return usagef("--create wants NAME=REV, got %q", spec)
+		return usagef("--create wants NAME REV (or NAME=REV), got %q", spec)
 	}
 	if err := ostree.ValidateRef(name); err != nil {
 		return usageError{err}

@@ -12,16 +12,6 @@ import (
 	"github.com/strata-os/strata/internal/sign"
 )
 
-type remoteJSON struct {
-	Name        string   `json:"name"`
-	URL         string   `json:"url"`
-	GPGVerify   bool     `json:"gpg_verify"`
-	SignVerify  bool     `json:"sign_verify"`
-	Ed25519Key  string   `json:"verification_ed25519_key,omitempty"`
-	Ed25519File string   `json:"verification_ed25519_file,omitempty"`
-	Branches    []string `json:"branches,omitempty"`
-}
-
 func newRepoRemoteCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "remote add|list|delete --repo R ...",
@@ -39,6 +29,7 @@ func newRemoteAddCmd() *cobra.Command {
 	var (
 		path, keyFile           string
 		noGPGVerify, signVerify bool
+		ifNotExists             bool
 	)
 	cmd := &cobra.Command{
 		Use:   "add --repo R NAME URL [--no-gpg-verify] [--sign-verify] [--trusted-key FILE]",
@@ -54,7 +45,7 @@ ostree refuse the commits ("GPG verification enabled, but no signatures
 found"), in ostree admin status too. Without ed25519 verification the remote
 is GPG-verified (gpg-verify=true), as ostree remote add writes it, unless
 --no-gpg-verify.`,
-		Args: cobra.ExactArgs(2),
+		Args: argNames("NAME", "URL"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ed25519 := signVerify || keyFile != ""
 			rm := repo.Remote{Name: args[0], URL: args[1], GPGVerify: !noGPGVerify && !ed25519, SignVerify: ed25519}
@@ -77,6 +68,11 @@ is GPG-verified (gpg-verify=true), as ostree remote add writes it, unless
 				return err
 			}
 			defer r.Close()
+			if ifNotExists {
+				if _, err := r.GetRemote(rm.Name); err == nil {
+					return nil
+				}
+			}
 			if err := r.AddRemote(rm); err != nil {
 				if errors.Is(err, errdefs.ErrInvalid) {
 					return usageError{fmt.Errorf("cannot add remote %s: %w", rm.Name, err)}
@@ -89,6 +85,7 @@ is GPG-verified (gpg-verify=true), as ostree remote add writes it, unless
 	addRepoFlag(cmd, &path)
 	cmd.Flags().BoolVar(&noGPGVerify, "no-gpg-verify", false, "do not require GPG signatures (gpg-verify=false)")
 	cmd.Flags().BoolVar(&signVerify, "sign-verify", false, "require ed25519 signatures on pulled commits (sign-verify=true)")
+	cmd.Flags().BoolVar(&ifNotExists, "if-not-exists", false, "do nothing if the remote exists already")
 	cmd.Flags().StringVar(&keyFile, "trusted-key", "", "file of trusted ed25519 public keys (verification-ed25519-file); implies --sign-verify")
 	return cmd
 }
@@ -101,7 +98,7 @@ func newRemoteListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list --repo R [-u] [--json]",
 		Short: "List remotes",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := openRepo(path)
 			if err != nil {
@@ -142,7 +139,7 @@ func newRemoteDeleteCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "delete --repo R NAME",
 		Short: "Delete a remote (its pulled refs stay)",
-		Args:  cobra.ExactArgs(1),
+		Args:  argNames("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo(path)
 			if err != nil {

@@ -26,7 +26,7 @@ HTTP, so other modes are refused.
 Prints the URL it listens on (ADDR may use port 0 to pick a free port), logs
 one line per request to stderr, and stops cleanly on SIGINT or SIGTERM,
 letting responses in flight finish.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := openRepo(path)
 			if err != nil {

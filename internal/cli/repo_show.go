@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -10,25 +11,6 @@ import (
 	"github.com/strata-os/strata/internal/ostree"
 	"github.com/strata-os/strata/internal/repo"
 )
-
-// showJSON is the --json output of repo show: the log fields plus the
-// root objects and every metadata entry, in stored order.
-type showJSON struct {
-	commitJSON
-	RootDirTree  string          `json:"root_dirtree"`
-	RootDirMeta  string          `json:"root_dirmeta"`
-	ParentStored bool            `json:"parent_stored"`
-	Metadata     []metaEntryJSON `json:"metadata"`
-	Detached     []metaEntryJSON `json:"detached_metadata"`
-}
-
-// metaEntryJSON is one a{sv} entry: its key, GVariant type string and
-// value in the GVariant text format.
-type metaEntryJSON struct {
-	Key   string `json:"key"`
-	Type  string `json:"type"`
-	Value string `json:"value"`
-}
 
 func metaEntries(m ostree.Metadata) []metaEntryJSON {
 	out := []metaEntryJSON{}
@@ -38,9 +20,50 @@ func metaEntries(m ostree.Metadata) []metaEntryJSON {
 		if v.Type == nil {
 			continue
 		}
-		out = append(out, metaEntryJSON{Key: k, Type: v.Type.String(), Value: repo.FormatVariant(v)})
+		out = append(out, metaEntryJSON{Key: k, Type: v.Type.String(), Value: jsonValue(v), Text: repo.FormatVariant(v)})
 	}
 	return out
+}
+
+// jsonValue turns a decoded GVariant value into the JSON value scripts
+// expect: a string stays a string, numbers and booleans stay themselves,
+// a byte array ([]byte) becomes base64 through encoding/json, a
+// dictionary with string keys an object, any other container an array.
+func jsonValue(v any) any {
+	switch x := v.(type) {
+	case gvariant.Variant:
+		return jsonValue(x.Value)
+	case gvariant.Maybe:
+		if !x.Valid {
+			return nil
+		}
+		return jsonValue(x.Value)
+	case []gvariant.DictEntry:
+		obj := make(map[string]any, len(x))
+		for _, e := range x {
+			k, ok := e.Key.(string)
+			if !ok {
+				return jsonValue(dictPairs(x))
+			}
+			obj[k] = jsonValue(e.Value)
+		}
+		return obj
+	case gvariant.DictEntry:
+		return []any{jsonValue(x.Key), jsonValue(x.Value)}
+	case gvariant.Tuple:
+		return jsonValue([]any(x))
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = jsonValue(e)
+		}
+		return out
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return fmt.Sprint(x)
+		}
+	}
+	return v
 }
 
 func newRepoShowCmd() *cobra.Command {
@@ -54,7 +77,8 @@ func newRepoShowCmd() *cobra.Command {
 		Long: `Print the commit REV as ostree show does, followed by every commit metadata
 entry (in stored order, values in the GVariant text format) and the keys of its
 detached metadata (signatures).`,
-		Args: cobra.ExactArgs(1),
+		Args:              argNames("REV"),
+		ValidArgsFunction: completeRevs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo(path)
 			if err != nil {
@@ -89,7 +113,7 @@ func printShow(w io.Writer, d *repo.CommitDetails) error {
 	if len(d.Commit.Metadata) > 0 {
 		b.WriteString("Metadata:\n")
 		for _, e := range metaEntries(d.Commit.Metadata) {
-			fmt.Fprintf(&b, "    %s: %s\n", e.Key, e.Value)
+			fmt.Fprintf(&b, "    %s: %s\n", e.Key, e.Text)
 		}
 	}
 	if len(d.Detached) > 0 {
@@ -125,4 +149,14 @@ func countSuffix(v gvariant.Variant) string {
 		return " (1 element)"
 	}
 	return fmt.Sprintf(" (%d elements)", n)
+}
+
+// dictPairs lists a dictionary whose keys are not strings as [key, value]
+// pairs.
+func dictPairs(d []gvariant.DictEntry) []any {
+	out := make([]any, len(d))
+	for i, e := range d {
+		out[i] = gvariant.DictEntry{Key: e.Key, Value: e.Value}
+	}
+	return out
 }

@@ -11,24 +11,6 @@ import (
 	"github.com/strata-os/strata/internal/sign"
 )
 
-// summaryJSON is the --json form of a summary.
-type summaryJSON struct {
-	Refs             []summaryRefJSON `json:"refs"`
-	Mode             string           `json:"mode,omitempty"`
-	LastModified     string           `json:"last_modified,omitempty"`
-	TombstoneCommits bool             `json:"tombstone_commits"`
-	IndexedDeltas    bool             `json:"indexed_deltas"`
-	Signed           bool             `json:"signed"`
-}
-
-type summaryRefJSON struct {
-	Name       string `json:"name"`
-	Commit     string `json:"commit"`
-	CommitSize uint64 `json:"commit_size"`
-	Version    string `json:"version,omitempty"`
-	Timestamp  string `json:"timestamp,omitempty"`
-}
-
 func newRepoSummaryCmd() *cobra.Command {
 	var (
 		path, keyFile string
@@ -43,7 +25,7 @@ With --sign-key, write a new summary.sig with an ed25519 signature by that key.
 
 --view prints the current summary instead of regenerating it; --json prints
 it as JSON (after regenerating it, unless --view).`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if view && keyFile != "" {
 				return usagef("--view shows the current summary and cannot sign: drop --view or --sign-key")

@@ -7,14 +7,6 @@ import (
 	"github.com/strata-os/strata/internal/sign"
 )
 
-type verifyJSON struct {
-	Commit string `json:"commit"`
-	Valid  bool   `json:"valid"`
-	Engine string `json:"engine,omitempty"`
-	Key    string `json:"key,omitempty"`
-	Error  string `json:"error,omitempty"`
-}
-
 func newRepoVerifyCmd() *cobra.Command {
 	var (
 		path   string
@@ -29,33 +21,25 @@ metadata, an ed25519 signature by one of the public keys in the --trusted-key
 files (one base64 key per line, as ostree's trusted.ed25519 files). Prints the
 key that signed and exits 0; exits 1 saying why otherwise (no signature, or
 none by a trusted key).`,
-		Args: cobra.ExactArgs(1),
+		Args:              argNames("REV"),
+		ValidArgsFunction: completeRevs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(keys) == 0 {
 				return usagef("--trusted-key FILE is required")
 			}
-			var trusted []sign.PublicKey
-			for _, f := range keys {
-				ks, err := sign.LoadTrustedKeys(f)
-				if err != nil {
-					return fmt.Errorf("cannot verify: %w", err)
-				}
-				trusted = append(trusted, ks...)
+			trusted, err := sign.LoadTrustedKeyFiles(keys...)
+			if err != nil {
+				return fmt.Errorf("cannot verify: %w", err)
 			}
 			r, err := openRepo(path)
 			if err != nil {
 				return err
 			}
 			defer r.Close()
-			c, data, err := readCommitBytes(r, args[0])
-			if err != nil {
-				return fmt.Errorf("cannot verify %s: %w", args[0], err)
+			c, res, verr := r.VerifyCommit(args[0], sign.NewEd25519Verifier(trusted, nil))
+			if c.IsZero() {
+				return fmt.Errorf("cannot verify %s: %w", args[0], verr)
 			}
-			meta, err := r.ReadCommitMeta(c)
-			if err != nil {
-				return fmt.Errorf("cannot verify %s: %w", c, err)
-			}
-			res, verr := sign.Verify(data, meta, sign.NewEd25519Verifier(trusted, nil))
 			if asJSON {
 				out := verifyJSON{Commit: c.String(), Valid: verr == nil, Engine: res.Engine, Key: res.Key}
 				if verr != nil {
@@ -66,7 +50,7 @@ none by a trusted key).`,
 				}
 			}
 			if verr != nil {
-				return fmt.Errorf("cannot verify commit %s: %w", c, verr)
+				return fmt.Errorf("cannot verify: %w", verr)
 			}
 			if !asJSON {
 				fmt.Fprintf(cmd.OutOrStdout(), "commit %s: good %s signature by key %s\n", c, res.Engine, res.Key)

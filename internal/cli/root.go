@@ -6,18 +6,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/repo"
-)
-
-// Exit codes (docs/conventions.md).
-const (
-	exitOK      = 0
-	exitFailure = 1
-	exitUsage   = 2
 )
 
 // NewRootCommand builds the strata command tree. Every command is listed here, in the order
@@ -28,7 +20,9 @@ func NewRootCommand() *cobra.Command {
 		Short:         "An image-based, immutable Linux system in one binary",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version,
 	}
+	root.SetVersionTemplate(buildInfo().String())
 	root.AddCommand(
 		newGroup("repo", "Manage OSTree-compatible repositories: commit, checkout, inspect, verify, publish, pull",
 			newRepoInitCmd(), newRepoCommitCmd(), newRepoCheckoutCmd(),
@@ -53,38 +47,20 @@ func NewRootCommand() *cobra.Command {
 		newGraphCmd(), newFleetlockCmd(), newAgentCmd(), newUpdateCmd(),
 		// Provisioning.
 		newConfigCmd(), newProvisionCmd(),
+		// About strata itself.
+		newVersionCmd(), newManCmd(),
 	)
+	finishTree(root)
 	return root
 }
 
-// newGroup returns a parent command such as "repo". A group alone prints its help; an unknown
-// subcommand is a usage error, not a help page with exit code 0.
+// newGroup returns a parent command such as "repo". A group alone prints
+// its help; an unknown subcommand is a usage error (finishTree).
 func newGroup(name, short string, subs ...*cobra.Command) *cobra.Command {
-	gc := &cobra.Command{Use: name, Short: short, Args: cobra.ArbitraryArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return usagef("unknown command %q for %q", args[0], cmd.CommandPath())
-			}
-			return cmd.Help()
-		}}
+	gc := &cobra.Command{Use: name, Short: short}
 	gc.AddCommand(subs...)
 	return gc
 }
-
-// exitUnchanged is the exit code of a check that found nothing new
-// (rpm-ostree's --unchanged-exit-77).
-const exitUnchanged = 77
-
-// exitCodeError ends a command that has said all it had to say with a
-// specific exit code.
-type exitCodeError struct{ code int }
-
-func (e exitCodeError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
-
-// usageError marks an error as a usage mistake (exit code 2).
-type usageError struct{ error }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
 // Main runs the command line and returns the process exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -97,27 +73,27 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	err := root.Execute()
+	root.SetFlagErrorFunc(flagError)
+	cmd, err := root.ExecuteC()
 	if err == nil {
 		return exitOK
 	}
-	var ec exitCodeError
-	if errors.As(err, &ec) {
-		return ec.code
-	}
-	fmt.Fprintf(stderr, "strata: %v\n", err)
-	var ue usageError
-	if errors.As(err, &ue) || isCobraUsage(err) {
-		return exitUsage
-	}
-	return exitFailure
+	return reportError(stderr, err, wantsJSON(cmd, args))
 }
 
-func isCobraUsage(err error) bool {
-	s := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "required flag"} {
-		if strings.Contains(s, p) {
+// wantsJSON reports whether the command line asked for --json, also when
+// it could not be parsed.
+func wantsJSON(cmd *cobra.Command, args []string) bool {
+	if cmd != nil {
+		if f := cmd.Flags().Lookup("json"); f != nil && f.Changed {
+			return true
+		}
+	}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "--json" || a == "--json=true" {
 			return true
 		}
 	}

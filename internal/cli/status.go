@@ -2,28 +2,17 @@ package cli
 
 import (
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"github.com/strata-os/strata/internal/sysroot"
 )
 
-// statusJSON is the --json output of status.
-type statusJSON struct {
-	Sysroot        string           `json:"sysroot"`
-	BootVersion    int              `json:"bootversion"`
-	SubBootVersion int              `json:"subbootversion"`
-	Deployments    []deploymentJSON `json:"deployments"`
-}
-
 func newStatusCmd() *cobra.Command {
-	var (
-		path string
-		asJS bool
-	)
+	var f nodeFlags
 	cmd := &cobra.Command{
 		Use:   "status [--sysroot S] [--json]",
 		Short: "Show the deployments of a sysroot",
@@ -32,40 +21,30 @@ the next boot. Marks the booted deployment (found from ostree= in /proc/cmdline
 when the sysroot is /), the staged one (written into the boot configuration at
 shutdown), the pending one (the default when it is not the booted one), the
 rollback one and the pinned ones.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := openSysroot(path)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		Args: noArgs,
+		RunE: f.run(func(cmd *cobra.Command, s *sysroot.Sysroot, _ []string) error {
 			bv, sbv := s.BootVersion()
-			out := statusJSON{Sysroot: path, BootVersion: bv, SubBootVersion: sbv, Deployments: []deploymentJSON{}}
+			out := statusJSON{Sysroot: absPath(s.Path()), BootVersion: bv, SubBootVersion: sbv, Deployments: []deploymentJSON{}}
 			for _, d := range s.Deployments() {
 				out.Deployments = append(out.Deployments, toDeploymentJSON(s, d))
 			}
-			if asJS {
+			if f.json {
 				return writeJSON(cmd.OutOrStdout(), out)
 			}
-			printStatus(cmd.OutOrStdout(), out)
+			w := cmd.OutOrStdout()
+			if len(out.Deployments) == 0 {
+				fmt.Fprintln(w, "No deployments.")
+				return nil
+			}
+			fmt.Fprintln(w, "Deployments:")
+			for _, dj := range out.Deployments {
+				printStatusEntry(w, termSafeDeployment(dj))
+			}
 			return nil
-		},
+		}),
 	}
-	addSysrootFlag(cmd, &path)
-	cmd.Flags().BoolVar(&asJS, "json", false, "print the deployments as JSON")
+	f.register(cmd, "print the deployments as JSON")
 	return cmd
-}
-
-// printStatus prints the deployments for a terminal.
-func printStatus(w io.Writer, out statusJSON) {
-	if len(out.Deployments) == 0 {
-		fmt.Fprintln(w, "No deployments.")
-		return
-	}
-	fmt.Fprintln(w, "Deployments:")
-	for _, dj := range out.Deployments {
-		printDeployment(w, termSafeDeployment(dj))
-	}
 }
 
 // termSafeDeployment escapes the strings of dj that come from commits and

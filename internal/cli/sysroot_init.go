@@ -16,7 +16,7 @@ func newSysrootInitCmd() *cobra.Command {
 sys, root, tmp, ostree/deploy, and the repository ostree/repo in mode bare) and
 the stateroot NAME with its shared /var, as 'ostree admin os-init' does. Running
 it again on the same sysroot, or for another stateroot, is fine.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if path == "" || osname == "" {
 				return usagef("sysroot init needs --sysroot and --os")

@@ -8,6 +8,7 @@ import (
 	"github.com/strata-os/strata/internal/ostree"
 	"github.com/strata-os/strata/internal/pull"
 	"github.com/strata-os/strata/internal/repo"
+	"github.com/strata-os/strata/internal/sign"
 	"github.com/strata-os/strata/internal/sysroot"
 )
 
@@ -15,7 +16,7 @@ import (
 // with the remote's URL and keys from the repository config.
 type remotePuller struct {
 	cmd      *cobra.Command
-	keyFiles []string
+	keys     []sign.PublicKey
 	noVerify bool
 	bytes    int64
 }
@@ -23,10 +24,12 @@ type remotePuller struct {
 var _ sysroot.Puller = (*remotePuller)(nil)
 
 func (p *remotePuller) Pull(ctx context.Context, r *repo.Repo, remote, ref string, commitOnly bool) (ostree.Checksum, error) {
-	opts := pull.Options{Remote: remote, Refs: []string{ref}, NoVerify: p.noVerify, CommitOnly: commitOnly}
-	if err := pullSettings(r, &opts, p.keyFiles); err != nil {
-		return ostree.Checksum{}, err
+	policy, err := pull.PolicyFromRemote(r, remote, p.keys, p.noVerify)
+	if err != nil {
+		return ostree.Checksum{}, trustHint(err, remote)
 	}
+	opts := pull.Options{Remote: remote, Refs: []string{ref}, CommitOnly: commitOnly}
+	policy.Apply(&opts)
 	var bar *pullProgress
 	if !commitOnly {
 		bar = &pullProgress{p: newProgress(p.cmd, "pull", -1, false)}
@@ -43,30 +46,12 @@ func (p *remotePuller) Pull(ctx context.Context, r *repo.Repo, remote, ref strin
 	return res.Refs[0].Commit, nil
 }
 
-// exitNothingFetched is the exit code of an upgrade whose origin follows
-// no remote (a local ref or a pinned commit) and that left the deployment
-// where it was: distinct from 77, which says a remote was asked and had
-// nothing new.
-const exitNothingFetched = 78
-
-// upgradeJSON is the --json output of upgrade.
-type upgradeJSON struct {
-	Refspec   string          `json:"refspec"`
-	Origin    string          `json:"origin"` // remote, local-ref or commit
-	Fetched   bool            `json:"fetched"`
-	Base      string          `json:"base"`
-	Commit    string          `json:"commit"`
-	Version   string          `json:"version,omitempty"`
-	Available bool            `json:"update_available"`
-	Deployed  *deploymentJSON `json:"deployed,omitempty"`
-	Bytes     int64           `json:"bytes_fetched"`
-}
-
 func newUpgradeCmd() *cobra.Command {
 	var (
-		path, osname              string
-		keyFiles                  []string
-		check, stage, noV, asJSON bool
+		f                 nodeFlags
+		osname            string
+		keyFiles          []string
+		check, stage, noV bool
 	)
 	cmd := &cobra.Command{
 		Use:   "upgrade [--sysroot S] [--os NAME] [--check] [--stage]",
@@ -84,14 +69,13 @@ An origin that is a local ref (no remote feeds it) or a pinned commit
 (deployed by checksum) fetches nothing: upgrade says so and, when that
 leaves the deployment where it is, exits with 78 rather than reporting "no
 update". To follow a remote, deploy REMOTE:REF.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := openSysroot(path)
+		Args: noArgs,
+		RunE: f.run(func(cmd *cobra.Command, s *sysroot.Sysroot, _ []string) error {
+			keys, err := sign.LoadTrustedKeyFiles(keyFiles...)
 			if err != nil {
-				return err
+				return fmt.Errorf("cannot upgrade: %w", err)
 			}
-			defer s.Close()
-			p := &remotePuller{cmd: cmd, keyFiles: keyFiles, noVerify: noV}
+			p := &remotePuller{cmd: cmd, keys: keys, noVerify: noV}
 			bar := newProgress(cmd, "deploy", -1, false)
 			res, err := s.Upgrade(cmd.Context(), p, sysroot.UpgradeOptions{OSName: osname, Check: check,
 				Deploy: sysroot.DeployOptions{Stage: stage, Progress: bar}})
@@ -104,14 +88,11 @@ update". To follow a remote, deploy REMOTE:REF.`,
 				Base: res.Base.Checksum.String(), Commit: res.Commit.String(),
 				Version: res.Version, Available: res.Changed, Bytes: p.bytes}
 			if res.Deployed != nil {
-				if err := s.Reload(); err != nil {
-					return fmt.Errorf("cannot reload sysroot: %w", err)
-				}
-				dj := toDeploymentJSON(s, findDeployment(s, *res.Deployed))
+				dj := toDeploymentJSON(s, *res.Deployed)
 				out.Deployed = &dj
 			}
 			w := cmd.OutOrStdout()
-			if asJSON {
+			if f.json {
 				if err := writeJSON(w, out); err != nil {
 					return err
 				}
@@ -146,14 +127,13 @@ update". To follow a remote, deploy REMOTE:REF.`,
 				return exitCodeError{code: exitUnchanged}
 			}
 			return nil
-		},
+		}),
 	}
-	addSysrootFlag(cmd, &path)
+	f.register(cmd, "print the result as JSON")
 	cmd.Flags().StringVar(&osname, "os", "", "stateroot to upgrade (default: the booted one)")
 	cmd.Flags().BoolVar(&check, "check", false, "only look for an update (exit 77 if there is none)")
 	cmd.Flags().BoolVar(&stage, "stage", false, "stage the new deployment; switch to it at shutdown (strata finalize)")
 	cmd.Flags().StringArrayVar(&keyFiles, "trusted-key", nil, "file of trusted ed25519 public keys (default: the remote's keys)")
 	cmd.Flags().BoolVar(&noV, "no-verify", false, "do not verify signatures")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }

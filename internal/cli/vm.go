@@ -15,30 +15,6 @@ import (
 	"github.com/strata-os/strata/internal/vm"
 )
 
-// vmJSON is the --json output of strata vm (durations in seconds).
-type vmJSON struct {
-	Reason     string            `json:"reason"`
-	OK         bool              `json:"ok"`
-	Matched    string            `json:"matched,omitempty"`
-	Failure    string            `json:"failure,omitempty"`
-	Exited     bool              `json:"exited"`
-	ExitCode   int               `json:"exit_code"`
-	Seconds    float64           `json:"seconds"`
-	Milestones []vmMilestoneJSON `json:"milestones"`
-	Markers    []vmMarkerJSON    `json:"markers"`
-}
-
-type vmMilestoneJSON struct {
-	Pattern string  `json:"pattern"`
-	Seconds float64 `json:"seconds"`
-}
-
-type vmMarkerJSON struct {
-	Name    string  `json:"name"`
-	Value   string  `json:"value,omitempty"`
-	Seconds float64 `json:"seconds"`
-}
-
 func newVMCmd() *cobra.Command {
 	var (
 		cfg                                vm.Config
@@ -61,7 +37,7 @@ A summary with the time of each boot milestone follows.
 
 QEMU uses TCG unless --accel kvm or STRATA_VM_ACCEL=kvm: a /dev/kvm that only a real
 kernel boot proves to work is not trusted by default.`,
-		Args: cobra.MaximumNArgs(1),
+		Args: argNames("[DISK.img]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if kernel != "" && cmd.Flags().Changed("uefi") && uefi {
 				return usagef("--uefi and --kernel exclude each other")

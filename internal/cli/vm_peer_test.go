@@ -40,8 +40,17 @@ func TestVMBoot(t *testing.T) {
 			if err := json.Unmarshal([]byte(out), &got); err != nil || code != tc.code {
 				t.Fatalf("strata %s = exit %d, stdout %q, stderr %q; want exit %d and JSON", strings.Join(args, " "), code, out, errOut, tc.code)
 			}
-			if got.Reason != tc.reason || got.OK != (tc.code == exitOK) || !strings.Contains(errOut, tc.stderr) {
-				t.Errorf("strata vm (%s) = reason %q ok %v, stderr %q; want reason %q, stderr containing %q", tc.name, got.Reason, got.OK, errOut, tc.reason, tc.stderr)
+			// With --json the error is a JSON object on stderr.
+			var msg string
+			if tc.stderr != "" {
+				var ej errorJSON
+				if err := json.Unmarshal([]byte(errOut), &ej); err != nil {
+					t.Fatalf("strata vm (%s) --json: stderr %q is not a JSON error: %v", tc.name, errOut, err)
+				}
+				msg = ej.Error.Message
+			}
+			if got.Reason != tc.reason || got.OK != (tc.code == exitOK) || !strings.Contains(msg, tc.stderr) {
+				t.Errorf("strata vm (%s) = reason %q ok %v, error %q; want reason %q, error containing %q", tc.name, got.Reason, got.OK, msg, tc.reason, tc.stderr)
 			}
 			if console, err := os.ReadFile(serial); err != nil || !strings.Contains(string(console), "Linux version") {
 				t.Errorf("--serial %s holds %d bytes (%v), want the kernel's log", serial, len(console), err)

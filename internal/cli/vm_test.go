@@ -15,7 +15,7 @@ func TestVMUsage(t *testing.T) {
 		{"nothing to boot", nil, "need DISK.img (UEFI boot) or --kernel"},
 		{"uefi and kernel", []string{"--uefi", "--kernel", "k"}, "--uefi and --kernel exclude each other"},
 		{"initrd without kernel", []string{"d.img", "--initrd", "i"}, "--initrd and --append need --kernel"},
-		{"two disks", []string{"a.img", "b.img"}, "accepts at most 1 arg"},
+		{"two disks", []string{"a.img", "b.img"}, "unexpected argument \"b.img\""},
 		{"bad marker", []string{"--kernel", "k", "--marker", "("}, "compiling marker pattern"},
 		{"bad accel", []string{"--kernel", "k", "--accel", "xen"}, `accelerator "xen"`},
 	} {

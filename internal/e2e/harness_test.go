@@ -354,7 +354,7 @@ func (e *env) mustExec(t *testing.T, command string) string {
 
 // deployment is the part of `strata status --json` the test reads.
 type deployment struct {
-	Checksum string `json:"checksum"`
+	Checksum string `json:"commit"`
 	Serial   int    `json:"serial"`
 	Version  string `json:"version"`
 	Booted   bool   `json:"booted"`

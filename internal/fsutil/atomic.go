@@ -3,6 +3,7 @@ package fsutil
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -16,7 +17,7 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return err
+		return fmt.Errorf("writing %s: %w", path, TempCause(err))
 	}
 	tmp := f.Name()
 	ok := false
@@ -27,22 +28,38 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 		}
 	}()
 	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return fmt.Errorf("writing %s: %w", path, TempCause(err))
 	}
 	if err := f.Chmod(perm); err != nil {
-		return err
+		return fmt.Errorf("writing %s: %w", path, TempCause(err))
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", path, err)
+		return fmt.Errorf("syncing %s: %w", path, TempCause(err))
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return fmt.Errorf("writing %s: %w", path, TempCause(err))
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return err
+		return fmt.Errorf("writing %s: %w", path, TempCause(err))
 	}
 	ok = true
 	return FsyncDir(dir)
+}
+
+// TempCause returns the system error under a *fs.PathError or
+// *os.LinkError about a temporary file, so that an error names the file
+// the caller was writing and not the random name it was staged under
+// (errors.Is still finds the errno and fs.ErrPermission etc.).
+func TempCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err
+	}
+	return err
 }
 
 // FsyncFile fsyncs the file at path.

@@ -177,6 +177,25 @@ func Pull(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if opts.Verifier == nil && !opts.NoVerify {
 		return nil, fmt.Errorf("no trusted key to verify signatures with (give one, or choose not to verify): %w", errdefs.ErrFailedPrecondition)
 	}
+	p, err := newPuller(r, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.resolve(ctx, targets); err != nil {
+		return nil, err
+	}
+	res, err := p.run(ctx, targets)
+	if err != nil {
+		return nil, err
+	}
+	res.Bytes = p.tr.bytes.Load()
+	res.Fetched, res.Skipped = p.stats.counts()
+	res.Duration = now().Sub(start)
+	return res, nil
+}
+
+// newPuller sets up the transport of a pull with opts' defaults.
+func newPuller(r *repo.Repo, opts Options) (*puller, error) {
 	if opts.NoVerify {
 		opts.Verifier = nil
 	}
@@ -201,17 +220,7 @@ func Pull(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	}
 	p.stats.progress = opts.Progress
 	p.stats.bytes = tr.bytes.Load
-	if err := p.resolve(ctx, targets); err != nil {
-		return nil, err
-	}
-	res, err := p.run(ctx, targets)
-	if err != nil {
-		return nil, err
-	}
-	res.Bytes = tr.bytes.Load()
-	res.Fetched, res.Skipped = p.stats.counts()
-	res.Duration = now().Sub(start)
-	return res, nil
+	return p, nil
 }
 
 func parseRefs(refs []string) ([]*target, error) {
@@ -443,8 +452,8 @@ func (p *puller) checkTarget(t *target, c *ostree.Commit) (ostree.Checksum, erro
 		return prev, nil
 	}
 	if old, err := p.r.ReadCommit(prev); err == nil && old.Timestamp > c.Timestamp {
-		return prev, fmt.Errorf("ref %s: commit %s (%s) is older than the local %s (%s); refusing to downgrade: %w",
-			t.ref, t.commit, c.Time().Format(time.RFC3339), prev, old.Time().Format(time.RFC3339), errdefs.ErrFailedPrecondition)
+		return prev, fmt.Errorf("ref %s: commit %s (%s) is older than the local %s (%s): %w",
+			t.ref, t.commit, c.Time().Format(time.RFC3339), prev, old.Time().Format(time.RFC3339), ErrDowngrade)
 	}
 	return prev, nil
 }

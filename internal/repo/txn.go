@@ -245,7 +245,7 @@ func (t *Txn) stageBytes(n ostree.ObjectName, data []byte) error {
 func (t *Txn) tempFile() (*os.File, error) {
 	f, err := os.CreateTemp(t.dir, ".tmp-")
 	if err != nil {
-		return nil, fmt.Errorf("creating object file: %w", err)
+		return nil, fmt.Errorf("creating object file in %s: %w", t.r.path, fsutil.TempCause(err))
 	}
 	return f, nil
 }

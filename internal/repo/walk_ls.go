@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	pathpkg "path"
+	"strings"
 
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/ostree"
@@ -74,28 +76,44 @@ func Ls(ctx context.Context, r *Repo, rev, path string, recursive bool) ([]LsEnt
 
 // Cat writes the content of the regular file at path in the tree of rev
 // to w, verifying the object's checksum as it goes: corruption is
-// reported (errdefs.ErrCorrupt) after the bytes were written. Directories
-// and symlinks are errdefs.ErrInvalid.
+// reported (errdefs.ErrCorrupt) after the bytes were written. A symlink
+// is followed, as ostree cat does, but never out of the commit's tree;
+// a directory is errdefs.ErrInvalid.
 func Cat(ctx context.Context, r *Repo, rev, path string, w io.Writer) error {
 	c, err := r.ResolveRev(rev)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", rev, err)
 	}
-	e, err := Lookup(r, c, path)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", rev, err)
-	}
-	if e.Kind == EntryDir {
-		return fmt.Errorf("reading %s in %s: is a directory: %w", e.Path, rev, errdefs.ErrInvalid)
-	}
-	ct, err := r.OpenContent(e.Checksum)
-	if err != nil {
-		return fmt.Errorf("reading %s in %s: %w", e.Path, rev, err)
+	var (
+		e  *WalkEntry
+		ct *Content
+	)
+	for hops := 0; ; hops++ {
+		if e, err = Lookup(r, c, path); err != nil {
+			return fmt.Errorf("reading %s: %w", rev, err)
+		}
+		if e.Kind == EntryDir {
+			return fmt.Errorf("reading %s in %s: is a directory: %w", e.Path, rev, errdefs.ErrInvalid)
+		}
+		if ct, err = r.OpenContent(e.Checksum); err != nil {
+			return fmt.Errorf("reading %s in %s: %w", e.Path, rev, err)
+		}
+		if !ct.Info.IsSymlink() {
+			break
+		}
+		ct.Close()
+		// As ostree cat: follow the link, inside the commit's tree
+		// (an absolute target starts at its root; ".." stops there).
+		if hops == maxSymlinkHops {
+			return fmt.Errorf("reading %s in %s: more than %d symbolic links: %w", path, rev, maxSymlinkHops, errdefs.ErrInvalid)
+		}
+		target := ct.Info.SymlinkTarget
+		if !strings.HasPrefix(target, "/") {
+			target = pathpkg.Join(pathpkg.Dir("/"+strings.TrimPrefix(e.Path, "/")), target)
+		}
+		path = pathpkg.Clean("/" + target)
 	}
 	defer ct.Close()
-	if ct.Info.IsSymlink() {
-		return fmt.Errorf("reading %s in %s: is a symlink to %q: %w", e.Path, rev, ct.Info.SymlinkTarget, errdefs.ErrInvalid)
-	}
 	h := sha256.New()
 	h.Write(ostree.FileHeader(ct.Info))
 	if _, err := io.Copy(io.MultiWriter(w, h), catReader{ctx, ct}); err != nil {
@@ -106,6 +124,9 @@ func Cat(ctx context.Context, r *Repo, rev, path string, w io.Writer) error {
 	}
 	return nil
 }
+
+// maxSymlinkHops bounds the links Cat follows, as Linux's 40.
+const maxSymlinkHops = 40
 
 // catReader hides everything but Read (so io.Copy does not hand the
 // object file to sendfile, past the hash) and stops on cancellation.

@@ -102,7 +102,7 @@ func TestCat(t *testing.T) {
 		{"archive file", "repo-archive", "/hello.txt", false, "hello world\n", nil},
 		{"bare-user file", "repo-bare-user", "bin/run.sh", false, "#!/bin/sh\necho hi\n", nil},
 		{"directory", "repo-archive", "/bin", false, "", errdefs.ErrInvalid},
-		{"symlink", "repo-bare-user", "/link", false, "", errdefs.ErrInvalid},
+		{"symlink followed", "repo-bare-user", "/link", false, "hello world\n", nil},
 		{"missing", "repo-archive", "/nope", false, "", errdefs.ErrNotFound},
 		{"damaged", "repo-bare-user", "/hello.txt", true, "hello worlD\n", errdefs.ErrCorrupt},
 	} {

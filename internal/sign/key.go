@@ -92,6 +92,9 @@ func ParseSecretKey(s string) (SecretKey, error) {
 	if err != nil {
 		return SecretKey{}, fmt.Errorf("ed25519 secret key: %w", err)
 	}
+	if len(b) == ed25519.PublicKeySize {
+		return SecretKey{}, fmt.Errorf("that is an ed25519 public key (a .pub file); signing needs the secret key (the .key file): %w", errdefs.ErrInvalid)
+	}
 	if len(b) != ed25519.PrivateKeySize {
 		return SecretKey{}, fmt.Errorf("ed25519 secret key of %d bytes, want %d: %w", len(b), ed25519.PrivateKeySize, errdefs.ErrInvalid)
 	}
@@ -159,6 +162,31 @@ func LoadTrustedKeys(path string) ([]PublicKey, error) {
 	return keys, nil
 }
 
+// LoadTrustedKeyFiles reads the trusted public keys of every file in paths (see
+// ParseTrustedKeys), each key once, in order. A file that holds no key is an error
+// (errdefs.ErrInvalid): a caller names a file to trust what is in it, and an empty one is a
+// mistake that would otherwise show up only as "untrusted" later. No paths give no keys.
+func LoadTrustedKeyFiles(paths ...string) ([]PublicKey, error) {
+	var all []PublicKey
+	seen := map[PublicKey]bool{}
+	for _, p := range paths {
+		keys, err := LoadTrustedKeys(p)
+		if err != nil {
+			return nil, err
+		}
+		if len(keys) == 0 {
+			return nil, fmt.Errorf("reading ed25519 keys from %s: the file holds no public key: %w", p, errdefs.ErrInvalid)
+		}
+		for _, k := range keys {
+			if !seen[k] {
+				seen[k] = true
+				all = append(all, k)
+			}
+		}
+	}
+	return all, nil
+}
+
 // LoadSecretKey reads a secret-key file such as the PREFIX.key that WriteKeyPair writes: one
 // base64 secret key; blank lines and '#' comments are skipped.
 func LoadSecretKey(path string) (SecretKey, error) {
@@ -207,7 +235,7 @@ func WriteKeyPair(prefix string, k SecretKey) error {
 func writeNew(path string, data []byte, mode os.FileMode) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return fmt.Errorf("writing %s: %w", path, classOf(fsutil.TempCause(err)))
 	}
 	tmp := f.Name()
 	defer func() {
@@ -227,11 +255,11 @@ func writeNew(path string, data []byte, mode os.FileMode) (err error) {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return fmt.Errorf("writing %s: %w", path, fsutil.TempCause(err))
 	}
 	// link(2), unlike rename(2), refuses to replace an existing file.
 	if err := os.Link(tmp, path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, classOf(err))
+		return fmt.Errorf("writing %s: %w", path, classOf(fsutil.TempCause(err)))
 	}
 	return fsutil.FsyncDir(filepath.Dir(path))
 }

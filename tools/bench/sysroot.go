@@ -200,7 +200,7 @@ func prepareSysroot(ctx context.Context, f *fixture, deploys int) (cleanup func(
 		if len(st) != 1 {
 			return cleanup, fmt.Errorf("after the setup deploy: deployments %s, want one", deploymentList(st))
 		}
-		if err := changeEtc(filepath.Join(s, st[0].Path, "etc")); err != nil {
+		if err := changeEtc(filepath.Join(st[0].Path, "etc")); err != nil {
 			return cleanup, err
 		}
 	}
@@ -244,10 +244,11 @@ func changeEtc(etc string) error {
 	return nil
 }
 
-// statusDeployment is the part of `strata status --json` the sysroot ops compare.
+// statusDeployment is the part of `strata status --json` the sysroot ops compare (Path is
+// absolute).
 type statusDeployment struct {
 	OSName   string   `json:"osname"`
-	Checksum string   `json:"checksum"`
+	Checksum string   `json:"commit"`
 	Serial   int      `json:"serial"`
 	Kargs    []string `json:"kargs"`
 	Path     string   `json:"path"`
@@ -341,7 +342,7 @@ func checkRedeploy(f *fixture) (string, error) {
 	if !slices.Equal(st[0].Kargs, benchKargs) {
 		return deploymentList(st), fmt.Errorf("kernel arguments %q, want the inherited %q", st[0].Kargs, benchKargs)
 	}
-	etc := filepath.Join(r.dir, st[0].Path, "etc")
+	etc := filepath.Join(st[0].Path, "etc")
 	for name, want := range map[string]string{localConf: localConfText, "hostname": hostnameText} {
 		b, err := os.ReadFile(filepath.Join(etc, name))
 		if err != nil || string(b) != want {

@@ -76,12 +76,12 @@ func TestParseStatus(t *testing.T) {
 		wantErr        bool
 	}{
 		{name: "two deployments in boot order",
-			in: `{"sysroot":"S","deployments":[{"index":0,"osname":"bench","checksum":"` + sumB + `","serial":0,"kargs":["a=1"],"path":"ostree/deploy/bench/deploy/` + sumB + `.0"},` +
-				`{"index":1,"osname":"bench","checksum":"` + sumA + `","serial":1,"kargs":[],"path":"ostree/deploy/bench/deploy/` + sumA + `.1"}]}`,
+			in: `{"sysroot":"S","deployments":[{"index":0,"osname":"bench","commit":"` + sumB + `","serial":0,"kargs":["a=1"],"path":"/S/ostree/deploy/bench/deploy/` + sumB + `.0"},` +
+				`{"index":1,"osname":"bench","commit":"` + sumA + `","serial":1,"kargs":[],"path":"/S/ostree/deploy/bench/deploy/` + sumA + `.1"}]}`,
 			want: sumB + ".0 " + sumA + ".1"},
 		{name: "no deployments", in: `{"deployments":[]}`, want: "none"},
 		{name: "no list", in: `{}`, wantErr: true},
-		{name: "bad checksum", in: `{"deployments":[{"checksum":"abc","path":"p"}]}`, wantErr: true},
+		{name: "bad checksum", in: `{"deployments":[{"commit":"abc","path":"p"}]}`, wantErr: true},
 		{name: "not json", in: `Deployments:`, wantErr: true},
 	}
 	for _, tt := range tests {
