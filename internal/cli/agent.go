@@ -175,7 +175,7 @@ or windows and a slot together (strategy "periodic+fleet_lock"). Reboots wait up
 to ten minutes while users are logged in. A release this node rolled back from is
 never tried again. 'strata update' talks to it over its socket.
 docs/agent.md tells the whole story.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := agent.LoadConfig(root)
 			if err != nil {
@@ -303,7 +303,7 @@ func newUpdateCmd() *cobra.Command {
 	status := &cobra.Command{
 		Use:   "status [--json]",
 		Short: "Show what the update agent is doing and why it waits",
-		Args:  cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := client().Status(cmd.Context())
 			if err != nil {
@@ -346,7 +346,7 @@ func newUpdateCmd() *cobra.Command {
 	check := &cobra.Command{
 		Use:   "check",
 		Short: "Make the update agent ask the release graph now",
-		Args:  cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return client().Check(cmd.Context())
 		},
@@ -359,7 +359,7 @@ through at once: the node asks the graph as the least wary node of the fleet,
 and the strategy (windows, fleet lock) and the logged-in-users delay are skipped
 for this one update. It still goes through the same state machine: pulled and
 verified, staged, then the reboot.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return client().Apply(cmd.Context(), now)
 		},

@@ -55,7 +55,7 @@ contents.local, contents_local, ssh_authorized_keys_local, storage.trees,
 with_mount_unit); local paths resolve beneath --files-dir. Every finding is
 printed with its path and line; unknown keys are errors. CONFIG may be "-" for
 standard input; the JSON goes to standard output unless -o is given.`,
-		Args: cobra.ExactArgs(1),
+		Args: argNames("CONFIG"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			raw, err := readConfigArg(cmd, args[0])
 			if err != nil {
@@ -94,8 +94,8 @@ func newConfigValidateCmd() *cobra.Command {
 		Short: "Validate a provisioning config in either form, printing its errors and warnings",
 		Long: `Validate an Ignition JSON config (spec 3.0.0 to 3.5.0) or the Butane-style YAML
 form. Each finding names the JSON path of the value and its line and column.
-Exit status 0 when the config can be applied (warnings allowed), 1 when not.`,
-		Args: cobra.ExactArgs(1),
+Exit status 0 when the config can be applied (warnings allowed), 3 (invalid input) when not.`,
+		Args: argNames("CONFIG"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			raw, err := readConfigArg(cmd, args[0])
 			if err != nil {
@@ -125,7 +125,7 @@ Exit status 0 when the config can be applied (warnings allowed), 1 when not.`,
 			}
 			if err != nil {
 				if asJSON {
-					return exitCodeError{exitFailure}
+					return exitCodeError{exitInvalid}
 				}
 				return fmt.Errorf("%s is not a valid config: %w", args[0], err)
 			}

@@ -41,15 +41,15 @@ func TestConfigCommands(t *testing.T) {
 	}{
 		{"translate", []string{"config", "translate", good, "--files-dir", files, "-o", out}, 0, "", ""},
 		{"translate to stdout", []string{"config", "translate", good, "--files-dir", files}, 0, `"source": "data:,hello%0A"`, ""},
-		{"translate without files dir", []string{"config", "translate", good}, 1, "",
+		{"translate without files dir", []string{"config", "translate", good}, exitInvalid, "",
 			`error at $.storage.files.0.contents.local, line 8 col 16: local file "motd" needs a files directory (--files-dir)`},
-		{"unknown key", []string{"config", "translate", unknown}, 1, "", "error at $.storage.file, line 4 col 3: unknown key file"},
+		{"unknown key", []string{"config", "translate", unknown}, exitInvalid, "", "error at $.storage.file, line 4 col 3: unknown key file"},
 		{"validate YAML", []string{"config", "validate", good, "--files-dir", files}, 0, "", ""},
 		{"validate translated", []string{"config", "validate", out}, 0, "", ""},
-		{"validate invalid", []string{"config", "validate", badJSON}, 1, "", "error at $.storage.files.0.path, line 1 col 61: path not absolute"},
-		{"validate JSON output", []string{"config", "validate", "--json", badJSON}, 1, `"path": "$.storage.files.0.path"`, ""},
+		{"validate invalid", []string{"config", "validate", badJSON}, exitInvalid, "", "error at $.storage.files.0.path, line 1 col 61: path not absolute"},
+		{"validate JSON output", []string{"config", "validate", "--json", badJSON}, exitInvalid, `"path": "$.storage.files.0.path"`, ""},
 		{"unsupported version", []string{"config", "validate", newer}, 1, "", `unsupported config version "3.6.0"`},
-		{"usage", []string{"config", "translate"}, 2, "", "accepts 1 arg"},
+		{"usage", []string{"config", "translate"}, exitUsage, "", "missing CONFIG"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -41,7 +41,7 @@ never reported steady state; maintenance windows per group (--config) are enforc
 here. GET /metrics answers Prometheus text. The protocol has no authentication:
 serve it only where the nodes and their operators can reach it.
 Settings and formats: docs/formats/fleetlock.md.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (storePath == "") == (etcd == "") {
 				return usagef("give one of --store PATH or --etcd URLS")

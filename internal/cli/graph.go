@@ -47,7 +47,7 @@ release it can reach is eligible. GET /metrics answers Prometheus text.
 STREAM.json files. The inputs are reread when their files change (checked every
 5 s); a broken change is logged and the previous graph stays served.
 The format and the rules are in docs/formats/cincinnati.md.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			s, err := graphserver.New(graphserver.Inputs{Releases: releases, Updates: updates}, graphserver.WithLogger(log))
@@ -87,7 +87,7 @@ updates file (barriers, dead ends, rollouts) are kept. A release the updates fil
 does not mention yet gets a rollout starting now: to every node at once, or with
 --rollout-minutes N spread over N minutes by the nodes' wariness.
 Serve the result with: strata graph serve --releases DIR/releases.json --updates DIR/updates`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := openRepo(path)
 			if err != nil {

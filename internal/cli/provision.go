@@ -31,7 +31,7 @@ deployment; a tree alone cannot carry them. storage.disks and storage.filesystem
 touch this machine's block devices and need --format-disks; each filesystem with
 a path gets a mount unit (swap: a swap unit) required by local-fs.target. Works on any directory: an image
 builder's tree, a deployment, a test fixture. Needs root to set owners.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			raw, err := readConfigArg(cmd, config)
 			if err != nil {

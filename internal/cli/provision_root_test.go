@@ -26,8 +26,8 @@ func TestProvisionCommand(t *testing.T) {
  {"path":"/etc/b","contents":{"source":"data:,y","verification":{"hash":"sha256-0000000000000000000000000000000000000000000000000000000000000000"}}}]}}`), 0o644)
 
 	_, stderr, code := cfgRun(t, "", "provision", "--root", root, "--config", bad)
-	if code != 1 || !strings.Contains(stderr, "$.storage.files.1.contents.verification.hash: content has sha256-") {
-		t.Errorf("strata provision bad.ign = %d, stderr %q; want 1 naming the hash", code, stderr)
+	if code != exitCorrupt || !strings.Contains(stderr, "$.storage.files.1.contents.verification.hash: content has sha256-") {
+		t.Errorf("strata provision bad.ign = %d, stderr %q; want %d (corrupt) naming the hash", code, stderr, exitCorrupt)
 	}
 	if _, err := os.Stat(filepath.Join(root, "etc/a")); !os.IsNotExist(err) {
 		t.Errorf("after a failed provision, etc/a: %v; want it absent (fetch before apply)", err)
