@@ -86,8 +86,15 @@ type Options struct {
 	// parent the remote no longer has ends the history without error.
 	Depth int
 
-	// Client makes the requests; nil means NewClient().
+	// Client makes the requests; nil means NewClient(). Whatever the
+	// client's own redirect policy, a pull follows a redirect only on the
+	// same scheme (or from http up to https) and, unless
+	// AllowCrossHostRedirects, to the same host; a refused redirect is
+	// errdefs.ErrInvalid and not retried.
 	Client *http.Client
+	// AllowCrossHostRedirects lets the server redirect to other hosts
+	// (the remote setting allow-cross-host-redirects).
+	AllowCrossHostRedirects bool
 	// Parallel bounds the objects fetched at once; 0 means DefaultParallel.
 	Parallel int
 	// Retry says how transient failures are retried.
@@ -191,7 +198,7 @@ func Pull(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if stall == 0 {
 		stall = 30 * time.Second
 	}
-	tr, err := newTransport(client, opts.URL, opts.Retry, timeout, stall)
+	tr, err := newTransport(client, opts.URL, opts.Retry, timeout, stall, opts.AllowCrossHostRedirects)
 	if err != nil {
 		return nil, err
 	}
