@@ -106,8 +106,14 @@ type Options struct {
 	// seconds. Both count as transient failures and are retried.
 	RequestTimeout, StallTimeout time.Duration
 	// MaxContentSize bounds the payload a content object may declare;
-	// 0 means 1 TiB.
+	// 0 means DefaultMaxContentSize. When the commit lists the object in
+	// its ostree.sizes, the size must be that one exactly.
 	MaxContentSize int64
+	// MaxInflateRatio bounds how many payload bytes a content object may
+	// inflate to per compressed byte received (plus 1 MiB), when the
+	// commit does not list its size; 0 means DefaultMaxInflateRatio, -1
+	// no bound.
+	MaxInflateRatio int64
 
 	// Progress, if set, follows the objects.
 	Progress Progress
@@ -152,7 +158,49 @@ type puller struct {
 	txn            *repo.Txn
 	stats          stats
 	maxContentSize int64
+	maxRatio       int64
 	partial        []ostree.Checksum // commitpartial markers written
+
+	sizesMu sync.Mutex
+	sizes   map[ostree.Checksum]uint64 // content sizes from verified commits' ostree.sizes
+}
+
+// DefaultMaxContentSize is the largest payload a content object may
+// declare unless Options.MaxContentSize says otherwise: far above any file
+// of an operating system tree, far below what fills a disk.
+const DefaultMaxContentSize = 64 << 30
+
+// DefaultMaxInflateRatio bounds the inflate ratio of content objects whose
+// size the commit does not list. Deflate reaches about 1030:1 on zeros; no
+// file of a Debian /usr (tens of thousands) compresses past 300:1 at the
+// level strata and ostree use, while a .filez of zeros that claims a huge
+// size would make the client write 1000 bytes per byte received.
+const DefaultMaxInflateRatio = 400
+
+// knownSize returns the size of content object c from the ostree.sizes
+// of a verified commit of this pull.
+func (p *puller) knownSize(c ostree.Checksum) (uint64, bool) {
+	p.sizesMu.Lock()
+	defer p.sizesMu.Unlock()
+	n, ok := p.sizes[c]
+	return n, ok
+}
+
+// learnSizes records the content sizes a verified commit lists.
+func (p *puller) learnSizes(c ostree.Checksum, cm *ostree.Commit) error {
+	sizes, err := contentSizes(cm.Metadata)
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", c, err)
+	}
+	p.sizesMu.Lock()
+	defer p.sizesMu.Unlock()
+	if p.sizes == nil {
+		p.sizes = map[ostree.Checksum]uint64{}
+	}
+	for k, v := range sizes {
+		p.sizes[k] = v
+	}
+	return nil
 }
 
 // Pull fetches opts.Refs from opts.URL into r (spec §6.4): it reads the
@@ -204,7 +252,13 @@ func Pull(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	}
 	p := &puller{r: r, opts: opts, tr: tr, maxContentSize: opts.MaxContentSize}
 	if p.maxContentSize <= 0 {
-		p.maxContentSize = 1 << 40
+		p.maxContentSize = DefaultMaxContentSize
+	}
+	switch p.maxRatio = opts.MaxInflateRatio; {
+	case p.maxRatio == 0:
+		p.maxRatio = DefaultMaxInflateRatio
+	case p.maxRatio < 0:
+		p.maxRatio = 0
 	}
 	p.stats.progress = opts.Progress
 	p.stats.bytes = tr.bytes.Load
@@ -499,6 +553,9 @@ func (p *puller) tree(ctx context.Context, f fetcher, c ostree.Checksum, cm *ost
 	}
 	if _, err := os.Lstat(partialPath(p.r, c)); stored && errors.Is(err, os.ErrNotExist) {
 		return nil
+	}
+	if err := p.learnSizes(c, cm); err != nil {
+		return err
 	}
 	if err := markPartial(p.r, c); err != nil {
 		return err
