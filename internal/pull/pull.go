@@ -171,10 +171,13 @@ type puller struct {
 const DefaultMaxContentSize = 64 << 30
 
 // DefaultMaxInflateRatio bounds the inflate ratio of content objects whose
-// size the commit does not list. Deflate reaches about 1030:1 on zeros; no
-// file of a Debian /usr (tens of thousands) compresses past 300:1 at the
-// level strata and ostree use, while a .filez of zeros that claims a huge
-// size would make the client write 1000 bytes per byte received.
+// size the commit does not list. Deflate reaches about 1030:1 on zeros, so
+// a .filez of zeros claiming a huge size would make the client write 1000
+// bytes per byte received. Real files stay far below: of the 129,871 files
+// under a Debian /usr (with a Go toolchain and OVMF), compressed at
+// strata's level, the highest ratio is 215:1 (OVMF_VARS_4M.fd, 528 KiB),
+// and every file above 100:1 is smaller than the 1 MiB any object may
+// inflate to regardless.
 const DefaultMaxInflateRatio = 400
 
 // knownSize returns the size of content object c from the ostree.sizes
