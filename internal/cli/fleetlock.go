@@ -87,7 +87,7 @@ Settings and formats: docs/formats/fleetlock.md.`,
 			if cfg.Lease > 0 {
 				go expireLoop(ctx, srv, log, min(cfg.Lease/4, time.Minute))
 			}
-			return pull.Serve(ctx, ln, srv)
+			return pull.Serve(ctx, ln, srv, pull.ServeOptions{MaxConns: 4096})
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:3333", "address to listen on, HOST:PORT")

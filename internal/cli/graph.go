@@ -61,7 +61,7 @@ The format and the rules are in docs/formats/cincinnati.md.`,
 			fmt.Fprintf(cmd.OutOrStdout(), "http://%s/ (streams: %v)\n", ln.Addr(), s.Streams())
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return pull.Serve(ctx, ln, s)
+			return pull.Serve(ctx, ln, s, pull.ServeOptions{MaxConns: 4096})
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8081", "address to listen on, HOST:PORT")

@@ -20,6 +20,7 @@ func newRepoPullCmd() *cobra.Command {
 		keyFiles                         []string
 		noVerify, allowDowngrade, asJSON bool
 		depth                            int
+		maxContentSize                   int64
 	)
 	cmd := &cobra.Command{
 		Use:   "pull --repo R (--url URL REF... | REMOTE [REF...] | REMOTE:REF) [--trusted-key FILE... | --no-verify] [--depth N] [--json]",
@@ -44,6 +45,13 @@ the remote's sign-verify-summary=true makes it mandatory. strata does not
 check GPG signatures (gpg-verify). A commit bound to other refs
 (ostree.ref-binding) is refused, and so is moving a ref to an older commit
 unless --allow-downgrade or REF@CHECKSUM.
+
+A content object may declare at most --max-content-size bytes (the remote's
+max-content-size; default 64 GiB), and exactly the size its commit lists when
+the commit carries ostree.sizes; one the commit does not list may inflate at
+most 400:1 beyond its first MiB (the remote's max-inflate-ratio, -1 for no
+bound). Redirects keep the remote's scheme and host; the remote's
+allow-cross-host-redirects=true lets them go to other hosts.
 
 --depth N also pulls N parent commits with their trees (-1: all history).
 An interrupted pull resumes from what it had fetched. The ref moves only
@@ -81,6 +89,9 @@ when everything is in.`,
 					return fmt.Errorf("cannot pull: %w", err)
 				}
 			}
+			if maxContentSize > 0 {
+				opts.MaxContentSize = maxContentSize
+			}
 			bar := &pullProgress{p: newProgress(cmd, "pull", -1, false)}
 			opts.Progress = bar
 			res, err := pull.Pull(cmd.Context(), r, opts)
@@ -110,6 +121,7 @@ when everything is in.`,
 	cmd.Flags().BoolVar(&noVerify, "no-verify", false, "do not verify signatures")
 	cmd.Flags().BoolVar(&allowDowngrade, "allow-downgrade", false, "let a ref move to an older commit")
 	cmd.Flags().IntVar(&depth, "depth", 0, "also pull this many parent commits (-1: all)")
+	cmd.Flags().Int64Var(&maxContentSize, "max-content-size", 0, "largest file, in bytes, a content object may declare (default: the remote's max-content-size, or 64 GiB)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print what was pulled as JSON")
 	return cmd
 }

@@ -12,7 +12,10 @@ import (
 )
 
 func newRepoServeCmd() *cobra.Command {
-	var path, listen string
+	var (
+		path, listen string
+		opts         pull.ServeOptions
+	)
 	cmd := &cobra.Command{
 		Use:   "serve --repo R --listen ADDR",
 		Short: "Serve an archive repository over HTTP for pulls",
@@ -25,7 +28,9 @@ HTTP, so other modes are refused.
 
 Prints the URL it listens on (ADDR may use port 0 to pick a free port), logs
 one line per request to stderr, and stops cleanly on SIGINT or SIGTERM,
-letting responses in flight finish.`,
+letting responses in flight finish. No symbolic link in the repository is
+followed. At most --max-connections connections are served at once, and a
+client that reads nothing for --write-timeout is disconnected.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := openRepo(path)
@@ -46,7 +51,7 @@ letting responses in flight finish.`,
 			fmt.Fprintf(cmd.OutOrStdout(), "http://%s/\n", ln.Addr())
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			if err := pull.Serve(ctx, ln, h); err != nil {
+			if err := pull.Serve(ctx, ln, h, opts); err != nil {
 				return fmt.Errorf("cannot serve: %w", err)
 			}
 			return nil
@@ -54,5 +59,7 @@ letting responses in flight finish.`,
 	}
 	addRepoFlag(cmd, &path)
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on, HOST:PORT")
+	cmd.Flags().IntVar(&opts.MaxConns, "max-connections", pull.DefaultMaxConns, "most connections served at once")
+	cmd.Flags().DurationVar(&opts.WriteTimeout, "write-timeout", pull.DefaultWriteTimeout, "disconnect a client that reads nothing for this long")
 	return cmd
 }

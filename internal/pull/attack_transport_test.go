@@ -180,12 +180,12 @@ var transportAttacks = []transportAttack{
 	},
 	{
 		name: "content redirects to itself", object: fileOf("usr/bin/tool"),
-		fault:   pulltest.Fault{Name: "redirect loop", Serve: func(c *pulltest.Call) { http.Redirect(c.W, c.R, "/"+c.Path, http.StatusFound) }},
-		wantMsg: []string{"redirect"},
+		fault:  pulltest.Fault{Name: "redirect loop", Serve: func(c *pulltest.Call) { http.Redirect(c.W, c.R, "/"+c.Path, http.StatusFound) }},
+		wantIs: errdefs.ErrInvalid, wantMsg: []string{"more than 10 redirects"}, wantTries: 10, // one attempt, not retried
 	},
 	{
 		name: "content redirects to a local file", object: fileOf("usr/bin/tool"),
-		fault: redirectTo("file:///etc/passwd"), wantMsg: []string{"refusing a redirect", "file:///etc/passwd"},
+		fault: redirectTo("file:///etc/passwd"), wantIs: errdefs.ErrInvalid, wantMsg: []string{"refusing the redirect", "file:///etc/passwd"}, wantTries: 1,
 	},
 }
 

@@ -54,7 +54,11 @@ func (p *puller) fetchContent(ctx context.Context, txn *repo.Txn, c ostree.Check
 		if err != nil {
 			return fmt.Errorf("content object %s: %w", c, err)
 		}
-		if size > uint64(p.maxContentSize) {
+		known, listed := p.knownSize(c)
+		switch {
+		case listed && size != known:
+			return fmt.Errorf("content object %s declares %d bytes, and its commit's %s says %d: %w", c, size, ostree.MetaSizes, known, errdefs.ErrCorrupt)
+		case size > uint64(p.maxContentSize):
 			return fmt.Errorf("content object %s declares %d bytes, more than the %d allowed: %w", c, size, p.maxContentSize, errdefs.ErrCorrupt)
 		}
 		if fi.IsSymlink() && size != 0 {
@@ -71,7 +75,13 @@ func (p *puller) fetchContent(ctx context.Context, txn *repo.Txn, c ostree.Check
 		if fi.IsRegular() {
 			zr := flate.NewReader(limited)
 			defer zr.Close()
-			payload = &payloadReader{zr: zr, rest: limited, left: int64(size), name: n}
+			pr := &payloadReader{zr: zr, rest: limited, left: int64(size), name: n}
+			if !listed {
+				// The size is the server's word: bound what each byte it
+				// sends may turn into.
+				pr.ratio, pr.compressed = p.maxRatio, limited.left
+			}
+			payload = pr
 		}
 		// A symlink is its header alone: no deflate stream follows.
 		if fi.IsSymlink() {
@@ -152,7 +162,15 @@ type payloadReader struct {
 	rest *limitedReader
 	left int64
 	name ostree.ObjectName
+	out  int64 // payload bytes produced
+	// ratio, when not 0, bounds out by ratio times the compressed bytes
+	// read (compressed minus rest.left) plus ratioSlack.
+	ratio, compressed int64
 }
+
+// ratioSlack is the payload any content object may inflate to whatever its
+// ratio: small files of zeros are common, and harmless.
+const ratioSlack = 1 << 20
 
 func (p *payloadReader) Read(b []byte) (int, error) {
 	if p.left <= 0 {
@@ -163,6 +181,14 @@ func (p *payloadReader) Read(b []byte) (int, error) {
 	}
 	n, err := p.zr.Read(b)
 	p.left -= int64(n)
+	p.out += int64(n)
+	if p.ratio > 0 {
+		// The inflater reads ahead by at most its buffer, so this only
+		// errs on the generous side.
+		if in := p.compressed - p.rest.left; p.out > p.ratio*in+ratioSlack {
+			return 0, fmt.Errorf("content object %s: %d bytes inflate to more than %d, over the %d:1 allowed: %w", p.name.Checksum, in, p.out, p.ratio, errdefs.ErrCorrupt)
+		}
+	}
 	switch {
 	case p.left == 0:
 		// The last bytes go out only once the end checks pass: io.CopyN (which the

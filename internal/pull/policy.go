@@ -29,6 +29,11 @@ type Policy struct {
 	NoVerify bool
 	// RequireSummarySignature refuses a summary without summary.sig.
 	RequireSummarySignature bool
+	// The remote's strata keys, which ostree ignores: allow-cross-host-redirects,
+	// max-content-size and max-inflate-ratio (docs/threat-model.md). Zero keeps the defaults.
+	AllowCrossHostRedirects bool
+	MaxContentSize          int64
+	MaxInflateRatio         int64
 }
 
 // Apply sets the URL (unless opts has one) and the verification of opts.
@@ -37,6 +42,13 @@ func (p Policy) Apply(opts *Options) {
 		opts.URL = p.URL
 	}
 	opts.Verifier, opts.NoVerify, opts.RequireSummarySignature = p.Verifier, p.NoVerify, p.RequireSummarySignature
+	opts.AllowCrossHostRedirects = p.AllowCrossHostRedirects
+	if p.MaxContentSize != 0 {
+		opts.MaxContentSize = p.MaxContentSize
+	}
+	if p.MaxInflateRatio != 0 {
+		opts.MaxInflateRatio = p.MaxInflateRatio
+	}
 }
 
 // PolicyFromRemote returns the trust policy of a pull from remote, as
@@ -61,9 +73,22 @@ func PolicyFromRemote(r *repo.Repo, remote string, keys []sign.PublicKey, noVeri
 			return Policy{}, err
 		}
 		p.URL = rm.URL
-		if p.RequireSummarySignature, err = r.Config().GetBool(fmt.Sprintf("remote %q", rm.Name), "sign-verify-summary", false); err != nil {
+		group := fmt.Sprintf("remote %q", rm.Name)
+		if p.RequireSummarySignature, err = r.Config().GetBool(group, "sign-verify-summary", false); err != nil {
 			return Policy{}, fmt.Errorf("reading remote %s: %w", rm.Name, err)
 		}
+		if p.AllowCrossHostRedirects, err = r.Config().GetBool(group, "allow-cross-host-redirects", false); err != nil {
+			return Policy{}, fmt.Errorf("reading remote %s: %w", rm.Name, err)
+		}
+		size, err := r.Config().GetInt(group, "max-content-size", 0)
+		if err != nil {
+			return Policy{}, fmt.Errorf("reading remote %s: %w", rm.Name, err)
+		}
+		ratio, err := r.Config().GetInt(group, "max-inflate-ratio", 0)
+		if err != nil {
+			return Policy{}, fmt.Errorf("reading remote %s: %w", rm.Name, err)
+		}
+		p.MaxContentSize, p.MaxInflateRatio = int64(size), int64(ratio)
 		if len(keys) == 0 && !noVerify {
 			if trusted, err = remoteKeys(rm); err != nil {
 				return Policy{}, err

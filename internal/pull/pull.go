@@ -86,8 +86,15 @@ type Options struct {
 	// parent the remote no longer has ends the history without error.
 	Depth int
 
-	// Client makes the requests; nil means NewClient().
+	// Client makes the requests; nil means NewClient(). Whatever the
+	// client's own redirect policy, a pull follows a redirect only on the
+	// same scheme (or from http up to https) and, unless
+	// AllowCrossHostRedirects, to the same host; a refused redirect is
+	// errdefs.ErrInvalid and not retried.
 	Client *http.Client
+	// AllowCrossHostRedirects lets the server redirect to other hosts
+	// (the remote setting allow-cross-host-redirects).
+	AllowCrossHostRedirects bool
 	// Parallel bounds the objects fetched at once; 0 means DefaultParallel.
 	Parallel int
 	// Retry says how transient failures are retried.
@@ -99,8 +106,14 @@ type Options struct {
 	// seconds. Both count as transient failures and are retried.
 	RequestTimeout, StallTimeout time.Duration
 	// MaxContentSize bounds the payload a content object may declare;
-	// 0 means 1 TiB.
+	// 0 means DefaultMaxContentSize. When the commit lists the object in
+	// its ostree.sizes, the size must be that one exactly.
 	MaxContentSize int64
+	// MaxInflateRatio bounds how many payload bytes a content object may
+	// inflate to per compressed byte received (plus 1 MiB), when the
+	// commit does not list its size; 0 means DefaultMaxInflateRatio, -1
+	// no bound.
+	MaxInflateRatio int64
 
 	// Progress, if set, follows the objects.
 	Progress Progress
@@ -145,7 +158,52 @@ type puller struct {
 	txn            *repo.Txn
 	stats          stats
 	maxContentSize int64
+	maxRatio       int64
 	partial        []ostree.Checksum // commitpartial markers written
+
+	sizesMu sync.Mutex
+	sizes   map[ostree.Checksum]uint64 // content sizes from verified commits' ostree.sizes
+}
+
+// DefaultMaxContentSize is the largest payload a content object may
+// declare unless Options.MaxContentSize says otherwise: far above any file
+// of an operating system tree, far below what fills a disk.
+const DefaultMaxContentSize = 64 << 30
+
+// DefaultMaxInflateRatio bounds the inflate ratio of content objects whose
+// size the commit does not list. Deflate reaches about 1030:1 on zeros, so
+// a .filez of zeros claiming a huge size would make the client write 1000
+// bytes per byte received. Real files stay far below: of the 129,871 files
+// under a Debian /usr (with a Go toolchain and OVMF), compressed at
+// strata's level, the highest ratio is 215:1 (OVMF_VARS_4M.fd, 528 KiB),
+// and every file above 100:1 is smaller than the 1 MiB any object may
+// inflate to regardless.
+const DefaultMaxInflateRatio = 400
+
+// knownSize returns the size of content object c from the ostree.sizes
+// of a verified commit of this pull.
+func (p *puller) knownSize(c ostree.Checksum) (uint64, bool) {
+	p.sizesMu.Lock()
+	defer p.sizesMu.Unlock()
+	n, ok := p.sizes[c]
+	return n, ok
+}
+
+// learnSizes records the content sizes a verified commit lists.
+func (p *puller) learnSizes(c ostree.Checksum, cm *ostree.Commit) error {
+	sizes, err := contentSizes(cm.Metadata)
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", c, err)
+	}
+	p.sizesMu.Lock()
+	defer p.sizesMu.Unlock()
+	if p.sizes == nil {
+		p.sizes = map[ostree.Checksum]uint64{}
+	}
+	for k, v := range sizes {
+		p.sizes[k] = v
+	}
+	return nil
 }
 
 // Pull fetches opts.Refs from opts.URL into r (docs/formats/summary.md): it reads the
@@ -210,13 +268,19 @@ func newPuller(r *repo.Repo, opts Options) (*puller, error) {
 	if stall == 0 {
 		stall = 30 * time.Second
 	}
-	tr, err := newTransport(client, opts.URL, opts.Retry, timeout, stall)
+	tr, err := newTransport(client, opts.URL, opts.Retry, timeout, stall, opts.AllowCrossHostRedirects)
 	if err != nil {
 		return nil, err
 	}
 	p := &puller{r: r, opts: opts, tr: tr, maxContentSize: opts.MaxContentSize}
 	if p.maxContentSize <= 0 {
-		p.maxContentSize = 1 << 40
+		p.maxContentSize = DefaultMaxContentSize
+	}
+	switch p.maxRatio = opts.MaxInflateRatio; {
+	case p.maxRatio == 0:
+		p.maxRatio = DefaultMaxInflateRatio
+	case p.maxRatio < 0:
+		p.maxRatio = 0
 	}
 	p.stats.progress = opts.Progress
 	p.stats.bytes = tr.bytes.Load
@@ -501,6 +565,9 @@ func (p *puller) tree(ctx context.Context, f fetcher, c ostree.Checksum, cm *ost
 	}
 	if _, err := os.Lstat(partialPath(p.r, c)); stored && errors.Is(err, os.ErrNotExist) {
 		return nil
+	}
+	if err := p.learnSizes(c, cm); err != nil {
+		return err
 	}
 	if err := markPartial(p.r, c); err != nil {
 		return err

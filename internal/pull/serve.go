@@ -11,12 +11,14 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/ostree"
 	"github.com/strata-os/strata/internal/repo"
+	"golang.org/x/sys/unix"
 )
 
 // published are the top-level entries of a repository that clients read
@@ -34,8 +36,11 @@ var published = map[string]bool{
 //   - only the files clients read: config, summary, summary.sig and the
 //     files under refs/, objects/, deltas/ and delta-indexes/. Dotfiles
 //     (.lock), tmp/, state/, directories and non-canonical paths are 404;
-//   - files are opened through an os.Root, so neither ".." nor a symlink
-//     can reach outside the repository;
+//   - no symbolic link is followed: every component of the path is opened
+//     with O_NOFOLLOW beneath the repository directory, so neither ".." nor
+//     a link (even one that stays inside the repository, say refs/heads/x
+//     pointing at ../../config or state/) serves anything but the file at
+//     that very path;
 //   - Range requests, Last-Modified and ETag with If-None-Match /
 //     If-Modified-Since (304). The ETag of a content-addressed object is its
 //     name, which never changes; other files get one made of size, mtime
@@ -46,8 +51,8 @@ var published = map[string]bool{
 // Every request is logged once, with method, path, status, bytes sent and
 // duration.
 type Handler struct {
-	root *os.Root
-	log  *slog.Logger
+	rootFD int // O_PATH descriptor of the repository directory
+	log    *slog.Logger
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -60,18 +65,46 @@ func NewHandler(r *repo.Repo, log *slog.Logger) (*Handler, error) {
 		return nil, fmt.Errorf("serving repository %s: it is a %s repository, and clients pull only from archive repositories over HTTP: %w",
 			r.Path(), r.Mode(), errdefs.ErrFailedPrecondition)
 	}
-	root, err := os.OpenRoot(r.Path())
+	fd, err := unix.Open(r.Path(), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("serving repository %s: %w", r.Path(), err)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{root: root, log: log}, nil
+	return &Handler{rootFD: fd, log: log}, nil
 }
 
 // Close releases the repository directory.
-func (h *Handler) Close() error { return h.root.Close() }
+func (h *Handler) Close() error { return unix.Close(h.rootFD) }
+
+// openNoFollow opens rel (slash-separated, clean, relative) beneath dirFD
+// one component at a time, with O_NOFOLLOW on each: a symbolic link
+// anywhere on the path fails the open (ELOOP or ENOTDIR). The file is
+// opened non-blocking, so that a FIFO cannot hang the request; the
+// caller serves regular files only.
+func openNoFollow(dirFD int, rel string) (*os.File, error) {
+	parts := strings.Split(rel, "/")
+	fd := dirFD
+	for _, p := range parts[:len(parts)-1] {
+		next, err := unix.Openat(fd, p, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if fd != dirFD {
+			unix.Close(fd)
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "open", Path: rel, Err: err}
+		}
+		fd = next
+	}
+	f, err := unix.Openat(fd, parts[len(parts)-1], unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if fd != dirFD {
+		unix.Close(fd)
+	}
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: rel, Err: err}
+	}
+	return os.NewFile(uintptr(f), rel), nil
+}
 
 // ServeHTTP answers one request and logs it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -97,10 +130,10 @@ func (h *Handler) serve(w http.ResponseWriter, req *http.Request) {
 		http.NotFound(w, req)
 		return
 	}
-	f, err := h.root.Open(rel)
+	f, err := openNoFollow(h.rootFD, rel)
 	if err != nil {
-		// Missing files, and paths that would leave the root through a
-		// symlink, look the same to the client.
+		// Missing files, and paths through a symlink, look the same to
+		// the client.
 		if !errors.Is(err, fs.ErrNotExist) {
 			h.log.Debug("refusing file", "path", rel, "error", err)
 		}
@@ -210,13 +243,42 @@ func (w *loggingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // its context ends before it closes their connections.
 const ShutdownGrace = 10 * time.Second
 
+// ServeOptions bound what clients may hold on a server.
+type ServeOptions struct {
+	// MaxConns is the most connections served at once; more wait to be
+	// accepted. 0 means DefaultMaxConns.
+	MaxConns int
+	// WriteTimeout cuts a response that cannot send anything for that
+	// long (a client that stopped reading); 0 means DefaultWriteTimeout.
+	// It bounds each write, not the whole response, so a large object on
+	// a slow but live link is not cut.
+	WriteTimeout time.Duration
+}
+
+// Defaults of ServeOptions. A pull opens at most DefaultParallel
+// connections, so the cap admits several clients pulling at full speed
+// while a flood of idle or slow connections cannot exhaust descriptors.
+const (
+	DefaultMaxConns     = 256
+	DefaultWriteTimeout = time.Minute
+)
+
 // Serve serves h on ln until ctx ends (the CLI cancels it on SIGINT or
 // SIGTERM), then shuts down gracefully: it stops accepting, lets responses
 // in flight finish for up to ShutdownGrace, and closes what is left. It
-// returns nil after a shutdown asked for by ctx.
-func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+// returns nil after a shutdown asked for by ctx. Request headers must
+// arrive within 10 seconds, an idle connection is closed after 2 minutes,
+// and opts bound the connections and writes.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, opts ServeOptions) error {
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = DefaultMaxConns
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = DefaultWriteTimeout
+	}
+	ln = &limitListener{Listener: ln, sem: make(chan struct{}, opts.MaxConns)}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           writeDeadlines(h, opts.WriteTimeout),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
@@ -238,4 +300,56 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 		return fmt.Errorf("shutting down the server on %s: %w", ln.Addr(), err)
 	}
 	return nil
+}
+
+// writeDeadlines gives every write of a response d to complete.
+func writeDeadlines(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		rc := http.NewResponseController(w)
+		rc.SetWriteDeadline(time.Now().Add(d))
+		h.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: rc, d: d}, req)
+	})
+}
+
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+	d  time.Duration
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	w.rc.SetWriteDeadline(time.Now().Add(w.d))
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// limitListener accepts at most cap(sem) connections at once, like
+// golang.org/x/net/netutil.LimitListener: Accept waits for a slot.
+type limitListener struct {
+	net.Listener
+	sem chan struct{}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	l.sem <- struct{}{}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }

@@ -3,6 +3,8 @@ package pull
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -10,8 +12,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +37,11 @@ func TestHandler(t *testing.T) {
 	mustSymlink(t, "os/stable", filepath.Join(heads, "alias"))
 	mustSymlink(t, "/etc/hostname", filepath.Join(heads, "absolute"))
 	mustSymlink(t, "../../../../../../../../etc/hostname", filepath.Join(heads, "relative"))
+	mustSymlink(t, "../../config", filepath.Join(heads, "config"))
+	mustSymlink(t, "../../state", filepath.Join(heads, "state"))
+	if err := os.WriteFile(filepath.Join(r.Path(), "state", "marker"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(r.Path(), "tmp", "secret"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +73,9 @@ func TestHandler(t *testing.T) {
 		{name: "summary", path: "/summary", wantStatus: 200, wantBody: string(summary), wantType: "application/octet-stream"},
 		{name: "config", path: "/config", wantStatus: 200, wantType: "text/plain; charset=utf-8"},
 		{name: "ref", path: "/refs/heads/os/stable", wantStatus: 200, wantBody: c.String() + "\n", wantType: "text/plain; charset=utf-8"},
-		{name: "alias ref inside the repository", path: "/refs/heads/alias", wantStatus: 200, wantBody: c.String() + "\n"},
+		{name: "alias ref inside the repository", path: "/refs/heads/alias", wantStatus: 404},
+		{name: "symlink in refs to the config", path: "/refs/heads/config", wantStatus: 404},
+		{name: "symlinked directory in refs to state", path: "/refs/heads/state/marker", wantStatus: 404},
 		{name: "symlink to an absolute path", path: "/refs/heads/absolute", wantStatus: 404},
 		{name: "symlink out of the repository", path: "/refs/heads/relative", wantStatus: 404},
 		{name: "commit object", path: commitPath, wantStatus: 200, wantType: "application/octet-stream",
@@ -155,7 +166,7 @@ func TestServeShutsDownWithContext(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, ln, h) }()
+	go func() { done <- Serve(ctx, ln, h, ServeOptions{}) }()
 	url := "http://" + ln.Addr().String() + "/summary"
 	resp, err := http.Get(url)
 	if err != nil {
@@ -172,5 +183,127 @@ func TestServeShutsDownWithContext(t *testing.T) {
 	}
 	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
 		t.Errorf("Dial(%s) after shutdown succeeded, want the listener closed", ln.Addr())
+	}
+}
+
+// serveRepo serves a repository holding a commit with an incompressible
+// file of size bytes on loopback with opts, and returns the base URL, the
+// URL path of that file's object and a function returning the access log.
+func serveRepo(t *testing.T, size int, opts ServeOptions) (base, object string, accessLog func() string) {
+	t.Helper()
+	r := newRepo(t, repo.ModeArchive)
+	big := make([]byte, size)
+	rand.Read(big)
+	c := buildCommit(t, r, commitSpec{Ref: "os/stable", Tree: map[string]entry{"big": {Data: string(big)}}})
+	cm, err := r.ReadCommit(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := r.ReadDirTree(cm.RootTree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var logBuf bytes.Buffer
+	h, err := NewHandler(r, slog.New(slog.NewTextHandler(lockedWriter{&mu, &logBuf}, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, ln, h, opts) }()
+	t.Cleanup(func() { cancel(); <-done })
+	object = "/" + objectPath(ostree.ObjectName{Checksum: tree.Files[0].Checksum, Type: ostree.ObjectFile})
+	return "http://" + ln.Addr().String(), object, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return logBuf.String()
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		runtime.Gosched()
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
+// TestServeCutsClientsThatStopReading: a client that asks for a large
+// object and reads nothing holds a descriptor and a goroutine only until
+// the write timeout.
+func TestServeCutsClientsThatStopReading(t *testing.T) {
+	t.Parallel()
+	const size = 64 << 20 // more than loopback socket buffers hold
+	base, object, accessLog := serveRepo(t, size, ServeOptions{WriteTimeout: 300 * time.Millisecond})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: repo.test\r\n\r\n", object)
+	// The handler logs the request when it returns.
+	if !waitFor(10*time.Second, func() bool { return strings.Contains(accessLog(), "path="+object) }) {
+		t.Fatalf("the response to a client that reads nothing was still being written after 10 s, want it cut after the 300 ms write timeout")
+	}
+	t.Logf("access log: %s", accessLog())
+	n, _ := io.Copy(io.Discard, conn)
+	if n >= size {
+		t.Errorf("the client read %d bytes, want the response cut short of %d", n, size)
+	}
+}
+
+// TestServeCapsConnections: past MaxConns, a connection waits until
+// another one closes.
+func TestServeCapsConnections(t *testing.T) {
+	t.Parallel()
+	base, _, _ := serveRepo(t, 1, ServeOptions{MaxConns: 2})
+	addr := strings.TrimPrefix(base, "http://")
+	get := func(timeout time.Duration) error {
+		c := &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := c.Get(base + "/config")
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		return resp.Body.Close()
+	}
+	// Two clients hold connections open without sending a request.
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	if err := get(500 * time.Millisecond); err == nil {
+		t.Fatalf("GET /config with 2 of 2 connections held succeeded, want it to wait")
+	}
+	held[0].Close()
+	if err := get(5 * time.Second); err != nil {
+		t.Fatalf("GET /config after one held connection closed = %v, want success", err)
 	}
 }

@@ -75,13 +75,49 @@ func NewClient() *http.Client {
 
 // checkRedirect follows at most 10 redirects, like Go's default, and only to http and https
 // URLs: the transport also serves file:// (for local remotes), and a remote server must not
-// be able to point the client at local files with a redirect.
+// be able to point the client at local files with a redirect. A pull applies its own,
+// stricter redirect policy on top (transport.checkRedirect).
 func checkRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= 10 {
 		return errors.New("stopped after 10 redirects")
 	}
 	if s := req.URL.Scheme; s != "http" && s != "https" {
-		return fmt.Errorf("refusing a redirect from %s to %s: only http and https redirects are followed", via[len(via)-1].URL, req.URL)
+		return &redirectError{from: via[len(via)-1].URL.String(), to: req.URL.String(), why: "only http and https redirects are followed"}
+	}
+	return nil
+}
+
+// redirectError is a redirect the client refused: the server asked for
+// something the remote's settings do not allow, which no retry changes.
+type redirectError struct{ from, to, why string }
+
+func (e *redirectError) Error() string {
+	return fmt.Sprintf("refusing the redirect from %s to %s: %s", e.from, e.to, e.why)
+}
+
+func (e *redirectError) Unwrap() error { return errdefs.ErrInvalid }
+
+// checkRedirect is the redirect policy of a pull, applied before the
+// client's own: the scheme stays the same (https never goes to http,
+// and http may only go up to https), and the host stays the same unless
+// the remote allows cross-host redirects (a mirror network that sends
+// clients to other hosts). A remote's TLS and signatures still hold
+// across a redirect; what this keeps is that a remote configured as
+// https is only ever read over https, and that a server cannot send the
+// client to an arbitrary host (an internal address, say) on its own.
+func (t *transport) checkRedirect(req *http.Request, via []*http.Request) error {
+	from, to := via[len(via)-1].URL, req.URL
+	orig := via[0].URL
+	switch {
+	case len(via) >= 10:
+		return &redirectError{from: from.String(), to: to.String(), why: "more than 10 redirects"}
+	case to.Scheme != orig.Scheme && !(orig.Scheme == "http" && to.Scheme == "https"):
+		return &redirectError{from: from.String(), to: to.String(), why: "redirects keep the scheme of the remote URL (" + orig.Scheme + ")"}
+	case !t.crossHost && !strings.EqualFold(to.Host, orig.Host):
+		return &redirectError{from: from.String(), to: to.String(), why: "redirects to another host are not allowed for this remote"}
+	}
+	if t.clientCheck != nil {
+		return t.clientCheck(req, via)
 	}
 	return nil
 }
@@ -102,9 +138,13 @@ type transport struct {
 	timeout time.Duration
 	stall   time.Duration
 	bytes   atomic.Int64
+	// crossHost allows redirects to other hosts; clientCheck is the
+	// client's own CheckRedirect, applied after the transport's policy.
+	crossHost   bool
+	clientCheck func(*http.Request, []*http.Request) error
 }
 
-func newTransport(client *http.Client, base string, retry RetryPolicy, timeout, stall time.Duration) (*transport, error) {
+func newTransport(client *http.Client, base string, retry RetryPolicy, timeout, stall time.Duration, crossHost bool) (*transport, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") || (u.Scheme != "file" && u.Host == "") {
 		return nil, fmt.Errorf("remote URL %q is not an http, https or file URL: %w", base, errdefs.ErrInvalid)
@@ -113,7 +153,13 @@ func newTransport(client *http.Client, base string, retry RetryPolicy, timeout, 
 		u.Path += "/"
 		u.RawPath = ""
 	}
-	return &transport{client: client, base: u, retry: retry.withDefaults(), timeout: timeout, stall: stall}, nil
+	t := &transport{base: u, retry: retry.withDefaults(), timeout: timeout, stall: stall, crossHost: crossHost, clientCheck: client.CheckRedirect}
+	// A copy of the client that shares its connections but not its
+	// redirect policy.
+	c := *client
+	c.CheckRedirect = t.checkRedirect
+	t.client = &c
+	return t, nil
 }
 
 func (t *transport) url(rel string) string { return t.base.JoinPath(rel).String() }
@@ -174,6 +220,11 @@ func (t *transport) open(ctx context.Context, rel string) (*body, error) {
 		return nil, fmt.Errorf("GET %s: %w", u, err)
 	}
 	resp, err := t.client.Do(req)
+	var refused *redirectError
+	if errors.As(err, &refused) {
+		b.Close()
+		return nil, fmt.Errorf("GET %s: %w", u, refused)
+	}
 	if err != nil {
 		err = b.classify(err)
 		b.Close()

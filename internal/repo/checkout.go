@@ -83,7 +83,17 @@ type CheckoutStats struct {
 // Entries are created relative to directory file descriptors that
 // Checkout itself opened with O_NOFOLLOW, and dirtree names are validated
 // (ostree.ParseDirTree), so nothing is ever written outside dest.
+//
+// Checkout holds the repository lock shared from start to end, as a
+// transaction does: Prune takes it exclusively, so it never deletes an
+// object a checkout is about to read. Each waits for the other for up to
+// the lock timeout (30 s), then fails with errdefs.ErrConflict.
 func Checkout(ctx context.Context, r *Repo, rev, dest string, opts CheckoutOptions) (CheckoutStats, error) {
+	unlock, err := r.lock(false)
+	if err != nil {
+		return CheckoutStats{}, fmt.Errorf("checking out %s: %w", rev, err)
+	}
+	defer unlock()
 	commit, err := r.ResolveRev(rev)
 	if err != nil {
 		return CheckoutStats{}, fmt.Errorf("checking out %s: %w", rev, err)

@@ -34,31 +34,64 @@ func (t *Txn) WriteContent(fi ostree.FileInfo, payload io.Reader, size int64, wa
 	if t.r.mode == ModeBareUserOnly && fi.IsRegular() && fi.Mode&^(ostree.ModeTypeMask|0o775) != 0 {
 		return ostree.Checksum{}, fmt.Errorf("mode %#o cannot be stored in a bare-user-only repository (only 0775 bits): %w", fi.Mode&ostree.ModePermMask, errdefs.ErrInvalid)
 	}
+	// Verify, then trust: the payload goes into a 0600 file that carries
+	// no owner, mode or xattr of the object's, and only once it hashes to
+	// want does it get them and its staged name. Metadata applied first
+	// would give a bogus body (a setuid shell, a file capability) the
+	// declared privileges for as long as it exists, which is long enough
+	// for a local user holding a descriptor to it (docs/threat-model.md).
 	hw := newHashWriter(ostree.FileHeader(fi))
-	var tmp string
+	symlink := fi.IsSymlink() && t.r.mode != ModeArchive && t.r.mode != ModeBareUser
+	if symlink {
+		// A symlink's checksum is its header alone: check it before
+		// anything exists on disk.
+		c := hw.sum()
+		if want != nil && c != *want {
+			return c, fmt.Errorf("content object %s: content hashes to %s: %w", *want, c, errdefs.ErrCorrupt)
+		}
+		n := ostree.ObjectName{Checksum: c, Type: ostree.ObjectFile}
+		if ok, err := t.HasObject(n); ok || err != nil {
+			return c, err
+		}
+		tmp, err := t.writeSymlink(fi)
+		if err != nil {
+			return c, err
+		}
+		return c, t.place(tmp, n)
+	}
+	var f *os.File
 	var err error
-	switch {
-	case t.r.mode == ModeArchive:
-		tmp, err = t.writeArchive(fi, payload, size, hw)
-	case fi.IsSymlink() && t.r.mode != ModeBareUser:
-		tmp, err = t.writeSymlink(fi)
-	default:
-		tmp, err = t.writeBare(fi, payload, size, hw)
+	if t.r.mode == ModeArchive {
+		f, err = t.writeArchive(fi, payload, size, hw)
+	} else {
+		f, err = t.writeBare(fi, payload, size, hw)
 	}
 	if err != nil {
 		return ostree.Checksum{}, err
 	}
+	discard := func() {
+		f.Close()
+		os.Remove(f.Name())
+	}
 	c := hw.sum()
 	if want != nil && c != *want {
-		os.Remove(tmp)
+		discard()
 		return c, fmt.Errorf("content object %s: content hashes to %s: %w", *want, c, errdefs.ErrCorrupt)
 	}
 	n := ostree.ObjectName{Checksum: c, Type: ostree.ObjectFile}
 	if ok, err := t.HasObject(n); ok || err != nil {
-		os.Remove(tmp)
+		discard()
 		return c, err
 	}
-	return c, t.place(tmp, n)
+	if err := t.finishContent(f, fi); err != nil {
+		discard()
+		return c, fmt.Errorf("content object %s: %w", c, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return c, fmt.Errorf("writing content object %s: %w", c, err)
+	}
+	return c, t.place(f.Name(), n)
 }
 
 // copyExact copies exactly size bytes from r into w and checks that r
@@ -102,15 +135,17 @@ func putDeflater(level int, fw *flate.Writer) {
 	p.(*sync.Pool).Put(fw)
 }
 
-func (t *Txn) writeArchive(fi ostree.FileInfo, payload io.Reader, size int64, hw *hashWriter) (string, error) {
+// writeArchive writes a .filez object into a new 0600 temporary file and
+// returns it open.
+func (t *Txn) writeArchive(fi ostree.FileInfo, payload io.Reader, size int64, hw *hashWriter) (*os.File, error) {
 	f, err := t.tempFile()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	fail := func(err error) (string, error) {
+	fail := func(err error) (*os.File, error) {
 		f.Close()
 		os.Remove(f.Name())
-		return "", err
+		return nil, err
 	}
 	bw := bufWriters.Get().(*bufio.Writer)
 	bw.Reset(f)
@@ -130,58 +165,64 @@ func (t *Txn) writeArchive(fi ostree.FileInfo, payload io.Reader, size int64, hw
 	if err := bw.Flush(); err != nil {
 		return fail(fmt.Errorf("writing content object: %w", err))
 	}
-	if err := f.Chmod(0o644); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		return fail(fmt.Errorf("writing content object: %w", err))
-	}
-	return f.Name(), nil
+	return f, nil
 }
 
-// writeBare writes a regular-file object for the bare modes, and bare-user
-// symlinks, which are regular files holding the target and a NUL.
-func (t *Txn) writeBare(fi ostree.FileInfo, payload io.Reader, size int64, hw *hashWriter) (string, error) {
+// writeBare writes the payload of a regular-file object for the bare
+// modes, or a bare-user symlink (a regular file holding the target and a
+// NUL), into a new 0600 temporary file and returns it open. The object's
+// metadata is not applied: see finishContent.
+func (t *Txn) writeBare(fi ostree.FileInfo, payload io.Reader, size int64, hw *hashWriter) (*os.File, error) {
 	f, err := t.tempFile()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	fail := func(err error) (string, error) {
+	fail := func(err error) (*os.File, error) {
 		f.Close()
 		os.Remove(f.Name())
-		return "", err
+		return nil, err
 	}
 	if fi.IsSymlink() {
 		if _, err := f.WriteString(fi.SymlinkTarget + "\x00"); err != nil {
 			return fail(fmt.Errorf("writing content object: %w", err))
 		}
-	} else {
-		bw := bufWriters.Get().(*bufio.Writer)
-		bw.Reset(f)
-		err := copyExact(io.MultiWriter(hw, bw), payload, size)
-		if err == nil {
-			err = bw.Flush()
-		}
-		bufWriters.Put(bw)
-		if err != nil {
-			return fail(fmt.Errorf("writing content object: %w", err))
-		}
+		return f, nil
 	}
+	bw := bufWriters.Get().(*bufio.Writer)
+	bw.Reset(f)
+	err = copyExact(io.MultiWriter(hw, bw), payload, size)
+	if err == nil {
+		err = bw.Flush()
+	}
+	bufWriters.Put(bw)
+	if err != nil {
+		return fail(fmt.Errorf("writing content object: %w", err))
+	}
+	return f, nil
+}
+
+// finishContent gives a verified object file the metadata its mode stores
+// (spec §4.3): an archive object is 0644; a bare one gets its owner, xattrs
+// and mode, in that order because chown clears setuid bits.
+func (t *Txn) finishContent(f *os.File, fi ostree.FileInfo) error {
 	fd := int(f.Fd())
+	var err error
 	switch t.r.mode {
+	case ModeArchive:
+		return f.Chmod(0o644)
 	case ModeBare:
 		if err := unix.Fchown(fd, int(fi.UID), int(fi.GID)); err != nil {
-			return fail(fmt.Errorf("setting owner of content object: %w", err))
+			return fmt.Errorf("setting owner: %w", err)
 		}
 		for _, x := range fi.Xattrs {
 			if err := unix.Fsetxattr(fd, x.Name, x.Value, 0); err != nil {
-				return fail(fmt.Errorf("setting xattr %s of content object: %w", x.Name, err))
+				return fmt.Errorf("setting xattr %s: %w", x.Name, err)
 			}
 		}
 		err = unix.Fchmod(fd, fi.Mode&ostree.ModePermMask)
 	case ModeBareUser:
 		if err := unix.Fsetxattr(fd, "user.ostreemeta", ostree.FileMeta(fi), 0); err != nil {
-			return fail(fmt.Errorf("setting user.ostreemeta (does the filesystem support user xattrs?): %w", err))
+			return fmt.Errorf("setting user.ostreemeta (does the filesystem support user xattrs?): %w", err)
 		}
 		mode := uint32(0o644)
 		if fi.IsRegular() {
@@ -192,16 +233,13 @@ func (t *Txn) writeBare(fi ostree.FileInfo, payload io.Reader, size int64, hw *h
 		err = unix.Fchmod(fd, fi.Mode&ostree.ModePermMask)
 	}
 	if err != nil {
-		return fail(fmt.Errorf("setting mode of content object: %w", err))
+		return fmt.Errorf("setting mode: %w", err)
 	}
 	// All bare modes give content objects mtime 0 (OSTREE_TIMESTAMP).
 	if err := unix.Futimes(fd, []unix.Timeval{{}, {}}); err != nil {
-		return fail(err)
+		return fmt.Errorf("setting mtime: %w", err)
 	}
-	if err := f.Close(); err != nil {
-		return fail(fmt.Errorf("writing content object: %w", err))
-	}
-	return f.Name(), nil
+	return nil
 }
 
 func (t *Txn) writeSymlink(fi ostree.FileInfo) (string, error) {

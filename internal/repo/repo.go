@@ -93,8 +93,14 @@ func Init(path string, mode Mode) (*Repo, error) {
 	if _, err := os.Stat(filepath.Join(path, "objects")); err == nil {
 		return nil, fmt.Errorf("repository %s: %w", path, errdefs.ErrAlreadyExists)
 	}
-	for _, d := range []string{"", "objects", "refs/heads", "refs/remotes", "refs/mirrors", "state", "tmp/cache", "extensions"} {
-		if err := os.MkdirAll(filepath.Join(path, d), 0o755); err != nil {
+	// tmp/ holds what is not yet verified or not yet in the repository:
+	// only its owner may look in (docs/threat-model.md).
+	for _, d := range []struct {
+		name string
+		perm os.FileMode
+	}{{"", 0o755}, {"objects", 0o755}, {"refs/heads", 0o755}, {"refs/remotes", 0o755}, {"refs/mirrors", 0o755},
+		{"state", 0o755}, {"tmp", 0o700}, {"tmp/cache", 0o755}, {"extensions", 0o755}} {
+		if err := os.MkdirAll(filepath.Join(path, d.name), d.perm); err != nil {
 			return nil, fmt.Errorf("creating repository %s: %w", path, err)
 		}
 	}

@@ -65,10 +65,37 @@ func (r *Repo) Begin() (*Txn, error) {
 	return t, nil
 }
 
+// openStaging adopts a staging directory of this boot that no live
+// transaction holds, or creates one, and holds it locked until the
+// transaction ends. Staging directories are 0700 (and tmp/ is created
+// 0700): objects in them are not yet in the repository, and no other user
+// has any business seeing them.
+//
+// Listing tmp/, locking a directory found there and creating a new one
+// happen under an exclusive flock of tmp/ itself, so a new directory is
+// never seen unlocked by another transaction, which would adopt or
+// remove it. The flock is held for a directory listing only: stale
+// directories are removed after it is released, still locked by us.
 func (t *Txn) openStaging() error {
 	tmp := filepath.Join(t.r.path, "tmp")
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return err
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return fmt.Errorf("creating staging directory: %w", err)
+	}
+	tmpFD, err := unix.Open(tmp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", tmp, err)
+	}
+	var stale []int
+	var stalePaths []string
+	defer func() {
+		for i, fd := range stale {
+			os.RemoveAll(stalePaths[i])
+			unix.Close(fd)
+		}
+	}()
+	defer unix.Close(tmpFD) // releases the flock, before the stale directories go
+	if err := flockRetry(tmpFD); err != nil {
+		return fmt.Errorf("locking %s: %w", tmp, err)
 	}
 	prefix := "staging-" + bootID() + "-"
 	ents, _ := os.ReadDir(tmp)
@@ -82,11 +109,15 @@ func (t *Txn) openStaging() error {
 			continue // in use by a live transaction
 		}
 		if t.dirFD < 0 && strings.HasPrefix(e.Name(), prefix) {
+			// Older versions made staging directories 0755.
+			if err := unix.Fchmod(fd, 0o700); err != nil {
+				unix.Close(fd)
+				return fmt.Errorf("adopting staging directory %s: %w", p, err)
+			}
 			t.dir, t.dirFD = p, fd
 			continue
 		}
-		os.RemoveAll(p)
-		unix.Close(fd)
+		stale, stalePaths = append(stale, fd), append(stalePaths, p)
 	}
 	if t.dirFD >= 0 {
 		return nil
@@ -94,15 +125,27 @@ func (t *Txn) openStaging() error {
 	var rnd [6]byte
 	rand.Read(rnd[:])
 	p := filepath.Join(tmp, prefix+hex.EncodeToString(rnd[:]))
-	if err := os.Mkdir(p, 0o755); err != nil {
+	if err := os.Mkdir(p, 0o700); err != nil {
 		return fmt.Errorf("creating staging directory: %w", err)
 	}
 	fd, ok := tryLockDir(p)
 	if !ok {
+		os.Remove(p)
 		return fmt.Errorf("internal error: cannot lock new staging directory %s", p)
 	}
 	t.dir, t.dirFD = p, fd
 	return nil
+}
+
+// flockRetry takes an exclusive flock, retrying when a signal interrupts
+// the wait.
+func flockRetry(fd int) error {
+	for {
+		err := unix.Flock(fd, unix.LOCK_EX)
+		if err != unix.EINTR {
+			return err
+		}
+	}
 }
 
 func tryLockDir(p string) (int, bool) {

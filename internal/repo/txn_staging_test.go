@@ -1,0 +1,105 @@
+package repo
+
+import (
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/strata-os/strata/internal/ostree"
+)
+
+// TestConcurrentBeginOwnStaging starts transactions at the same moment,
+// round after round: each must get a staging directory of its own, and no
+// transaction may adopt, lock or remove the one another just created
+// (which once failed 1 pull in 4 with "cannot lock new staging directory").
+func TestConcurrentBeginOwnStaging(t *testing.T) {
+	t.Parallel()
+	r, err := Init(t.TempDir(), ModeArchive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	const rounds, parallel = 150, 6
+	for round := range rounds {
+		txns := make([]*Txn, parallel)
+		errs := make([]error, parallel)
+		var start, done sync.WaitGroup
+		start.Add(1)
+		for i := range parallel {
+			done.Add(1)
+			go func() {
+				defer done.Done()
+				start.Wait()
+				txns[i], errs[i] = r.Begin()
+			}()
+		}
+		start.Done()
+		done.Wait()
+		dirs := map[string]bool{}
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: Begin() error = %v, want nil", round, err)
+			}
+			if dirs[txns[i].dir] {
+				t.Fatalf("round %d: two transactions share staging directory %s", round, txns[i].dir)
+			}
+			dirs[txns[i].dir] = true
+		}
+		for i, txn := range txns {
+			// Each staging directory is still there and usable.
+			if _, err := txn.WriteMetadata(ostree.ObjectDirMeta, ostree.DirMeta{UID: uint32(round), GID: uint32(i), Mode: ostree.ModeDir | 0o755}.Marshal()); err != nil {
+				t.Fatalf("round %d: writing into staging directory %s: %v", round, txn.dir, err)
+			}
+		}
+		for _, txn := range txns {
+			if err := txn.Abort(); err != nil {
+				t.Fatalf("round %d: Abort() error = %v", round, err)
+			}
+		}
+	}
+}
+
+// TestStagingPermissions checks that nothing staged is visible to other
+// users: tmp/ of a new repository and every staging directory are 0700,
+// and an adopted staging directory made 0755 by an older version is
+// narrowed to 0700.
+func TestStagingPermissions(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r, err := Init(dir, ModeArchive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	checkPerm := func(p string, want os.FileMode) {
+		t.Helper()
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Mode().Perm(); got != want {
+			t.Errorf("permissions of %s = %#o, want %#o", p, got, want)
+		}
+	}
+	checkPerm(filepath.Join(dir, "tmp"), 0o700)
+	txn, err := r.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPerm(txn.dir, 0o700)
+	staged := txn.dir
+	if err := os.Chmod(staged, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	txn.Suspend()
+	txn, err = r.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Abort()
+	if txn.dir != staged {
+		t.Fatalf("Begin() after Suspend staged into %s, want the adopted %s", txn.dir, staged)
+	}
+	checkPerm(staged, 0o700)
+}
