@@ -202,7 +202,7 @@ func (t *Txn) writeBare(fi ostree.FileInfo, payload io.Reader, size int64, hw *h
 }
 
 // finishContent gives a verified object file the metadata its mode stores
-// (spec §4.3): an archive object is 0644; a bare one gets its owner, xattrs
+// (docs/formats/repository.md): an archive object is 0644; a bare one gets its owner, xattrs
 // and mode, in that order because chown clears setuid bits.
 func (t *Txn) finishContent(f *os.File, fi ostree.FileInfo) error {
 	fd := int(f.Fd())
