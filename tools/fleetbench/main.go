@@ -260,7 +260,7 @@ func benchAgent(work, strata string) (rssMiB, cpuPct float64, err error) {
 	tree, sys := filepath.Join(dir, "tree"), filepath.Join(dir, "sys")
 	for p, data := range map[string]string{
 		"usr/lib/modules/6.1.0-bench/vmlinuz": "kernel\n", "usr/lib/modules/6.1.0-bench/initramfs.img": "initramfs\n",
-		"usr/lib/os-release": "NAME=Bench\n", "usr/etc/hostname": "bench\n",
+		"usr/lib/os-release": "NAME=Bench\nID=bench\nPRETTY_NAME=\"Bench\"\n", "usr/etc/hostname": "bench\n",
 	} {
 		os.MkdirAll(filepath.Dir(filepath.Join(tree, p)), 0o755)
 		os.WriteFile(filepath.Join(tree, p), []byte(data), 0o644)
