@@ -51,6 +51,9 @@ func NewRootCommand() *cobra.Command {
 		newBootCompleteCmd(), newPrepareRootCmd(),
 		// Updates.
 		newGraphCmd(), newFleetlockCmd(), newAgentCmd(), newUpdateCmd(),
+		newGroup("oci", "Move commits through OCI images: registries, layouts and archives",
+			newOCIPushCmd(), newOCIPullCmd(),
+		),
 	)
 	return root
 }
