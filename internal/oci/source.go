@@ -98,12 +98,16 @@ func layoutImage(dir, tag string) (v1.Image, error) {
 	}
 	var found []v1.Descriptor
 	for _, d := range im.Manifests {
-		if tag == "" || d.Annotations[refNameAnnotation] == tag {
-			found = append(found, d)
+		if tag != "" && d.Annotations[refNameAnnotation] != tag {
+			continue
 		}
+		if d.Platform != nil && !d.Platform.Satisfies(platform) {
+			continue // a manifest list's image for another platform
+		}
+		found = append(found, d)
 	}
 	if len(found) != 1 {
-		return nil, fmt.Errorf("OCI layout %s: %d images tagged %q, want one: %w", dir, len(found), tag, errdefs.ErrNotFound)
+		return nil, fmt.Errorf("OCI layout %s: %d images tagged %q for %s/%s, want one: %w", dir, len(found), tag, platform.OS, platform.Architecture, errdefs.ErrNotFound)
 	}
 	d := found[0]
 	if d.MediaType.IsIndex() {
