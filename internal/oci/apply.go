@@ -64,7 +64,7 @@ func (a *applier) apply(r io.Reader) error {
 		if err != nil {
 			return fmt.Errorf("reading layer tar: %w", err)
 		}
-		if h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeRegA {
+		if h.Typeflag == tar.TypeReg {
 			total += h.Size
 			if a.maxSize > 0 && total > a.maxSize {
 				return fmt.Errorf("layer content over %d bytes: %w", a.maxSize, errdefs.ErrInvalid)
@@ -94,7 +94,7 @@ func (a *applier) entry(h *tar.Header, r io.Reader) error {
 	switch h.Typeflag {
 	case tar.TypeDir:
 		return a.mkdir(p, h)
-	case tar.TypeReg, tar.TypeRegA, tar.TypeSymlink:
+	case tar.TypeReg, tar.TypeSymlink:
 		return a.file(p, h, r)
 	case tar.TypeLink:
 		return a.link(p, h)
@@ -112,7 +112,7 @@ func (a *applier) carry(p string, h *tar.Header, r io.Reader) error {
 		return nil
 	}
 	rest, ok := strings.CutPrefix(p, carriedObjects)
-	if !ok || (h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeRegA) {
+	if !ok || h.Typeflag != tar.TypeReg {
 		return nil
 	}
 	if h.Size > repo.MaxMetadataSize {
@@ -264,7 +264,7 @@ func (a *applier) varEntry(p string, h *tar.Header) error {
 			return fmt.Errorf("/%s: newline in a symlink target: %w", p, errdefs.ErrInvalid)
 		}
 		a.tmpfiles = append(a.tmpfiles, fmt.Sprintf("L /%s - - - - %s", p, h.Linkname))
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg:
 		if h.Size == 0 {
 			a.tmpfiles = append(a.tmpfiles, fmt.Sprintf("f /%s %04o %d %d -", p, perm(h), h.Uid, h.Gid))
 		}

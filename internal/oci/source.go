@@ -155,7 +155,7 @@ func untarLayout(file, dir string) error {
 		if h.Typeflag == tar.TypeDir || !ok || p == "blobs/sha256" {
 			continue
 		}
-		if h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeRegA {
+		if h.Typeflag != tar.TypeReg {
 			return fmt.Errorf("archive %s: entry %q is not a regular file: %w", file, h.Name, errdefs.ErrInvalid)
 		}
 		if err := root.MkdirAll(path.Dir(p), 0o755); err != nil {
