@@ -32,6 +32,11 @@ type applier struct {
 	carried map[string][]byte
 	// tmpfiles are the lines that recreate derived /var content at boot.
 	tmpfiles []string
+	// lower, when set, is the tree of the layers below: a's tree holds one layer alone,
+	// its whiteouts are recorded in whiteouts (for lower) and hardlinks may point into lower.
+	lower     *tree
+	whiteouts [][2]string // parent, base
+	carriedN  int         // objects carried by this layer
 }
 
 // entryPath turns a layer entry's name into a path inside the commit: relative, clean,
@@ -86,7 +91,11 @@ func (a *applier) entry(h *tar.Header, r io.Reader) error {
 	}
 	parent, base := splitPath(p)
 	if strings.HasPrefix(base, whiteoutPrefix) {
-		return a.whiteout(parent, base)
+		if a.lower != nil {
+			a.whiteouts = append(a.whiteouts, [2]string{parent, base})
+			return nil
+		}
+		return whiteout(a.t, a.derived, parent, base)
 	}
 	if a.derived && (p == "var" || strings.HasPrefix(p, "var/")) {
 		return a.varEntry(p, h)
@@ -123,14 +132,17 @@ func (a *applier) carry(p string, h *tar.Header, r io.Reader) error {
 		return fmt.Errorf("reading carried object %s: %w", rest, err)
 	}
 	a.carried[strings.ReplaceAll(rest, "/", "")] = b
+	a.carriedN++
 	return nil
 }
 
-func (a *applier) whiteout(parent, base string) error {
-	if a.derived && (parent == "var" || strings.HasPrefix(parent, "var/")) {
+// whiteout removes parent/NAME (base is .wh.NAME) from t, or all of parent's entries
+// (base is the opaque marker).
+func whiteout(t *tree, derived bool, parent, base string) error {
+	if derived && (parent == "var" || strings.HasPrefix(parent, "var/")) {
 		return nil // /var is the node's; an image cannot remove from it
 	}
-	d, err := a.t.dir(parent, false)
+	d, err := t.dir(parent, false)
 	if err != nil {
 		return fmt.Errorf("applying whiteout %s/%s: %w", parent, base, err)
 	}
@@ -187,7 +199,7 @@ func (a *applier) mkdir(p string, h *tar.Header) error {
 		return fmt.Errorf("creating directory %s: %w", p, err)
 	}
 	if c := d.children[base]; c != nil && c.dir {
-		c.meta = m
+		c.meta, c.implicit = m, false
 		return nil
 	}
 	d.children[base] = &node{dir: true, meta: m, children: map[string]*node{}}
@@ -231,6 +243,9 @@ func (a *applier) link(p string, h *tar.Header) error {
 		return err
 	}
 	n, err := a.t.lookup(target)
+	if err == nil && n == nil && a.lower != nil {
+		n, err = a.lower.lookup(target)
+	}
 	if err != nil {
 		return fmt.Errorf("hardlink %s: %w", p, err)
 	}

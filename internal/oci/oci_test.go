@@ -340,3 +340,30 @@ func TestPullRegistryError(t *testing.T) {
 func newTestRegistry() http.Handler {
 	return registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 }
+
+func TestPullUpdateFetchesChangedLayers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src := newRepo(t, repo.ModeArchive)
+	commitTree(t, src, osTree(t, "1.0"), "1.0")
+	dst := newRepo(t, repo.ModeArchive)
+	first, err := Pull(ctx, dst, toLayout(t, encapsulated(t, src)), PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2.0 changes the package "tool" and os-release (unpackaged); "big" and "app" are
+	// the same layers as in 1.0.
+	v2 := commitTree(t, src, osTree(t, "2.0"), "2.0")
+	res, err := Pull(ctx, dst, toLayout(t, encapsulated(t, src)), PullOptions{Ref: "os"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Commit != v2 {
+		t.Errorf("Pull of 2.0 = %s, want %s", res.Commit, v2)
+	}
+	if first.LayersFetched != 5 || res.LayersFetched != 3 || res.LayersSkipped != 2 {
+		t.Errorf("layers fetched: 1.0 %d, 2.0 %d (%d kept), want 5, then 3 (unpackaged, tool, commit) with 2 kept",
+			first.LayersFetched, res.LayersFetched, res.LayersSkipped)
+	}
+	fsckClean(t, dst)
+}

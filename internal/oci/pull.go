@@ -187,12 +187,17 @@ func (imp *importer) base(ctx context.Context, end int, want *ostree.Checksum, c
 	if err != nil {
 		return ostree.Checksum{}, err
 	}
-	a := &applier{t: t, maxSize: imp.maxSize, carried: map[string][]byte{}}
+	carried := map[string][]byte{}
 	for i := range end {
-		if err := imp.apply(ctx, a, i); err != nil {
+		lt, err := imp.layerTree(ctx, i, t, carried)
+		if err != nil {
 			return ostree.Checksum{}, err
 		}
+		if err := t.merge(t.root, lt.root, lt); err != nil {
+			return ostree.Checksum{}, fmt.Errorf("layer %d: %w", i, err)
+		}
 	}
+	a := &applier{carried: carried}
 	rootTree, rootMeta, err := t.write()
 	if err != nil {
 		return ostree.Checksum{}, err
@@ -224,6 +229,59 @@ func (imp *importer) base(ctx context.Context, end int, want *ostree.Checksum, c
 		}
 	}
 	return *want, nil
+}
+
+// LayerRefPrefix names the refs that keep the tree of each imported layer, by diff ID, so
+// that an update fetches only the layers that changed (ostree-ext keeps
+// ostree/container/blob/ refs the same way).
+const LayerRefPrefix = "ostree/container/blob/sha256_3A_"
+
+// layerTree returns the tree of base layer i on its own: from its layer ref when an
+// earlier pull kept it, else downloaded, with its whiteouts applied to lower (the layers
+// below) and, when the layer stands on its own, kept under its layer ref.
+func (imp *importer) layerTree(ctx context.Context, i int, lower *tree, carried map[string][]byte) (*tree, error) {
+	ref := LayerRefPrefix + imp.diffIDs[i].Hex
+	if c, err := imp.txn.Repo().ReadRef("", ref); err == nil {
+		if b, err := imp.txn.ReadMetadata(ostree.ObjectCommit, c); err == nil {
+			if lc, err := ostree.ParseCommit(b); err == nil {
+				imp.res.LayersSkipped++
+				return treeFromCommit(imp.txn, lc), nil
+			}
+		}
+	}
+	lt, err := newTree(imp.txn)
+	if err != nil {
+		return nil, err
+	}
+	a := &applier{t: lt, lower: lower, maxSize: imp.maxSize, carried: carried}
+	if err := imp.apply(ctx, a, i); err != nil {
+		return nil, err
+	}
+	for _, w := range a.whiteouts {
+		if err := whiteout(lower, false, w[0], w[1]); err != nil {
+			return nil, fmt.Errorf("layer %d: applying whiteout %s/%s: %w", i, w[0], w[1], err)
+		}
+	}
+	if len(a.whiteouts) > 0 || a.carriedN > 0 || hasImplicit(lt.root) {
+		return lt, nil
+	}
+	root, meta, err := lt.write()
+	if err != nil {
+		return nil, err
+	}
+	lc := ostree.Commit{RootTree: root, RootMeta: meta, Subject: "Layer " + imp.diffIDs[i].String()}
+	b, err := lc.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	c, err := imp.txn.WriteMetadata(ostree.ObjectCommit, b)
+	if err != nil {
+		return nil, fmt.Errorf("writing commit of layer %s: %w", imp.diffIDs[i], err)
+	}
+	if err := imp.txn.SetRef("", ref, c); err != nil {
+		return nil, err
+	}
+	return lt, nil
 }
 
 // derived applies layers [start, len) to the base commit's tree and commits the result

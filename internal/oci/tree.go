@@ -20,6 +20,7 @@ type node struct {
 	tree     ostree.Checksum  // dirtree while children is nil
 	children map[string]*node // nil: not expanded yet
 	content  ostree.Checksum  // content object (files and symlinks)
+	implicit bool             // created as a missing parent, not by a layer's own entry
 }
 
 // tree is a mutable view of a commit's tree inside a transaction.
@@ -102,7 +103,7 @@ func (t *tree) dir(p string, create bool) (*node, error) {
 			if err != nil {
 				return nil, err
 			}
-			c = &node{dir: true, meta: m, children: map[string]*node{}}
+			c = &node{dir: true, meta: m, children: map[string]*node{}, implicit: true}
 			n.children[name] = c
 		case !c.dir:
 			return nil, fmt.Errorf("%s: goes through a file or symlink: %w", p, errdefs.ErrInvalid)
@@ -165,4 +166,39 @@ func splitPath(p string) (dir, base string) {
 		return "", p
 	}
 	return p[:i], p[i+1:]
+}
+
+// merge lays the tree src over t, as a layer lies over the layers below it: directories
+// merge and take src's metadata, anything else replaces. Whiteouts have been applied to t
+// before. Nodes of src are moved into t, not copied: src is not used afterwards.
+func (t *tree) merge(dst, src *node, srcTree *tree) error {
+	dst.meta = src.meta
+	if err := srcTree.expand(src); err != nil {
+		return err
+	}
+	if err := t.expand(dst); err != nil {
+		return err
+	}
+	for name, c := range src.children {
+		d := dst.children[name]
+		if c.dir && d != nil && d.dir {
+			if err := t.merge(d, c, srcTree); err != nil {
+				return err
+			}
+			continue
+		}
+		dst.children[name] = c
+	}
+	return nil
+}
+
+// hasImplicit says whether a directory below n was only created as a parent: its metadata
+// is made up, so the layer's tree cannot stand for the layer on its own.
+func hasImplicit(n *node) bool {
+	for _, c := range n.children {
+		if c.dir && (c.implicit || hasImplicit(c)) {
+			return true
+		}
+	}
+	return false
 }
