@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/ostree"
 	"github.com/strata-os/strata/internal/repo"
 )
 
@@ -366,4 +367,33 @@ func TestPullUpdateFetchesChangedLayers(t *testing.T) {
 			first.LayersFetched, res.LayersFetched, res.LayersSkipped)
 	}
 	fsckClean(t, dst)
+}
+
+func TestPullCarriesDetachedMetadata(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src := newRepo(t, repo.ModeArchive)
+	commit := commitTree(t, src, osTree(t, "1.0"), "1.0")
+	detached, err := ostree.Metadata{metaEntry("test.signature", "signed by the release key")}.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	txn, err := src.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.WriteCommitMeta(commit, detached); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	dst := newRepo(t, repo.ModeArchive)
+	if _, err := Pull(ctx, dst, toLayout(t, encapsulated(t, src)), PullOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := dst.ReadCommitMeta(commit)
+	if err != nil || string(got) != string(detached) {
+		t.Errorf("detached metadata after the pull = %x, %v, want %x", got, err, detached)
+	}
 }
