@@ -28,12 +28,12 @@ func addRegistryFlags(cmd *cobra.Command, o *oci.RegistryOptions) {
 
 func newOCIPushCmd() *cobra.Command {
 	var (
-		path   string
-		opts   oci.PushOptions
-		asJSON bool
+		path, signKey string
+		opts          oci.PushOptions
+		asJSON        bool
 	)
 	cmd := &cobra.Command{
-		Use:   "push --repo R [--insecure] [--ca-file FILE] REV DEST",
+		Use:   "push --repo R [--sign-key KEY] [--insecure] [--ca-file FILE] REV DEST",
 		Short: "Encapsulate a commit as an OCI image and write it to a registry, layout or archive",
 		Long: `Encapsulate the commit REV as a bootable container image, as bootc and
 ostree-ext define it (docs/oci.md), and write it to DEST:
@@ -45,7 +45,8 @@ ostree-ext define it (docs/oci.md), and write it to DEST:
 Layers are plain tar layers split by package (at most 64); the last one
 carries the commit object, so that strata oci pull reproduces the same
 commit checksum. The same commit always gives the same manifest digest,
-which is printed.`,
+which is printed. --sign-key (a PEM ECDSA private key) adds a sigstore
+simple-signing signature, stored as the tag sha256-<digest>.sig.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo(path)
@@ -53,6 +54,11 @@ which is printed.`,
 				return err
 			}
 			defer r.Close()
+			if signKey != "" {
+				if opts.SignKey, err = oci.LoadSigstorePrivateKey(signKey); err != nil {
+					return err
+				}
+			}
 			res, err := oci.Push(cmd.Context(), r, args[0], args[1], opts)
 			if err != nil {
 				return fmt.Errorf("cannot push %s: %w", args[0], err)
@@ -68,6 +74,7 @@ which is printed.`,
 	addRepoFlag(cmd, &path)
 	addRegistryFlags(cmd, &opts.RegistryOptions)
 	cmd.Flags().IntVar(&opts.MaxLayers, "max-layers", oci.DefaultMaxLayers, "most layers to split the commit into")
+	cmd.Flags().StringVar(&signKey, "sign-key", "", "PEM ECDSA private key to sign the image with (sigstore simple signing)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }
@@ -75,17 +82,21 @@ which is printed.`,
 func newOCIPullCmd() *cobra.Command {
 	var (
 		path   string
+		keys   []string
 		opts   oci.PullOptions
 		asJSON bool
 	)
 	cmd := &cobra.Command{
-		Use:   "pull --repo R [--ref REF] [--insecure] [--ca-file FILE] SRC",
+		Use:   "pull --repo R [--ref REF] [--sigstore-key PUB]... [--insecure] [--ca-file FILE] SRC",
 		Short: "Import an OCI image as a commit",
 		Long: `Import the image at SRC (docker://, oci:DIR[:TAG] or oci-archive:FILE[:TAG])
 as a commit and print its checksum. A strata image gives back the very
 commit that was pushed; layers after ostree.final-diffid (a Containerfile's
 FROM) are committed on top of it. Every blob is checked against its
-digest; --ref moves only when all of the image was imported.`,
+digest; --ref moves only when all of the image was imported. With
+--sigstore-key, the image must carry a sigstore simple-signing signature by
+one of the keys (PEM public keys, as cosign writes them), checked before
+any layer is fetched.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo(path)
@@ -93,6 +104,11 @@ digest; --ref moves only when all of the image was imported.`,
 				return err
 			}
 			defer r.Close()
+			if len(keys) > 0 {
+				if opts.SigstoreKeys, err = oci.LoadSigstorePublicKeys(keys...); err != nil {
+					return err
+				}
+			}
 			res, err := oci.Pull(cmd.Context(), r, args[0], opts)
 			if err != nil {
 				return fmt.Errorf("cannot pull %s: %w", args[0], err)
@@ -108,6 +124,7 @@ digest; --ref moves only when all of the image was imported.`,
 	addRepoFlag(cmd, &path)
 	addRegistryFlags(cmd, &opts.RegistryOptions)
 	cmd.Flags().StringVar(&opts.Ref, "ref", "", "ref to move to the imported commit")
+	cmd.Flags().StringArrayVar(&keys, "sigstore-key", nil, "PEM public key whose sigstore signature the image must carry (repeatable)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }

@@ -17,7 +17,8 @@
 // content becomes tmpfiles.d lines, and the result is committed on top of the base
 // commit. A base commit already in the repository is not downloaded again.
 //
-// Not done here: sigstore signatures, following a registry from a deployment's origin.
+// Signatures are sigstore simple signing (sigstore.go). Not done here: following a registry
+// from a deployment's origin.
 //
 // Layer: L2 (a transport beside package pull; it stores into package repo).
 package oci

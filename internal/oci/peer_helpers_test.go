@@ -44,7 +44,7 @@ func startRegistry(t *testing.T, secure bool) *peerRegistry {
 	host := l.Addr().String()
 	l.Close()
 	pr := &peerRegistry{host: host}
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), host)
+	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), host)
 	if secure {
 		pr.caDir = filepath.Join(dir, "certs")
 		pr.caFile = filepath.Join(pr.caDir, "ca.crt")

@@ -3,6 +3,7 @@ package oci
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -47,6 +49,9 @@ type PullOptions struct {
 	Ref string
 	// MaxLayerSize bounds the file content of one layer; 0 means DefaultMaxLayerSize.
 	MaxLayerSize int64
+	// SigstoreKeys, when set, require a sigstore signature by one of them (registry only);
+	// an image without one is refused before any layer is fetched.
+	SigstoreKeys []crypto.PublicKey
 }
 
 // PullResult says what Pull imported.
@@ -72,11 +77,34 @@ func Pull(ctx context.Context, r *repo.Repo, src string, opts PullOptions) (*Pul
 	if opts.MaxLayerSize == 0 {
 		opts.MaxLayerSize = DefaultMaxLayerSize
 	}
+	if len(opts.SigstoreKeys) > 0 {
+		if err := verifyRef(ctx, ref, img, opts); err != nil {
+			return nil, err
+		}
+	}
 	res, err := importImage(ctx, r, img, opts)
 	if err != nil {
 		return nil, fmt.Errorf("importing %s: %w", ref, err)
 	}
 	return res, nil
+}
+
+func verifyRef(ctx context.Context, ref Ref, img v1.Image, opts PullOptions) error {
+	if ref.Transport != TransportRegistry {
+		return fmt.Errorf("verifying %s: sigstore signatures live in registries: %w", ref, errdefs.ErrUnsupported)
+	}
+	nr, err := name.ParseReference(ref.Name, opts.nameOptions()...)
+	if err != nil {
+		return fmt.Errorf("parsing %s: %v: %w", ref, err, errdefs.ErrInvalid)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	if err := verifyImage(ctx, nr, d, opts.SigstoreKeys, opts.RegistryOptions); err != nil {
+		return fmt.Errorf("verifying %s: %w", ref, err)
+	}
+	return nil
 }
 
 func importImage(ctx context.Context, r *repo.Repo, img v1.Image, opts PullOptions) (_ *PullResult, err error) {

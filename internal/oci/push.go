@@ -3,6 +3,7 @@ package oci
 import (
 	"archive/tar"
 	"context"
+	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -34,6 +36,9 @@ type PushOptions struct {
 	MaxLayers int
 	// TempDir holds the compressed layers while they are written; "" means os.TempDir().
 	TempDir string
+	// SignKey, when set, signs the pushed image with a sigstore simple-signing signature
+	// (registry only).
+	SignKey *ecdsa.PrivateKey
 }
 
 // PushResult says what Push wrote.
@@ -58,12 +63,24 @@ func Push(ctx context.Context, r *repo.Repo, rev, dest string, opts PushOptions)
 	if err != nil {
 		return nil, err
 	}
+	if opts.SignKey != nil && ref.Transport != TransportRegistry {
+		return nil, fmt.Errorf("signing %s: sigstore signatures live in registries: %w", ref, errdefs.ErrUnsupported)
+	}
 	if err := writeImage(ctx, img, ref, opts.RegistryOptions); err != nil {
 		return nil, err
 	}
 	d, err := img.Digest()
 	if err != nil {
 		return nil, err
+	}
+	if opts.SignKey != nil {
+		nr, err := name.ParseReference(ref.Name, opts.nameOptions()...)
+		if err != nil {
+			return nil, fmt.Errorf("parsing %s: %v: %w", ref, err, errdefs.ErrInvalid)
+		}
+		if err := signImage(ctx, nr, d, opts.SignKey, opts.RegistryOptions); err != nil {
+			return nil, err
+		}
 	}
 	ls, err := img.Layers()
 	if err != nil {
