@@ -244,8 +244,8 @@ func TestPullRefusesTamperedBlob(t *testing.T) {
 	}
 	dst := newRepo(t, repo.ModeArchive)
 	_, err = Pull(context.Background(), dst, from, PullOptions{Ref: "x"})
-	if !errors.Is(err, errdefs.ErrInvalid) {
-		t.Fatalf("Pull of a tampered blob = %v, want ErrInvalid", err)
+	if !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), "not its digest") {
+		t.Fatalf("Pull of a tampered blob = %v, want ErrInvalid saying the blob is not its digest", err)
 	}
 	refusedCleanly(t, dst)
 }

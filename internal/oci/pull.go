@@ -401,8 +401,13 @@ func (imp *importer) apply(ctx context.Context, a *applier, i int) error {
 	limit := imp.maxSize + imp.maxSize/8 + 1<<20 // content plus tar headers
 	body := io.TeeReader(&capped{r: un, n: limit}, uh)
 	if err := a.apply(body); err != nil {
-		if verr := checkDigests(ch, uh, nil, nil, dg, imp.diffIDs[i]); verr != nil {
-			return fmt.Errorf("layer %s: %w (%w)", dg, verr, err)
+		// A blob that is not what its digest says explains any error in its content: read
+		// the rest of it (no more than the manifest says it has) to tell which it was.
+		size, _ := l.Size()
+		if _, derr := io.Copy(io.Discard, io.LimitReader(in, size+1)); derr == nil {
+			if verr := checkDigests(ch, uh, nil, nil, dg, imp.diffIDs[i]); verr != nil {
+				return fmt.Errorf("layer %s: %w", dg, verr)
+			}
 		}
 		return fmt.Errorf("layer %s: %w", dg, err)
 	}
@@ -414,8 +419,8 @@ func (imp *importer) apply(ctx context.Context, a *applier, i int) error {
 }
 
 // checkDigests reads what is left of the layer (the tar's padding, the compressed trailer)
-// and compares both hashes. With nil readers it compares what was read so far, which tells
-// a corrupt blob from a bad tar.
+// and compares both hashes. With nil readers it compares only the compressed hash of what
+// was read so far.
 func checkDigests(ch, uh hash.Hash, body, in io.Reader, digest, diffID v1.Hash) error {
 	if body != nil {
 		if _, err := io.Copy(io.Discard, body); err != nil {

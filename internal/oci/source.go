@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -21,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/match"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/strata-os/strata/internal/errdefs"
 )
 
@@ -66,17 +70,22 @@ func openImage(ctx context.Context, ref Ref, ro RegistryOptions) (img v1.Image, 
 }
 
 // classify gives registry errors a class: a server error or a network failure can be
-// retried, a missing manifest is not found.
+// retried, a missing manifest is not found, refused credentials are a precondition.
 func classify(err error) error {
-	var te interface{ Temporary() bool }
-	s := err.Error()
+	var te *transport.Error
+	var ne net.Error
 	switch {
-	case strings.Contains(s, "MANIFEST_UNKNOWN"), strings.Contains(s, "NAME_UNKNOWN"), strings.Contains(s, "no child with platform"):
-		return fmt.Errorf("%w: %w", err, errdefs.ErrNotFound)
-	case strings.Contains(s, "UNAUTHORIZED"), strings.Contains(s, "DENIED"):
-		return fmt.Errorf("%w: %w", err, errdefs.ErrFailedPrecondition)
-	case errors.As(err, &te), strings.Contains(s, "status code 5"), strings.Contains(s, "connection refused"):
+	case errors.As(err, &te) && te.StatusCode >= 500:
 		return fmt.Errorf("%w: %w", err, errdefs.ErrUnavailable)
+	case errors.As(err, &te) && te.StatusCode == http.StatusNotFound:
+		return fmt.Errorf("%w: %w", err, errdefs.ErrNotFound)
+	case errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden):
+		return fmt.Errorf("%w: %w", err, errdefs.ErrFailedPrecondition)
+	case errors.As(err, &ne), errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("%w: %w", err, errdefs.ErrUnavailable)
+	case strings.Contains(err.Error(), "no child with platform"):
+		// go-containerregistry says so in words only (remote.Image on a manifest list).
+		return fmt.Errorf("%w: %w", err, errdefs.ErrNotFound)
 	}
 	return err
 }
