@@ -50,6 +50,7 @@ var layers = map[string]int{
 	"internal/image":      2,
 	"internal/initramfs":  2,
 	"internal/vm":         2,
+	"internal/oci":        2, // OCI images as a transport beside pull
 	// L3: services; they never import each other.
 	"internal/compose":     3,
 	"internal/prepareroot": 3,
@@ -94,6 +95,7 @@ var testOnly = []string{
 // services never import each other.
 var sameLayer = map[[2]string]string{
 	{"internal/pull", "internal/repo"}:        "pull stores what it fetches in a repository",
+	{"internal/oci", "internal/repo"}:         "oci encapsulates commits of a repository and imports images into one",
 	{"internal/sysroot", "internal/repo"}:     "a sysroot's deployments are checkouts of its repository",
 	{"internal/image", "internal/repo"}:       "an image's sysroot repository is filled from the source repository",
 	{"internal/image", "internal/sysroot"}:    "an image holds a sysroot that package sysroot deploys",

@@ -49,6 +49,9 @@ func NewRootCommand() *cobra.Command {
 		newConfigCmd(), newProvisionCmd(),
 		// About strata itself.
 		newVersionCmd(), newManCmd(),
+		newGroup("oci", "Move commits through OCI images: registries, layouts and archives",
+			newOCIPushCmd(), newOCIPullCmd(),
+		),
 	)
 	finishTree(root)
 	return root

@@ -1,0 +1,392 @@
+package oci
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
+	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/ostree"
+	"github.com/strata-os/strata/internal/repo"
+	"golang.org/x/sync/errgroup"
+)
+
+// PushOptions tune Push.
+type PushOptions struct {
+	RegistryOptions
+	// MaxLayers bounds the layers; 0 means DefaultMaxLayers.
+	MaxLayers int
+	// TempDir holds the compressed layers while they are written; "" means os.TempDir().
+	TempDir string
+	// SignKey, when set, signs the pushed image with a sigstore simple-signing signature
+	// (registry only).
+	SignKey *ecdsa.PrivateKey
+}
+
+// PushResult says what Push wrote.
+type PushResult struct {
+	Commit         ostree.Checksum
+	ManifestDigest string
+	Layers         int
+}
+
+// Push encapsulates the commit rev names and writes the image to dest.
+func Push(ctx context.Context, r *repo.Repo, rev, dest string, opts PushOptions) (*PushResult, error) {
+	ref, err := ParseRef(dest)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(opts.TempDir, "strata-oci-push-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	img, commit, err := Encapsulate(ctx, r, rev, dir, opts.MaxLayers)
+	if err != nil {
+		return nil, err
+	}
+	if opts.SignKey != nil && ref.Transport != TransportRegistry {
+		return nil, fmt.Errorf("signing %s: sigstore signatures live in registries: %w", ref, errdefs.ErrUnsupported)
+	}
+	if err := writeImage(ctx, img, ref, opts.RegistryOptions); err != nil {
+		return nil, err
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	if opts.SignKey != nil {
+		nr, err := name.ParseReference(ref.Name, opts.nameOptions()...)
+		if err != nil {
+			return nil, fmt.Errorf("parsing %s: %v: %w", ref, err, errdefs.ErrInvalid)
+		}
+		if err := signImage(ctx, nr, d, opts.SignKey, opts.RegistryOptions); err != nil {
+			return nil, err
+		}
+	}
+	ls, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	return &PushResult{Commit: commit, ManifestDigest: d.String(), Layers: len(ls)}, nil
+}
+
+// entry is one path of the commit's tree, in walk order.
+type entry struct {
+	path string // relative: "usr/bin/sh"; "" is the root
+	dir  bool
+	meta ostree.DirMeta
+	sum  ostree.Checksum
+	fi   ostree.FileInfo
+	size int64
+}
+
+// Encapsulate builds the image of the commit rev names; its layers are files under dir,
+// which must outlive the image. The same commit always gives the same image.
+func Encapsulate(ctx context.Context, r *repo.Repo, rev, dir string, maxLayers int) (v1.Image, ostree.Checksum, error) {
+	if maxLayers <= 0 {
+		maxLayers = DefaultMaxLayers
+	}
+	if maxLayers < 3 {
+		return nil, ostree.Checksum{}, fmt.Errorf("at most %d layers: need 3: %w", maxLayers, errdefs.ErrInvalid)
+	}
+	commit, err := r.ResolveRev(rev)
+	if err != nil {
+		return nil, ostree.Checksum{}, err
+	}
+	commitBytes, err := r.ReadMetadata(ostree.ObjectCommit, commit)
+	if err != nil {
+		return nil, commit, fmt.Errorf("reading commit %s: %w", commit, err)
+	}
+	c, err := ostree.ParseCommit(commitBytes)
+	if err != nil {
+		return nil, commit, fmt.Errorf("reading commit %s: %w", commit, err)
+	}
+	detached, err := r.ReadCommitMeta(commit)
+	if err != nil && !isNotFound(err) {
+		return nil, commit, fmt.Errorf("reading detached metadata of %s: %w", commit, err)
+	}
+
+	var entries []entry
+	files := map[string]int64{}
+	kver := ""
+	err = repo.WalkCommit(ctx, r, commit, func(e *repo.WalkEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		p := strings.TrimPrefix(e.Path, "/")
+		if p == carriedDir || strings.HasPrefix(p, carriedDir+"/") || p == "etc" {
+			return fmt.Errorf("commit %s has /%s, which the image format reserves: %w", commit, p, errdefs.ErrInvalid)
+		}
+		en := entry{path: p, dir: e.Kind == repo.EntryDir, sum: e.Checksum}
+		if en.dir {
+			if en.meta, err = e.DirMeta(); err != nil {
+				return err
+			}
+		} else {
+			if en.fi, en.size, err = e.FileInfo(); err != nil {
+				return err
+			}
+			files[p] = en.size
+			if k, ok := strings.CutPrefix(p, "usr/lib/modules/"); ok && strings.HasSuffix(k, "/vmlinuz") && strings.Count(k, "/") == 1 {
+				kver = strings.TrimSuffix(k, "/vmlinuz")
+			}
+		}
+		entries = append(entries, en)
+		return nil
+	})
+	if err != nil {
+		return nil, commit, fmt.Errorf("reading tree of %s: %w", commit, err)
+	}
+	owner, err := readPackageFiles(ctx, r, commit)
+	if err != nil {
+		return nil, commit, err
+	}
+	chunks := planChunks(files, owner, maxLayers)
+	packaged := map[string]bool{}
+	for _, ch := range chunks {
+		for p := range ch.files {
+			packaged[p] = true
+		}
+	}
+	rest := &chunk{components: []string{"unpackaged"}, files: map[string]bool{}}
+	for p := range files {
+		if !packaged[p] {
+			rest.files[p] = true
+		}
+	}
+	chunks = append([]*chunk{rest}, chunks...)
+
+	// Write the layers in parallel: each is a pure function of the commit.
+	layers := make([]*fileLayer, len(chunks)+1)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, ch := range chunks {
+		g.Go(func() error {
+			l, err := writeLayer(filepath.Join(dir, "layer-"+strconv.Itoa(i)), func(tw *tar.Writer) error {
+				return writeChunk(gctx, r, tw, entries, ch, i == 0)
+			})
+			layers[i] = l
+			return err
+		})
+	}
+	g.Go(func() error {
+		l, err := writeLayer(filepath.Join(dir, "layer-commit"), func(tw *tar.Writer) error {
+			return writeCommitObjects(tw, commit, commitBytes, detached)
+		})
+		layers[len(chunks)] = l
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return nil, commit, fmt.Errorf("writing layers of %s: %w", commit, err)
+	}
+
+	created := v1.Time{Time: c.Time().UTC()}
+	labels := map[string]string{
+		LabelCommit:      commit.String(),
+		LabelBootable:    "true",
+		LabelBootc:       "1",
+		LabelFinalDiffID: layers[len(layers)-1].diffID.String(),
+	}
+	if kver != "" {
+		labels[LabelLinux] = kver
+	}
+	if v := c.Version(); v != "" {
+		labels[LabelVersion] = v
+	}
+	cfg := &v1.ConfigFile{
+		Architecture: runtime.GOARCH, OS: "linux", Created: created,
+		Config: v1.Config{Labels: labels},
+		RootFS: v1.RootFS{Type: "layers"},
+	}
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
+		return nil, commit, err
+	}
+	adds := make([]mutate.Addendum, len(layers))
+	for i, l := range layers {
+		comps := "ostree commit " + commit.String()
+		if i < len(chunks) {
+			comps = strings.Join(chunks[i].components, ",")
+		}
+		adds[i] = mutate.Addendum{Layer: l, MediaType: types.OCILayer,
+			Annotations: map[string]string{AnnotationComponents: comps},
+			History:     v1.History{Created: created, CreatedBy: comps, Comment: "strata oci push"}}
+	}
+	if img, err = mutate.Append(img, adds...); err != nil {
+		return nil, commit, err
+	}
+	return img, commit, nil
+}
+
+func isNotFound(err error) bool {
+	return errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, fs.ErrNotExist)
+}
+
+// writeLayer writes a gzip tar layer to path and takes its digest and diff ID.
+func writeLayer(path string, fill func(*tar.Writer) error) (*fileLayer, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ch, uh := sha256.New(), sha256.New()
+	cw := &countWriter{w: io.MultiWriter(f, ch)}
+	z, err := gzip.NewWriterLevel(cw, gzip.DefaultCompression)
+	if err != nil {
+		return nil, err
+	}
+	tw := tar.NewWriter(io.MultiWriter(z, uh))
+	if err := fill(tw); err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	if err := z.Close(); err != nil {
+		return nil, err
+	}
+	l := &fileLayer{path: path, size: cw.n}
+	l.digest = v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(ch.Sum(nil))}
+	l.diffID = v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(uh.Sum(nil))}
+	return l, f.Close()
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// tarName is where a commit path appears in a layer: /usr/etc as /etc.
+func tarName(p string, dir bool) string {
+	if p == "" {
+		return "./"
+	}
+	if p == "usr/etc" || strings.HasPrefix(p, "usr/etc/") {
+		p = strings.TrimPrefix(p, "usr/")
+	}
+	if dir {
+		return p + "/"
+	}
+	return p
+}
+
+var epoch = time.Unix(0, 0)
+
+func paxXattrs(xs []ostree.Xattr) map[string]string {
+	if len(xs) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(xs))
+	for _, x := range xs {
+		m["SCHILY.xattr."+x.Name] = string(x.Value)
+	}
+	return m
+}
+
+// writeChunk writes the files of ch with every directory above them; the first layer
+// holds all directories, so empty ones are carried too.
+func writeChunk(ctx context.Context, r *repo.Repo, tw *tar.Writer, entries []entry, ch *chunk, allDirs bool) error {
+	need := map[string]bool{"": true}
+	for p := range ch.files {
+		for d, _ := splitPath(p); d != ""; d, _ = splitPath(d) {
+			need[d] = true
+		}
+	}
+	links := map[ostree.Checksum]string{}
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if e.dir {
+			if !allDirs && !need[e.path] {
+				continue
+			}
+			h := &tar.Header{Name: tarName(e.path, true), Typeflag: tar.TypeDir, Mode: int64(e.meta.Mode & 0o7777),
+				Uid: int(e.meta.UID), Gid: int(e.meta.GID), ModTime: epoch, PAXRecords: paxXattrs(e.meta.Xattrs)}
+			if err := tw.WriteHeader(h); err != nil {
+				return err
+			}
+			continue
+		}
+		if !ch.files[e.path] {
+			continue
+		}
+		name := tarName(e.path, false)
+		h := &tar.Header{Name: name, Mode: int64(e.fi.Mode & 0o7777), Uid: int(e.fi.UID), Gid: int(e.fi.GID),
+			ModTime: epoch, PAXRecords: paxXattrs(e.fi.Xattrs)}
+		switch {
+		case e.fi.IsSymlink():
+			h.Typeflag, h.Linkname = tar.TypeSymlink, e.fi.SymlinkTarget
+		case links[e.sum] != "":
+			h.Typeflag, h.Linkname = tar.TypeLink, links[e.sum]
+		default:
+			h.Typeflag, h.Size = tar.TypeReg, e.size
+			links[e.sum] = name
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		c, err := r.OpenContent(e.sum)
+		if err != nil {
+			return fmt.Errorf("reading /%s: %w", e.path, err)
+		}
+		_, err = io.Copy(tw, c)
+		c.Close()
+		if err != nil {
+			return fmt.Errorf("reading /%s: %w", e.path, err)
+		}
+	}
+	return nil
+}
+
+// writeCommitObjects writes the commit object and its detached metadata where ostree-ext
+// keeps them, sysroot/ostree/repo/objects. Their directories are left out: the commit's
+// own tree may not have them, and tar(1) creates them.
+func writeCommitObjects(tw *tar.Writer, commit ostree.Checksum, b, detached []byte) error {
+	s := commit.String()
+	put := func(name string, data []byte) error {
+		h := &tar.Header{Name: carriedObjects + s[:2] + "/" + s[2:] + name, Typeflag: tar.TypeReg,
+			Mode: 0o644, Size: int64(len(data)), ModTime: epoch}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		_, err := tw.Write(data)
+		return err
+	}
+	if err := put(".commit", b); err != nil {
+		return err
+	}
+	if detached != nil {
+		return put(".commitmeta", detached)
+	}
+	return nil
+}
