@@ -43,6 +43,7 @@ var layers = map[string]int{
 	// L2: stores and mechanisms. Same-layer imports need an entry in sameLayer.
 	"internal/repo":       2,
 	"internal/pull":       2,
+	"internal/delta":      2, // static deltas
 	"internal/sysroot":    2,
 	"internal/bootloader": 2,
 	"internal/boot":       2, // boot policy over bootloader and sysroot; image (L2) imports it
@@ -92,6 +93,7 @@ var testOnly = []string{
 // services never import each other.
 var sameLayer = map[[2]string]string{
 	{"internal/pull", "internal/repo"}:        "pull stores what it fetches in a repository",
+	{"internal/delta", "internal/repo"}:       "deltas are generated from and applied to a repository",
 	{"internal/sysroot", "internal/repo"}:     "a sysroot's deployments are checkouts of its repository",
 	{"internal/image", "internal/repo"}:       "an image's sysroot repository is filled from the source repository",
 	{"internal/image", "internal/sysroot"}:    "an image holds a sysroot that package sysroot deploys",

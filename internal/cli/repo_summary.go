@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/strata-os/strata/internal/delta"
+	"github.com/strata-os/strata/internal/gvariant"
 	"github.com/strata-os/strata/internal/ostree"
 	"github.com/strata-os/strata/internal/repo"
 	"github.com/strata-os/strata/internal/sign"
@@ -54,7 +56,14 @@ it as JSON (after regenerating it, unless --view).`,
 			}
 			defer r.Close()
 			if !view {
-				opts := repo.SummaryOptions{}
+				// The delta indexes come first: the summary announces them.
+				if err := delta.Reindex(r); err != nil {
+					return fmt.Errorf("cannot index the static deltas: %w", err)
+				}
+				opts := repo.SummaryOptions{StaticDeltas: func() ([]gvariant.DictEntry, error) {
+					d, err := delta.Digests(r)
+					return delta.DigestMap(d), err
+				}}
 				if keyFile != "" {
 					key, err := sign.LoadSecretKey(keyFile)
 					if err != nil {
