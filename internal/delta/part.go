@@ -119,9 +119,10 @@ func compressPart(payload []byte) ([]byte, error) {
 
 // OpenPart checks a part file against its header and returns the decoded
 // payload: the file's sha256 and size must match the header before anything
-// is decompressed, and the payload must have exactly the uncompressed size
-// the header declares, which is at most MaxPartSize, so a part that
-// decompresses to more is cut off at that size.
+// is decompressed, and the payload may not exceed MaxPartSize, so a part that
+// decompresses to gigabytes is cut off there. The header's uncompressed size
+// is advisory: libostree's generator records a size a little below the
+// payload's, and its own client reads to the end of the stream.
 func OpenPart(file []byte, h PartHeader) (*Part, error) {
 	if uint64(len(file)) != h.Size {
 		return nil, fmt.Errorf("part has %d bytes, its header says %d: %w", len(file), h.Size, errdefs.ErrCorrupt)
@@ -132,15 +133,15 @@ func OpenPart(file []byte, h PartHeader) (*Part, error) {
 	if h.UncompressedSize > MaxPartSize {
 		return nil, fmt.Errorf("part of %d bytes uncompressed is larger than %d: %w", h.UncompressedSize, MaxPartSize, errdefs.ErrInvalid)
 	}
-	payload, err := decompressPart(file, h.UncompressedSize)
+	payload, err := decompressPart(file)
 	if err != nil {
 		return nil, err
 	}
 	return ParsePart(payload)
 }
 
-// decompressPart decompresses a part file whose payload must be size bytes.
-func decompressPart(file []byte, size uint64) ([]byte, error) {
+// decompressPart decompresses a part file, at most MaxPartSize bytes of it.
+func decompressPart(file []byte) ([]byte, error) {
 	if len(file) == 0 {
 		return nil, fmt.Errorf("empty part: %w", errdefs.ErrCorrupt)
 	}
@@ -157,16 +158,13 @@ func decompressPart(file []byte, size uint64) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("part compression %#x: %w", file[0], errdefs.ErrUnsupported)
 	}
-	out := make([]byte, size)
-	if _, err := io.ReadFull(r, out); err != nil {
-		return nil, fmt.Errorf("decompressing part (want %d bytes): %w: %w", size, errdefs.ErrCorrupt, err)
-	}
-	// Reading on to the end makes the xz reader check the stream's
-	// integrity check; any byte more is a lie of the header.
-	if n, err := io.ReadFull(r, make([]byte, 1)); n != 0 {
-		return nil, fmt.Errorf("part decompresses to more than the %d bytes its header says: %w", size, errdefs.ErrCorrupt)
-	} else if err != io.EOF {
+	// Reading to the end makes the xz reader check the stream's integrity.
+	out, err := io.ReadAll(io.LimitReader(r, MaxPartSize+1))
+	if err != nil {
 		return nil, fmt.Errorf("decompressing part: %w: %w", errdefs.ErrCorrupt, err)
+	}
+	if len(out) > MaxPartSize {
+		return nil, fmt.Errorf("part decompresses to more than %d bytes: %w", MaxPartSize, errdefs.ErrInvalid)
 	}
 	return out, nil
 }
