@@ -3,9 +3,9 @@ package delta
 import (
 	"bytes"
 	"crypto/sha256"
-	"math/bits"
 	"fmt"
 	"io"
+	"math/bits"
 
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/gvariant"

@@ -86,7 +86,6 @@ func TestPeerOstreeShowsStrataDelta(t *testing.T) {
 	}
 }
 
-
 // recorder records the paths a handler served.
 type recorder struct {
 	h     http.Handler

@@ -1,8 +1,8 @@
 package delta
 
 import (
-	"math/bits"
 	"fmt"
+	"math/bits"
 	"time"
 
 	"github.com/strata-os/strata/internal/errdefs"
