@@ -35,11 +35,12 @@ var layers = map[string]int{
 	"internal/keyfile":  0, // GKeyFile (repository config, origin files); pure like gvariant
 	"internal/distro":   0, // fixed paths and tool names of a node
 	// L1: object model and wire formats.
-	"internal/ostree":    1,
-	"internal/sign":      1,
-	"internal/graph":     1, // the release graph (Cincinnati)
-	"internal/fleetlock": 1, // the FleetLock protocol
-	"internal/schedule":  1, // maintenance windows
+	"internal/ostree":     1,
+	"internal/sign":       1,
+	"internal/graph":      1, // the release graph (Cincinnati)
+	"internal/fleetlock":  1, // the FleetLock protocol
+	"internal/schedule":   1, // maintenance windows
+	"internal/provconfig": 1, // provisioning config: Ignition JSON and the Butane-style YAML
 	// L2: stores and mechanisms. Same-layer imports need an entry in sameLayer.
 	"internal/repo":       2,
 	"internal/pull":       2,
@@ -54,6 +55,7 @@ var layers = map[string]int{
 	"internal/compose":     3,
 	"internal/prepareroot": 3,
 	"internal/agent":       3,
+	"internal/provision":   3,
 	// L4: servers.
 	"internal/graphserver": 4,
 	"internal/lockserver":  4,

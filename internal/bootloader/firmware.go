@@ -203,9 +203,11 @@ func VersionCompare(a, b string) int {
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 func isAlpha(c byte) bool { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') }
 
-// parseEntry reads "key value" lines of a BLS entry (comments and lines
-// without a value skipped; for repeated keys the first wins, except that
-// callers needing all initrd lines use parseEntryAll).
+// parseEntry reads "key value" lines of a BLS entry as systemd-boot does
+// (config_entry_add_type1): blank lines and comments are skipped, key and
+// value split at the first space or tab, and a repeated key keeps its last
+// value (systemd-boot joins repeated options and collects every initrd;
+// strata's entries have one of each).
 func parseEntry(data []byte) map[string]string {
 	kv := map[string]string{}
 	for _, line := range strings.Split(string(data), "\n") {
@@ -213,16 +215,11 @@ func parseEntry(data []byte) map[string]string {
 		if line == "" || line[0] == '#' {
 			continue
 		}
-		k, v, ok := strings.Cut(line, " ")
-		if !ok {
-			k, v, ok = strings.Cut(line, "\t")
-		}
-		if !ok {
+		i := strings.IndexAny(line, " \t")
+		if i <= 0 {
 			continue
 		}
-		if _, seen := kv[k]; !seen {
-			kv[k] = strings.TrimSpace(v)
-		}
+		kv[line[:i]] = strings.TrimSpace(line[i+1:])
 	}
 	return kv
 }

@@ -57,6 +57,9 @@ func TestFirmwareChoice(t *testing.T) {
 		{"default pattern beats a foreign entry", conf, map[string]string{"strata-9-os-" + id1 + ".conf": k, "zzz.conf": k}, "strata-9-os-" + id1 + ".conf"},
 		{"no pattern: first in order", "", map[string]string{"strata-9-os-" + id1 + ".conf": k, "zzz.conf": k}, "zzz.conf"},
 		{"sort-key before none", "", map[string]string{"strata-9-os-" + id1 + ".conf": k, "a.conf": "sort-key x\n" + k}, "a.conf"},
+		// systemd-boot keeps a repeated key's last value and splits at a tab too.
+		{"last linux wins", conf, map[string]string{"strata-9-os-" + id1 + ".conf": k, "strata-10-os-" + id2 + ".conf": "linux /vmlinuz\nlinux\t/gone\n"}, "strata-9-os-" + id1 + ".conf"},
+		{"tab-separated linux", conf, map[string]string{"strata-9-os-" + id1 + ".conf": k, "strata-10-os-" + id2 + ".conf": "linux /gone\nlinux\t/vmlinuz\n"}, "strata-10-os-" + id2 + ".conf"},
 		{"temporary files ignored", conf, map[string]string{"strata-9-os-" + id1 + ".conf": k, ".strata-10-os-" + id2 + ".conf.tmp": k}, "strata-9-os-" + id1 + ".conf"},
 	}
 	for _, tt := range tests {

@@ -79,13 +79,7 @@ boot-time unit strata-esp-sync.service runs it.`,
 				return err
 			}
 			defer s.Close()
-			var list []sysroot.Deployment
-			for _, d := range s.Deployments() {
-				if !d.Staged {
-					list = append(list, d)
-				}
-			}
-			if err := espSync(esp, tries).Sync(cmd.Context(), s.Path(), list); err != nil {
+			if err := espSync(esp, tries).Sync(cmd.Context(), s.Path(), s.Bootable()); err != nil {
 				return fmt.Errorf("cannot sync the ESP: %w", err)
 			}
 			return printESP(cmd, esp, asJSON)

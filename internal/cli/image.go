@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/strata-os/strata/internal/image"
+	"github.com/strata-os/strata/internal/provconfig"
 )
 
 // imageJSON is the --json output of image.
@@ -30,6 +31,7 @@ func newImageCmd() *cobra.Command {
 	var (
 		o                          image.Options
 		size, espSize, trustedFile string
+		provisionFile, filesDir    string
 		asJSON                     bool
 	)
 	cmd := &cobra.Command{
@@ -62,6 +64,13 @@ console=ttyS0 quiet, the commit's strata.kargs, then --karg. With
 			}
 			if isTerminal(cmd.ErrOrStderr()) {
 				o.Stage = func(name string) { fmt.Fprintf(cmd.ErrOrStderr(), "image: %s\n", name) }
+			}
+			if provisionFile != "" {
+				js, err := firstBootConfig(cmd, provisionFile, filesDir)
+				if err != nil {
+					return err
+				}
+				o.Provision = js
 			}
 			start := time.Now()
 			res, err := image.Build(cmd.Context(), o)
@@ -99,10 +108,41 @@ console=ttyS0 quiet, the commit's strata.kargs, then --karg. With
 	f.StringVar(&o.SystemdBoot, "systemd-boot", image.DefaultSystemdBoot, "systemd-boot EFI binary")
 	f.IntVar(&o.Timeout, "timeout", 0, "boot menu timeout in seconds (loader.conf)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	f.StringVar(&provisionFile, "provision", "", "provisioning config (Ignition JSON or Butane-style YAML) the node applies on its first boot")
+	f.StringVar(&filesDir, "files-dir", "", "directory that local file references of a YAML --provision config resolve beneath")
 	for _, n := range []string{"repo", "ref", "out"} {
 		cmd.MarkFlagRequired(n)
 	}
 	return cmd
+}
+
+// firstBootConfig validates a --provision config and returns it as Ignition
+// JSON (a YAML config is translated, its local files inlined).
+func firstBootConfig(cmd *cobra.Command, name, filesDir string) ([]byte, error) {
+	raw, err := readConfigArg(cmd, name)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read provisioning config: %w", err)
+	}
+	opts, done, err := filesOptions(filesDir)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	js := raw
+	var rpt provconfig.Report
+	if !provconfig.IsJSON(raw) {
+		js, rpt, err = provconfig.Translate(raw, opts)
+		printReport(cmd.ErrOrStderr(), name, rpt)
+		if err != nil {
+			return nil, fmt.Errorf("cannot translate %s: %w", name, err)
+		}
+	}
+	_, rpt, err = provconfig.ParseJSON(js)
+	printReport(cmd.ErrOrStderr(), name, rpt)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a valid config: %w", name, err)
+	}
+	return js, nil
 }
 
 // parseSize reads a byte count with an optional K, M, G or T suffix

@@ -15,7 +15,7 @@ import (
 // directory in tests and image builds.
 
 func addSysrootFlag(cmd *cobra.Command, path *string) {
-	cmd.Flags().StringVar(path, "sysroot", "/", "the sysroot to act on")
+	cmd.Flags().StringVar(path, "sysroot", hostEnv().defaultSysroot(), "the sysroot to act on ($OSTREE_SYSROOT sets the default)")
 }
 
 func openSysroot(path string) (*sysroot.Sysroot, error) {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
+	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/sysroot"
 )
 
@@ -161,14 +162,16 @@ keep it. --unpin removes the mark. The boot configuration does not change.`,
 
 func newUndeployCmd() *cobra.Command {
 	var (
-		path string
-		asJS bool
+		path        string
+		asJS, force bool
 	)
 	cmd := &cobra.Command{
 		Use:   "undeploy INDEX [--sysroot S]",
 		Short: "Remove the deployment at INDEX",
 		Long: `Remove the deployment at INDEX (see strata status) from the boot configuration
-in one atomic switch, then delete it. The booted deployment cannot be removed.`,
+in one atomic switch, then delete it. The booted deployment cannot be removed;
+a pinned deployment, and the last one (the sysroot would have nothing to
+boot), only with --force.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			idx, err := parseIndex(args[0])
@@ -180,8 +183,11 @@ in one atomic switch, then delete it. The booted deployment cannot be removed.`,
 				return err
 			}
 			defer s.Close()
-			d, err := s.Undeploy(cmd.Context(), idx)
+			d, err := s.Undeploy(cmd.Context(), idx, sysroot.UndeployOptions{Force: force})
 			if err != nil {
+				if ds := s.Deployments(); errors.Is(err, errdefs.ErrFailedPrecondition) && idx < len(ds) && !ds[idx].Booted {
+					return fmt.Errorf("cannot undeploy %d: %w (--force removes it anyway)", idx, err)
+				}
 				return fmt.Errorf("cannot undeploy %d: %w", idx, err)
 			}
 			if asJS {
@@ -193,6 +199,7 @@ in one atomic switch, then delete it. The booted deployment cannot be removed.`,
 	}
 	addSysrootFlag(cmd, &path)
 	cmd.Flags().BoolVar(&asJS, "json", false, "print the removed deployment as JSON")
+	cmd.Flags().BoolVar(&force, "force", false, "also remove a pinned deployment, or the last one")
 	return cmd
 }
 

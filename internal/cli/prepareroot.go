@@ -50,7 +50,7 @@ superblocks, PARTLABEL= and PARTUUID= from GPT partition tables.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !dryRun {
-				return prepareroot.Init() // returns only when not PID 1
+				return prepareroot.Init(firstBootProvisioner{}) // returns only when not PID 1
 			}
 			if cmdline == "" {
 				b, err := os.ReadFile("/proc/cmdline")
@@ -95,6 +95,6 @@ superblocks, PARTLABEL= and PARTUUID= from GPT partition tables.`,
 // runInit is Main when the binary is the initramfs /init; as PID 1 it never
 // returns.
 func runInit(stderr io.Writer) int {
-	fmt.Fprintf(stderr, "strata: %v\n", prepareroot.Init())
+	fmt.Fprintf(stderr, "strata: %v\n", prepareroot.Init(firstBootProvisioner{}))
 	return exitFailure
 }

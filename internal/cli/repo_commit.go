@@ -40,10 +40,10 @@ func newRepoCommitCmd() *cobra.Command {
 		subject, body, parent       string
 		timestamp, signKey          string
 		metadata                    []string
-		noBindings, asJSON          bool
+		noBindings, asJSON, update  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "commit --repo R --branch B (--tree DIR | --tar FILE) [--subject S] [--body T] [--timestamp UNIX] [--metadata K=V]... [--sign-key FILE] [--parent REV|none] [--no-bindings] [--json]",
+		Use:   "commit --repo R --branch B (--tree DIR | --tar FILE) [--subject S] [--body T] [--timestamp UNIX] [--metadata K=V]... [--sign-key FILE] [--parent REV|none] [--no-bindings] [--update-summary] [--json]",
 		Short: "Commit a directory or a tar stream",
 		Long: `Commit the directory DIR, or the tar stream FILE ("-" for standard input; plain,
 gzip or zstd), to branch B and print the new commit's checksum. The checksum is
@@ -107,12 +107,18 @@ strata repo keygen) in the same transaction.`,
 				return err
 			}
 			defer r.Close()
+			if err := checkUpdateSummary(r, update, signKey); err != nil {
+				return err
+			}
 			bar := newProgress(cmd, "commit", -1, false)
 			opts.Progress = bar
 			c, st, err := repo.CommitTree(cmd.Context(), r, src, opts)
 			bar.Finish()
 			if err != nil {
 				return fmt.Errorf("cannot commit: %w", err)
+			}
+			if err := afterCommitSummary(cmd.ErrOrStderr(), r, branch, c, update, signKey); err != nil {
+				return err
 			}
 			if !asJSON {
 				_, err := fmt.Fprintln(cmd.OutOrStdout(), c)
@@ -143,6 +149,7 @@ strata repo keygen) in the same transaction.`,
 	f.StringVar(&signKey, "sign-key", "", "sign with this ed25519 secret key file")
 	f.StringVar(&parent, "parent", "", `parent revision, or "none" (default: the branch's current head)`)
 	f.BoolVar(&noBindings, "no-bindings", false, "do not add ostree.ref-binding to the commit metadata")
+	f.BoolVar(&update, "update-summary", false, "regenerate the summary after the commit (signed with --sign-key)")
 	f.BoolVar(&asJSON, "json", false, "print the commit and what was written as JSON")
 	cmd.MarkFlagRequired("branch")
 	return cmd

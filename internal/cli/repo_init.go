@@ -18,6 +18,9 @@ func newRepoInitCmd() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			if path, err = repoPath(path); err != nil {
+				return err
+			}
 			r, err := repo.Init(path, m)
 			if err != nil {
 				return fmt.Errorf("cannot create repository: %w", err)

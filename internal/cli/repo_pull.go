@@ -16,6 +16,7 @@ import (
 
 type pullJSON struct {
 	Refs           []pullRefJSON `json:"refs"`
+	Remote         string        `json:"remote,omitempty"` // the remote a pull by --url recorded
 	Commits        int           `json:"commits"`
 	ObjectsFetched int64         `json:"objects_fetched"`
 	ObjectsSkipped int64         `json:"objects_skipped"`
@@ -45,7 +46,10 @@ served over HTTP (strata repo serve, any static web server, or ostree's
 trivial-httpd) into the local repository, whatever its mode.
 
 From --url, refs are written as local refs (refs/heads/REF), as a mirror
-does; from a configured REMOTE, as refs/remotes/REMOTE/REF.
+does, and as refs of the remote of that URL (refs/remotes/REMOTE/REF; the
+remote is added, named after the URL's host and port, if none has that URL),
+so that deploying REF keeps following the server. From a configured REMOTE,
+refs are written as refs/remotes/REMOTE/REF.
 
 Every commit must carry an ed25519 signature by a trusted key before any of
 its content is fetched: keys come from --trusted-key files, or else from the
@@ -86,8 +90,14 @@ when everything is in.`,
 			if err != nil {
 				return fmt.Errorf("cannot pull: %w", err)
 			}
+			out := pullResultJSON(res)
+			if url != "" {
+				if out.Remote, err = trackPulledURL(cmd.ErrOrStderr(), r, url, keyFiles, noVerify, res); err != nil {
+					return err
+				}
+			}
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), pullResultJSON(res))
+				return writeJSON(cmd.OutOrStdout(), out)
 			}
 			printPull(cmd.OutOrStdout(), opts.Remote, res)
 			return nil

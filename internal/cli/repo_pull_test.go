@@ -162,6 +162,13 @@ func TestPublishAndPull(t *testing.T) {
 	if got := strings.TrimSpace(publishReadFile(t, filepath.Join(dst, "refs", "heads", "os", "stable"))); got != c.String() {
 		t.Errorf("refs/heads/os/stable after pull --url = %q, want %s", got, c)
 	}
+	// The pull by URL recorded a remote for it, and the ref under it.
+	if host := strings.TrimPrefix(srv.URL, "http://"); res.Remote != strings.ReplaceAll(host, ":", "-") {
+		t.Errorf("pull --url --json remote = %q, want one named after %s", res.Remote, host)
+	}
+	if got := strings.TrimSpace(publishReadFile(t, filepath.Join(dst, "refs", "remotes", res.Remote, "os", "stable"))); got != c.String() {
+		t.Errorf("refs/remotes/%s/os/stable after pull --url = %q, want %s", res.Remote, got, c)
+	}
 
 	publishMustRun(t, "repo", "remote", "add", "--repo", dst, "origin", srv.URL, "--no-gpg-verify", "--trusted-key", key+".pub")
 	if out := publishMustRun(t, "repo", "remote", "list", "--repo", dst, "-u"); !strings.Contains(out, "origin") || !strings.Contains(out, srv.URL) {
@@ -184,8 +191,10 @@ func TestPublishAndPull(t *testing.T) {
 	if code, _, _ := publishRun(t, "repo", "remote", "delete", "--repo", dst, "origin"); code != exitFailure {
 		t.Errorf("remote delete of a deleted remote = exit %d, want %d", code, exitFailure)
 	}
-	if out := publishMustRun(t, "repo", "remote", "list", "--repo", dst, "--json"); strings.TrimSpace(out) != "[]" {
-		t.Errorf("remote list --json after delete = %q, want []", out)
+	var left []remoteJSON
+	out = publishMustRun(t, "repo", "remote", "list", "--repo", dst, "--json")
+	if err := json.Unmarshal([]byte(out), &left); err != nil || len(left) != 1 || left[0].Name != res.Remote {
+		t.Errorf("remote list --json after delete = %q, want only %s, the remote of the pull by URL", out, res.Remote)
 	}
 
 	publishMustRun(t, "repo", "summary", "--repo", src)

@@ -43,14 +43,21 @@ func newRemoteAddCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "add --repo R NAME URL [--no-gpg-verify] [--sign-verify] [--trusted-key FILE]",
 		Short: "Add a remote",
-		Long: `Add the remote NAME with base URL (http, https or file). Like ostree, commits
-are expected to be GPG-signed (gpg-verify=true) unless --no-gpg-verify.
+		Long: `Add the remote NAME with base URL (http, https or file).
+
 --sign-verify requires ed25519 signatures on pulled commits (sign-verify=true);
 --trusted-key records the file of trusted public keys, by absolute path, as
-verification-ed25519-file, and implies --sign-verify.`,
+verification-ed25519-file, and implies --sign-verify. An ed25519-verified
+remote is written with gpg-verify=false, as ostree reads such a remote: strata
+signs with ed25519 only, and a remote that also demands GPG signatures makes
+ostree refuse the commits ("GPG verification enabled, but no signatures
+found"), in ostree admin status too. Without ed25519 verification the remote
+is GPG-verified (gpg-verify=true), as ostree remote add writes it, unless
+--no-gpg-verify.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rm := repo.Remote{Name: args[0], URL: args[1], GPGVerify: !noGPGVerify, SignVerify: signVerify || keyFile != ""}
+			ed25519 := signVerify || keyFile != ""
+			rm := repo.Remote{Name: args[0], URL: args[1], GPGVerify: !noGPGVerify && !ed25519, SignVerify: ed25519}
 			if keyFile != "" {
 				abs, err := filepath.Abs(keyFile)
 				if err != nil {

@@ -51,6 +51,8 @@ func NewRootCommand() *cobra.Command {
 		newBootCompleteCmd(), newPrepareRootCmd(),
 		// Updates.
 		newGraphCmd(), newFleetlockCmd(), newAgentCmd(), newUpdateCmd(),
+		// Provisioning.
+		newConfigCmd(), newProvisionCmd(),
 	)
 	return root
 }
@@ -124,12 +126,16 @@ func isCobraUsage(err error) bool {
 
 // addRepoFlag adds the --repo flag every repo subcommand takes.
 func addRepoFlag(cmd *cobra.Command, path *string) {
-	cmd.Flags().StringVar(path, "repo", "", "path of the repository")
-	cmd.MarkFlagRequired("repo")
+	cmd.Flags().StringVar(path, "repo", "", "path of the repository (default: $OSTREE_REPO, else the sysroot's ostree/repo on a booted node)")
 }
 
-// openRepo opens the repository named by --repo.
+// openRepo opens the repository named by --repo, else the default one
+// (repo_default.go).
 func openRepo(path string) (*repo.Repo, error) {
+	path, err := repoPath(path)
+	if err != nil {
+		return nil, err
+	}
 	r, err := repo.Open(path)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return nil, fmt.Errorf("cannot open repository %s: not a repository (run strata repo init)", path)

@@ -43,9 +43,17 @@ func (p *remotePuller) Pull(ctx context.Context, r *repo.Repo, remote, ref strin
 	return res.Refs[0].Commit, nil
 }
 
+// exitNothingFetched is the exit code of an upgrade whose origin follows
+// no remote (a local ref or a pinned commit) and that left the deployment
+// where it was: distinct from 77, which says a remote was asked and had
+// nothing new.
+const exitNothingFetched = 78
+
 // upgradeJSON is the --json output of upgrade.
 type upgradeJSON struct {
 	Refspec   string          `json:"refspec"`
+	Origin    string          `json:"origin"` // remote, local-ref or commit
+	Fetched   bool            `json:"fetched"`
 	Base      string          `json:"base"`
 	Commit    string          `json:"commit"`
 	Version   string          `json:"version,omitempty"`
@@ -70,7 +78,12 @@ commit other than the current one, deploy it as the next default (strata
 deploy semantics: /etc merged, one atomic switch on disk, effective on
 reboot). --check fetches only the verified commit object and reports whether
 an update is available; exit code 77 means none (as rpm-ostree
---unchanged-exit-77 does). --stage leaves the switch to shutdown.`,
+--unchanged-exit-77 does). --stage leaves the switch to shutdown.
+
+An origin that is a local ref (no remote feeds it) or a pinned commit
+(deployed by checksum) fetches nothing: upgrade says so and, when that
+leaves the deployment where it is, exits with 78 rather than reporting "no
+update". To follow a remote, deploy REMOTE:REF.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := openSysroot(path)
@@ -86,7 +99,9 @@ an update is available; exit code 77 means none (as rpm-ostree
 			if err != nil {
 				return fmt.Errorf("cannot upgrade: %w", err)
 			}
-			out := upgradeJSON{Refspec: res.Refspec, Base: res.Base.Checksum.String(), Commit: res.Commit.String(),
+			fetched := res.Origin == sysroot.OriginRemote
+			out := upgradeJSON{Refspec: res.Refspec, Origin: string(res.Origin), Fetched: fetched,
+				Base: res.Base.Checksum.String(), Commit: res.Commit.String(),
 				Version: res.Version, Available: res.Changed, Bytes: p.bytes}
 			if res.Deployed != nil {
 				if err := s.Reload(); err != nil {
@@ -105,7 +120,15 @@ an update is available; exit code 77 means none (as rpm-ostree
 				if res.Version != "" {
 					v = " (version " + res.Version + ")"
 				}
+				switch res.Origin {
+				case sysroot.OriginLocalRef:
+					fmt.Fprintf(w, "Origin is a local ref (%s); nothing fetched. Deploy REMOTE:REF to follow a remote.\n", res.Refspec)
+				case sysroot.OriginCommit:
+					fmt.Fprintf(w, "Origin is a pinned commit (%s); nothing fetched. Deploy REMOTE:REF to follow a remote.\n", res.Base.Checksum)
+				}
 				switch {
+				case !res.Changed && !fetched:
+					fmt.Fprintf(w, "Nothing to deploy: the deployment is at %s%s.\n", res.Commit, v)
 				case !res.Changed:
 					fmt.Fprintf(w, "No update available: %s is at %s%s.\n", res.Refspec, res.Commit, v)
 				case check:
@@ -115,6 +138,9 @@ an update is available; exit code 77 means none (as rpm-ostree
 				default:
 					fmt.Fprintf(w, "Deployed %s.%d%s; it boots next.\n", res.Deployed.Checksum, res.Deployed.Serial, v)
 				}
+			}
+			if !res.Changed && !fetched {
+				return exitCodeError{code: exitNothingFetched}
 			}
 			if check && !res.Changed {
 				return exitCodeError{code: exitUnchanged}

@@ -28,7 +28,7 @@ func TestE2E(t *testing.T) {
 	e.step(t, "image", e.image)
 	e.step(t, "boot-v1", e.bootV1)
 	e.step(t, "upgrade-v2", e.upgradeV2)
-	e.step(t, "fallback-v3", e.fallbackV3)
+	e.step(t, "agent-v3", e.agentV3)
 	e.step(t, "power-cut", e.powerCut)
 	e.stop(t, true)
 }
@@ -148,68 +148,6 @@ func (e *env) upgradeV2(t *testing.T) {
 	}
 	if ents := e.espEntries(t); strings.Contains(ents[b.Deployment], "+") || ents[b.Deployment] == "" {
 		t.Errorf("ESP entries = %v, want %s blessed (no boot counter)", ents, b.Deployment)
-	}
-}
-
-// fallbackV3 upgrades to a v3 whose health check fails: the guest reboots by itself until its
-// entry's tries are used up, firmware boots v2, and boot-complete makes v2 the default again.
-func (e *env) fallbackV3(t *testing.T) {
-	v2 := bootedDeployment(t, e.status(t)).Name()
-	e.compose(t, "3")
-	start := time.Now()
-	e.mustExec(t, "strata upgrade")
-	e.measure(t, "upgrade to v3 in the guest: %s", secs(time.Since(start)))
-
-	ctx, cancel := context.WithTimeout(context.Background(), fallbackTimeout)
-	defer cancel()
-	start = time.Now()
-	if _, err := e.m.Send(ctx, rebootCmd); err != nil {
-		t.Fatal(err)
-	}
-	var tries []string
-	for {
-		bs, err := e.m.WaitMarker(ctx, "boot-start")
-		if err != nil {
-			t.Fatalf("boots so far %v; waiting for the next: %v", tries, err)
-		}
-		tries = append(tries, bs.Value)
-		if bs.Value != "3" {
-			b := e.finishBoot(t, ctx, bs)
-			if b.Version != "2" || b.Deployment != v2 || b.BootComplete != "success" {
-				t.Fatalf("after the fallback: version %s, deployment %s, boot-complete %s; want 2, %s, success",
-					b.Version, b.Deployment, b.BootComplete, v2)
-			}
-			break
-		}
-		if len(tries) > 6 {
-			t.Fatalf("boots %v: firmware does not fall back", tries)
-		}
-	}
-	e.measure(t, "fallback: boots %v (versions), %s from the reboot command to v2's booted marker", tries, secs(time.Since(start)))
-	if want := []string{"3", "3", "3", "2"}; strings.Join(tries, " ") != strings.Join(want, " ") {
-		t.Errorf("boots = %v, want %v (three tries of v3, then v2)", tries, want)
-	}
-	failed := 0
-	for _, mk := range e.m.Markers() {
-		if mk.Name == "health" && mk.Value == "failed" {
-			failed++
-		}
-	}
-	if failed != 3 {
-		t.Errorf("v3's health check failed %d times, want 3", failed)
-	}
-	st := e.status(t)
-	if len(st) != 2 || !st[0].Booted || st[0].Name() != v2 || !st[1].Rollback || st[1].Version != "3" {
-		t.Errorf("status after the fallback = %+v, want v2 booted and default, v3 rollback", st)
-	}
-	ents := e.espEntries(t)
-	if v3 := ents[st[len(st)-1].Name()]; !strings.Contains(v3, "+0-3.conf") {
-		t.Errorf("ESP entries = %v, want v3's entry marked bad (+0-3)", ents)
-	}
-	t.Logf("strata status after the fallback:\n%s", e.mustExec(t, "strata status"))
-	// The journal persists: the last try of v3 tells why it failed.
-	if out := e.mustExec(t, "journalctl -b -1 -u strata-boot-complete.service --no-pager"); !strings.Contains(out, "version 3 is unhealthy") {
-		t.Errorf("journal of the boot before the fallback:\n%s\nwant the failed health check's message", out)
 	}
 }
 

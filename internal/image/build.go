@@ -18,6 +18,7 @@ import (
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/fsutil"
 	"github.com/strata-os/strata/internal/ostree"
+	"github.com/strata-os/strata/internal/provconfig"
 	"github.com/strata-os/strata/internal/repo"
 	"github.com/strata-os/strata/internal/sysroot"
 )
@@ -75,6 +76,11 @@ type Options struct {
 	Timeout int
 	// Stage, if set, is told each stage as it starts.
 	Stage func(name string)
+	// Provision, if set, is an Ignition JSON config the node applies on
+	// its first boot: it is written with the first-boot mark into the
+	// physical root (provconfig.FirstBootConfig, FirstBootMark), where
+	// prepare-root finds it.
+	Provision []byte
 }
 
 // Result describes a built image.
@@ -269,7 +275,28 @@ func (b *builder) deploy(ctx context.Context, _ *repo.Repo) error {
 	if err := persistJournal(b.root(), d); err != nil {
 		return err
 	}
+	if err := embedProvision(b.root(), b.opts.Provision); err != nil {
+		return err
+	}
 	return addFstabLine(filepath.Join(b.root(), d.Path(), "etc/fstab"), FstabESP)
+}
+
+// embedProvision writes the first-boot config (0600: it may hold password
+// hashes) and then the mark, so that a mark never exists without its config.
+func embedProvision(root string, config []byte) error {
+	if len(config) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Join(root, provconfig.FirstBootDir), 0o700); err != nil {
+		return fmt.Errorf("embedding the provisioning config: %w", err)
+	}
+	if err := fsutil.WriteFileAtomic(filepath.Join(root, provconfig.FirstBootConfig), config, 0o600); err != nil {
+		return fmt.Errorf("embedding the provisioning config: %w", err)
+	}
+	if err := fsutil.WriteFileAtomic(filepath.Join(root, provconfig.FirstBootMark), nil, 0o600); err != nil {
+		return fmt.Errorf("writing the first-boot mark: %w", err)
+	}
+	return nil
 }
 
 // persistJournal creates the stateroot's var/log/journal when the

@@ -2,6 +2,7 @@ package prepareroot
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -31,11 +32,21 @@ var errNotPID1 = errors.New("not running as PID 1 of an initramfs")
 // errBreak stops the boot on rd.break.
 var errBreak = errors.New("rd.break: stopped before switch_root")
 
-// Init is the initramfs /init: it prepares the deployment and executes its
-// init. It returns only when it is not PID 1 (the caller then exits with an
-// error); as PID 1 it never returns: after a fatal error it powers off, or
-// reboots with initrd.onfail=reboot.
-func Init() error {
+// Provisioner applies a node's first-boot config to the assembled deployment
+// before switch_root, so that its users, files and units exist when systemd
+// starts. physRoot is the physical root (where the first-boot mark lives) and
+// newRoot the deployment. It reports whether it found anything to do; an error
+// stops the boot. The wiring layer passes internal/provision's implementation.
+type Provisioner interface {
+	Provision(ctx context.Context, con io.Writer, physRoot, newRoot string) (ran bool, err error)
+}
+
+// Init is the initramfs /init: it prepares the deployment, provisions it on
+// its first boot when p is not nil, and executes its init. It returns only
+// when it is not PID 1 (the caller then exits with an error); as PID 1 it
+// never returns: after a fatal error it powers off, or reboots with
+// initrd.onfail=reboot.
+func Init(p Provisioner) error {
 	if os.Getpid() != 1 {
 		return fmt.Errorf("cannot run prepare-root: %w: %w", errNotPID1, errdefs.ErrFailedPrecondition)
 	}
@@ -50,7 +61,7 @@ func Init() error {
 	}
 	onFail := FailPoweroff
 	if err == nil {
-		onFail, err = boot(con, start)
+		onFail, err = boot(con, start, p)
 	}
 	if errors.Is(err, errBreak) {
 		fmt.Fprintf(con, "strata prepare-root: %v\n", err)
@@ -85,7 +96,7 @@ func mountAPI() error {
 }
 
 // boot runs everything after the API mounts; it returns only on error.
-func boot(con io.Writer, start time.Time) (FailAction, error) {
+func boot(con io.Writer, start time.Time, p Provisioner) (FailAction, error) {
 	tStart := time.Now()
 	nmods := loadModules(con, ModulesList)
 	tMods := time.Now()
@@ -129,6 +140,17 @@ func boot(con io.Writer, start time.Time) (FailAction, error) {
 	what := "root " + dev
 	if d.Name != "" {
 		what = "deployment " + d.Name
+	}
+	if p != nil && d.Name != "" {
+		tProv := time.Now()
+		ran, err := p.Provision(context.Background(), con, filepath.Join(l.NewRoot, "sysroot"), l.NewRoot)
+		if err != nil {
+			// The mark stays: the node does not go on into a half-configured system.
+			return cfg.OnFail, fmt.Errorf("provisioning failed: %w", err)
+		}
+		if ran {
+			fmt.Fprintf(con, "strata prepare-root: provisioned %s in %d ms\n", what, time.Since(tProv).Milliseconds())
+		}
 	}
 	now := time.Now()
 	fmt.Fprintf(con, "strata prepare-root: %s ready in %d ms\n", what, now.Sub(start).Milliseconds())

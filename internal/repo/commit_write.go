@@ -240,7 +240,7 @@ func (w *worker) storeData(fi ostree.FileInfo, c ostree.Checksum, data []byte, w
 			_, err = f.Write(w.out.Bytes())
 		}
 		if err == nil {
-			err = f.chmod(0o644)
+			err = f.chmod(archiveObjectMode)
 		}
 		w.b.wrote.Add(int64(w.out.Len()))
 	} else {
@@ -287,7 +287,7 @@ func (w *worker) storeStream(fi ostree.FileInfo, c ostree.Checksum, r io.Reader,
 	}
 	if err == nil {
 		if t.r.mode == ModeArchive {
-			err = f.chmod(0o644)
+			err = f.chmod(archiveObjectMode)
 		} else {
 			err = finishBare(f, fi, t.r.mode)
 		}

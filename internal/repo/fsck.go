@@ -161,7 +161,7 @@ func Fsck(ctx context.Context, r *Repo, opts FsckOptions) (*FsckReport, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	unlock, err := r.lock(false)
+	unlock, err := r.readLock()
 	if err != nil {
 		return nil, fmt.Errorf("checking repository %s: %w", r.path, err)
 	}

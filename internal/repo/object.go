@@ -22,6 +22,15 @@ import (
 // MaxMetadataSize bounds metadata objects, like OSTREE_MAX_METADATA_SIZE.
 const MaxMetadataSize = 10 << 20
 
+// metadataObjectMode is the on-disk mode of every metadata object, and
+// archiveObjectMode that of an archive repository's content objects: both
+// world-readable, as libostree writes them (docs/repository.md, "Object
+// modes"). Content objects of the bare modes carry their file's mode.
+const (
+	metadataObjectMode = 0o644
+	archiveObjectMode  = 0o644
+)
+
 // ObjectPath returns the path of a loose object in objects/.
 func (r *Repo) ObjectPath(n ostree.ObjectName) string {
 	return filepath.Join(r.path, "objects", ostree.LoosePath(n.Checksum, n.Type, r.mode == ModeArchive))

@@ -130,3 +130,49 @@ func (r *Repo) ListRemotes() ([]Remote, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
+
+// TrackURL returns the remote that refs pulled from rawURL belong to: the
+// configured remote of that URL (a trailing slash aside), else a new one
+// added from tmpl (its Name and URL are filled in) and named after the
+// URL's host and port, "-2", "-3"… appended if that name is taken. A pull
+// by URL records its refs under that remote too, so a deployment of them
+// keeps following the server (docs/upgrade.md).
+func (r *Repo) TrackURL(rawURL string, tmpl Remote) (name string, added bool, err error) {
+	remotes, err := r.ListRemotes()
+	if err != nil {
+		return "", false, err
+	}
+	taken := map[string]bool{}
+	for _, rm := range remotes {
+		if strings.TrimSuffix(rm.URL, "/") == strings.TrimSuffix(rawURL, "/") {
+			return rm.Name, false, nil
+		}
+		taken[rm.Name] = true
+	}
+	base := remoteNameFor(rawURL)
+	name = base
+	for i := 2; taken[name]; i++ {
+		name = fmt.Sprintf("%s-%d", base, i)
+	}
+	tmpl.Name, tmpl.URL = name, rawURL
+	if err := r.AddRemote(tmpl); err != nil {
+		return "", false, err
+	}
+	return name, true, nil
+}
+
+// remoteNameFor derives a remote name from a URL: its host and port
+// ("127.0.0.1-8080"), or "url" when it has none (file:).
+func remoteNameFor(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "url"
+	}
+	name := strings.Map(func(c rune) rune {
+		if c == ':' || c == '[' || c == ']' || c == '/' || c == '"' || c <= ' ' {
+			return '-'
+		}
+		return c
+	}, u.Host)
+	return strings.Trim(name, "-")
+}

@@ -50,3 +50,39 @@ func TestRemotes(t *testing.T) {
 		t.Errorf("GetRemote(deleted) = %v, want ErrNotFound", err)
 	}
 }
+
+// TrackURL reuses the remote of a URL, else adds one named after the
+// host and port, numbered when the name is taken.
+func TestTrackURL(t *testing.T) {
+	t.Parallel()
+	r, err := Init(t.TempDir(), ModeArchive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.AddRemote(Remote{Name: "origin", URL: "http://srv:8080/os/"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.AddRemote(Remote{Name: "other-8080", URL: "http://elsewhere/"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		url, want string
+		added     bool
+	}{
+		{"http://srv:8080/os", "origin", false},
+		{"http://new.example:9000/", "new.example-9000", true},
+		{"http://new.example:9000", "new.example-9000", false},
+		{"http://other:8080/", "other-8080-2", true},
+		{"file:///srv/repo", "url", true},
+	} {
+		name, added, err := r.TrackURL(tc.url, Remote{SignVerify: true, Ed25519File: "/k.pub"})
+		if err != nil || name != tc.want || added != tc.added {
+			t.Errorf("TrackURL(%q) = %q, %v, %v; want %q, %v", tc.url, name, added, err, tc.want, tc.added)
+			continue
+		}
+		rm, err := r.GetRemote(name)
+		if err != nil || (tc.added && (rm.URL != tc.url || rm.GPGVerify || !rm.SignVerify || rm.Ed25519File != "/k.pub")) {
+			t.Errorf("remote %s after TrackURL(%q) = %+v, %v; want the URL, sign-verify with /k.pub, no GPG", name, tc.url, rm, err)
+		}
+	}
+}

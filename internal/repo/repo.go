@@ -53,7 +53,6 @@ type Repo struct {
 	config    *keyfile.File
 	fsync     bool
 	zlibLevel int
-	lockFD    int
 
 	// onCommitStep, if set (crash tests), is called at each named step
 	// of Txn.Commit: "staged", "synced", "moved-object" (after each
@@ -119,7 +118,7 @@ func Open(path string) (*Repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("repository %s config: %w", path, err)
 	}
-	r := &Repo{path: path, config: cfg, lockFD: -1}
+	r := &Repo{path: path, config: cfg}
 	if v, _ := cfg.Get("core", "repo_version"); v != "1" {
 		return nil, fmt.Errorf("repository %s: repo_version %q: %w", path, v, errdefs.ErrUnsupported)
 	}
@@ -137,23 +136,13 @@ func Open(path string) (*Repo, error) {
 		return nil, err
 	}
 	r.zlibLevel = min(max(r.zlibLevel, 1), 9)
-	fd, err := unix.Open(filepath.Join(path, ".lock"), unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("opening repository lock: %w", err)
-	}
-	r.lockFD = fd
 	return r, nil
 }
 
-// Close releases the repository's lock file.
-func (r *Repo) Close() error {
-	if r.lockFD < 0 {
-		return nil
-	}
-	err := unix.Close(r.lockFD)
-	r.lockFD = -1
-	return err
-}
+// Close releases the repository. Open holds nothing (reads need neither
+// the lock nor write access), so Close only exists for symmetry with the
+// writers' handles and always returns nil.
+func (r *Repo) Close() error { return nil }
 
 // Path returns the repository directory.
 func (r *Repo) Path() string { return r.path }
@@ -192,10 +181,30 @@ func (r *Repo) lock(exclusive bool) (func(), error) {
 	// OFD locks belong to the open file description, so take each one on
 	// its own descriptor: two transactions in one process then behave like
 	// two processes.
-	fd, err := unix.Open(filepath.Join(r.path, ".lock"), unix.O_RDWR|unix.O_CLOEXEC, 0)
+	fd, err := r.openLock(false)
 	if err != nil {
-		return nil, fmt.Errorf("opening repository lock: %w", err)
+		return nil, err
 	}
+	return r.takeLock(fd, typ)
+}
+
+// readLock takes the lock shared for a reader that must not see objects
+// vanish under it (fsck against a concurrent prune). Unlike a writer it
+// needs no write access: the lock file may be opened read-only.
+func (r *Repo) readLock() (func(), error) {
+	fd, err := r.openLock(true)
+	if err != nil {
+		return nil, err
+	}
+	if fd < 0 {
+		return func() {}, nil
+	}
+	return r.takeLock(fd, unix.F_RDLCK)
+}
+
+// takeLock sets an OFD lock of type typ on fd, waiting up to lockTimeout;
+// it owns fd from then on.
+func (r *Repo) takeLock(fd int, typ int16) (func(), error) {
 	deadline := time.Now().Add(lockTimeout)
 	for {
 		lk := unix.Flock_t{Type: typ, Whence: 0}
@@ -217,6 +226,34 @@ func (r *Repo) lock(exclusive bool) (func(), error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// openLock opens (creating it if need be) the repository's .lock. With
+// readOnly, a user who may read but not write the repository opens an
+// existing .lock read-only, enough for a shared lock, as libostree does
+// in a repository it cannot write, and gets fd -1 (no lock to take) when
+// there is none. Otherwise the error names the file and what is needed.
+func (r *Repo) openLock(readOnly bool) (int, error) {
+	p := filepath.Join(r.path, ".lock")
+	fd, err := unix.Open(p, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
+	if err == nil {
+		return fd, nil
+	}
+	if readOnly && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EROFS)) {
+		fd, rerr := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if rerr == nil {
+			return fd, nil
+		}
+		if errors.Is(rerr, unix.ENOENT) {
+			// Nobody has ever written here (a writer creates .lock),
+			// and this user cannot: there is no lock to share.
+			return -1, nil
+		}
+	}
+	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EROFS) {
+		return -1, fmt.Errorf("opening repository lock %s: %w (writing to repository %s needs write access to it: run as its owner or root; reading does not)", p, err, r.path)
+	}
+	return -1, fmt.Errorf("opening repository lock %s: %w", p, err)
 }
 
 // LockExclusive takes the repository lock exclusively (no transaction may

@@ -215,10 +215,20 @@ func (t *Txn) WriteCommitMeta(c ostree.Checksum, data []byte) error {
 	return t.stageBytes(ostree.ObjectName{Checksum: c, Type: ostree.ObjectCommitMeta}, data)
 }
 
+// stageBytes stages a metadata object (commit, commitmeta, dirtree,
+// dirmeta). Metadata objects are world-readable in every mode, as
+// libostree makes them (fchmod 0644 in write_metadata_object): an archive
+// repository is served by unprivileged web servers and read by non-root
+// `ostree admin status` (docs/repository.md, "Object modes").
 func (t *Txn) stageBytes(n ostree.ObjectName, data []byte) error {
 	f, err := t.tempFile()
 	if err != nil {
 		return err
+	}
+	if err := f.Chmod(metadataObjectMode); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return fmt.Errorf("writing object %s: %w", n, err)
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/fsutil"
 )
 
 // PublicKey is an Ed25519 public key. Its text form, used in trusted-key files and in the
@@ -232,22 +233,7 @@ func writeNew(path string, data []byte, mode os.FileMode) (err error) {
 	if err := os.Link(tmp, path); err != nil {
 		return fmt.Errorf("writing %s: %w", path, classOf(err))
 	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
+	return fsutil.FsyncDir(filepath.Dir(path))
 }
 
 // classOf attaches an errdefs class to the file-system errors a caller may act on.

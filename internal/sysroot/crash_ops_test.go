@@ -317,7 +317,7 @@ func hookOps() []hookOp {
 			name:  "undeploy",
 			setup: v2v1,
 			run: func(ctx context.Context, sr *sysroot.Sysroot) error {
-				_, err := sr.Undeploy(ctx, 1)
+				_, err := sr.Undeploy(ctx, 1, sysroot.UndeployOptions{})
 				return err
 			},
 			// Again means: undeploy the same deployment if it is still there.
@@ -325,7 +325,7 @@ func hookOps() []hookOp {
 				if len(sr.Deployments()) < 2 {
 					return nil
 				}
-				_, err := sr.Undeploy(ctx, 1)
+				_, err := sr.Undeploy(ctx, 1, sysroot.UndeployOptions{})
 				return err
 			},
 			want: func(t *testing.T, start, end crashState) {

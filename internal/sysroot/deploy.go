@@ -20,8 +20,9 @@ type DeployOptions struct {
 	// ostree=). nil inherits those of the merge deployment, where ostree=
 	// keeps its place; no merge deployment means none.
 	Kargs []string
-	// Refspec is written to the origin ([origin] refspec=). "" means rev
-	// as given if it names a ref, else the commit checksum.
+	// Refspec is written to the origin ([origin] refspec=). "" means what
+	// rev names: its remote ref if it came from a remote, else the local
+	// ref, else the full commit checksum (see deployRefspec).
 	Refspec string
 	// Stage checks the deployment out and records it as staged; Finalize
 	// (at shutdown) merges /etc and writes it into the boot
@@ -103,12 +104,7 @@ func (s *Sysroot) Deploy(ctx context.Context, osname, rev string, opts DeployOpt
 		return Deployment{}, fmt.Errorf("deploying %s: refspec %q holds a control character: %w", rev, refspec, errdefs.ErrInvalid)
 	}
 	if refspec == "" {
-		refspec = csum.String()
-		if !ostree.IsChecksum(rev) {
-			if _, _, err := ostree.ParseRefspec(rev); err == nil {
-				refspec = rev
-			}
-		}
+		refspec = s.deployRefspec(rev, csum)
 	}
 	var merge *Deployment
 	if m, ok := s.MergeDeployment(osname); ok {

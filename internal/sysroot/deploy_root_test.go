@@ -197,7 +197,7 @@ func TestDeployLifecycle(t *testing.T) {
 	}
 
 	// Undeploy v1: its directory, boot directory and commit go away.
-	if _, err := sr.Undeploy(ctx, 1); err != nil {
+	if _, err := sr.Undeploy(ctx, 1, sysroot.UndeployOptions{}); err != nil {
 		t.Fatalf("Undeploy(1): %v", err)
 	}
 	if got, want := names(sr.Deployments()), []string{c2.String() + ".1"}; !cmp.Equal(got, want) {
@@ -214,7 +214,7 @@ func TestDeployLifecycle(t *testing.T) {
 	if v := booted(t, s); v.Checksum != c2.String() || v.Serial != 1 || v.Version != "1" {
 		t.Errorf("BootedView after undeploy = %s.%d version %s", v.Checksum, v.Serial, v.Version)
 	}
-	if _, err := sr.Undeploy(ctx, 5); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := sr.Undeploy(ctx, 5, sysroot.UndeployOptions{}); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("Undeploy(5) = %v, want ErrNotFound", err)
 	}
 }

@@ -16,7 +16,15 @@
 // deployment is the one the running kernel's ostree= argument names;
 // pending is a default that is not booted; rollback is the one after the
 // booted one. A staged deployment is checked out but only written into
-// the boot configuration by Finalize (at shutdown).
+// the boot configuration by Finalize (at shutdown). Bootable lists the
+// deployments of the boot configuration (no staged one), and
+// Deployment.Key names a deployment as "OSNAME CHECKSUM.SERIAL" across the
+// sysroot and the ESP.
+//
+// ReadBootEntries is the one reader of the sysroot's BLS entries and their
+// ostree= links (docs/boot.md, "Reading the sysroot's entries"): Open
+// builds the deployment list from it, and the ESP projection (package
+// boot) takes each deployment's title, options and kernel files from it.
 //
 // Every operation that changes the sysroot follows one plan: write
 // everything new next to the old state, sync, then one commit point (a

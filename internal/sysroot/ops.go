@@ -16,13 +16,23 @@ func (s *Sysroot) deploymentAt(index int) (Deployment, error) {
 	return s.deployments[index], nil
 }
 
+// UndeployOptions tune Undeploy.
+type UndeployOptions struct {
+	// Force removes a pinned deployment, or the last one that would boot.
+	Force bool
+}
+
 // Undeploy removes the deployment at index from the list (a new boot
 // version), then cleans up, like `ostree admin undeploy INDEX`. The
 // booted deployment cannot be undeployed (errdefs.ErrFailedPrecondition);
-// undeploying the staged one discards it.
+// undeploying the staged one discards it. A pinned deployment, kept on
+// purpose, and the last deployment that would boot (the sysroot would be
+// left unbootable) are removed only with opts.Force; without it they are
+// errdefs.ErrFailedPrecondition too. ostree admin undeploy removes both
+// silently.
 //
 // Steps: those of WriteDeployments, then the cleanup ones.
-func (s *Sysroot) Undeploy(ctx context.Context, index int) (Deployment, error) {
+func (s *Sysroot) Undeploy(ctx context.Context, index int, opts UndeployOptions) (Deployment, error) {
 	unlock, err := s.begin(ctx)
 	if err != nil {
 		return Deployment{}, err
@@ -34,6 +44,12 @@ func (s *Sysroot) Undeploy(ctx context.Context, index int) (Deployment, error) {
 	}
 	if d.Booted {
 		return Deployment{}, fmt.Errorf("undeploying %s: it is the booted deployment: %w", d.Path(), errdefs.ErrFailedPrecondition)
+	}
+	if !opts.Force && d.Pinned {
+		return Deployment{}, fmt.Errorf("undeploying %s: it is pinned: %w", d.Path(), errdefs.ErrFailedPrecondition)
+	}
+	if !opts.Force && !d.Staged && len(s.nonStaged()) == 1 {
+		return Deployment{}, fmt.Errorf("undeploying %s: it is the last deployment; the sysroot would have nothing to boot: %w", d.Path(), errdefs.ErrFailedPrecondition)
 	}
 	list := slices.Delete(slices.Clone(s.deployments), index, index+1)
 	if err := s.writeDeployments(ctx, list); err != nil {

@@ -36,6 +36,7 @@ type UpgradeOptions struct {
 type UpgradeResult struct {
 	Base     Deployment      // the deployment upgraded from
 	Refspec  string          // the origin refspec followed
+	Origin   OriginKind      // what Refspec is; only OriginRemote fetches
 	Commit   ostree.Checksum // the commit the refspec names now
 	Version  string          // its version metadata, if any
 	Changed  bool            // Commit differs from Base's commit
@@ -45,18 +46,23 @@ type UpgradeResult struct {
 // Upgrade follows the origin of the booted deployment (else the default
 // one) of a stateroot, like `rpm-ostree upgrade`: it pulls the origin's
 // refspec (REMOTE:REF through p; a plain REF is read from the sysroot
-// repository) and deploys the commit it names if it differs from the
-// base deployment's and is not already the pending default. A deployment
-// made by checksum (no ref in its origin) cannot be upgraded
-// (errdefs.ErrFailedPrecondition).
+// repository, nothing is fetched) and deploys the commit it names if it
+// differs from the base deployment's and is not already the pending
+// default. res.Origin tells the caller which it was: an origin pinned to
+// a commit (deployed by checksum) follows nothing, so the result is that
+// commit, unchanged, and nothing is fetched.
 func (s *Sysroot) Upgrade(ctx context.Context, p Puller, opts UpgradeOptions) (UpgradeResult, error) {
 	base, ok := s.upgradeBase(opts.OSName)
 	if !ok {
 		return UpgradeResult{}, fmt.Errorf("upgrading: no deployment of stateroot %q to upgrade from: %w", opts.OSName, errdefs.ErrNotFound)
 	}
-	res := UpgradeResult{Base: base, Refspec: base.Refspec}
-	if base.Refspec == "" || ostree.IsChecksum(base.Refspec) {
-		return res, fmt.Errorf("upgrading %s: its origin follows no ref (deployed by checksum): %w", base.Path(), errdefs.ErrFailedPrecondition)
+	res := UpgradeResult{Base: base, Refspec: base.Refspec, Origin: KindOf(base.Refspec)}
+	if res.Origin == OriginCommit {
+		res.Commit = base.Checksum
+		if c, err := s.repo.ReadCommit(res.Commit); err == nil {
+			res.Version = c.Version()
+		}
+		return res, nil
 	}
 	remote, ref, err := ostree.ParseRefspec(base.Refspec)
 	if err != nil {
