@@ -96,6 +96,7 @@ var testOnly = []string{
 var sameLayer = map[[2]string]string{
 	{"internal/pull", "internal/repo"}:        "pull stores what it fetches in a repository",
 	{"internal/delta", "internal/repo"}:       "deltas are generated from and applied to a repository",
+	{"internal/pull", "internal/delta"}:       "a pull applies the static deltas a remote offers",
 	{"internal/sysroot", "internal/repo"}:     "a sysroot's deployments are checkouts of its repository",
 	{"internal/image", "internal/repo"}:       "an image's sysroot repository is filled from the source repository",
 	{"internal/image", "internal/sysroot"}:    "an image holds a sysroot that package sysroot deploys",

@@ -15,13 +15,14 @@ import (
 )
 
 type pullJSON struct {
-	Refs           []pullRefJSON `json:"refs"`
-	Remote         string        `json:"remote,omitempty"` // the remote a pull by --url recorded
-	Commits        int           `json:"commits"`
-	ObjectsFetched int64         `json:"objects_fetched"`
-	ObjectsSkipped int64         `json:"objects_skipped"`
-	Bytes          int64         `json:"bytes"`
-	Duration       float64       `json:"duration_seconds"`
+	Refs           []pullRefJSON      `json:"refs"`
+	Remote         string             `json:"remote,omitempty"` // the remote a pull by --url recorded
+	Commits        int                `json:"commits"`
+	ObjectsFetched int64              `json:"objects_fetched"`
+	ObjectsSkipped int64              `json:"objects_skipped"`
+	Bytes          int64              `json:"bytes"`
+	StaticDeltas   []pull.DeltaResult `json:"static_deltas,omitempty"`
+	Duration       float64            `json:"duration_seconds"`
 }
 
 type pullRefJSON struct {
@@ -36,12 +37,14 @@ func newRepoPullCmd() *cobra.Command {
 		path, url                        string
 		keyFiles                         []string
 		noVerify, allowDowngrade, asJSON bool
+		noDeltas, needDeltas             bool
 		depth                            int
 	)
 	cmd := &cobra.Command{
 		Use:   "pull --repo R (--url URL | REMOTE) [--trusted-key FILE | --no-verify] [--depth N] [--json] REF...",
 		Short: "Fetch refs from a served repository, verifying signatures",
-		Long: `Pull each REF (or REF@CHECKSUM for a given commit) from an archive repository
+		Long: `Pull each REF (or REF@CHECKSUM for a given commit, or a bare CHECKSUM, which
+moves no ref) from an archive repository
 served over HTTP (strata repo serve, any static web server, or ostree's
 trivial-httpd) into the local repository, whatever its mode.
 
@@ -60,6 +63,13 @@ check GPG signatures (gpg-verify). A commit bound to other refs
 (ostree.ref-binding) is refused, and so is moving a ref to an older commit
 unless --allow-downgrade or REF@CHECKSUM.
 
+When the remote offers a static delta to the commit from the ref's current
+commit (or, for a first pull, from empty), the pull downloads it instead of
+the objects, says how many bytes before it starts, verifies every object it
+produces, and falls back to objects if the delta is bad;
+--require-static-deltas makes that an error, --disable-static-deltas skips
+deltas.
+
 --depth N also pulls N parent commits with their trees (-1: all history).
 An interrupted pull resumes from what it had fetched. The ref moves only
 when everything is in.`,
@@ -73,7 +83,14 @@ when everything is in.`,
 				return err
 			}
 			defer r.Close()
-			opts := pull.Options{URL: url, Refs: args, NoVerify: noVerify, AllowDowngrade: allowDowngrade, Depth: depth}
+			if noDeltas && needDeltas {
+				return usagef("--disable-static-deltas and --require-static-deltas contradict each other")
+			}
+			opts := pull.Options{URL: url, Refs: args, NoVerify: noVerify, AllowDowngrade: allowDowngrade, Depth: depth,
+				DisableStaticDeltas: noDeltas, RequireStaticDeltas: needDeltas}
+			opts.DeltaStarted = func(name string, n uint64) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "Using static delta %s: %s to download\n", name, humanBytes(int64(n)))
+			}
 			if url == "" {
 				if len(args) < 2 {
 					return usagef("give --url URL, or a REMOTE and at least one REF")
@@ -108,6 +125,8 @@ when everything is in.`,
 	cmd.Flags().StringArrayVar(&keyFiles, "trusted-key", nil, "file of trusted ed25519 public keys (repeatable)")
 	cmd.Flags().BoolVar(&noVerify, "no-verify", false, "do not verify signatures")
 	cmd.Flags().BoolVar(&allowDowngrade, "allow-downgrade", false, "let a ref move to an older commit")
+	cmd.Flags().BoolVar(&noDeltas, "disable-static-deltas", false, "fetch objects only, never a static delta")
+	cmd.Flags().BoolVar(&needDeltas, "require-static-deltas", false, "fail instead of fetching objects when no good static delta is offered")
 	cmd.Flags().IntVar(&depth, "depth", 0, "also pull this many parent commits (-1: all)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print what was pulled as JSON")
 	return cmd
@@ -188,7 +207,7 @@ func (b *pullProgress) SetBytes(n int64) {
 
 func pullResultJSON(res *pull.Result) pullJSON {
 	out := pullJSON{Refs: []pullRefJSON{}, Commits: res.Commits, ObjectsFetched: res.Fetched,
-		ObjectsSkipped: res.Skipped, Bytes: res.Bytes, Duration: res.Duration.Seconds()}
+		ObjectsSkipped: res.Skipped, Bytes: res.Bytes, Duration: res.Duration.Seconds(), StaticDeltas: res.Deltas}
 	for _, r := range res.Refs {
 		e := pullRefJSON{Ref: r.Ref, Commit: r.Commit.String(), SignedBy: r.SignedBy}
 		if !r.Previous.IsZero() {
@@ -215,6 +234,13 @@ func printPull(w io.Writer, remote string, res *pull.Result) {
 		}
 		if r.SignedBy != "" {
 			fmt.Fprintf(w, "  signed by %s\n", strings.TrimPrefix(r.SignedBy, sign.EngineEd25519+":"))
+		}
+	}
+	for _, d := range res.Deltas {
+		if d.Fallback != "" {
+			fmt.Fprintf(w, "static delta %s not used (%s); objects fetched instead\n", d.Name, d.Fallback)
+		} else {
+			fmt.Fprintf(w, "static delta %s applied (%s)\n", d.Name, humanBytes(int64(d.Bytes)))
 		}
 	}
 	fmt.Fprintf(w, "%d objects fetched, %d already present; %s in %s\n",
