@@ -3,6 +3,7 @@ package delta
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
@@ -21,7 +22,7 @@ type fixture struct {
 	c1, c2   ostree.Checksum
 }
 
-func writeTree(t *testing.T, dir string, files map[string]string) {
+func writeTree(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	for p, data := range files {
 		full := filepath.Join(dir, p)
@@ -40,7 +41,7 @@ func writeTree(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
-func commitDir(t *testing.T, r *repo.Repo, dir string) ostree.Checksum {
+func commitDir(t testing.TB, r *repo.Repo, dir string) ostree.Checksum {
 	t.Helper()
 	c, _, err := repo.CommitTree(context.Background(), r, repo.DirSource(dir), repo.CommitOptions{
 		Branch: "os", Subject: filepath.Base(dir), Timestamp: time.Unix(1700000000, 0)})
@@ -50,7 +51,7 @@ func commitDir(t *testing.T, r *repo.Repo, dir string) ostree.Checksum {
 	return c
 }
 
-func newFixture(t *testing.T, mode repo.Mode) *fixture {
+func newFixture(t testing.TB, mode repo.Mode) *fixture {
 	t.Helper()
 	tmp := t.TempDir()
 	src, err := repo.Init(filepath.Join(tmp, "src"), repo.ModeArchive)
@@ -202,3 +203,5 @@ func TestNameDir(t *testing.T) {
 		}
 	}
 }
+
+func sumOf(b []byte) ostree.Checksum { return sha256.Sum256(b) }
