@@ -32,7 +32,8 @@ var layers = map[string]int{
 	"internal/errdefs":  0,
 	"internal/fsutil":   0,
 	"internal/gvariant": 0,
-	"internal/keyfile":  0, // GKeyFile (repository config, origin files); pure like gvariant
+	"internal/keyfile":  0,
+	"internal/bsdiff":   0, // bspatch of static-delta parts; pure over byte slices // GKeyFile (repository config, origin files); pure like gvariant
 	"internal/distro":   0, // fixed paths and tool names of a node
 	// L1: object model and wire formats.
 	"internal/ostree":     1,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/strata-os/strata/internal/bsdiff"
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/gvariant"
 	"github.com/strata-os/strata/internal/ostree"
@@ -216,7 +217,24 @@ func (m *machine) step(op byte) error {
 	case opClose:
 		return m.closeObject()
 	case opBspatch:
-		return fmt.Errorf("bspatch operations: %w", errdefs.ErrUnsupported)
+		a, err := m.args(2)
+		if err != nil {
+			return err
+		}
+		if !m.open || m.src == nil {
+			return fmt.Errorf("bspatch without an open object and a read source: %w", errdefs.ErrInvalid)
+		}
+		patch, err := slice(m.p.Raw, a[0], a[1])
+		if err != nil {
+			return err
+		}
+		// The result is at most as long as the patch, so the part's
+		// bound bounds it.
+		out, err := bsdiff.Patch(m.src, int64(m.left), patch)
+		if err != nil {
+			return err
+		}
+		return m.write(out)
 	}
 	return fmt.Errorf("unknown operation: %w", errdefs.ErrInvalid)
 }

@@ -10,9 +10,8 @@
 // superblock names before it is stored (repo.Txn verifies), and every part against
 // the checksum and sizes in its header before it is decompressed.
 //
-// It does not generate bsdiff or rollsum operations, does not apply bsdiff (a
-// part that uses it is errdefs.ErrUnsupported, so a pull falls back to
-// objects), and does not read or write signed superblocks.
+// It does not generate bsdiff or rollsum operations (it applies both, bsdiff
+// through package bsdiff), and does not read or write signed superblocks.
 //
 // Layer: L2, beside package repo, whose repositories it reads and writes.
 package delta

@@ -130,7 +130,8 @@ func TestProgramBounds(t *testing.T) {
 		{"unclosed object", []byte{opOpen, 0, 0, 6, opWrite, 6, 0}, obj},
 		{"more objects than listed", []byte{opOpenSpliceAndClose, 0, 0, 6, 0, opOpenSpliceAndClose, 0, 0, 6, 0}, obj},
 		{"read source past raw", []byte{opSetReadSource, 0}, obj},
-		{"bspatch", []byte{opBspatch, 0, 0}, obj},
+		{"bspatch without read source", []byte{opOpen, 0, 0, 6, opBspatch, 0, 6, opClose}, obj},
+		{"bspatch past raw", []byte{opOpen, 0, 0, 6, opBspatch, 0, 7, opClose}, obj},
 		{"truncated varint", []byte{opOpenSpliceAndClose, 0x80}, obj},
 		{"unknown op", []byte{'Z'}, obj},
 	} {

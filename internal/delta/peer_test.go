@@ -4,6 +4,7 @@ package delta
 
 import (
 	"context"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -187,4 +188,49 @@ func TestPeerStrataAppliesOstreeDelta(t *testing.T) {
 			fsckClean(t, f.dst)
 		})
 	}
+}
+
+// TestPeerStrataAppliesOstreeBsdiff: a delta whose modified file ostree
+// encoded as a bsdiff patch against the old one gives strata the same
+// commit.
+func TestPeerStrataAppliesOstreeBsdiff(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	src, err := repo.Init(filepath.Join(tmp, "src"), repo.ModeArchive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	rnd := rand.New(rand.NewPCG(1, 2))
+	lib := make([]byte, 256<<10)
+	for i := range lib {
+		lib[i] = byte(rnd.Uint32())
+	}
+	writeTree(t, filepath.Join(tmp, "t1"), map[string]string{"usr/lib/libx.so": string(lib)})
+	c1 := commitDir(t, src, filepath.Join(tmp, "t1"))
+	for i := 0; i < len(lib); i += 700 { // scattered edits: no rollsum match, a good bsdiff
+		lib[i]++
+	}
+	writeTree(t, filepath.Join(tmp, "t2"), map[string]string{"usr/lib/libx.so": string(lib)})
+	c2 := commitDir(t, src, filepath.Join(tmp, "t2"))
+	ostreeRun(t, "--repo="+src.Path(), "static-delta", "generate", "--empty", "--to="+c1.String())
+	ostreeRun(t, "--repo="+src.Path(), "static-delta", "generate", "--from="+c1.String(), "--to="+c2.String())
+	up := Name{From: c1, To: c2}
+	if out := ostreeRun(t, "--repo="+src.Path(), "static-delta", "show", up.String()); !regexp.MustCompile(`bspatch=[1-9]`).MatchString(out) {
+		t.Fatalf("ostree's delta has no bspatch operation:\n%s", out)
+	}
+	dst, err := repo.Init(filepath.Join(tmp, "dst"), repo.ModeBareUserOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	for _, n := range []Name{{To: c1}, up} {
+		if _, err := ApplyOffline(context.Background(), dst, filepath.Join(src.Path(), n.Dir())); err != nil {
+			t.Fatalf("ApplyOffline(ostree's %s) = %v", n, err)
+		}
+	}
+	if err := dst.SetRef("", "os", c2); err != nil {
+		t.Fatal(err)
+	}
+	fsckClean(t, dst)
 }
