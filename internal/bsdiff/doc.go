@@ -6,7 +6,7 @@
 // new file is complete. There is no header and no compression: the part is
 // compressed as a whole.
 //
-// It does not generate patches.
+// Diff writes the simplest patches of that format (no bsdiff search).
 //
 // Layer: L0, pure over byte slices.
 package bsdiff

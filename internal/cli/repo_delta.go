@@ -23,13 +23,16 @@ func newRepoDeltaGenerateCmd() *cobra.Command {
 		empty, inline  bool
 		minFallbackKB  int64
 		maxChunkMB     int64
+		maxBsdiffMB    int64
 	)
 	cmd := &cobra.Command{
-		Use:   "generate --repo R [--from REV | --empty] --to REV [--inline] [--min-fallback-size KB]",
+		Use:   "generate --repo R [--from REV | --empty] --to REV [--inline] [--max-bsdiff-size MB] [--min-fallback-size KB]",
 		Short: "Write the static delta from one commit (or from empty) to another",
 		Long: `Write the static delta that brings a client holding --from (by default the parent
 of --to; with --empty nothing) to --to, in OSTree's layout (deltas/), as
-ostree static-delta generate does. Content objects of at least
+ostree static-delta generate does. A changed file up to --max-bsdiff-size
+megabytes whose bytes mostly stayed in place travels as a bsdiff patch against
+the file at the same path in --from. Other content objects of at least
 --min-fallback-size kilobytes are left out of the parts: clients fetch them as
 loose objects. Run strata repo summary afterwards to publish the delta.`,
 		Args: cobra.NoArgs,
@@ -62,9 +65,13 @@ loose objects. Run strata repo summary afterwards to publish the delta.`,
 				}
 				fromC = cm.Parent
 			}
+			if maxBsdiffMB == 0 {
+				maxBsdiffMB = -1
+			}
 			start := time.Now()
 			sb, err := delta.Generate(cmd.Context(), r, fromC, toC, delta.Options{
-				Inline: inline, MinFallbackSize: minFallbackKB * 1000, MaxChunkSize: maxChunkMB * 1000 * 1000})
+				Inline: inline, MinFallbackSize: minFallbackKB * 1000, MaxChunkSize: maxChunkMB * 1000 * 1000,
+				MaxBsdiffSize: maxBsdiffMB * 1000 * 1000})
 			if err != nil {
 				return fmt.Errorf("cannot generate the delta: %w", err)
 			}
@@ -80,6 +87,7 @@ loose objects. Run strata repo summary afterwards to publish the delta.`,
 	cmd.Flags().BoolVar(&inline, "inline", false, "put the parts into the superblock")
 	cmd.Flags().Int64Var(&minFallbackKB, "min-fallback-size", delta.DefaultMinFallbackSize/1000, "fetch content objects of at least this many kilobytes loose")
 	cmd.Flags().Int64Var(&maxChunkMB, "max-chunk-size", delta.DefaultMaxChunkSize/1000/1000, "split parts at this many megabytes")
+	cmd.Flags().Int64Var(&maxBsdiffMB, "max-bsdiff-size", delta.DefaultMaxBsdiffSize/1000/1000, "send changed files up to this many megabytes as patches against the old file (0: never)")
 	cmd.MarkFlagRequired("to")
 	return cmd
 }

@@ -142,7 +142,7 @@ func TestGenerateApplyRoundTrip(t *testing.T) {
 func TestSuperblockRoundTrip(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, repo.ModeArchive)
-	sb, err := Generate(context.Background(), f.src, f.c1, f.c2, Options{MinFallbackSize: 100 << 10})
+	sb, err := Generate(context.Background(), f.src, f.c1, f.c2, Options{MinFallbackSize: 100 << 10, MaxBsdiffSize: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

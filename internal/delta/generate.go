@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/strata-os/strata/internal/bsdiff"
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/fsutil"
 	"github.com/strata-os/strata/internal/gvariant"
@@ -20,6 +21,12 @@ import (
 const (
 	DefaultMinFallbackSize = 4_000_000
 	DefaultMaxChunkSize    = 32_000_000
+	// DefaultMaxBsdiffSize keeps a patch (as long as its file) within one
+	// part of the default size.
+	DefaultMaxBsdiffSize = 32_000_000
+	// minZeros is the share of unchanged bytes from which a patch is
+	// used: below it the diff compresses no better than the file.
+	minZeros = 0.5
 )
 
 // Options tune Generate.
@@ -34,6 +41,11 @@ type Options struct {
 	// (a single larger object gets a part of its own); 0 means
 	// DefaultMaxChunkSize, at most MaxPartSize.
 	MaxChunkSize int64
+	// MaxBsdiffSize: a regular file that replaces one at the same path
+	// and is at most this long travels as a bsdiff patch against the old
+	// file when most of its bytes are unchanged in place; 0 means
+	// DefaultMaxBsdiffSize, negative turns patches off.
+	MaxBsdiffSize int64
 	// Now is the generation time written into the superblock; nil means
 	// time.Now.
 	Now func() time.Time
@@ -54,6 +66,10 @@ func Generate(ctx context.Context, r *repo.Repo, from, to ostree.Checksum, opts 
 		opts.MaxChunkSize = DefaultMaxChunkSize
 	}
 	opts.MaxChunkSize = min(opts.MaxChunkSize, MaxPartSize)
+	if opts.MaxBsdiffSize == 0 {
+		opts.MaxBsdiffSize = DefaultMaxBsdiffSize
+	}
+	opts.MaxBsdiffSize = min(opts.MaxBsdiffSize, opts.MaxChunkSize, MaxReadSourceSize)
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
@@ -64,15 +80,26 @@ func Generate(ctx context.Context, r *repo.Repo, from, to ostree.Checksum, opts 
 		return nil, fmt.Errorf("generating delta %s: reading target commit: %w", name, err)
 	}
 	have := map[ostree.ObjectName]bool{}
+	oldFiles := map[string]ostree.Checksum{} // path -> content object in from
 	if !name.Scratch() {
-		if err := reachable(ctx, r, from, func(n ostree.ObjectName) { have[n] = true }); err != nil {
+		err := reachable(ctx, r, from, func(n ostree.ObjectName, p string) {
+			have[n] = true
+			if n.Type == ostree.ObjectFile {
+				oldFiles[p] = n.Checksum
+			}
+		})
+		if err != nil {
 			return nil, fmt.Errorf("generating delta %s: objects of %s: %w", name, from, err)
 		}
 	}
-	var want []ostree.ObjectName
-	err = reachable(ctx, r, to, func(n ostree.ObjectName) {
+	type wanted struct {
+		n    ostree.ObjectName
+		path string
+	}
+	var want []wanted
+	err = reachable(ctx, r, to, func(n ostree.ObjectName, p string) {
 		if !have[n] {
-			want = append(want, n)
+			want = append(want, wanted{n, p})
 		}
 	})
 	if err != nil {
@@ -90,12 +117,22 @@ func Generate(ctx context.Context, r *repo.Repo, from, to ostree.Checksum, opts 
 		sb.Metadata.Set(name.CommitMetaKey(), gvariant.NewVariant("a{sv}", v))
 	}
 	b := &builder{r: r, sb: sb, opts: opts}
-	for _, n := range want {
+	for _, w := range want {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if err := b.add(n); err != nil {
-			return nil, fmt.Errorf("generating delta %s: object %s: %w", name, n, err)
+		old, ok := oldFiles[w.path]
+		if ok && w.n.Type == ostree.ObjectFile && opts.MaxBsdiffSize > 0 {
+			done, err := b.addPatch(w.n, old)
+			if err != nil {
+				return nil, fmt.Errorf("generating delta %s: object %s: %w", name, w.n, err)
+			}
+			if done {
+				continue
+			}
+		}
+		if err := b.add(w.n); err != nil {
+			return nil, fmt.Errorf("generating delta %s: object %s: %w", name, w.n, err)
 		}
 	}
 	if err := b.flush(); err != nil {
@@ -108,28 +145,29 @@ func Generate(ctx context.Context, r *repo.Repo, from, to ostree.Checksum, opts 
 }
 
 // reachable calls fn once for each dirtree, dirmeta and content object the
-// commit reaches, a directory before what it holds.
-func reachable(ctx context.Context, r *repo.Repo, c ostree.Checksum, fn func(ostree.ObjectName)) error {
+// commit reaches, with the first path it is reached by, a directory before
+// what it holds.
+func reachable(ctx context.Context, r *repo.Repo, c ostree.Checksum, fn func(n ostree.ObjectName, path string)) error {
 	cm, err := r.ReadCommit(c)
 	if err != nil {
 		return err
 	}
 	seen := map[ostree.ObjectName]bool{}
-	visit := func(n ostree.ObjectName) bool {
+	visit := func(n ostree.ObjectName, p string) bool {
 		if seen[n] {
 			return false
 		}
 		seen[n] = true
-		fn(n)
+		fn(n, p)
 		return true
 	}
-	var dir func(tree, meta ostree.Checksum) error
-	dir = func(tree, meta ostree.Checksum) error {
+	var dir func(p string, tree, meta ostree.Checksum) error
+	dir = func(p string, tree, meta ostree.Checksum) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		visit(ostree.ObjectName{Checksum: meta, Type: ostree.ObjectDirMeta})
-		if !visit(ostree.ObjectName{Checksum: tree, Type: ostree.ObjectDirTree}) {
+		visit(ostree.ObjectName{Checksum: meta, Type: ostree.ObjectDirMeta}, p)
+		if !visit(ostree.ObjectName{Checksum: tree, Type: ostree.ObjectDirTree}, p) {
 			return nil
 		}
 		t, err := r.ReadDirTree(tree)
@@ -137,16 +175,16 @@ func reachable(ctx context.Context, r *repo.Repo, c ostree.Checksum, fn func(ost
 			return err
 		}
 		for _, f := range t.Files {
-			visit(ostree.ObjectName{Checksum: f.Checksum, Type: ostree.ObjectFile})
+			visit(ostree.ObjectName{Checksum: f.Checksum, Type: ostree.ObjectFile}, p+"/"+f.Name)
 		}
 		for _, d := range t.Dirs {
-			if err := dir(d.Tree, d.Meta); err != nil {
+			if err := dir(p+"/"+d.Name, d.Tree, d.Meta); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	return dir(cm.RootTree, cm.RootMeta)
+	return dir("", cm.RootTree, cm.RootMeta)
 }
 
 // builder accumulates objects into the current part.
@@ -304,4 +342,58 @@ func (b *builder) write() error {
 		return err
 	}
 	return fsutil.WriteFileAtomic(filepath.Join(b.r.Path(), b.sb.Name.SuperblockPath()), data, 0o644)
+}
+
+// readPayload reads a regular file's whole payload, at most max bytes.
+func readPayload(r *repo.Repo, c ostree.Checksum, max int64) (*repo.Content, []byte, error) {
+	obj, err := r.OpenContent(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer obj.Close()
+	if !obj.Info.IsRegular() || obj.Size > max {
+		return obj, nil, nil
+	}
+	b := make([]byte, obj.Size)
+	if _, err := io.ReadFull(obj, b); err != nil {
+		return nil, nil, fmt.Errorf("reading payload of %s: %w", c, err)
+	}
+	return obj, b, nil
+}
+
+// addPatch carries content object n as a bsdiff patch against old, the
+// file at the same path in the from commit, when both are regular files
+// within MaxBsdiffSize and most of n's bytes are unchanged in place. It
+// reports whether it did.
+func (b *builder) addPatch(n ostree.ObjectName, old ostree.Checksum) (bool, error) {
+	newObj, newData, err := readPayload(b.r, n.Checksum, b.opts.MaxBsdiffSize)
+	if err != nil || newData == nil {
+		return false, err
+	}
+	_, oldData, err := readPayload(b.r, old, b.opts.MaxBsdiffSize)
+	if err != nil || oldData == nil || bsdiff.Zeros(oldData, newData) < minZeros {
+		return false, err
+	}
+	patch := bsdiff.Diff(oldData, newData)
+	if err := b.room(int64(len(patch)) + 32); err != nil {
+		return false, err
+	}
+	mi := b.modeIndex(Mode{UID: newObj.Info.UID, GID: newObj.Info.GID, Mode: newObj.Info.Mode})
+	xi := b.xattrIndex(newObj.Info.Xattrs)
+	src := len(b.part.Raw)
+	b.part.Raw = append(b.part.Raw, old[:]...)
+	off := len(b.part.Raw)
+	b.part.Raw = append(b.part.Raw, patch...)
+	// The sequence libostree's generator writes for a patched file.
+	ops := appendVarint([]byte{opSetReadSource}, uint64(src))
+	ops = append(ops, opOpen)
+	for _, x := range []uint64{mi, xi, uint64(len(newData))} {
+		ops = appendVarint(ops, x)
+	}
+	ops = append(ops, opBspatch)
+	ops = appendVarint(appendVarint(ops, uint64(off)), uint64(len(patch)))
+	ops = append(ops, opUnsetReadSource, opClose)
+	b.part.Ops = append(b.part.Ops, ops...)
+	b.objs = append(b.objs, n)
+	return true, nil
 }

@@ -26,7 +26,7 @@ type deltaEnv struct {
 	up          delta.Name
 }
 
-func publishDeltas(t *testing.T, r *repo.Repo) {
+func publishDeltas(t testing.TB, r *repo.Repo) {
 	t.Helper()
 	if err := delta.Reindex(r); err != nil {
 		t.Fatal(err)
