@@ -205,3 +205,28 @@ func TestNameDir(t *testing.T) {
 }
 
 func sumOf(b []byte) ostree.Checksum { return sha256.Sum256(b) }
+
+func TestGenerateForRefs(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, repo.ModeArchive)
+	tmp := t.TempDir()
+	writeTree(t, tmp, map[string]string{"usr/bin/a": "third\n"})
+	c3 := commitDir(t, f.src, tmp)
+	wrote, err := GenerateForRefs(context.Background(), f.src, 5, true, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Name{{To: c3}, {From: f.c2, To: c3}, {From: f.c1, To: c3}}
+	if len(wrote) != len(want) {
+		t.Fatalf("GenerateForRefs wrote %v, want %v", wrote, want)
+	}
+	for i := range want {
+		if wrote[i] != want[i] {
+			t.Errorf("delta %d = %s, want %s", i, wrote[i], want[i])
+		}
+	}
+	again, err := GenerateForRefs(context.Background(), f.src, 5, true, Options{})
+	if err != nil || len(again) != 0 {
+		t.Errorf("second GenerateForRefs wrote %v, %v, want nothing", again, err)
+	}
+}

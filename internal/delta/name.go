@@ -100,3 +100,7 @@ func fromModifiedBase64(s string) (ostree.Checksum, bool) {
 	c := ostree.Checksum(b)
 	return c, c.ModifiedBase64() == s
 }
+
+func commitName(c ostree.Checksum) ostree.ObjectName {
+	return ostree.ObjectName{Checksum: c, Type: ostree.ObjectCommit}
+}
