@@ -33,6 +33,7 @@ var layers = map[string]int{
 	"internal/fsutil":   0,
 	"internal/gvariant": 0,
 	"internal/keyfile":  0, // GKeyFile (repository config, origin files); pure like gvariant
+	"internal/bsdiff":   0, // bspatch of static-delta parts; pure over byte slices
 	"internal/distro":   0, // fixed paths and tool names of a node
 	// L1: object model and wire formats.
 	"internal/ostree":     1,
@@ -44,6 +45,7 @@ var layers = map[string]int{
 	// L2: stores and mechanisms. Same-layer imports need an entry in sameLayer.
 	"internal/repo":       2,
 	"internal/pull":       2,
+	"internal/delta":      2, // static deltas
 	"internal/sysroot":    2,
 	"internal/bootloader": 2,
 	"internal/boot":       2, // boot policy over bootloader and sysroot; image (L2) imports it
@@ -96,6 +98,8 @@ var testOnly = []string{
 var sameLayer = map[[2]string]string{
 	{"internal/pull", "internal/repo"}:        "pull stores what it fetches in a repository",
 	{"internal/oci", "internal/repo"}:         "oci encapsulates commits of a repository and imports images into one",
+	{"internal/delta", "internal/repo"}:       "deltas are generated from and applied to a repository",
+	{"internal/pull", "internal/delta"}:       "a pull applies the static deltas a remote offers",
 	{"internal/sysroot", "internal/repo"}:     "a sysroot's deployments are checkouts of its repository",
 	{"internal/image", "internal/repo"}:       "an image's sysroot repository is filled from the source repository",
 	{"internal/image", "internal/sysroot"}:    "an image holds a sysroot that package sysroot deploys",

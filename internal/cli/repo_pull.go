@@ -19,13 +19,15 @@ func newRepoPullCmd() *cobra.Command {
 		path, url                        string
 		keyFiles                         []string
 		noVerify, allowDowngrade, asJSON bool
+		noDeltas, needDeltas             bool
 		depth                            int
 		maxContentSize                   int64
 	)
 	cmd := &cobra.Command{
 		Use:   "pull --repo R (--url URL REF... | REMOTE [REF...] | REMOTE:REF) [--trusted-key FILE... | --no-verify] [--depth N] [--json]",
 		Short: "Fetch refs from a served repository, verifying signatures",
-		Long: `Pull each REF (or REF@CHECKSUM for a given commit) from an archive repository
+		Long: `Pull each REF (or REF@CHECKSUM for a given commit, or a bare CHECKSUM, which
+moves no ref) from an archive repository
 served over HTTP (strata repo serve, any static web server, or ostree's
 trivial-httpd) into the local repository, whatever its mode.
 
@@ -53,6 +55,13 @@ most 400:1 beyond its first MiB (the remote's max-inflate-ratio, -1 for no
 bound). Redirects keep the remote's scheme and host; the remote's
 allow-cross-host-redirects=true lets them go to other hosts.
 
+When the remote offers a static delta to the commit from the ref's current
+commit (or, for a first pull, from empty), the pull downloads it instead of
+the objects, says how many bytes before it starts, verifies every object it
+produces, and falls back to objects if the delta is bad;
+--require-static-deltas makes that an error, --disable-static-deltas skips
+deltas.
+
 --depth N also pulls N parent commits with their trees (-1: all history).
 An interrupted pull resumes from what it had fetched. The ref moves only
 when everything is in.`,
@@ -70,7 +79,14 @@ when everything is in.`,
 				return err
 			}
 			defer r.Close()
-			opts := pull.Options{URL: url, Refs: args, AllowDowngrade: allowDowngrade, Depth: depth}
+			if noDeltas && needDeltas {
+				return usagef("--disable-static-deltas and --require-static-deltas contradict each other")
+			}
+			opts := pull.Options{URL: url, Refs: args, AllowDowngrade: allowDowngrade, Depth: depth,
+				DisableStaticDeltas: noDeltas, RequireStaticDeltas: needDeltas}
+			opts.DeltaStarted = func(name string, n uint64) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "Using static delta %s: %s to download\n", name, humanBytes(int64(n)))
+			}
 			if url == "" {
 				if remote, ref, ok := strings.Cut(args[0], ":"); ok && len(args) == 1 {
 					// ostree pull REMOTE:REF
@@ -120,6 +136,8 @@ when everything is in.`,
 	cmd.Flags().StringArrayVar(&keyFiles, "trusted-key", nil, "file of trusted ed25519 public keys (repeatable)")
 	cmd.Flags().BoolVar(&noVerify, "no-verify", false, "do not verify signatures")
 	cmd.Flags().BoolVar(&allowDowngrade, "allow-downgrade", false, "let a ref move to an older commit")
+	cmd.Flags().BoolVar(&noDeltas, "disable-static-deltas", false, "fetch objects only, never a static delta")
+	cmd.Flags().BoolVar(&needDeltas, "require-static-deltas", false, "fail instead of fetching objects when no good static delta is offered")
 	cmd.Flags().IntVar(&depth, "depth", 0, "also pull this many parent commits (-1: all)")
 	cmd.Flags().Int64Var(&maxContentSize, "max-content-size", 0, "largest file, in bytes, a content object may declare (default: the remote's max-content-size, or 64 GiB)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print what was pulled as JSON")
@@ -163,7 +181,7 @@ func (b *pullProgress) SetBytes(n int64) {
 
 func pullResultJSON(res *pull.Result) pullJSON {
 	out := pullJSON{Refs: []pullRefJSON{}, Commits: res.Commits, ObjectsFetched: res.Fetched,
-		ObjectsSkipped: res.Skipped, Bytes: res.Bytes, Duration: res.Duration.Seconds()}
+		ObjectsSkipped: res.Skipped, Bytes: res.Bytes, Duration: res.Duration.Seconds(), StaticDeltas: res.Deltas}
 	for _, r := range res.Refs {
 		e := pullRefJSON{Ref: r.Ref, Commit: r.Commit.String(), SignedBy: r.SignedBy}
 		if !r.Previous.IsZero() {
@@ -190,6 +208,13 @@ func printPull(w io.Writer, remote string, res *pull.Result) {
 		}
 		if r.SignedBy != "" {
 			fmt.Fprintf(w, "  signed by %s\n", strings.TrimPrefix(r.SignedBy, sign.EngineEd25519+":"))
+		}
+	}
+	for _, d := range res.Deltas {
+		if d.Fallback != "" {
+			fmt.Fprintf(w, "static delta %s not used (%s); objects fetched instead\n", d.Name, d.Fallback)
+		} else {
+			fmt.Fprintf(w, "static delta %s applied (%s)\n", d.Name, humanBytes(int64(d.Bytes)))
 		}
 	}
 	fmt.Fprintf(w, "%d objects fetched, %d already present; %s in %s\n",

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/strata-os/strata/internal/delta"
+	"github.com/strata-os/strata/internal/gvariant"
 	"github.com/strata-os/strata/internal/ostree"
 	"github.com/strata-os/strata/internal/repo"
 	"github.com/strata-os/strata/internal/sign"
@@ -15,6 +17,8 @@ func newRepoSummaryCmd() *cobra.Command {
 	var (
 		path, keyFile string
 		view, asJSON  bool
+		deltas        int
+		scratch       bool
 	)
 	cmd := &cobra.Command{
 		Use:   "summary --repo R [--sign-key FILE] [--view] [--json]",
@@ -22,6 +26,10 @@ func newRepoSummaryCmd() *cobra.Command {
 		Long: `Regenerate the repository's summary file from its local refs (refs/heads), as
 ostree summary -u does, and remove any summary.sig, which signed the old one.
 With --sign-key, write a new summary.sig with an ed25519 signature by that key.
+Every static delta in deltas/ is listed; --generate-deltas N first writes the
+missing deltas to each ref's head from its N previous commits (so a client that
+skipped releases still gets one delta), --generate-scratch-deltas the delta from
+empty for first pulls.
 
 --view prints the current summary instead of regenerating it; --json prints
 it as JSON (after regenerating it, unless --view).`,
@@ -36,7 +44,23 @@ it as JSON (after regenerating it, unless --view).`,
 			}
 			defer r.Close()
 			if !view {
-				opts := repo.SummaryOptions{}
+				if deltas > 0 || scratch {
+					wrote, err := delta.GenerateForRefs(cmd.Context(), r, deltas, scratch, delta.Options{})
+					if err != nil {
+						return fmt.Errorf("cannot generate static deltas: %w", err)
+					}
+					for _, n := range wrote {
+						fmt.Fprintf(cmd.ErrOrStderr(), "Generated static delta %s\n", n)
+					}
+				}
+				// The delta indexes come first: the summary announces them.
+				if err := delta.Reindex(r); err != nil {
+					return fmt.Errorf("cannot index the static deltas: %w", err)
+				}
+				opts := repo.SummaryOptions{StaticDeltas: func() ([]gvariant.DictEntry, error) {
+					d, err := delta.Digests(r)
+					return delta.DigestMap(d), err
+				}}
 				if keyFile != "" {
 					key, err := sign.LoadSecretKey(keyFile)
 					if err != nil {
@@ -71,6 +95,8 @@ it as JSON (after regenerating it, unless --view).`,
 	addRepoFlag(cmd, &path)
 	cmd.Flags().StringVar(&keyFile, "sign-key", "", "sign the summary with this ed25519 secret key file (strata repo keygen)")
 	cmd.Flags().BoolVar(&view, "view", false, "print the current summary instead of regenerating it")
+	cmd.Flags().IntVar(&deltas, "generate-deltas", 0, "first generate the missing static deltas to each ref's head from its last N commits")
+	cmd.Flags().BoolVar(&scratch, "generate-scratch-deltas", false, "first generate the missing static delta from empty to each ref's head")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	return cmd
 }

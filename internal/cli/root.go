@@ -27,7 +27,7 @@ func NewRootCommand() *cobra.Command {
 		newGroup("repo", "Manage OSTree-compatible repositories: commit, checkout, inspect, verify, publish, pull",
 			newRepoInitCmd(), newRepoCommitCmd(), newRepoCheckoutCmd(),
 			newRepoLogCmd(), newRepoShowCmd(), newRepoRefsCmd(), newRepoLsCmd(), newRepoCatCmd(), newRepoDiffCmd(),
-			newRepoFsckCmd(), newRepoPruneCmd(), newRepoSummaryCmd(),
+			newRepoFsckCmd(), newRepoPruneCmd(), newRepoSummaryCmd(), newRepoStaticDeltaCmd(),
 			newRepoKeygenCmd(), newRepoSignCmd(), newRepoVerifyCmd(),
 			newRepoServeCmd(), newRepoPullCmd(), newRepoRemoteCmd(),
 		),

@@ -4,6 +4,7 @@ import (
 	"github.com/strata-os/strata/internal/compose"
 	"github.com/strata-os/strata/internal/image"
 	"github.com/strata-os/strata/internal/initramfs"
+	"github.com/strata-os/strata/internal/pull"
 )
 
 // The --json outputs of every command, in one place: these types are the
@@ -264,13 +265,14 @@ type prunedObjectJSON struct {
 // strata repo pull
 
 type pullJSON struct {
-	Refs           []pullRefJSON `json:"refs"`
-	Remote         string        `json:"remote,omitempty"` // the remote a pull by --url recorded
-	Commits        int           `json:"commits"`
-	ObjectsFetched int64         `json:"objects_fetched"`
-	ObjectsSkipped int64         `json:"objects_skipped"`
-	Bytes          int64         `json:"bytes"`
-	Duration       float64       `json:"duration_seconds"`
+	Refs           []pullRefJSON      `json:"refs"`
+	Remote         string             `json:"remote,omitempty"` // the remote a pull by --url recorded
+	Commits        int                `json:"commits"`
+	ObjectsFetched int64              `json:"objects_fetched"`
+	ObjectsSkipped int64              `json:"objects_skipped"`
+	Bytes          int64              `json:"bytes"`
+	StaticDeltas   []pull.DeltaResult `json:"static_deltas,omitempty"`
+	Duration       float64            `json:"duration_seconds"`
 }
 
 type pullRefJSON struct {

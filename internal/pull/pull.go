@@ -115,6 +115,16 @@ type Options struct {
 	// no bound.
 	MaxInflateRatio int64
 
+	// DisableStaticDeltas pulls objects only. Otherwise a static delta the
+	// remote offers (docs/formats/static-deltas.md) from the ref's current
+	// commit, or from empty for a first pull, brings the objects, and a
+	// missing or bad delta falls back to object pulls, unless
+	// RequireStaticDeltas makes that an error.
+	DisableStaticDeltas, RequireStaticDeltas bool
+	// DeltaStarted, if set, is told the name of each delta the pull uses
+	// and the bytes it will download, before it downloads them.
+	DeltaStarted func(name string, bytes uint64)
+
 	// Progress, if set, follows the objects.
 	Progress Progress
 	// Now is the clock for Result.Duration; nil means time.Now.
@@ -138,6 +148,8 @@ type Result struct {
 	// Fetched and Skipped count tree and content objects downloaded and
 	// found locally (in objects/ or staged by an interrupted pull).
 	Fetched, Skipped int64
+	// Deltas are the static deltas the pull used or tried.
+	Deltas []DeltaResult
 	// Bytes is the body bytes received, summary and commits included.
 	Bytes    int64
 	Duration time.Duration
@@ -148,6 +160,7 @@ type target struct {
 	ref      string
 	commit   ostree.Checksum
 	explicit bool   // REF@CHECKSUM
+	noRef    bool   // a bare CHECKSUM: no ref to check or move
 	size     uint64 // commit size from the summary, 0 if unknown
 }
 
@@ -163,6 +176,10 @@ type puller struct {
 
 	sizesMu sync.Mutex
 	sizes   map[ostree.Checksum]uint64 // content sizes from verified commits' ostree.sizes
+
+	summary       *ostree.Summary            // the remote's, nil if none was fetched
+	deltas        map[string]ostree.Checksum // offered deltas, nil until first needed
+	indexedDeltas bool
 }
 
 // DefaultMaxContentSize is the largest payload a content object may
@@ -294,6 +311,13 @@ func parseRefs(refs []string) ([]*target, error) {
 	var out []*target
 	for _, s := range refs {
 		name, sum, explicit := strings.Cut(s, "@")
+		if !explicit && ostree.IsChecksum(name) {
+			// A commit by checksum, as `ostree pull REMOTE CHECKSUM`:
+			// fetched and verified, but no ref moves.
+			c, _ := ostree.ParseChecksum(name)
+			out = append(out, &target{ref: name, commit: c, explicit: true, noRef: true})
+			continue
+		}
 		if err := ostree.ValidateRef(name); err != nil {
 			return nil, err
 		}
@@ -324,6 +348,7 @@ func (p *puller) resolve(ctx context.Context, targets []*target) error {
 			return err
 		}
 	}
+	p.summary = sum
 	if sum == nil || sum.Metadata.String(ostree.SummaryMode) == "" {
 		if err := p.checkRemoteConfig(ctx); err != nil {
 			return err
@@ -472,9 +497,15 @@ func (p *puller) run(ctx context.Context, targets []*target) (res *Result, err e
 			continue
 		}
 		if !ok {
+			if err := p.tryDelta(ctx, t.commit, prev, res); err != nil {
+				return nil, err
+			}
 			if err := p.pullTrees(ctx, loose, t.commit, v.commit, res); err != nil {
 				return nil, err
 			}
+		}
+		if t.noRef {
+			continue
 		}
 		if err := txn.SetRef(p.opts.Remote, t.ref, t.commit); err != nil {
 			return nil, err
@@ -502,6 +533,9 @@ func (p *puller) run(ctx context.Context, targets []*target) (res *Result, err e
 // the commit was asked for explicitly or AllowDowngrade. It returns the
 // ref's current value (zero if none).
 func (p *puller) checkTarget(t *target, c *ostree.Commit) (ostree.Checksum, error) {
+	if t.noRef {
+		return ostree.Checksum{}, nil
+	}
 	if err := checkBinding(c, t.ref); err != nil {
 		return ostree.Checksum{}, fmt.Errorf("commit %s: %w", t.commit, err)
 	}

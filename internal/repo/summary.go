@@ -28,6 +28,10 @@ type SummaryOptions struct {
 	// Sign, if set, returns the summary.sig to publish for the summary
 	// bytes it is given (an a{sv} of signatures, docs/formats/signatures.md).
 	Sign func(summary []byte) ([]byte, error)
+	// StaticDeltas, if set, returns the summary's ostree.static-deltas
+	// map (delta name to the sha256 of its superblock, an a{sv} of ay),
+	// which package delta computes; an empty map is left out.
+	StaticDeltas func() ([]gvariant.DictEntry, error)
 }
 
 // BuildSummary computes the summary of the repository's local refs
@@ -86,6 +90,15 @@ func (r *Repo) RegenerateSummary(opts SummaryOptions) ([]byte, error) {
 	s, err := r.BuildSummary(now())
 	if err != nil {
 		return nil, err
+	}
+	if opts.StaticDeltas != nil {
+		deltas, err := opts.StaticDeltas()
+		if err != nil {
+			return nil, fmt.Errorf("listing static deltas: %w", err)
+		}
+		if len(deltas) > 0 {
+			s.Metadata.Set(ostree.SummaryStaticDeltas, gvariant.NewVariant("a{sv}", deltas))
+		}
 	}
 	data, err := s.Marshal()
 	if err != nil {

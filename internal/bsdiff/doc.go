@@ -1,0 +1,12 @@
+// Package bsdiff applies binary patches in the uncompressed bsdiff stream
+// format libostree puts into static-delta parts (docs/formats/static-deltas.md):
+// a sequence of control triples (three 8-byte sign-magnitude little-endian
+// integers: bytes to add from the old file, bytes to copy from the patch,
+// distance to seek in the old file), each followed by those bytes, until the
+// new file is complete. There is no header and no compression: the part is
+// compressed as a whole.
+//
+// Diff writes the simplest patches of that format (no bsdiff search).
+//
+// Layer: L0, pure over byte slices.
+package bsdiff

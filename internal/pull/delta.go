@@ -1,0 +1,170 @@
+package pull
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/strata-os/strata/internal/delta"
+	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/gvariant"
+	"github.com/strata-os/strata/internal/ostree"
+)
+
+// DeltaResult says what a pull did with the static delta to one commit.
+type DeltaResult struct {
+	Name string `json:"name"`
+	// Bytes is what the superblock said the delta would download (parts
+	// and fallback objects).
+	Bytes uint64 `json:"bytes"`
+	// Fallback is why the delta was abandoned for object pulls; "" when
+	// it was applied.
+	Fallback string `json:"fallback,omitempty"`
+}
+
+// deltaOffers returns the summary's ostree.static-deltas map (delta name to
+// superblock sha256) and whether the remote publishes per-commit indexes.
+func deltaOffers(sum *ostree.Summary) (map[string]ostree.Checksum, bool) {
+	out := map[string]ostree.Checksum{}
+	if sum == nil {
+		return out, false
+	}
+	if v, ok := sum.Metadata.Get(ostree.SummaryStaticDeltas); ok {
+		entries, _ := v.Value.([]gvariant.DictEntry)
+		for _, e := range entries {
+			k, _ := e.Key.(string)
+			d, _ := e.Value.(gvariant.Variant)
+			b, _ := d.Value.([]byte)
+			if c, err := ostree.ChecksumFromBytes(b); err == nil {
+				out[k] = c
+			}
+		}
+	}
+	v, ok := sum.Metadata.Get(ostree.SummaryIndexedDeltas)
+	indexed, _ := v.Value.(bool)
+	return out, ok && indexed
+}
+
+// deltaIndex fetches the delta index of commit to (delta-indexes/) and
+// adds its entries to offers; a missing index adds nothing.
+func (p *puller) deltaIndex(ctx context.Context, to ostree.Checksum, offers map[string]ostree.Checksum) error {
+	b, err := p.tr.getOptional(ctx, delta.IndexPath(to), 1<<20)
+	if err != nil || b == nil {
+		return err
+	}
+	m, err := ostree.ParseMetadata(b)
+	if err != nil {
+		return fmt.Errorf("delta index of %s: %w: %w", to, errdefs.ErrCorrupt, err)
+	}
+	idx := &ostree.Summary{Metadata: m}
+	found, _ := deltaOffers(idx)
+	for k, v := range found {
+		if _, ok := offers[k]; !ok {
+			offers[k] = v
+		}
+	}
+	return nil
+}
+
+// completeLocally reports whether commit c is stored with its whole tree
+// (no commitpartial marker): a delta from it may read it.
+func (p *puller) completeLocally(c ostree.Checksum) bool {
+	ok, err := p.r.HasObject(ostree.ObjectName{Checksum: c, Type: ostree.ObjectCommit})
+	if err != nil || !ok {
+		return false
+	}
+	_, err = os.Lstat(partialPath(p.r, c))
+	return errors.Is(err, os.ErrNotExist)
+}
+
+// tryDelta brings commit to's objects through a static delta when the
+// remote offers one from prev (a commit stored complete here) or, for a
+// first pull, from empty. It runs after the commit was verified and before
+// its tree is walked: the walk then finds the delta's objects staged,
+// fetches the fallback objects, and fetches loose whatever a bad delta did
+// not produce. It returns nil, having recorded why, when the pull should go
+// on with objects, and an error only when deltas are required.
+func (p *puller) tryDelta(ctx context.Context, to, prev ostree.Checksum, res *Result) error {
+	if p.opts.DisableStaticDeltas || p.completeLocally(to) {
+		return nil
+	}
+	var name delta.Name
+	var digest ostree.Checksum
+	found := false
+	if p.deltas == nil {
+		if p.summary == nil { // every target was REF@CHECKSUM
+			sum, err := p.fetchSummary(ctx)
+			if err != nil {
+				return err
+			}
+			p.summary = sum
+		}
+		p.deltas, p.indexedDeltas = deltaOffers(p.summary)
+	}
+	if p.indexedDeltas {
+		if err := p.deltaIndex(ctx, to, p.deltas); err != nil && p.opts.RequireStaticDeltas {
+			return err
+		}
+	}
+	if !prev.IsZero() && prev != to && p.completeLocally(prev) {
+		name = delta.Name{From: prev, To: to}
+		digest, found = p.deltas[name.String()]
+	}
+	if !found && prev.IsZero() {
+		name = delta.Name{To: to}
+		digest, found = p.deltas[name.String()]
+	}
+	if !found {
+		if p.opts.RequireStaticDeltas {
+			return fmt.Errorf("no static delta to commit %s from %s: %w", to, fromLabel(prev), errdefs.ErrNotFound)
+		}
+		return nil
+	}
+	dr := DeltaResult{Name: name.String()}
+	err := p.applyDelta(ctx, name, digest, &dr)
+	if err != nil {
+		if p.opts.RequireStaticDeltas || ctx.Err() != nil {
+			return err
+		}
+		dr.Fallback = err.Error()
+	}
+	res.Deltas = append(res.Deltas, dr)
+	return nil
+}
+
+func fromLabel(c ostree.Checksum) string {
+	if c.IsZero() {
+		return "empty"
+	}
+	return c.String()
+}
+
+// applyDelta fetches a superblock, checks it against the digest the summary
+// gave and the delta it should be, and applies the parts into the
+// transaction.
+func (p *puller) applyDelta(ctx context.Context, name delta.Name, digest ostree.Checksum, dr *DeltaResult) error {
+	b, err := p.tr.get(ctx, name.SuperblockPath(), delta.MaxSuperblockSize)
+	if err != nil {
+		return fmt.Errorf("delta %s: fetching superblock: %w", name, err)
+	}
+	if got := ostree.Checksum(sha256.Sum256(b)); got != digest {
+		return fmt.Errorf("delta %s: superblock hashes to %s, the summary says %s: %w", name, got, digest, errdefs.ErrCorrupt)
+	}
+	sb, err := delta.ParseSuperblock(b)
+	if err != nil {
+		return fmt.Errorf("delta %s: %w", name, err)
+	}
+	if sb.Name != name {
+		return fmt.Errorf("delta %s: superblock is of delta %s: %w", name, sb.Name, errdefs.ErrCorrupt)
+	}
+	dr.Bytes = sb.DownloadSize()
+	if p.opts.DeltaStarted != nil {
+		p.opts.DeltaStarted(name.String(), dr.Bytes)
+	}
+	parts := func(ctx context.Context, i int, size int64) ([]byte, error) {
+		return p.tr.get(ctx, name.PartPath(i), size)
+	}
+	return delta.Apply(ctx, p.txn, sb, parts)
+}
