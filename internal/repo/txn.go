@@ -15,7 +15,6 @@ import (
 	"sync"
 
 	"github.com/strata-os/strata/internal/errdefs"
-	"github.com/strata-os/strata/internal/fsutil"
 	"github.com/strata-os/strata/internal/ostree"
 	"golang.org/x/sys/unix"
 )
@@ -254,118 +253,6 @@ func (t *Txn) SetRef(remote, name string, c ostree.Checksum) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.refs = append(t.refs, refUpdate{remote: remote, name: name, checksum: c})
-	return nil
-}
-
-// Commit makes the staged objects durable and visible, then applies the
-// ref updates: the transaction's commit point.
-func (t *Txn) Commit() error {
-	t.mu.Lock()
-	if t.finished {
-		t.mu.Unlock()
-		return fmt.Errorf("internal error: transaction already finished")
-	}
-	t.finished = true
-	t.mu.Unlock()
-	defer t.release()
-	t.r.commitStep("staged")
-	if t.r.fsync {
-		if err := fsutil.SyncFS(t.dir); err != nil {
-			return err
-		}
-	}
-	t.r.commitStep("synced")
-	objects := filepath.Join(t.r.path, "objects")
-	subs, err := os.ReadDir(t.dir)
-	if err != nil {
-		return fmt.Errorf("reading staging directory: %w", err)
-	}
-	var touched []string
-	// Commit objects are moved last, after the other moves are durable:
-	// once a commit is visible, so is every object of its tree, even if the
-	// process dies or the power fails in between.
-	var commits [][2]string
-	move := func(from, to string, flags uint) error {
-		err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, flags)
-		if errors.Is(err, unix.EEXIST) {
-			os.Remove(from) // another writer stored the same object
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("moving object %s into place: %w", filepath.Base(from), err)
-		}
-		t.r.commitStep("moved-object")
-		return nil
-	}
-	for _, s := range subs {
-		if !s.IsDir() || len(s.Name()) != 2 {
-			continue
-		}
-		src := filepath.Join(t.dir, s.Name())
-		dst := filepath.Join(objects, s.Name())
-		if err := os.Mkdir(dst, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("creating %s: %w", dst, err)
-		}
-		ents, err := os.ReadDir(src)
-		if err != nil {
-			return fmt.Errorf("reading staging directory: %w", err)
-		}
-		for _, e := range ents {
-			from, to := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
-			if strings.HasSuffix(e.Name(), ".commit") {
-				commits = append(commits, [2]string{from, to})
-				continue
-			}
-			flags := uint(unix.RENAME_NOREPLACE)
-			if strings.HasSuffix(e.Name(), ".commitmeta") {
-				flags = 0
-			}
-			if err := move(from, to, flags); err != nil {
-				return err
-			}
-		}
-		touched = append(touched, dst)
-	}
-	syncDirs := func(dirs []string) error {
-		if !t.r.fsync {
-			return nil
-		}
-		for _, d := range dirs {
-			if err := fsutil.FsyncDir(d); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if err := syncDirs(append(touched, objects)); err != nil {
-		return err
-	}
-	if len(commits) > 0 {
-		var dirs []string
-		for _, c := range commits {
-			if err := move(c[0], c[1], unix.RENAME_NOREPLACE); err != nil {
-				return err
-			}
-			dirs = append(dirs, filepath.Dir(c[1]))
-		}
-		if err := syncDirs(dirs); err != nil {
-			return err
-		}
-	}
-	t.r.commitStep("objects-visible")
-	for _, u := range t.refs {
-		var err error
-		if u.delete {
-			err = t.r.deleteRef(u.remote, u.name)
-		} else {
-			err = t.r.writeRef(u.remote, u.name, u.checksum)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	t.r.commitStep("refs-written")
-	os.RemoveAll(t.dir)
 	return nil
 }
 
