@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/klauspost/compress/flate"
@@ -45,7 +46,18 @@ func (p *puller) fetchContent(ctx context.Context, txn *repo.Txn, c ostree.Check
 			return err
 		}
 		defer b.Close()
-		br := bufio.NewReaderSize(b, 64<<10)
+		// The response has come; wait for a turn to decode and store it.
+		select {
+		case p.writers <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer func() { <-p.writers }()
+		// The bound sits below the buffer, so that the inflater reads the
+		// *bufio.Reader itself: klauspost/flate decodes from one without an
+		// interface call per byte.
+		lim := &bodyLimit{r: b, max: math.MaxInt64, name: n}
+		br := bufio.NewReaderSize(lim, 64<<10)
 		h, err := ostree.ReadFramedHeader(br)
 		if err != nil {
 			return fmt.Errorf("content object %s: %w", c, err)
@@ -66,16 +78,18 @@ func (p *puller) fetchContent(ctx context.Context, txn *repo.Txn, c ostree.Check
 		if b.length >= 0 && uint64(b.length) > bound {
 			return fmt.Errorf("content object %s: %d bytes for a %d-byte payload: %w", c, b.length, size, errdefs.ErrCorrupt)
 		}
-		limited := &limitedReader{r: br, left: int64(bound) - headerLen, name: n}
+		if err := lim.setMax(int64(bound)); err != nil {
+			return err
+		}
 		var payload io.Reader
 		if fi.IsRegular() {
-			zr := flate.NewReader(limited)
+			zr := flate.NewReader(br)
 			defer zr.Close()
-			payload = &payloadReader{zr: zr, rest: limited, left: int64(size), name: n}
+			payload = &payloadReader{zr: zr, rest: br, left: int64(size), name: n}
 		}
 		// A symlink is its header alone: no deflate stream follows.
 		if fi.IsSymlink() {
-			if err := expectEOF(limited, n); err != nil {
+			if err := expectEOF(br, n); err != nil {
 				return err
 			}
 		}
@@ -84,46 +98,43 @@ func (p *puller) fetchContent(ctx context.Context, txn *repo.Txn, c ostree.Check
 	})
 }
 
-// limitedReader reads at most left bytes and reports more as corruption.
-// It implements io.ByteReader so that the inflater reads exactly up to
-// the end of the deflate stream and no further.
-type limitedReader struct {
-	r    *bufio.Reader
-	left int64
+// bodyLimit passes on at most max bytes of a response body and reports
+// more as corruption; read counts what it passed on (read-ahead included).
+type bodyLimit struct {
+	r    io.Reader
+	read int64
+	max  int64
 	name ostree.ObjectName
 }
 
-func (l *limitedReader) tooLong() error {
+func (l *bodyLimit) tooLong() error {
 	return fmt.Errorf("content object %s: compressed stream too long for its size: %w", l.name.Checksum, errdefs.ErrCorrupt)
 }
 
-func (l *limitedReader) Read(p []byte) (int, error) {
-	if l.left <= 0 {
-		if _, err := l.r.Peek(1); err != nil {
-			return 0, err
-		}
-		return 0, l.tooLong()
+// setMax lowers the bound once the header tells it; the buffer may
+// already have read past it.
+func (l *bodyLimit) setMax(max int64) error {
+	l.max = max
+	if l.read > max {
+		return l.tooLong()
 	}
-	if int64(len(p)) > l.left {
-		p = p[:l.left]
-	}
-	n, err := l.r.Read(p)
-	l.left -= int64(n)
-	return n, err
+	return nil
 }
 
-func (l *limitedReader) ReadByte() (byte, error) {
-	if l.left <= 0 {
-		if _, err := l.r.Peek(1); err != nil {
+func (l *bodyLimit) Read(p []byte) (int, error) {
+	if l.read >= l.max {
+		var one [1]byte
+		if n, err := l.r.Read(one[:]); n == 0 {
 			return 0, err
 		}
 		return 0, l.tooLong()
 	}
-	c, err := l.r.ReadByte()
-	if err == nil {
-		l.left--
+	if int64(len(p)) > l.max-l.read {
+		p = p[:l.max-l.read]
 	}
-	return c, err
+	n, err := l.r.Read(p)
+	l.read += int64(n)
+	return n, err
 }
 
 // expectEOF checks that nothing follows the object in the body.
@@ -149,7 +160,7 @@ func expectEOF(r io.Reader, n ostree.ObjectName) error {
 // body cut short by the network is transient (the transport says so).
 type payloadReader struct {
 	zr   io.ReadCloser
-	rest *limitedReader
+	rest io.Reader
 	left int64
 	name ostree.ObjectName
 }

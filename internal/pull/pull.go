@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -146,7 +147,17 @@ type puller struct {
 	stats          stats
 	maxContentSize int64
 	partial        []ostree.Checksum // commitpartial markers written
+	// writers bounds the content objects being decoded and stored at
+	// once (see fetchContent).
+	writers chan struct{}
 }
+
+// contentWriters is how many content objects a pull decodes and stores at
+// once, out of the Options.Parallel being fetched: decoding and storing
+// use CPU (and, in an archive repository, a deflater of several hundred
+// KiB each), so more than a few per core only add memory, while
+// requests waiting for a turn still have their round trip behind them.
+func contentWriters() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
 
 // Pull fetches opts.Refs from opts.URL into r (spec §6.4): it reads the
 // summary (verifying summary.sig when the server has one and a Verifier
@@ -195,7 +206,7 @@ func Pull(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &puller{r: r, opts: opts, tr: tr, maxContentSize: opts.MaxContentSize}
+	p := &puller{r: r, opts: opts, tr: tr, maxContentSize: opts.MaxContentSize, writers: make(chan struct{}, contentWriters())}
 	if p.maxContentSize <= 0 {
 		p.maxContentSize = 1 << 40
 	}
