@@ -303,7 +303,7 @@ func newUpdateCmd() *cobra.Command {
 	status := &cobra.Command{
 		Use:   "status [--json]",
 		Short: "Show what the update agent is doing and why it waits",
-		Args: noArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := client().Status(cmd.Context())
 			if err != nil {
@@ -346,7 +346,7 @@ func newUpdateCmd() *cobra.Command {
 	check := &cobra.Command{
 		Use:   "check",
 		Short: "Make the update agent ask the release graph now",
-		Args: noArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return client().Check(cmd.Context())
 		},

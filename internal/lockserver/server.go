@@ -135,7 +135,9 @@ func (s *Server) Lock(ctx context.Context, p fleetlock.ClientParams) error {
 	s.recordExpired(ctx, p.Group, expired)
 	if full != nil {
 		s.refused.Add(1)
-		return &fleetlock.Error{Kind: fleetlock.KindLockFull, Value: trimClass(full), Status: http.StatusConflict}
+		// airlock's words, without the error classes the semaphore wraps.
+		value, _, _ := strings.Cut(full.Error(), ": ")
+		return &fleetlock.Error{Kind: fleetlock.KindLockFull, Value: value, Status: http.StatusConflict}
 	}
 	s.granted.Add(1)
 	return nil
@@ -363,12 +365,4 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(v)
-}
-
-func trimClass(err error) string {
-	s := err.Error()
-	for _, c := range []error{errdefs.ErrConflict, errdefs.ErrInvalid} {
-		s = strings.TrimSuffix(s, ": "+c.Error())
-	}
-	return s
 }

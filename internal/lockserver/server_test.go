@@ -62,7 +62,7 @@ func runConformance(t *testing.T, open func(*testing.T) Store) {
 			}
 		}
 		var fe *fleetlock.Error
-		if err := c.PreReboot(t.Context()); !errors.As(err, &fe) || fe.Kind != fleetlock.KindLockFull || fe.Status != http.StatusConflict {
+		if err := c.PreReboot(t.Context()); !errors.As(err, &fe) || fe.Kind != fleetlock.KindLockFull || fe.Status != http.StatusConflict || fe.Value != "all 2 semaphore slots currently locked" {
 			t.Fatalf("PreReboot(c) with both slots held = %v, want failed_lock", err)
 		}
 		if err := c.SteadyState(t.Context()); err != nil { // not a holder: succeeds

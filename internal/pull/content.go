@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/klauspost/compress/flate"
@@ -15,7 +16,7 @@ import (
 )
 
 // objectPath is the URL path of an object relative to the remote's base
-// URL (docs/formats/summary.md): content objects are always .filez.
+// URL (spec §6.2): content objects are always .filez.
 func objectPath(n ostree.ObjectName) string {
 	return "objects/" + ostree.LoosePath(n.Checksum, n.Type, true)
 }
@@ -33,7 +34,7 @@ func deflateBound(size uint64) uint64 { return size + size/16 + 64<<10 }
 
 // fetchContent downloads objects/XX/REST.filez, decodes it on the fly and
 // stores it through txn, which hashes the stream and keeps the object only
-// if it is c (docs/formats/objects.md). Everything
+// if it is c (spec §1.6). Everything
 // the server sends is bounded: the header by ostree.MaxHeaderSize, the
 // payload by the size the header declares (and maxSize), the compressed
 // stream by deflateBound, and nothing may follow the stream.
@@ -45,7 +46,18 @@ func (p *puller) fetchContent(ctx context.Context, txn *repo.Txn, c ostree.Check
 			return err
 		}
 		defer b.Close()
-		br := bufio.NewReaderSize(b, 64<<10)
+		// The response has come; wait for a turn to decode and store it.
+		select {
+		case p.writers <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer func() { <-p.writers }()
+		// The bound sits below the buffer, so that the inflater reads the
+		// *bufio.Reader itself: klauspost/flate decodes from one without an
+		// interface call per byte.
+		lim := &bodyLimit{r: b, max: math.MaxInt64, name: n}
+		br := bufio.NewReaderSize(lim, 64<<10)
 		h, err := ostree.ReadFramedHeader(br)
 		if err != nil {
 			return fmt.Errorf("content object %s: %w", c, err)
@@ -70,22 +82,24 @@ func (p *puller) fetchContent(ctx context.Context, txn *repo.Txn, c ostree.Check
 		if b.length >= 0 && uint64(b.length) > bound {
 			return fmt.Errorf("content object %s: %d bytes for a %d-byte payload: %w", c, b.length, size, errdefs.ErrCorrupt)
 		}
-		limited := &limitedReader{r: br, left: int64(bound) - headerLen, name: n}
+		if err := lim.setMax(int64(bound)); err != nil {
+			return err
+		}
 		var payload io.Reader
 		if fi.IsRegular() {
-			zr := flate.NewReader(limited)
+			zr := flate.NewReader(br)
 			defer zr.Close()
-			pr := &payloadReader{zr: zr, rest: limited, left: int64(size), name: n}
+			pr := &payloadReader{zr: zr, rest: br, left: int64(size), name: n}
 			if !listed {
 				// The size is the server's word: bound what each byte it
 				// sends may turn into.
-				pr.ratio, pr.compressed = p.maxRatio, limited.left
+				pr.ratio, pr.body, pr.header = p.maxRatio, lim, headerLen
 			}
 			payload = pr
 		}
 		// A symlink is its header alone: no deflate stream follows.
 		if fi.IsSymlink() {
-			if err := expectEOF(limited, n); err != nil {
+			if err := expectEOF(br, n); err != nil {
 				return err
 			}
 		}
@@ -94,46 +108,43 @@ func (p *puller) fetchContent(ctx context.Context, txn *repo.Txn, c ostree.Check
 	})
 }
 
-// limitedReader reads at most left bytes and reports more as corruption.
-// It implements io.ByteReader so that the inflater reads exactly up to
-// the end of the deflate stream and no further.
-type limitedReader struct {
-	r    *bufio.Reader
-	left int64
+// bodyLimit passes on at most max bytes of a response body and reports
+// more as corruption; read counts what it passed on (read-ahead included).
+type bodyLimit struct {
+	r    io.Reader
+	read int64
+	max  int64
 	name ostree.ObjectName
 }
 
-func (l *limitedReader) tooLong() error {
+func (l *bodyLimit) tooLong() error {
 	return fmt.Errorf("content object %s: compressed stream too long for its size: %w", l.name.Checksum, errdefs.ErrCorrupt)
 }
 
-func (l *limitedReader) Read(p []byte) (int, error) {
-	if l.left <= 0 {
-		if _, err := l.r.Peek(1); err != nil {
-			return 0, err
-		}
-		return 0, l.tooLong()
+// setMax lowers the bound once the header tells it; the buffer may
+// already have read past it.
+func (l *bodyLimit) setMax(max int64) error {
+	l.max = max
+	if l.read > max {
+		return l.tooLong()
 	}
-	if int64(len(p)) > l.left {
-		p = p[:l.left]
-	}
-	n, err := l.r.Read(p)
-	l.left -= int64(n)
-	return n, err
+	return nil
 }
 
-func (l *limitedReader) ReadByte() (byte, error) {
-	if l.left <= 0 {
-		if _, err := l.r.Peek(1); err != nil {
+func (l *bodyLimit) Read(p []byte) (int, error) {
+	if l.read >= l.max {
+		var one [1]byte
+		if n, err := l.r.Read(one[:]); n == 0 {
 			return 0, err
 		}
 		return 0, l.tooLong()
 	}
-	c, err := l.r.ReadByte()
-	if err == nil {
-		l.left--
+	if int64(len(p)) > l.max-l.read {
+		p = p[:l.max-l.read]
 	}
-	return c, err
+	n, err := l.r.Read(p)
+	l.read += int64(n)
+	return n, err
 }
 
 // expectEOF checks that nothing follows the object in the body.
@@ -159,13 +170,15 @@ func expectEOF(r io.Reader, n ostree.ObjectName) error {
 // body cut short by the network is transient (the transport says so).
 type payloadReader struct {
 	zr   io.ReadCloser
-	rest *limitedReader
+	rest io.Reader
 	left int64
 	name ostree.ObjectName
 	out  int64 // payload bytes produced
-	// ratio, when not 0, bounds out by ratio times the compressed bytes
-	// read (compressed minus rest.left) plus ratioSlack.
-	ratio, compressed int64
+	// ratio, when not 0, bounds out by ratio times the compressed bytes read
+	// (body.read minus the header) plus ratioSlack.
+	ratio  int64
+	body   *bodyLimit
+	header int64
 }
 
 // ratioSlack is the payload any content object may inflate to whatever its
@@ -183,9 +196,9 @@ func (p *payloadReader) Read(b []byte) (int, error) {
 	p.left -= int64(n)
 	p.out += int64(n)
 	if p.ratio > 0 {
-		// The inflater reads ahead by at most its buffer, so this only
-		// errs on the generous side.
-		if in := p.compressed - p.rest.left; p.out > p.ratio*in+ratioSlack {
+		// The body is read ahead by at most the buffer, so this only errs on
+		// the generous side.
+		if in := p.body.read - p.header; p.out > p.ratio*in+ratioSlack {
 			return 0, fmt.Errorf("content object %s: %d bytes inflate to more than %d, over the %d:1 allowed: %w", p.name.Checksum, in, p.out, p.ratio, errdefs.ErrCorrupt)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -180,6 +181,10 @@ type puller struct {
 	summary       *ostree.Summary            // the remote's, nil if none was fetched
 	deltas        map[string]ostree.Checksum // offered deltas, nil until first needed
 	indexedDeltas bool
+
+	// writers bounds the content objects being decoded and stored at
+	// once (see fetchContent).
+	writers chan struct{}
 }
 
 // DefaultMaxContentSize is the largest payload a content object may
@@ -222,6 +227,13 @@ func (p *puller) learnSizes(c ostree.Checksum, cm *ostree.Commit) error {
 	}
 	return nil
 }
+
+// contentWriters is how many content objects a pull decodes and stores at
+// once, out of the Options.Parallel being fetched: decoding and storing
+// use CPU (and, in an archive repository, a deflater of several hundred
+// KiB each), so more than a few per core only add memory, while
+// requests waiting for a turn still have their round trip behind them.
+func contentWriters() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
 
 // Pull fetches opts.Refs from opts.URL into r (docs/formats/summary.md): it reads the
 // summary (verifying summary.sig when the server has one and a Verifier
@@ -289,7 +301,7 @@ func newPuller(r *repo.Repo, opts Options) (*puller, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &puller{r: r, opts: opts, tr: tr, maxContentSize: opts.MaxContentSize}
+	p := &puller{r: r, opts: opts, tr: tr, maxContentSize: opts.MaxContentSize, writers: make(chan struct{}, contentWriters())}
 	if p.maxContentSize <= 0 {
 		p.maxContentSize = DefaultMaxContentSize
 	}

@@ -30,10 +30,11 @@ type CheckoutOptions struct {
 	// Subpath checks out only this path of the tree ("" or "/": all). A
 	// file is checked out into a new directory DEST, as ostree does.
 	Subpath string
-	// NoVerifyLinks skips hashing content objects that are hardlinked into
-	// the checkout. Copied objects are always verified as they are copied;
-	// metadata objects always. Hashing hardlinked objects reads every
-	// byte of the tree, which a hardlink checkout otherwise never does.
+	// NoVerifyLinks skips checking content objects that are hardlinked
+	// into the checkout. Copied objects are always verified as they are
+	// copied; metadata objects always. By default a hardlinked object is
+	// hashed unless its stamp shows it unchanged since it was verified
+	// (see Checkout).
 	NoVerifyLinks bool
 	// Progress, if set, is told the number of entries to check out as the
 	// tree is read (SetTotal, growing) and each entry done (Add). Its
@@ -54,6 +55,7 @@ type CheckoutStats struct {
 	Hardlinked int64 // files hardlinked from the repository
 	Copied     int64 // files written (or symlinks created) from object data
 	Verified   int64 // distinct hardlinked objects hashed
+	Stamped    int64 // distinct hardlinked objects trusted by their verification stamp
 }
 
 // Checkout materializes the tree of rev (a ref or commit checksum, see
@@ -75,8 +77,13 @@ type CheckoutStats struct {
 // written, like `ostree checkout` (only hardlinked objects carry mtime 0).
 //
 // Every metadata object read is verified and strictly parsed; every
-// content object copied is hashed as it is copied; hardlinked objects are
-// hashed once each unless NoVerifyLinks. A missing object is
+// content object copied is hashed as it is copied. A regular-file object
+// that is hardlinked is hashed once, unless NoVerifyLinks or its
+// verification stamp is intact: the mtime 0 that a bare repository gives
+// an object when it stores it, after hashing it. Any write to the object,
+// through a hardlink too, moves its mtime to the time of the write, and
+// only the object's owner (who can change it anyway) can set it back.
+// docs/checkout-verification.md describes the guarantee. A missing object is
 // errdefs.ErrNotFound and a damaged one errdefs.ErrCorrupt, both naming
 // the object.
 //
@@ -227,12 +234,13 @@ type checkout struct {
 }
 
 type checkoutCounters struct {
-	dirs, files, linked, copied, verified atomic.Int64
+	dirs, files, linked, copied, verified, stamped atomic.Int64
 }
 
 func (s *checkoutCounters) snapshot(commit ostree.Checksum) CheckoutStats {
 	return CheckoutStats{Commit: commit, Dirs: s.dirs.Load(), Files: s.files.Load(),
-		Hardlinked: s.linked.Load(), Copied: s.copied.Load(), Verified: s.verified.Load()}
+		Hardlinked: s.linked.Load(), Copied: s.copied.Load(), Verified: s.verified.Load(),
+		Stamped: s.stamped.Load()}
 }
 
 // fail records the first error and stops the checkout.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/gvariant"
@@ -244,5 +245,76 @@ func TestCheckoutRefusesNonNormalMetadata(t *testing.T) {
 	_, err = Checkout(context.Background(), r, c.String(), dest, CheckoutOptions{})
 	if !errors.Is(err, errdefs.ErrCorrupt) || !strings.Contains(err.Error(), c.String()) {
 		t.Errorf("Checkout(non-normal commit) = %v, want ErrCorrupt naming %s", err, c)
+	}
+}
+
+// A hardlinked object whose verification stamp (mtime 0, set when it was
+// stored) is intact is not read again; one whose stamp a write broke is
+// hashed, and checked out if its content is still right. Damage whose
+// stamp was put back by the object's owner passes a checkout, as it
+// passes --verify=false; fsck still finds it.
+func TestCheckoutStamp(t *testing.T) {
+	t.Parallel()
+	tree := coMakeTree(t, coAwkward{})
+	checkout := func(t *testing.T, r *Repo) (CheckoutStats, error) {
+		t.Helper()
+		dest := filepath.Join(t.TempDir(), "checkout")
+		t.Cleanup(func() { coMakeWritable(dest) })
+		return Checkout(context.Background(), r, "test/ref", dest, CheckoutOptions{UserMode: true})
+	}
+	for _, mode := range []Mode{ModeBareUser, ModeBareUserOnly} {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			r := coNewRepo(t, mode)
+			c := coCommitDir(t, r, tree, "test/ref", "awkward")
+			e, err := Lookup(r, c, "/big.bin")
+			if err != nil {
+				t.Fatal(err)
+			}
+			obj := r.ObjectPath(e.Object())
+
+			st, err := checkout(t, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Stamped == 0 || st.Verified != 0 {
+				t.Errorf("fresh repository: Checkout() stamped %d, hashed %d objects; want some and 0", st.Stamped, st.Verified)
+			}
+
+			now := time.Now()
+			if err := os.Chtimes(obj, now, now); err != nil {
+				t.Fatal(err)
+			}
+			st2, err := checkout(t, r)
+			if err != nil {
+				t.Fatalf("Checkout() with an intact object whose stamp is gone = %v", err)
+			}
+			if st2.Verified != st.Verified+1 || st2.Stamped != st.Stamped-1 {
+				t.Errorf("stamp gone: Checkout() stamped %d, hashed %d; want %d and %d", st2.Stamped, st2.Verified, st.Stamped-1, st.Verified+1)
+			}
+
+			coDamage(t, obj, "flip")
+			if _, err := checkout(t, r); !errors.Is(err, errdefs.ErrCorrupt) {
+				t.Fatalf("Checkout() with a rewritten object = %v, want ErrCorrupt", err)
+			}
+
+			// The owner puts the stamp back (and the mode, which coDamage changed).
+			if err := os.Chmod(obj, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(obj, time.Unix(0, 0), time.Unix(0, 0)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := checkout(t, r); err != nil {
+				t.Fatalf("Checkout() with damage under a restored stamp = %v, want no error (not detected by design)", err)
+			}
+			rep, err := Fsck(context.Background(), r, FsckOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK() {
+				t.Errorf("Fsck() of a repository with a rewritten object = OK, want a problem")
+			}
+		})
 	}
 }

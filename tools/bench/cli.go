@@ -40,8 +40,15 @@ func (c strataCLI) commit(repo, branch, tree string) []string {
 		"--subject", "s", "--timestamp", strconv.Itoa(benchTimestamp)}
 }
 
-func (c strataCLI) checkout(repo, _, rev, dest string) []string {
-	return []string{c.bin, "repo", "checkout", "--repo", repo, rev, dest}
+// checkout uses a user-mode checkout (-U) for bare-user repositories, like ostreeCLI.checkout:
+// without it both tools copy every file (as root, with ownership). Verification stays at its
+// default (on).
+func (c strataCLI) checkout(repo, mode, rev, dest string) []string {
+	argv := []string{c.bin, "repo", "checkout", "--repo", repo}
+	if mode == "bare-user" || mode == "bare-user-only" {
+		argv = append(argv, "-U")
+	}
+	return append(argv, rev, dest)
 }
 
 func (c strataCLI) fsck(repo string) []string {

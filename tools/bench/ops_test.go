@@ -64,6 +64,7 @@ func TestCLIArgv(t *testing.T) {
 		{"strata init", s.initRepo("R", "bare-user"), []string{"strata", "repo", "init", "--repo", "R", "--mode", "bare-user"}},
 		{"strata commit", s.commit("R", "b", "T"), []string{"strata", "repo", "commit", "--repo", "R", "--branch", "b", "--tree", "T", "--subject", "s", "--timestamp", "1700000000"}},
 		{"strata checkout", s.checkout("R", "archive", "b", "D"), []string{"strata", "repo", "checkout", "--repo", "R", "b", "D"}},
+		{"strata bare-user checkout", s.checkout("R", "bare-user", "b", "D"), []string{"strata", "repo", "checkout", "--repo", "R", "-U", "b", "D"}},
 		{"ostree init", o.initRepo("R", "archive"), []string{"ostree", "--repo=R", "init", "--mode=archive"}},
 		{"ostree commit", o.commit("R", "b", "T"), []string{"ostree", "--repo=R", "commit", "-b", "b", "--tree=dir=T", "-s", "s", "--timestamp=@1700000000"}},
 		{"ostree archive checkout", o.checkout("R", "archive", "b", "D"), []string{"ostree", "--repo=R", "checkout", "b", "D"}},

@@ -7,13 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/strata-os/strata/internal/pull/pulltest"
 )
 
 // The pull ops: a client repository (in the fixture's mode) pulls the corpus commit over HTTP
 // on loopback from an archive repository that both tools share (pullSource), through an
-// in-process TCP proxy (internal/pull/pulltest.Proxy) that adds latency and counts the bytes
+// in-process TCP proxy (Proxy, proxy.go) that adds latency and counts the bytes
 // on the wire. The measured command is the pull alone: `strata repo pull --url URL
 // --no-verify bench` or `ostree pull origin bench` (remote added with --no-gpg-verify during
 // setup). Both tools pull the same objects from the same server, so wall time and bytes
@@ -40,7 +38,7 @@ type pullRun struct {
 	client string // the pulling repository
 	url    string // the URL the measured pull uses (through the proxy)
 	want   string // the commit the pull must end at
-	proxy  *pulltest.Proxy
+	proxy  *Proxy
 }
 
 // pullRuns holds the current run of each fixture: ops run one at a time, so one entry per
@@ -122,7 +120,7 @@ func preparePull(ctx context.Context, f *fixture, server string, oneWay time.Dur
 		return nil, err
 	}
 	undo = append(undo, stop)
-	proxy, err := pulltest.NewProxy(strings.TrimPrefix(direct, "http://"), oneWay)
+	proxy, err := NewProxy(strings.TrimPrefix(direct, "http://"), oneWay)
 	if err != nil {
 		return nil, err
 	}

@@ -172,34 +172,6 @@ func TestRedirectLoop(t *testing.T) {
 	}
 }
 
-func TestProxyDelaysAndCounts(t *testing.T) {
-	t.Parallel()
-	s := newFileServer(t, map[string]string{"f": strings.Repeat("z", 1000)})
-	const oneWay = 25 * time.Millisecond
-	p, err := NewProxy(strings.TrimPrefix(s.URL, "http://"), oneWay)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	start := time.Now()
-	code, body, err := get(t, "http://"+p.Addr+"/f", 10*time.Second)
-	elapsed := time.Since(start)
-	if err != nil || code != 200 || len(body) != 1000 {
-		t.Fatalf("GET f through the proxy = %d, %d bytes, %v; want 200, 1000 bytes", code, len(body), err)
-	}
-	// Handshake round trip + request + response: four one-way delays at least.
-	if elapsed < 4*oneWay {
-		t.Errorf("GET f through a proxy with %v one way took %v, want at least %v", oneWay, elapsed, 4*oneWay)
-	}
-	up, down := p.Bytes()
-	if up < int64(len("GET /f HTTP/1.1\r\n")) || down < 1000 {
-		t.Errorf("proxy Bytes() = %d up, %d down; want a request up and over 1000 bytes down", up, down)
-	}
-	if p.Conns() != 1 {
-		t.Errorf("proxy Conns() = %d, want 1", p.Conns())
-	}
-}
-
 func TestSourceCommitAndSummary(t *testing.T) {
 	t.Parallel()
 	src := NewSource(t)

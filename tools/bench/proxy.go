@@ -1,4 +1,4 @@
-package pulltest
+package main
 
 import (
 	"fmt"

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestProxyDelaysAndCounts(t *testing.T) {
+	t.Parallel()
+	body := strings.Repeat("z", 1000)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(s.Close)
+	const oneWay = 25 * time.Millisecond
+	p, err := NewProxy(strings.TrimPrefix(s.URL, "http://"), oneWay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
+	start := time.Now()
+	resp, err := client.Get("http://" + p.Addr + "/f")
+	if err != nil {
+		t.Fatalf("GET f through the proxy: %v", err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	elapsed := time.Since(start)
+	if err != nil || resp.StatusCode != 200 || string(got) != body {
+		t.Fatalf("GET f through the proxy = %d, %d bytes, %v; want 200, 1000 bytes", resp.StatusCode, len(got), err)
+	}
+	// Handshake round trip + request + response: four one-way delays at least.
+	if elapsed < 4*oneWay {
+		t.Errorf("GET f through a proxy with %v one way took %v, want at least %v", oneWay, elapsed, 4*oneWay)
+	}
+	up, down := p.Bytes()
+	if up < int64(len("GET /f HTTP/1.1\r\n")) || down < 1000 {
+		t.Errorf("proxy Bytes() = %d up, %d down; want a request up and over 1000 bytes down", up, down)
+	}
+	if p.Conns() != 1 {
+		t.Errorf("proxy Conns() = %d, want 1", p.Conns())
+	}
+}
