@@ -516,6 +516,7 @@ func TestLayerRules(t *testing.T) {
 			got = append(got, err.Error())
 		}
 		want := []string{
+			"a rule about internal/pull imports internal/delta names internal/pull, which does not exist",
 			"a rule about internal/pull imports internal/repo names internal/pull, which does not exist",
 			"the tables name internal/prepareroot, which does not exist: remove it, or list it in planned",
 			"the tables name internal/pull, which does not exist: remove it, or list it in planned",

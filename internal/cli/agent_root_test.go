@@ -20,8 +20,6 @@ import (
 	"github.com/strata-os/strata/internal/fleetlock"
 	"github.com/strata-os/strata/internal/graphserver"
 	"github.com/strata-os/strata/internal/lockserver"
-	"github.com/strata-os/strata/internal/pull"
-	"github.com/strata-os/strata/internal/repo"
 	"github.com/strata-os/strata/internal/sysroot"
 	"github.com/strata-os/strata/internal/testutil"
 )
@@ -45,16 +43,7 @@ func TestAgentUpdatesSysroot(t *testing.T) {
 		return strings.TrimSpace(out)
 	}
 	c1 := commit("1")
-	r, err := repo.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := pull.NewHandler(r, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() { srv.Close(); h.Close(); r.Close() })
+	srv := serveRepo(t, src)
 
 	publishMustRun(t, "sysroot", "init", "--sysroot", sys, "--os", "testos")
 	clearImmutable(t, sys)

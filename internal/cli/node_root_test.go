@@ -4,7 +4,6 @@ package cli
 
 import (
 	"encoding/json"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,8 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/strata-os/strata/internal/pull"
-	"github.com/strata-os/strata/internal/repo"
 	"github.com/strata-os/strata/internal/testutil"
 )
 
@@ -83,16 +80,7 @@ func TestNodeVerbs(t *testing.T) {
 	}
 	c1 := commit("1")
 
-	r, err := repo.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := pull.NewHandler(r, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() { srv.Close(); h.Close(); r.Close() })
+	srv := serveRepo(t, src)
 
 	publishMustRun(t, "sysroot", "init", "--sysroot", sys, "--os", "testos")
 	clearImmutable(t, sys)

@@ -3,15 +3,12 @@
 package cli
 
 import (
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/strata-os/strata/internal/pull"
-	"github.com/strata-os/strata/internal/repo"
 	"github.com/strata-os/strata/internal/testutil"
 )
 
@@ -31,16 +28,7 @@ func TestRemoteWithTrustedKeyReadByOstree(t *testing.T) {
 	commit := strings.TrimSpace(publishMustRun(t, "repo", "commit", "--repo", src, "--branch", "testos/stable",
 		"--tree", nodeTree(t, "1"), "--metadata", "version=1", "--sign-key", key+".key", "--timestamp", "1700000001"))
 	publishMustRun(t, "repo", "summary", "--repo", src, "--sign-key", key+".key")
-	r, err := repo.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := pull.NewHandler(r, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() { srv.Close(); h.Close(); r.Close() })
+	srv := serveRepo(t, src)
 
 	publishMustRun(t, "sysroot", "init", "--sysroot", sys, "--os", "testos")
 	clearImmutable(t, sys)

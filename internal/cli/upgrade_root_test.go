@@ -4,13 +4,10 @@ package cli
 
 import (
 	"encoding/json"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/strata-os/strata/internal/pull"
-	"github.com/strata-os/strata/internal/repo"
 	"github.com/strata-os/strata/internal/testutil"
 )
 
@@ -35,16 +32,7 @@ func TestUpgradeFollowsWhereTheCommitCameFrom(t *testing.T) {
 		return strings.TrimSpace(out)
 	}
 	c1 := commit(src, "testos/stable", "1")
-	r, err := repo.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := pull.NewHandler(r, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() { srv.Close(); h.Close(); r.Close() })
+	srv := serveRepo(t, src)
 
 	publishMustRun(t, "sysroot", "init", "--sysroot", sys, "--os", "testos")
 	clearImmutable(t, sys)

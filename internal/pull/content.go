@@ -16,7 +16,7 @@ import (
 )
 
 // objectPath is the URL path of an object relative to the remote's base
-// URL (spec §6.2): content objects are always .filez.
+// URL (docs/formats/summary.md): content objects are always .filez.
 func objectPath(n ostree.ObjectName) string {
 	return "objects/" + ostree.LoosePath(n.Checksum, n.Type, true)
 }
@@ -34,7 +34,7 @@ func deflateBound(size uint64) uint64 { return size + size/16 + 64<<10 }
 
 // fetchContent downloads objects/XX/REST.filez, decodes it on the fly and
 // stores it through txn, which hashes the stream and keeps the object only
-// if it is c (spec §1.6). Everything
+// if it is c (docs/formats/objects.md). Everything
 // the server sends is bounded: the header by ostree.MaxHeaderSize, the
 // payload by the size the header declares (and maxSize), the compressed
 // stream by deflateBound, and nothing may follow the stream.
