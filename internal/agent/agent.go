@@ -100,17 +100,16 @@ type Options struct {
 type Agent struct {
 	opts Options
 
-	mu         sync.Mutex
-	st         Status
-	target     *Release
-	failCount  int
-	postpones  int
-	deny       map[string]string // payload → why
-	applyNow   bool
-	wake       chan struct{}
-	metrics    metrics
-	lastGraph  graph.Graph
-	haveStatus bool
+	mu        sync.Mutex
+	st        Status
+	target    *Release
+	failCount int
+	postpones int
+	deny      map[string]string // payload → why
+	applyNow  bool
+	wake      chan struct{}
+	metrics   metrics
+	lastGraph graph.Graph
 }
 
 // Status is what `strata update status` shows.

@@ -25,7 +25,6 @@ type etcdServer struct {
 	peer     string
 	cmd      *exec.Cmd
 	t        *testing.T
-	logFile  string
 }
 
 func freePort(t *testing.T) int {

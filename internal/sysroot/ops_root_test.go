@@ -252,8 +252,7 @@ func TestStageLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	c2 := sysroottest.FakeOS{Version: "2", Kernel: "k2\n"}.Commit(t, sr.Repo(), "fakeos/stable")
-	st, err := sr.Deploy(ctx, "fakeos", "fakeos/stable", sysroot.DeployOptions{Stage: true, LockFinalization: true})
-	if err != nil {
+	if _, err := sr.Deploy(ctx, "fakeos", "fakeos/stable", sysroot.DeployOptions{Stage: true, LockFinalization: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, err := sr.Finalize(ctx); ok || !errors.Is(err, sysroot.ErrStagedLocked) {
@@ -270,7 +269,7 @@ func TestStageLocked(t *testing.T) {
 	}
 	// Stage again and drop it.
 	sysroottest.FakeOS{Version: "3", Kernel: "k3\n"}.Commit(t, sr.Repo(), "fakeos/stable")
-	st, err = sr.Deploy(ctx, "fakeos", "fakeos/stable", sysroot.DeployOptions{Stage: true, LockFinalization: true})
+	st, err := sr.Deploy(ctx, "fakeos", "fakeos/stable", sysroot.DeployOptions{Stage: true, LockFinalization: true})
 	if err != nil {
 		t.Fatal(err)
 	}
