@@ -346,10 +346,11 @@ func TestComposePeerBadInput(t *testing.T) {
 	base := "name: bad\nversion: \"1\"\nref: test/bad\n"
 	for _, tc := range []struct {
 		name, manifest, want string
+		code                 int // the exit code of the error's class
 	}{
-		{"unknown package", base + "packages: [systemd, strata-no-such-package]\n", "Unable to locate package strata-no-such-package"},
-		{"unreachable mirror", base + "packages: [systemd]\nmirror: http://127.0.0.1:9/debian\nsuite: bookworm\n", "checking the mirror: fetching http://127.0.0.1:9/debian/dists/bookworm/InRelease"},
-		{"missing overlay", base + "packages: [systemd]\noverlays:\n  - source: no-such-overlay\n", "overlays[0].source"},
+		{"unknown package", base + "packages: [systemd, strata-no-such-package]\n", "Unable to locate package strata-no-such-package", exitFailure},
+		{"unreachable mirror", base + "packages: [systemd]\nmirror: http://127.0.0.1:9/debian\nsuite: bookworm\n", "checking the mirror: fetching http://127.0.0.1:9/debian/dists/bookworm/InRelease", exitUnavailable},
+		{"missing overlay", base + "packages: [systemd]\noverlays:\n  - source: no-such-overlay\n", "overlays[0].source", exitInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			repoPath, _ := initRepo(t, "archive")
@@ -357,8 +358,8 @@ func TestComposePeerBadInput(t *testing.T) {
 			writeTestFile(t, mf, tc.manifest)
 			tmpBefore, _ := filepath.Glob(filepath.Join(os.TempDir(), "mmdebstrap.*"))
 			_, errOut, code := cmtRun(t, nil, "compose", mf, "--repo", repoPath, "--cache-dir", cache)
-			if code != exitFailure || !strings.Contains(errOut, tc.want) || !strings.Contains(errOut, "cannot compose") {
-				t.Errorf("compose = exit %d, stderr %q; want exit 1 and %q", code, errOut, tc.want)
+			if code != tc.code || !strings.Contains(errOut, tc.want) || !strings.Contains(errOut, "cannot compose") {
+				t.Errorf("compose = exit %d, stderr %q; want exit %d and %q", code, errOut, tc.code, tc.want)
 			}
 			if refs, err := os.ReadDir(filepath.Join(repoPath, "refs/heads")); err != nil || len(refs) != 0 {
 				t.Errorf("after the failed compose refs/heads has %d entries (%v), want none", len(refs), err)

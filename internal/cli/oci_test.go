@@ -36,7 +36,7 @@ func TestOCIPushPull(t *testing.T) {
 		t.Errorf("strata repo fsck after the pull = exit %d, %s %s", code, out, errOut)
 	}
 	_, errOut, code = inspRun(t, "oci", "pull", "--repo", dst, "docker:/bad")
-	if code != 1 || !strings.Contains(errOut, "cannot pull") {
-		t.Errorf("strata oci pull of a bad reference = exit %d, %q, want exit 1 and \"cannot pull\"", code, errOut)
+	if code != exitInvalid || !strings.Contains(errOut, "cannot pull") {
+		t.Errorf("strata oci pull of a bad reference = exit %d, %q, want exit %d (invalid) and \"cannot pull\"", code, errOut, exitInvalid)
 	}
 }

@@ -175,7 +175,7 @@ type strataStatus struct {
 	Deployments    []struct {
 		Index        int      `json:"index"`
 		OSName       string   `json:"osname"`
-		Checksum     string   `json:"checksum"`
+		Checksum     string   `json:"commit"`
 		Serial       int      `json:"serial"`
 		BootChecksum string   `json:"boot_checksum"`
 		BootSerial   int      `json:"boot_serial"`

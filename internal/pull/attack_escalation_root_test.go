@@ -92,8 +92,8 @@ type watchedFile struct {
 // /proc/self/fd). The pull must fail as corrupt, and:
 //
 //   - an unprivileged watcher (uid 65534) must get hold of no file at all,
-//     neither in a repository strata created (tmp/ 0700) nor in one whose
-//     tmp/ is 0755 as `ostree init` makes it (staging directories 0700);
+//     neither in a repository strata created nor in one `ostree init` made
+//     (tmp/ is 0755 in both; the staging directories are 0700);
 //   - a root observer, who can see everything, must never see a file with
 //     the declared setuid bit or capability: metadata comes after
 //     verification.

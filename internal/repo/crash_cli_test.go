@@ -362,8 +362,9 @@ func TestFsckPruneCLIOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, code = run("repo", "fsck", "--repo", repo)
-	if code != 1 || !strings.Contains(out, "missing file object "+bad.Checksum.String()) || !strings.Contains(out, "cannot verify repository") {
-		t.Errorf("fsck with %s deleted = exit %d:\n%s\nwant exit 1 naming the object", bad, code, out)
+	// Exit 4: stored data failed its checks (README "Exit codes").
+	if code != 4 || !strings.Contains(out, "missing file object "+bad.Checksum.String()) || !strings.Contains(out, "cannot verify repository") {
+		t.Errorf("fsck with %s deleted = exit %d:\n%s\nwant exit 4 naming the object", bad, code, out)
 	}
 	out, code = run("repo", "fsck", "--repo", repo, "--json")
 	var rep struct {
@@ -372,7 +373,8 @@ func TestFsckPruneCLIOutput(t *testing.T) {
 			Kind, Object, Path string
 		} `json:"problems"`
 	}
-	if err := json.Unmarshal([]byte(out[:strings.LastIndex(out, "}")+1]), &rep); code != 1 || err != nil || rep.OK {
+	// The report comes first; the error object that --json adds on stderr follows it.
+	if err := json.NewDecoder(strings.NewReader(out)).Decode(&rep); code != 4 || err != nil || rep.OK {
 		t.Fatalf("fsck --json = exit %d, %v:\n%s", code, err, out)
 	}
 	if len(rep.Problems) < 1 || rep.Problems[0].Kind != "missing" || rep.Problems[0].Object != bad.Checksum.String() || rep.Problems[0].Path != "/own/c3" {

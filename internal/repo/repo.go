@@ -93,13 +93,16 @@ func Init(path string, mode Mode) (*Repo, error) {
 	if _, err := os.Stat(filepath.Join(path, "objects")); err == nil {
 		return nil, fmt.Errorf("repository %s: %w", path, errdefs.ErrAlreadyExists)
 	}
-	// tmp/ holds what is not yet verified or not yet in the repository:
-	// only its owner may look in (docs/threat-model.md).
+	// tmp/ holds what is not yet verified or not yet in the repository. It is
+	// 0755 as ostree makes it (ostree opens it even to read a repository, so
+	// 0700 would lock other users out of `ostree admin status`); what is
+	// staged lives in 0700 staging directories inside it, which is what
+	// keeps it from other users (docs/threat-model.md).
 	for _, d := range []struct {
 		name string
 		perm os.FileMode
 	}{{"", 0o755}, {"objects", 0o755}, {"refs/heads", 0o755}, {"refs/remotes", 0o755}, {"refs/mirrors", 0o755},
-		{"state", 0o755}, {"tmp", 0o700}, {"tmp/cache", 0o755}, {"extensions", 0o755}} {
+		{"state", 0o755}, {"tmp", 0o755}, {"tmp/cache", 0o755}, {"extensions", 0o755}} {
 		if err := os.MkdirAll(filepath.Join(path, d.name), d.perm); err != nil {
 			return nil, fmt.Errorf("creating repository %s: %w", path, err)
 		}

@@ -61,9 +61,9 @@ func TestConcurrentBeginOwnStaging(t *testing.T) {
 }
 
 // TestStagingPermissions checks that nothing staged is visible to other
-// users: tmp/ of a new repository and every staging directory are 0700,
-// and an adopted staging directory made 0755 by an older version is
-// narrowed to 0700.
+// users: every staging directory is 0700 (tmp/ itself is 0755, as ostree
+// makes it and needs it), and an adopted staging directory made 0755 by an
+// older version is narrowed to 0700.
 func TestStagingPermissions(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -82,7 +82,7 @@ func TestStagingPermissions(t *testing.T) {
 			t.Errorf("permissions of %s = %#o, want %#o", p, got, want)
 		}
 	}
-	checkPerm(filepath.Join(dir, "tmp"), 0o700)
+	checkPerm(filepath.Join(dir, "tmp"), 0o755)
 	txn, err := r.Begin()
 	if err != nil {
 		t.Fatal(err)
