@@ -196,20 +196,31 @@ func startWatcher(t *testing.T, base, dir string, uid uint32) *watcher {
 	if err := os.WriteFile(bin, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin)
-	cmd.Env = []string{watcherEnv + "=" + dir}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting the watcher as uid %d: %v", uid, err)
+	var cmd *exec.Cmd
+	var stdin io.WriteCloser
+	var out io.ReadCloser
+	// A process forked by a parallel subtest while the copy was open for
+	// writing holds it until it execs: the exec then fails with ETXTBSY for a
+	// moment (golang.org/issue/22315). Try again, briefly.
+	for attempt := 0; ; attempt++ {
+		cmd = exec.Command(bin)
+		cmd.Env = []string{watcherEnv + "=" + dir}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+		cmd.Stderr = os.Stderr
+		if stdin, err = cmd.StdinPipe(); err != nil {
+			t.Fatal(err)
+		}
+		if out, err = cmd.StdoutPipe(); err != nil {
+			t.Fatal(err)
+		}
+		err = cmd.Start()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.ETXTBSY) || attempt == 50 {
+			t.Fatalf("starting the watcher as uid %d: %v", uid, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	w := &watcher{cmd: cmd, stdin: stdin, stdout: bufio.NewReader(out)}
