@@ -41,9 +41,11 @@ var (
 	placeholder = regexp.MustCompile(`[A-Z]{3,}|\*`)
 	// mdLink matches the target of a relative Markdown link.
 	mdLink = regexp.MustCompile(`\]\(([^)#\s]+)(?:#[^)]*)?\)`)
-	// outside matches citations of documents that live outside the repository. The strings are
-	// split so that this file does not match itself.
-	outside = regexp.MustCompile(`(?:^|[^A-Za-z0-9_.-])(?:spec` + `/|\.\./shared|DESIGN` + `\.md|STYLE` + `\.md|spec §)`)
+	// outside matches citations of what a clone does not have: the directory of design notes
+	// beside the repository, and the design notes, style guide and specification pages kept
+	// there before the repository carried its own docs/. The strings are split so that this
+	// file does not match itself (and names none of them whole).
+	outside = regexp.MustCompile(`(?:^|[^A-Za-z0-9_.-])(?:spec` + `/|\.\./sh` + `ared|DESIGN` + `\.md|STYLE` + `\.md|spec §)`)
 )
 
 func quoteAll(s []string) []string {
@@ -251,7 +253,7 @@ func TestDocPathRules(t *testing.T) {
 		{"markdown link", docText{file: "docs/design.md", text: "[a](formats/objects.md), [b](formats/nope.md#x), [c](https://example.com/x)", isDoc: true}, []string{"formats/nope.md"}, false},
 		{"external spec", docText{file: "internal/repo/doc.go", text: " (spec" + "/ostree-format.md §4)"}, nil, true},
 		{"bare spec section", docText{file: "internal/repo/doc.go", text: " (spec" + " §4.3)"}, nil, true},
-		{"shared directory", docText{file: "README.md", text: "in `../" + "shared/x`", isDoc: true}, nil, true},
+		{"the notes beside the repository", docText{file: "README.md", text: "in `../sh" + "ared/x`", isDoc: true}, nil, true},
 		{"style guide", docText{file: "internal/repo/doc.go", text: " (STYLE" + ".md §3)"}, nil, true},
 		{"a variable named spec", docText{file: "internal/repo/doc.go", text: " spec is the manifest"}, nil, false},
 	} {
