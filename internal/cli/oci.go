@@ -47,7 +47,7 @@ carries the commit object, so that strata oci pull reproduces the same
 commit checksum. The same commit always gives the same manifest digest,
 which is printed. --sign-key (a PEM ECDSA private key) adds a sigstore
 simple-signing signature, stored as the tag sha256-<digest>.sig.`,
-		Args: cobra.ExactArgs(2),
+		Args: argNames("REV", "DEST"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo(path)
 			if err != nil {
@@ -97,7 +97,7 @@ digest; --ref moves only when all of the image was imported. With
 --sigstore-key, the image must carry a sigstore simple-signing signature by
 one of the keys (PEM public keys, as cosign writes them), checked before
 any layer is fetched.`,
-		Args: cobra.ExactArgs(1),
+		Args: argNames("SRC"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo(path)
 			if err != nil {

@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/strata-os/strata/internal/delta"
 	"github.com/strata-os/strata/internal/ostree"
-	"github.com/strata-os/strata/internal/repo"
 )
 
 func newRepoStaticDeltaCmd() *cobra.Command {
@@ -35,7 +34,7 @@ megabytes whose bytes mostly stayed in place travels as a bsdiff patch against
 the file at the same path in --from. Other content objects of at least
 --min-fallback-size kilobytes are left out of the parts: clients fetch them as
 loose objects. Run strata repo summary afterwards to publish the delta.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if empty && from != "" {
 				return usagef("--from and --empty cannot be combined")
@@ -97,7 +96,7 @@ func newRepoDeltaListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list --repo R",
 		Short: "List the static deltas of a repository",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := openRepo(path)
 			if err != nil {
@@ -126,7 +125,7 @@ func newRepoDeltaShowCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show --repo R DELTA",
 		Short: "Describe a static delta: its parts, objects, fallbacks and download size",
-		Args:  cobra.ExactArgs(1),
+		Args:  argNames("DELTA"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := delta.ParseName(args[0])
 			if err != nil {
@@ -141,7 +140,7 @@ func newRepoDeltaShowCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("cannot show the delta: %w", err)
 			}
-			printSuperblock(cmd.OutOrStdout(), r, sb)
+			printSuperblock(cmd.OutOrStdout(), sb)
 			return nil
 		},
 	}
@@ -150,7 +149,7 @@ func newRepoDeltaShowCmd() *cobra.Command {
 }
 
 // printSuperblock prints a delta as `ostree static-delta show` does.
-func printSuperblock(w io.Writer, _ *repo.Repo, sb *delta.Superblock) {
+func printSuperblock(w io.Writer, sb *delta.Superblock) {
 	fmt.Fprintf(w, "Delta: %s\n", sb.Name)
 	fmt.Fprintf(w, "Timestamp: %s\n", sb.Timestamp.Format(time.RFC3339))
 	fmt.Fprintln(w, "Endianness: little")
@@ -177,7 +176,7 @@ func newRepoDeltaDeleteCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "delete --repo R DELTA",
 		Short: "Delete a static delta (run strata repo summary afterwards to unpublish it)",
-		Args:  cobra.ExactArgs(1),
+		Args:  argNames("DELTA"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := delta.ParseName(args[0])
 			if err != nil {
@@ -207,7 +206,7 @@ func newRepoDeltaApplyOfflineCmd() *cobra.Command {
 repository's deltas/ directory) to the repository, as ostree static-delta
 apply-offline does: every object is verified before it is stored, refs are
 not changed. The delta's fallback objects must be in the repository already.`,
-		Args: cobra.ExactArgs(1),
+		Args: argNames("DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo(path)
 			if err != nil {
