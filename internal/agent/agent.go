@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -148,23 +149,13 @@ func (a *Agent) Status() Status {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := a.st
-	s.Denied = slices.Sorted(mapsKeys(a.deny))
+	s.Denied = slices.Sorted(maps.Keys(a.deny))
 	s.ApplyNow = a.applyNow
 	if a.target != nil {
 		t := *a.target
 		s.Target = &t
 	}
 	return s
-}
-
-func mapsKeys(m map[string]string) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // Check asks for a graph poll now.

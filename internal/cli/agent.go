@@ -108,9 +108,7 @@ func (d *sysrootDeployer) Stage(ctx context.Context, r agent.Release, progress f
 	if got != sum {
 		return fmt.Errorf("pulled %s but the release is %s", got, sum)
 	}
-	if _, err := s.DropStaged(ctx); err != nil {
-		return err
-	}
+	// Deploy replaces an earlier staged deployment (a stale update) by itself.
 	_, err = s.Deploy(ctx, b.OSName, sum.String(), sysroot.DeployOptions{Refspec: b.Refspec, Stage: true, LockFinalization: true})
 	return err
 }

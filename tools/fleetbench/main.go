@@ -140,13 +140,11 @@ func load(n int, d time.Duration, fn func(worker, i int) error) (float64, time.D
 	wg.Wait()
 	p99 := time.Duration(0)
 	if len(lat) > 0 {
-		sortDurations(lat)
+		slices.Sort(lat)
 		p99 = lat[len(lat)*99/100]
 	}
 	return float64(count.Load()) / d.Seconds(), p99.Round(10 * time.Microsecond)
 }
-
-func sortDurations(d []time.Duration) { slices.Sort(d) }
 
 func benchGraph(work string, clients int, d time.Duration) (float64, time.Duration) {
 	s, err := graphserver.New(writeGraph(filepath.Join(work, "graph")))
