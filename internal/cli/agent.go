@@ -108,8 +108,12 @@ func (d *sysrootDeployer) Stage(ctx context.Context, r agent.Release, progress f
 	if got != sum {
 		return fmt.Errorf("pulled %s but the release is %s", got, sum)
 	}
+	deploy, err := s.Prepare(ctx, b, sum, preparers(d.cmd))
+	if err != nil {
+		return fmt.Errorf("preparing %s (%s): %w", r.Version, sum, err)
+	}
 	// Deploy replaces an earlier staged deployment (a stale update) by itself.
-	_, err = s.Deploy(ctx, b.OSName, sum.String(), sysroot.DeployOptions{Refspec: b.Refspec, Stage: true, LockFinalization: true})
+	_, err = s.Deploy(ctx, b.OSName, deploy.String(), sysroot.DeployOptions{Refspec: b.Refspec, Stage: true, LockFinalization: true})
 	return err
 }
 

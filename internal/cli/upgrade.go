@@ -78,7 +78,7 @@ update". To follow a remote, deploy REMOTE:REF.`,
 			p := &remotePuller{cmd: cmd, keys: keys, noVerify: noV}
 			bar := newProgress(cmd, "deploy", -1, false)
 			res, err := s.Upgrade(cmd.Context(), p, sysroot.UpgradeOptions{OSName: osname, Check: check,
-				Deploy: sysroot.DeployOptions{Stage: stage, Progress: bar}})
+				Deploy: sysroot.DeployOptions{Stage: stage, Progress: bar}, Prepare: preparers(cmd)})
 			bar.Finish()
 			if err != nil {
 				return fmt.Errorf("cannot upgrade: %w", err)

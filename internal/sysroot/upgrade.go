@@ -30,6 +30,29 @@ type UpgradeOptions struct {
 	// Deploy carries the options of the deployment made (Stage,
 	// Progress); its Refspec is the origin's.
 	Deploy DeployOptions
+	// Prepare runs, in order, on the commit about to be deployed (see
+	// Preparer); nothing is staged when one fails.
+	Prepare []Preparer
+}
+
+// A Preparer turns the commit an upgrade is about to deploy into the one
+// it deploys, after the pull and before anything is staged: local package
+// layering derives a commit from the new base, extensions fetch the images
+// that match it. It returns target itself when it has nothing to change.
+// An error stops the upgrade with the node as it was; it should name what
+// blocks the update.
+type Preparer func(ctx context.Context, s *Sysroot, base Deployment, target ostree.Checksum) (ostree.Checksum, error)
+
+// Prepare runs ps in order on target and returns the commit to deploy.
+func (s *Sysroot) Prepare(ctx context.Context, base Deployment, target ostree.Checksum, ps []Preparer) (ostree.Checksum, error) {
+	for _, p := range ps {
+		next, err := p(ctx, s, base, target)
+		if err != nil {
+			return target, err
+		}
+		target = next
+	}
+	return target, nil
 }
 
 // UpgradeResult says what Upgrade found and did.
@@ -87,9 +110,13 @@ func (s *Sysroot) Upgrade(ctx context.Context, p Puller, opts UpgradeOptions) (U
 			return res, nil // already the next boot's
 		}
 	}
+	commit, err := s.Prepare(ctx, base, res.Commit, opts.Prepare)
+	if err != nil {
+		return res, fmt.Errorf("upgrading %s to %s: %w", base.Path(), res.Commit, err)
+	}
 	dopts := opts.Deploy
 	dopts.Refspec = base.Refspec
-	d, err := s.Deploy(ctx, base.OSName, res.Commit.String(), dopts)
+	d, err := s.Deploy(ctx, base.OSName, commit.String(), dopts)
 	if err != nil {
 		return res, err
 	}
