@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -86,12 +87,25 @@ type firstBootProvisioner struct{}
 var _ prepareroot.Provisioner = firstBootProvisioner{}
 
 func (firstBootProvisioner) Provision(ctx context.Context, con io.Writer, physRoot, newRoot string) (bool, error) {
+	if _, err := os.Lstat(filepath.Join(physRoot, provconfig.FirstBootMark)); err == nil {
+		// fw_cfg's sysfs files and the network driver, needed on this boot only.
+		prepareroot.LoadModules(con, prepareroot.FirstBootModulesList)
+	}
 	bootID, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	ran, res, err := provision.FirstBoot(ctx, physRoot, newRoot, provision.Options{BootID: strings.TrimSpace(string(bootID))})
+	cmdline, _ := os.ReadFile("/proc/cmdline")
+	sources := []provision.Source{
+		provision.FwCfg{}, provision.Embedded{PhysRoot: physRoot},
+		provision.URL{Cmdline: string(cmdline), Network: prepareroot.BringUpNetwork},
+	}
+	ran, rec, res, err := provision.FirstBoot(ctx, physRoot, newRoot, sources, provision.Options{BootID: strings.TrimSpace(string(bootID))})
 	if err != nil || !ran {
 		return ran, err
 	}
-	fmt.Fprintf(con, "strata prepare-root: provisioned with %s: %d users, %d files, %d units\n", res.Digest, res.Users, res.Files, res.Units)
+	if rec.Source == "" {
+		fmt.Fprintf(con, "strata prepare-root: no provisioning config (fw_cfg, embedded, %s=): nothing to provision\n", provconfig.ConfigURLArg)
+		return true, nil
+	}
+	fmt.Fprintf(con, "strata prepare-root: provisioned with the %s config %s: %d users, %d files, %d units\n", rec.Source, res.Digest, res.Users, res.Files, res.Units)
 	if ka := res.KernelArguments; len(ka.ShouldExist)+len(ka.ShouldNotExist) > 0 {
 		fmt.Fprintf(con, "strata prepare-root: kernelArguments of the config are not applied on first boot yet: add %q, remove %q (strata kargs)\n", ka.ShouldExist, ka.ShouldNotExist)
 	}

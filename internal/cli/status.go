@@ -2,12 +2,15 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"github.com/strata-os/strata/internal/provision"
 	"github.com/strata-os/strata/internal/sysroot"
 )
 
@@ -28,23 +31,71 @@ rollback one and the pinned ones.`,
 			for _, d := range s.Deployments() {
 				out.Deployments = append(out.Deployments, toDeploymentJSON(s, d))
 			}
+			prov, err := provisioningStatus(s.Path())
+			if err != nil {
+				return fmt.Errorf("cannot read the provisioning state: %w", err)
+			}
+			out.Provisioning = prov
 			if f.json {
 				return writeJSON(cmd.OutOrStdout(), out)
 			}
 			w := cmd.OutOrStdout()
 			if len(out.Deployments) == 0 {
 				fmt.Fprintln(w, "No deployments.")
+				printProvisioning(w, out.Provisioning)
 				return nil
 			}
 			fmt.Fprintln(w, "Deployments:")
 			for _, dj := range out.Deployments {
 				printStatusEntry(w, termSafeDeployment(dj))
 			}
+			printProvisioning(w, out.Provisioning)
 			return nil
 		}),
 	}
 	f.register(cmd, "print the deployments as JSON")
 	return cmd
+}
+
+// provisioningStatus reads the first-boot provisioning state of the node whose sysroot is
+// path; on the booted node (sysroot /) the physical root is mounted at /sysroot. nil when the
+// node was not built to be provisioned.
+func provisioningStatus(path string) (*provisioningJSON, error) {
+	phys := path
+	if filepath.Clean(path) == "/" {
+		phys = "/sysroot"
+	}
+	st, err := provision.ReadState(phys)
+	if err != nil || st.Status == provision.StatusNone {
+		return nil, err
+	}
+	out := &provisioningJSON{Status: string(st.Status)}
+	if r := st.Record; r != nil && st.Status == provision.StatusProvisioned {
+		out.Date, out.ConfigDigest, out.Source = r.Date, r.ConfigDigest, r.Source
+	}
+	if f := st.Failure; f != nil && st.Status == provision.StatusFailed {
+		out.Error, out.FailedDate = f.Error, f.Date
+	}
+	return out, nil
+}
+
+// printProvisioning writes the provisioning state after the deployments.
+func printProvisioning(w io.Writer, p *provisioningJSON) {
+	if p == nil {
+		return
+	}
+	switch provision.Status(p.Status) {
+	case provision.StatusProvisioned:
+		what := "no config (none of fw_cfg, embedded, ignition.config.url= had one)"
+		if p.Source != "" {
+			what = "the " + termSafe(p.Source) + " config " + termSafe(p.ConfigDigest)
+		}
+		fmt.Fprintf(w, "Provisioned: %s with %s\n", termSafe(p.Date), what)
+	case provision.StatusFailed:
+		fmt.Fprintf(w, "Provisioning: failed at %s (the next boot tries again): %s\n", termSafe(p.FailedDate), termSafe(p.Error))
+	default:
+		fmt.Fprintln(w, "Provisioning: pending (the next boot applies the first-boot config)")
+	}
 }
 
 // termSafeDeployment escapes the strings of dj that come from commits and

@@ -373,6 +373,19 @@ type statusJSON struct {
 	BootVersion    int              `json:"bootversion"`
 	SubBootVersion int              `json:"subbootversion"`
 	Deployments    []deploymentJSON `json:"deployments"`
+	// Provisioning is the node's first-boot provisioning state; absent when the node was not
+	// built to be provisioned.
+	Provisioning *provisioningJSON `json:"provisioning,omitempty"`
+}
+
+// provisioningJSON is the provisioning part of status --json.
+type provisioningJSON struct {
+	Status       string `json:"status"`                  // pending, failed, provisioned
+	Date         string `json:"date,omitempty"`          // when it was provisioned (RFC 3339)
+	ConfigDigest string `json:"config_digest,omitempty"` // sha256-HEX of the config applied
+	Source       string `json:"source,omitempty"`        // fw_cfg, embedded, url; "" if none had a config
+	Error        string `json:"error,omitempty"`         // the last failed attempt's error
+	FailedDate   string `json:"failed_date,omitempty"`
 }
 
 // strata upgrade

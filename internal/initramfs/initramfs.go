@@ -3,6 +3,7 @@ package initramfs
 import (
 	"compress/gzip"
 	"debug/elf"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -20,6 +21,11 @@ import (
 // absolute path a line, in load order (prepareroot.ModulesList).
 const ModulesList = "etc/initrd-modules"
 
+// FirstBootModulesList is the archive's list of modules /init loads only on
+// a node's first boot, when it looks for a provisioning config
+// (prepareroot.FirstBootModulesList): same format as ModulesList.
+const FirstBootModulesList = "etc/initrd-modules-firstboot"
+
 // Options say what goes into an initramfs.
 type Options struct {
 	// Init is the path of the static binary installed as /init (normally
@@ -30,6 +36,10 @@ type Options struct {
 	ModulesDir string
 	// Modules are loaded with their dependencies; nil means DefaultModules.
 	Modules []string
+	// FirstBootModules are loaded, with their dependencies, only on a
+	// node's first boot. A module the kernel does not have is left out:
+	// the machines that need it have it (qemu_fw_cfg on QEMU).
+	FirstBootModules []string
 	// MTime is the modification time of every entry, in seconds since the
 	// epoch (SOURCE_DATE_EPOCH); 0 by default.
 	MTime int64
@@ -41,7 +51,10 @@ type Options struct {
 type Archive struct {
 	Kver    string   // kernel release, the base name of ModulesDir
 	Modules []Module // in load order
-	opts    Options
+	// FirstBoot are the modules of Options.FirstBootModules found, in load
+	// order, without those already in Modules.
+	FirstBoot []Module
+	opts      Options
 }
 
 // Resolve checks the inputs and resolves the module list.
@@ -63,6 +76,24 @@ func Resolve(opts Options) (*Archive, error) {
 	}
 	a.Kver = filepath.Base(opts.ModulesDir)
 	a.Modules = mods
+	seen := map[string]bool{}
+	for _, m := range mods {
+		seen[m.Name] = true
+	}
+	for _, n := range opts.FirstBootModules {
+		fb, err := ResolveModules(opts.ModulesDir, []string{n})
+		if errors.Is(err, errdefs.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		for _, m := range fb {
+			if !seen[m.Name] {
+				seen[m.Name] = true
+				a.FirstBoot = append(a.FirstBoot, m)
+			}
+		}
+	}
 	return a, nil
 }
 
@@ -112,14 +143,21 @@ func (a *Archive) entries() []entry {
 	es["dev/console"] = entry{name: "dev/console", mode: cpio.S_IFCHR | 0o600, major: 5, minor: 1}
 	es["dev/null"] = entry{name: "dev/null", mode: cpio.S_IFCHR | 0o666, major: 1, minor: 3}
 	es["init"] = entry{name: "init", mode: cpio.S_IFREG | 0o755, src: a.opts.Init}
-	var list strings.Builder
-	for _, m := range a.Modules {
-		p := path.Join("lib/modules", a.Kver, m.Path)
-		dir(path.Dir(p), 0o755)
-		es[p] = entry{name: p, mode: cpio.S_IFREG | 0o644, src: filepath.Join(a.opts.ModulesDir, filepath.FromSlash(m.Path))}
-		fmt.Fprintf(&list, "/%s\n", p)
+	for _, l := range []struct {
+		name string
+		mods []Module
+	}{{ModulesList, a.Modules}, {FirstBootModulesList, a.FirstBoot}} {
+		var list strings.Builder
+		for _, m := range l.mods {
+			p := path.Join("lib/modules", a.Kver, m.Path)
+			dir(path.Dir(p), 0o755)
+			es[p] = entry{name: p, mode: cpio.S_IFREG | 0o644, src: filepath.Join(a.opts.ModulesDir, filepath.FromSlash(m.Path))}
+			fmt.Fprintf(&list, "/%s\n", p)
+		}
+		if l.name == ModulesList || len(l.mods) > 0 {
+			es[l.name] = entry{name: l.name, mode: cpio.S_IFREG | 0o644, data: []byte(list.String())}
+		}
 	}
-	es[ModulesList] = entry{name: ModulesList, mode: cpio.S_IFREG | 0o644, data: []byte(list.String())}
 	out := make([]entry, 0, len(es))
 	for _, e := range es {
 		out = append(out, e)
@@ -199,7 +237,8 @@ func Build(w io.Writer, opts Options) error {
 }
 
 // BuildForTree writes the initramfs of the OS tree at treeRoot: /init is
-// initBinary and the modules are DefaultModules plus extraModules, taken from
+// initBinary and the modules are DefaultModules plus extraModules, and
+// FirstBootModules for the first boot, taken from
 // treeRoot/usr/lib/modules/kver (kver "": the tree's only kernel). The result
 // belongs at usr/lib/modules/KVER/initramfs.img (docs/formats/sysroot.md).
 func BuildForTree(w io.Writer, treeRoot, kver, initBinary string, extraModules []string) error {
@@ -208,8 +247,9 @@ func BuildForTree(w io.Writer, treeRoot, kver, initBinary string, extraModules [
 		return err
 	}
 	return Build(w, Options{
-		Init:       initBinary,
-		ModulesDir: dir,
-		Modules:    append(append([]string(nil), DefaultModules...), extraModules...),
+		Init:             initBinary,
+		ModulesDir:       dir,
+		Modules:          append(append([]string(nil), DefaultModules...), extraModules...),
+		FirstBootModules: FirstBootModules,
 	})
 }

@@ -405,3 +405,31 @@ func TestBuildForTree(t *testing.T) {
 }
 
 func unixTime(sec int64) time.Time { return time.Unix(sec, 0) }
+
+func TestBuildFirstBootModules(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	var plain bytes.Buffer
+	if err := Build(&plain, opts); err != nil {
+		t.Fatalf("Build = %v", err)
+	}
+	if _, ok := readArchive(t, plain.Bytes())[FirstBootModulesList]; ok {
+		t.Errorf("Build without first-boot modules: archive has %s", FirstBootModulesList)
+	}
+	// virtio_blk is loaded on every boot already; the kernel has no such_module.
+	opts.FirstBootModules = []string{"virtio_blk", "overlay", "no_such_module"}
+	var buf bytes.Buffer
+	if err := Build(&buf, opts); err != nil {
+		t.Fatalf("Build = %v", err)
+	}
+	recs := readArchive(t, buf.Bytes())
+	if got, want := content(t, recs[FirstBootModulesList]), "/lib/modules/6.1.0-test/kernel/fs/overlayfs/overlay.ko\n"; got != want {
+		t.Errorf("Build: %s = %q, want %q", FirstBootModulesList, got, want)
+	}
+	if _, ok := recs["lib/modules/6.1.0-test/kernel/fs/overlayfs/overlay.ko"]; !ok {
+		t.Errorf("Build: archive has no overlay.ko")
+	}
+	if got := content(t, recs[ModulesList]); strings.Contains(got, "overlay") {
+		t.Errorf("Build: %s = %q, want no first-boot module in it", ModulesList, got)
+	}
+}

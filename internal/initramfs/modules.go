@@ -28,6 +28,13 @@ var DefaultModules = []string{"virtio_pci", "virtio_blk", "ahci", "sd_mod", "nvm
 // DefaultModules take 2.2 s, mostly libata/ahci probing q35's AHCI controller.
 var VirtioModules = []string{"virtio_pci", "virtio_blk", "ext4"}
 
+// FirstBootModules are what prepare-root needs on a node's first boot only,
+// to find its provisioning config (docs/provisioning.md): qemu_fw_cfg shows
+// QEMU's fw_cfg entries in sysfs, virtio_net is the network interface an
+// ignition.config.url= fetch goes through on QEMU. Other network drivers
+// can be added as extra modules.
+var FirstBootModules = []string{"qemu_fw_cfg", "virtio_net"}
+
 // Module is one kernel module in load order.
 type Module struct {
 	Name string `json:"name"` // normalized module name, e.g. "crc32c_generic"

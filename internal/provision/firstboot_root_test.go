@@ -4,6 +4,9 @@ package provision_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,9 +44,16 @@ func TestFirstBoot(t *testing.T) {
 	t.Run("applied once, then the mark is gone", func(t *testing.T) {
 		t.Parallel()
 		phys, deploy := physRoot(t, good, true), newRoot(t)
-		ran, res, err := provision.FirstBoot(context.Background(), phys, deploy, provision.Options{})
+		ran, rec, res, err := provision.FirstBoot(context.Background(), phys, deploy, nil, provision.Options{})
 		if !ran || err != nil || res.Users != 1 {
 			t.Fatalf("FirstBoot = %v, %+v, %v; want ran, 1 user", ran, res, err)
+		}
+		if want := provconfig.Digest([]byte(good)); rec.Source != "embedded" || rec.ConfigDigest != want {
+			t.Errorf("FirstBoot record = %+v, want source embedded, digest %s", rec, want)
+		}
+		st, err := provision.ReadState(phys)
+		if err != nil || st.Status != provision.StatusProvisioned || st.Record == nil || st.Record.ConfigDigest != rec.ConfigDigest || st.Record.Date == "" {
+			t.Errorf("ReadState after success = %+v (record %+v), %v; want provisioned with the record", st, st.Record, err)
 		}
 		if _, err := os.Stat(filepath.Join(phys, provconfig.FirstBootMark)); !os.IsNotExist(err) {
 			t.Errorf("the mark after success: %v, want it removed", err)
@@ -53,7 +63,7 @@ func TestFirstBoot(t *testing.T) {
 		}
 		// The second boot finds no mark and does nothing.
 		before := snapshot(t, deploy)
-		ran, _, err = provision.FirstBoot(context.Background(), phys, deploy, provision.Options{})
+		ran, _, _, err = provision.FirstBoot(context.Background(), phys, deploy, nil, provision.Options{})
 		if ran || err != nil {
 			t.Errorf("second FirstBoot = %v, %v; want not ran", ran, err)
 		}
@@ -65,7 +75,10 @@ func TestFirstBoot(t *testing.T) {
 		t.Parallel()
 		phys, deploy := physRoot(t, bad, true), newRoot(t)
 		before := snapshot(t, deploy)
-		ran, _, err := provision.FirstBoot(context.Background(), phys, deploy, provision.Options{})
+		if st, err := provision.ReadState(phys); err != nil || st.Status != provision.StatusPending {
+			t.Errorf("ReadState before the first boot = %+v, %v; want pending", st, err)
+		}
+		ran, _, _, err := provision.FirstBoot(context.Background(), phys, deploy, nil, provision.Options{})
 		if !ran || err == nil || !strings.Contains(err.Error(), "$.storage.files.0.contents.verification.hash") {
 			t.Fatalf("FirstBoot = %v, %v; want ran and the hash error", ran, err)
 		}
@@ -79,11 +92,14 @@ func TestFirstBoot(t *testing.T) {
 		if diff := diffTrees(before, snapshot(t, deploy)); len(diff) > 0 {
 			t.Errorf("the failed provisioning changed the tree:\n%s", strings.Join(diff, "\n"))
 		}
+		if st, err := provision.ReadState(phys); err != nil || st.Status != provision.StatusFailed || st.Failure == nil || !strings.Contains(st.Failure.Error, "verification.hash") {
+			t.Errorf("ReadState after a failure = %+v, %v; want failed with the error", st, err)
+		}
 	})
 	t.Run("no mark, nothing to do", func(t *testing.T) {
 		t.Parallel()
 		phys, deploy := physRoot(t, good, false), newRoot(t)
-		if ran, _, err := provision.FirstBoot(context.Background(), phys, deploy, provision.Options{}); ran || err != nil {
+		if ran, _, _, err := provision.FirstBoot(context.Background(), phys, deploy, nil, provision.Options{}); ran || err != nil {
 			t.Errorf("FirstBoot without a mark = %v, %v; want not ran", ran, err)
 		}
 	})
@@ -115,5 +131,91 @@ func TestApplyConverges(t *testing.T) {
 	delete(second, "/etc/.ignition-result.json")
 	if diff := diffTrees(first, second); len(diff) > 0 {
 		t.Errorf("the second Apply changed the tree:\n%s", strings.Join(diff, "\n"))
+	}
+}
+
+// TestFirstBootSources: the first source that has a config wins, in prepare-root's order
+// (fw_cfg, embedded, URL); the network is brought up only when the URL is needed; with no
+// config anywhere the node counts as provisioned with nothing applied.
+func TestFirstBootSources(t *testing.T) {
+	testutil.RequireRoot(t)
+	t.Parallel()
+	cfgFor := func(name string) string {
+		return `{"ignition":{"version":"3.3.0"},"storage":{"files":[{"path":"/etc/from","contents":{"source":"data:,` + name + `"}}]}}`
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/node.ign" {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, cfgFor("url"))
+	}))
+	t.Cleanup(srv.Close)
+	fwcfg := t.TempDir()
+	p := filepath.Join(fwcfg, provconfig.FwCfgConfig)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(cfgFor("fw_cfg")), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	cmdline := "root=LABEL=root " + provconfig.ConfigURLArg + "=" + srv.URL + "/node.ign quiet"
+	for _, tc := range []struct {
+		name      string
+		fwcfg     bool
+		embedded  bool
+		cmdline   string
+		want      string // the source, and the content of /etc/from
+		wantNet   bool
+		wantError string
+	}{
+		{name: "fw_cfg first", fwcfg: true, embedded: true, cmdline: cmdline, want: "fw_cfg"},
+		{name: "embedded before the URL", embedded: true, cmdline: cmdline, want: "embedded"},
+		{name: "URL last, network brought up", cmdline: cmdline, want: "url", wantNet: true},
+		{name: "nothing anywhere", cmdline: "root=LABEL=root"},
+		{name: "URL not found", cmdline: provconfig.ConfigURLArg + "=" + srv.URL + "/missing.ign", wantNet: true, wantError: "404"},
+		{name: "URL not http", cmdline: provconfig.ConfigURLArg + "=tftp://10.0.2.2/x.ign", wantError: "want an http or https URL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			phys, deploy := physRoot(t, cfgFor("embedded"), true), newRoot(t)
+			if !tc.embedded {
+				os.Remove(filepath.Join(phys, provconfig.FirstBootConfig))
+			}
+			sysfs := t.TempDir()
+			if tc.fwcfg {
+				sysfs = fwcfg
+			}
+			netUp := false
+			sources := []provision.Source{provision.FwCfg{Sysfs: sysfs}, provision.Embedded{PhysRoot: phys},
+				provision.URL{Cmdline: tc.cmdline, Network: func(context.Context) error { netUp = true; return nil }}}
+			ran, rec, _, err := provision.FirstBoot(context.Background(), phys, deploy, sources, provision.Options{})
+			if netUp != tc.wantNet {
+				t.Errorf("network brought up = %v, want %v", netUp, tc.wantNet)
+			}
+			if tc.wantError != "" {
+				if !ran || err == nil || !strings.Contains(err.Error(), tc.wantError) {
+					t.Fatalf("FirstBoot = %v, %v; want an error with %q", ran, err, tc.wantError)
+				}
+				if _, err := os.Stat(filepath.Join(phys, provconfig.FirstBootMark)); err != nil {
+					t.Errorf("the mark after a failure: %v, want it kept", err)
+				}
+				return
+			}
+			if !ran || err != nil || rec.Source != tc.want {
+				t.Fatalf("FirstBoot = %v, %+v, %v; want the %q config applied", ran, rec, err, tc.want)
+			}
+			got, err := os.ReadFile(filepath.Join(deploy, "etc/from"))
+			if tc.want == "" {
+				if !os.IsNotExist(err) {
+					t.Errorf("/etc/from = %q, %v; want nothing applied", got, err)
+				}
+			} else if string(got) != tc.want {
+				t.Errorf("/etc/from = %q, %v; want %q", got, err, tc.want)
+			}
+			if st, err := provision.ReadState(phys); err != nil || st.Status != provision.StatusProvisioned || st.Record.Source != tc.want {
+				t.Errorf("ReadState = %+v, %v; want provisioned from %q", st, err, tc.want)
+			}
+		})
 	}
 }

@@ -54,6 +54,12 @@ type Disk struct {
 	Snapshot bool
 }
 
+// Forward is a TCP port of the host's loopback interface that QEMU's user network forwards to
+// a port of the guest.
+type Forward struct {
+	HostPort, GuestPort int
+}
+
 // UEFI boots through OVMF.
 type UEFI struct {
 	// Code is the firmware, mapped read-only; "" means DefaultOVMFCode.
@@ -85,6 +91,9 @@ type Config struct {
 
 	// Net adds user networking: the guest reaches the host at 10.0.2.2.
 	Net bool
+	// Forwards (with Net) make QEMU listen on loopback ports of the host and forward their
+	// connections to ports of the guest, e.g. the guest's sshd.
+	Forwards []Forward
 	// AllowReboot keeps QEMU running across guest reboots (boot counting); by default a guest
 	// reboot ends QEMU like a power-off (-no-reboot).
 	AllowReboot bool
@@ -165,6 +174,14 @@ func (c *Config) validate() error {
 	if c.Kernel == "" && (c.Initrd != "" || c.Append != "") {
 		return fmt.Errorf("initrd and kernel arguments need a kernel: %w", errdefs.ErrInvalid)
 	}
+	if len(c.Forwards) > 0 && !c.Net {
+		return fmt.Errorf("port forwards need the user network (Net): %w", errdefs.ErrInvalid)
+	}
+	for _, f := range c.Forwards {
+		if f.HostPort < 1 || f.HostPort > 65535 || f.GuestPort < 1 || f.GuestPort > 65535 {
+			return fmt.Errorf("port forward %d->%d: ports are 1 to 65535: %w", f.HostPort, f.GuestPort, errdefs.ErrInvalid)
+		}
+	}
 	return nil
 }
 
@@ -222,7 +239,11 @@ func (c *Config) args(accel Accel, hostCores int, f files) []string {
 		a = append(a, "-drive", opt)
 	}
 	if c.Net {
-		a = append(a, "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0")
+		netdev := "user,id=n0"
+		for _, f := range c.Forwards {
+			netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", f.HostPort, f.GuestPort)
+		}
+		a = append(a, "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0")
 	}
 	return append(a, c.ExtraArgs...)
 }

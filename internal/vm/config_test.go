@@ -85,9 +85,10 @@ func TestArgs(t *testing.T) {
 				[]string{"-kernel", "/k/vmlinux", "-initrd", "/k/initrd", "-append", "console=ttyS0"}),
 		},
 		{
-			name: "uefi, snapshot disk, net, reboots, control",
+			name: "uefi, snapshot disk, net with forwards, reboots, control",
 			cfg: Config{UEFI: &UEFI{}, Disks: []Disk{{Path: "/d/a.img", Snapshot: true}, {Path: "/d/b.qcow2", Format: "qcow2"}},
-				Net: true, AllowReboot: true, MemoryMiB: 512, ExtraArgs: []string{"-S"}},
+				Net: true, Forwards: []Forward{{HostPort: 2222, GuestPort: 22}, {HostPort: 8080, GuestPort: 80}},
+				AllowReboot: true, MemoryMiB: 512, ExtraArgs: []string{"-S"}},
 			files: files{console: f.console, markers: f.markers, vars: f.vars, control: "/r/control.sock"},
 			want: cat([]string{"-M", "q35", "-m", "512"}, common[4:], serials,
 				[]string{"-chardev", "socket,id=ttyS2,path=/r/control.sock", "-serial", "chardev:ttyS2",
@@ -95,7 +96,8 @@ func TestArgs(t *testing.T) {
 					"-drive", "if=pflash,format=raw,unit=1,file=/r/vars.fd",
 					"-drive", "file=/d/a.img,if=virtio,format=raw,snapshot=on",
 					"-drive", "file=/d/b.qcow2,if=virtio,format=qcow2",
-					"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0", "-S"}),
+					"-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=tcp:127.0.0.1:8080-:80",
+					"-device", "virtio-net-pci,netdev=n0", "-S"}),
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -125,6 +127,8 @@ func TestValidate(t *testing.T) {
 		{"both uefi and kernel", Config{UEFI: &UEFI{}, Kernel: "k", Disks: []Disk{{Path: "d"}}}},
 		{"uefi without disk", Config{UEFI: &UEFI{}}},
 		{"initrd without kernel", Config{UEFI: &UEFI{}, Disks: []Disk{{Path: "d"}}, Initrd: "i"}},
+		{"forward without net", Config{Kernel: "k", Forwards: []Forward{{HostPort: 2222, GuestPort: 22}}}},
+		{"forward to port 0", Config{Kernel: "k", Net: true, Forwards: []Forward{{HostPort: 2222}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
