@@ -100,6 +100,7 @@ func PostProcess(ctx context.Context, root string, opts PostProcessOptions) (*Tr
 		{"stamping os-release", func() error { return stampOSRelease(root, opts.Name, opts.Version) }},
 		{"writing kernel arguments", func() error { return writeKernelArgs(root, opts.KernelArgs) }},
 		{"normalizing /etc", func() error { return normalizeEtc(root, opts.SourceDateEpoch) }},
+		{"making sshd generate its host keys", func() error { return sshHostKeys(root) }},
 		{"removing Python bytecode", func() error { return removePyc(root) }},
 		{"replacing /var with tmpfiles.d lines", func() error {
 			info.Tmpfiles, err = convertVar(root)
@@ -252,6 +253,33 @@ func writeKernelArgs(root string, args []string) error {
 		return err
 	}
 	return os.WriteFile(p, []byte(strings.Join(args, " ")+"\n"), 0o644)
+}
+
+// SSHHostKeysDropin is the dropin compose adds to OpenSSH's ssh.service (Debian's name): the
+// host keys the package's installation made are removed from the tree (every node of the
+// commit would share them), so each node makes its own, once, before sshd first starts.
+// sshd -t, which Debian's unit runs first, fails without host keys, hence the reset.
+const SSHHostKeysDropin = "usr/lib/systemd/system/ssh.service.d/10-strata-host-keys.conf"
+
+const sshHostKeysDropin = `# Added by strata compose: each node makes its own SSH host keys (docs/compose.md).
+[Service]
+ExecStartPre=
+ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/usr/sbin/sshd -t
+`
+
+// sshHostKeys adds SSHHostKeysDropin when the tree has Debian's ssh.service.
+func sshHostKeys(root string) error {
+	if _, err := os.Stat(filepath.Join(root, "usr/lib/systemd/system/ssh.service")); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	p := filepath.Join(root, SSHHostKeysDropin)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(p, []byte(sshHostKeysDropin), 0o644)
 }
 
 // normalizeEtc removes or rewrites what differs between two builds of the

@@ -42,6 +42,7 @@ func synthTree(t *testing.T) (string, string) {
 		// Adjusting a path ("z") does not create it: /var/mail still gets its own line.
 		"usr/lib/tmpfiles.d/adjust.conf":                          "z /var/mail 2775 root mail -\nL+ /var/lock2 - - - - /run/lock\n",
 		"usr/lib/systemd/systemd-journald":                        "journald",
+		"usr/lib/systemd/system/ssh.service":                      "[Service]\nExecStartPre=/usr/sbin/sshd -t\n",
 		"usr/lib/python3/dist-packages/m.py":                      "pass",
 		"usr/lib/python3/dist-packages/__pycache__/m.cpython.pyc": "bytecode",
 		"etc/passwd":                   passwd,
@@ -171,6 +172,10 @@ func TestPostProcess(t *testing.T) {
 		if got, err := os.Readlink(filepath.Join(root, p)); err != nil || got != want {
 			t.Errorf("PostProcess: readlink %s = %q, %v, want %q", p, got, err, want)
 		}
+	}
+	// The host keys are gone; each node makes its own before sshd starts.
+	if got := readString(t, filepath.Join(root, SSHHostKeysDropin)); !strings.Contains(got, "ExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\n") {
+		t.Errorf("PostProcess: %s = %q, want ssh-keygen -A first", SSHHostKeysDropin, got)
 	}
 	// Gone, or empty.
 	for _, p := range []string{"etc", "vmlinuz", "initrd.img", "usr/etc/hostname", "usr/etc/resolv.conf", "usr/etc/passwd-",
