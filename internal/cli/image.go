@@ -65,6 +65,9 @@ console=ttyS0 quiet, the commit's strata.kargs, then --karg. With
 			out := imageJSON{Out: absPath(o.Out), Commit: res.Commit.String(), OSName: res.OSName, Refspec: res.Refspec,
 				Deployment: res.Deployment, Kargs: res.Kargs, Entry: res.Entry, Size: res.Size, RootSize: res.RootSize,
 				Stages: res.Stages, Seconds: time.Since(start).Seconds()}
+			if o.Provision != nil {
+				out.ProvisionDigest = provconfig.Digest(o.Provision)
+			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), out)
 			}
@@ -75,6 +78,9 @@ console=ttyS0 quiet, the commit's strata.kargs, then --karg. With
 			var st []string
 			for _, s := range res.Stages {
 				st = append(st, fmt.Sprintf("%s %.1fs", s.Name, s.Duration.Seconds()))
+			}
+			if out.ProvisionDigest != "" {
+				fmt.Fprintf(w, "  provision  %s\n", out.ProvisionDigest)
 			}
 			fmt.Fprintf(w, "  time       %.1fs (%s)\n", out.Seconds, strings.Join(st, ", "))
 			return nil

@@ -62,6 +62,9 @@ type imageJSON struct {
 	RootSize   int64             `json:"root_size"`
 	Stages     []image.StageTime `json:"stages"`
 	Seconds    float64           `json:"seconds"`
+	// ProvisionDigest identifies the embedded first-boot config (as strata status shows it
+	// once the node is provisioned); absent without --provision.
+	ProvisionDigest string `json:"provision_digest,omitempty"`
 }
 
 // strata initramfs

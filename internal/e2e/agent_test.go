@@ -120,20 +120,22 @@ func (e *env) waitAgent(t *testing.T, want string, within time.Duration) {
 // reboot slot, without rebooting; once the slot is free it takes it and reboots into v3 by
 // itself. v3 fails its health check three times, firmware falls back to v2, and there the agent
 // gives the slot back and never offers v3 again.
+//
+// The agent's configuration (graph and lock server on the host, fleet_lock strategy) came with
+// the first-boot config of the image step, so the agent has run since the first boot, finding
+// nothing newer than the booted release in the graph until v3 is published here.
 func (e *env) agentV3(t *testing.T) {
 	v2 := bootedDeployment(t, e.status(t)).Name()
-	f := e.startFleet(t)
-	defer f.close()
-	e.compose(t, "3")
-	e.publishGraph(t, f)
+	f := e.fleet
+	if out := strings.TrimSpace(e.mustExec(t, "systemctl is-active strata-agent.service || true")); out != "active" {
+		t.Fatalf("strata-agent.service is %q on v2, want active: the provisioned configuration starts it", out)
+	}
+	// The operator holds the only slot before v3 is published.
 	if err := f.operator.PreReboot(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	// One line per argument: the control port carries one command line.
-	conf := []string{"[agent.timing]", "steady_interval_secs = 5", "[cincinnati]",
-		fmt.Sprintf(`base_url = "http://10.0.2.2:%d/"`, f.graphPort), "[updates]", `strategy = "fleet_lock"`,
-		"[updates.fleet_lock]", fmt.Sprintf(`base_url = "http://10.0.2.2:%d/"`, f.lockPort)}
-	e.mustExec(t, "mkdir -p /etc/strata/agent.d && printf '%s\\n' '"+strings.Join(conf, "' '")+"' > /etc/strata/agent.d/50-e2e.toml && systemctl start strata-agent")
+	e.compose(t, "3")
+	e.publishGraph(t, f)
 	start := time.Now()
 	e.waitAgent(t, "update_staged", 5*time.Minute)
 	e.measure(t, "agent: v3 found in the graph, pulled and staged (locked) in %s", secs(time.Since(start)))

@@ -4,14 +4,19 @@
 // user networking, the control port) black-box:
 //
 //  1. compose v1 of testdata/v1.yaml into a signed archive repository, build a disk image that
-//     follows origin:REF at http://10.0.2.2:PORT (the host, seen from QEMU's user network),
-//     serve the repository with `strata repo serve`, and boot it;
+//     follows origin:REF at http://10.0.2.2:PORT (the host, seen from QEMU's user network) and
+//     carries the first-boot config testdata/provision.yaml (a user with an SSH key the test
+//     generates, a file, a unit, the update agent's configuration), serve the repository with
+//     `strata repo serve`, and boot it: the host logs in with OpenSSH through QEMU's port
+//     forward and finds the user, its key, the file, the unit and `strata status`'s
+//     provisioning record;
 //  2. change /etc and /var in the guest, compose v2 (a file changed, the package less added),
 //     `strata upgrade` in the guest, reboot: v2 is booted and blessed, the local changes
-//     survived, /usr is read-only, v1 is the rollback;
-//  3. compose v3, whose health check fails, upgrade, reboot: strata-boot-complete fails, the
-//     guest reboots by itself until the entry's tries run out, firmware falls back to v2, and
-//     `strata boot-complete` there makes v2 the default again (`strata status`);
+//     survived, /usr is read-only, v1 is the rollback, and the config was not applied again;
+//  3. compose v3, whose health check fails, and publish it in the release graph: the update
+//     agent (configured by the first-boot config) stages it, waits for the fleet lock's slot,
+//     reboots into it; strata-boot-complete fails, the guest reboots by itself until the entry's
+//     tries run out, firmware falls back to v2, which is the default again (`strata status`);
 //  4. cut the power (SIGKILL to QEMU) at several instants of a `strata deploy` in the guest:
 //     every next boot is the old or the new deployment, complete (status, repo fsck).
 //

@@ -45,19 +45,25 @@ func (e *env) composeV1(t *testing.T) {
 	e.serve(t)
 }
 
-// image builds the disk that follows origin:REF at the served repository.
+// image builds the disk that follows origin:REF at the served repository, with the first-boot
+// config of testdata/provision.yaml: a user the host logs in as over SSH, and the update
+// agent's configuration pointing at the release graph and the lock server on the host, which
+// start here so that their ports are known.
 func (e *env) image(t *testing.T) {
 	e.disk = filepath.Join(e.work, "disk.img")
 	e.vars = filepath.Join(e.work, "OVMF_VARS.fd")
+	e.fleet = e.startFleet(t)
+	config, filesDir := e.provisionConfig(t)
 	start := time.Now()
 	out := e.strata(t, context.Background(), "image", "image", "--repo", e.repo, "--ref", ref, "--out", e.disk,
-		"--remote-url", e.url, "--trusted-key", e.pubKey, "--size", "4G", "--json")
+		"--remote-url", e.url, "--trusted-key", e.pubKey, "--size", "4G", "--provision", config, "--files-dir", filesDir, "--json")
 	took := time.Since(start)
 	var res struct {
-		Commit     string `json:"commit"`
-		Refspec    string `json:"refspec"`
-		Deployment string `json:"deployment"`
-		Entry      string `json:"entry"`
+		Commit          string `json:"commit"`
+		Refspec         string `json:"refspec"`
+		Deployment      string `json:"deployment"`
+		Entry           string `json:"entry"`
+		ProvisionDigest string `json:"provision_digest"`
 	}
 	if err := json.Unmarshal(out, &res); err != nil {
 		t.Fatalf("strata image --json: %v", err)
@@ -65,6 +71,10 @@ func (e *env) image(t *testing.T) {
 	if res.Commit != e.commits["1"] || res.Refspec != "origin:"+ref {
 		t.Fatalf("image of commit %s following %s, want %s following origin:%s", res.Commit, res.Refspec, e.commits["1"], ref)
 	}
+	if !strings.HasPrefix(res.ProvisionDigest, "sha256-") {
+		t.Fatalf("strata image --json provision_digest = %q, want sha256-HEX", res.ProvisionDigest)
+	}
+	e.prov.digest = res.ProvisionDigest
 	var st syscall.Stat_t
 	if err := syscall.Stat(e.disk, &st); err != nil {
 		t.Fatal(err)
@@ -90,6 +100,14 @@ func (e *env) bootV1(t *testing.T) {
 	if len(st) != 1 || !st[0].Booted || st[0].Version != "1" {
 		t.Fatalf("strata status in the guest = %+v, want one booted deployment of version 1", st)
 	}
+	// The first boot applied the embedded config before systemd started: log in over SSH.
+	prov := provisionedLines(m.ConsoleLog())
+	if len(prov) != 1 {
+		t.Fatalf("the first boot's console has %d 'provisioned ... in N ms' lines, want 1", len(prov))
+	}
+	e.measure(t, "provisioning on the first boot (%s): %d ms in prepare-root; SSH login %s after the booted marker",
+		e.accel, prov[0], secs(e.waitSSH(t, "tester")))
+	e.provisioned = e.checkProvisioned(t)
 	if ents := e.espEntries(t); len(ents) != 1 || strings.Contains(ents[b.Deployment], "+") {
 		t.Errorf("ESP entries = %v, want one entry for %s without a boot counter", ents, b.Deployment)
 	}
@@ -129,6 +147,16 @@ func (e *env) upgradeV2(t *testing.T) {
 		t.Errorf("the first boot's journal is gone after the reboot (journalctl -b -1 has no 'Startup finished')")
 	}
 
+	// The second boot did not provision again: one 'provisioned' line in the run's console (both
+	// boots), the same record, and the user, its key and the host key (known_hosts) are still
+	// good over SSH.
+	if prov := provisionedLines(e.m.ConsoleLog()); len(prov) != 1 {
+		t.Errorf("the console of the first and second boot has %d 'provisioned ... in N ms' lines, want 1 (the first boot's)", len(prov))
+	}
+	e.waitSSH(t, "tester")
+	if p := e.checkProvisioned(t); p != e.provisioned {
+		t.Errorf("provisioning record after the reboot = %+v, want the first boot's %+v", p, e.provisioned)
+	}
 	for _, c := range []struct{ name, cmd, want string }{
 		{"local /etc change", "cat /etc/e2e-local.conf", "local-change"},
 		{"file in /var", "cat /var/e2e-data", "state"},

@@ -46,6 +46,10 @@ type env struct {
 	url                  string // the repository as the guest sees it
 	server               *exec.Cmd
 
+	fleet       *fleet        // release graph and lock server on the host, from the image step on
+	prov        *provisioning // the first-boot config's SSH key and port
+	provisioned provisioningStatus
+
 	disk, vars string
 	runs       int // QEMU runs so far
 	m          *vm.Machine
@@ -102,6 +106,9 @@ func (e *env) close(t *testing.T) {
 	if e.server != nil {
 		e.server.Process.Signal(syscall.SIGTERM)
 		e.server.Wait()
+	}
+	if e.fleet != nil {
+		e.fleet.close()
 	}
 	t.Logf("total %s", time.Since(e.start).Round(time.Second))
 	for _, s := range e.summary {
@@ -225,6 +232,7 @@ func (e *env) boot(t *testing.T, allowReboot bool) *vm.Machine {
 	m, err := vm.Start(context.Background(), vm.Config{
 		Accel: e.accel, UEFI: &vm.UEFI{Vars: e.vars}, Disks: []vm.Disk{{Path: e.disk}},
 		Net: true, Control: true, AllowReboot: allowReboot,
+		Forwards:   []vm.Forward{{HostPort: e.prov.port, GuestPort: 22}},
 		ConsoleLog: prefix + "console.log", MarkerLog: prefix + "markers.log",
 		Timeout: machineTimeout,
 		// Firmware that finds nothing to boot waits in its menu forever: fail at once.
