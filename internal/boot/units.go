@@ -41,7 +41,10 @@ func Units() []string {
 //   - strata-esp-sync.service: `strata bootloader sync` at every boot;
 //   - strata-boot-complete.service: `strata boot-complete` before
 //     boot-complete.target (health checks, blessing, fallback rollback);
-//   - strata-finalize.service: `strata finalize` at shutdown.
+//   - strata-finalize.service: `strata finalize` at shutdown;
+//   - strata-agent.service: the update agent, on nodes with its configuration;
+//   - strata-provision-kargs.service: on the first boot, the provisioning
+//     config's kernel arguments and one reboot.
 //
 // It also masks systemd's GPT auto-generator (maskedGenerators) in the
 // tree's etc (compose calls it before /etc moves to /usr/etc): the generator would set up

@@ -44,10 +44,12 @@ func TestInstallUnits(t *testing.T) {
 		"multi-user.target.wants/strata-boot-complete.service -> ../strata-boot-complete.service",
 		"multi-user.target.wants/strata-esp-sync.service -> ../strata-esp-sync.service",
 		"multi-user.target.wants/strata-finalize.service -> ../strata-finalize.service",
+		"multi-user.target.wants/strata-provision-kargs.service -> ../strata-provision-kargs.service",
 		"strata-agent.service",
 		"strata-boot-complete.service",
 		"strata-esp-sync.service",
 		"strata-finalize.service",
+		"strata-provision-kargs.service",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("InstallUnits tree (-want +got):\n%s", diff)

@@ -107,7 +107,7 @@ func (firstBootProvisioner) Provision(ctx context.Context, con io.Writer, physRo
 	}
 	fmt.Fprintf(con, "strata prepare-root: provisioned with the %s config %s: %d users, %d files, %d units\n", rec.Source, res.Digest, res.Users, res.Files, res.Units)
 	if ka := res.KernelArguments; len(ka.ShouldExist)+len(ka.ShouldNotExist) > 0 {
-		fmt.Fprintf(con, "strata prepare-root: kernelArguments of the config are not applied on first boot yet: add %q, remove %q (strata kargs)\n", ka.ShouldExist, ka.ShouldNotExist)
+		fmt.Fprintf(con, "strata prepare-root: kernel arguments of the config (should exist %q, should not exist %q): set by strata-provision-kargs.service, then one reboot\n", ka.ShouldExist, ka.ShouldNotExist)
 	}
 	return true, nil
 }

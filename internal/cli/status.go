@@ -61,11 +61,7 @@ rollback one and the pinned ones.`,
 // path; on the booted node (sysroot /) the physical root is mounted at /sysroot. nil when the
 // node was not built to be provisioned.
 func provisioningStatus(path string) (*provisioningJSON, error) {
-	phys := path
-	if filepath.Clean(path) == "/" {
-		phys = "/sysroot"
-	}
-	st, err := provision.ReadState(phys)
+	st, err := provision.ReadState(physicalRoot(path))
 	if err != nil || st.Status == provision.StatusNone {
 		return nil, err
 	}
@@ -77,6 +73,15 @@ func provisioningStatus(path string) (*provisioningJSON, error) {
 		out.Error, out.FailedDate = f.Error, f.Date
 	}
 	return out, nil
+}
+
+// physicalRoot is the physical root of the sysroot at path: on the booted node (sysroot /)
+// prepare-root mounts it at /sysroot.
+func physicalRoot(path string) string {
+	if filepath.Clean(path) == "/" {
+		return "/sysroot"
+	}
+	return path
 }
 
 // printProvisioning writes the provisioning state after the deployments.

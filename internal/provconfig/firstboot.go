@@ -13,6 +13,10 @@ const (
 	// FirstBootRecord says when the node was provisioned, with which config (its digest) and
 	// from which source; it is written before the mark is removed.
 	FirstBootRecord = FirstBootDir + "/provisioned.json"
+	// KargsPending holds the config's kernelArguments until they are set on the deployment
+	// (strata kargs --provisioned, run by strata-provision-kargs.service), which then reboots
+	// once.
+	KargsPending = FirstBootDir + "/kargs.json"
 )
 
 // Where prepare-root looks for a first-boot config, in this order: the first that has one

@@ -229,6 +229,12 @@ func FirstBoot(ctx context.Context, physRoot, deployRoot string, sources []Sourc
 		}
 		return true, rec, res, err
 	}
+	if ka := rec.KernelArguments; len(ka.ShouldExist)+len(ka.ShouldNotExist) > 0 {
+		data, _ := json.Marshal(ka)
+		if err := fsutil.WriteFileAtomic(filepath.Join(physRoot, provconfig.KargsPending), append(data, '\n'), 0o600); err != nil {
+			return true, rec, res, fmt.Errorf("recording the config's kernel arguments: %w", err)
+		}
+	}
 	data, _ := json.MarshalIndent(rec, "", "  ")
 	if err := fsutil.WriteFileAtomic(filepath.Join(physRoot, provconfig.FirstBootRecord), append(data, '\n'), 0o600); err != nil {
 		return true, rec, res, fmt.Errorf("writing the provisioning record: %w", err)
@@ -270,4 +276,50 @@ func firstBoot(ctx context.Context, deployRoot string, sources []Source, opts Op
 	res, err := Apply(ctx, deployRoot, cfg, opts)
 	rec.KernelArguments = res.KernelArguments
 	return rec, res, err
+}
+
+// PendingKargs returns the kernel arguments a first-boot config asked for that are not yet set
+// on the deployment (provconfig.KargsPending); found is false when there are none.
+func PendingKargs(physRoot string) (ka KernelArguments, found bool, err error) {
+	data, found, err := readBounded(filepath.Join(physRoot, provconfig.KargsPending))
+	if err != nil || !found {
+		return ka, found, err
+	}
+	if err := json.Unmarshal(data, &ka); err != nil {
+		return ka, true, fmt.Errorf("reading %s: %w: %w", provconfig.KargsPending, err, errdefs.ErrCorrupt)
+	}
+	return ka, true, nil
+}
+
+// ClearPendingKargs removes provconfig.KargsPending once the arguments are set, durably.
+func ClearPendingKargs(physRoot string) error {
+	p := filepath.Join(physRoot, provconfig.KargsPending)
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing %s: %w", provconfig.KargsPending, err)
+	}
+	return fsutil.FsyncDir(filepath.Dir(p))
+}
+
+// KargsEdit returns what to change in the kernel arguments current so that they satisfy ka, as
+// Ignition's kargs stage asks its distribution helper: every shouldExist argument that is
+// missing is appended, every shouldNotExist argument that is present is deleted. Both are
+// empty when current already satisfies ka, so applying the edit again changes nothing.
+func KargsEdit(current []string, ka KernelArguments) (add, del []string) {
+	has := map[string]bool{}
+	for _, a := range current {
+		has[a] = true
+	}
+	for _, a := range ka.ShouldExist {
+		if !has[a] {
+			add = append(add, a)
+			has[a] = true
+		}
+	}
+	for _, a := range ka.ShouldNotExist {
+		if has[a] {
+			del = append(del, a)
+			delete(has, a)
+		}
+	}
+	return add, del
 }

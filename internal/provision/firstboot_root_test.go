@@ -96,6 +96,27 @@ func TestFirstBoot(t *testing.T) {
 			t.Errorf("ReadState after a failure = %+v, %v; want failed with the error", st, err)
 		}
 	})
+	t.Run("kernel arguments are left pending for the deployment", func(t *testing.T) {
+		t.Parallel()
+		cfg := `{"ignition":{"version":"3.3.0"},"kernelArguments":{"shouldExist":["console=ttyS0"],"shouldNotExist":["quiet"]}}`
+		phys, deploy := physRoot(t, cfg, true), newRoot(t)
+		if _, found, err := provision.PendingKargs(phys); found || err != nil {
+			t.Fatalf("PendingKargs before the first boot = %v, %v; want none", found, err)
+		}
+		if ran, _, _, err := provision.FirstBoot(context.Background(), phys, deploy, nil, provision.Options{}); !ran || err != nil {
+			t.Fatalf("FirstBoot = %v, %v", ran, err)
+		}
+		ka, found, err := provision.PendingKargs(phys)
+		if !found || err != nil || strings.Join(ka.ShouldExist, " ") != "console=ttyS0" || strings.Join(ka.ShouldNotExist, " ") != "quiet" {
+			t.Errorf("PendingKargs = %+v, %v, %v; want console=ttyS0 to exist, quiet not", ka, found, err)
+		}
+		if err := provision.ClearPendingKargs(phys); err != nil {
+			t.Fatal(err)
+		}
+		if _, found, err := provision.PendingKargs(phys); found || err != nil {
+			t.Errorf("PendingKargs after ClearPendingKargs = %v, %v; want none", found, err)
+		}
+	})
 	t.Run("no mark, nothing to do", func(t *testing.T) {
 		t.Parallel()
 		phys, deploy := physRoot(t, good, false), newRoot(t)
