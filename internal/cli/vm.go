@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -21,7 +22,7 @@ func newVMCmd() *cobra.Command {
 		serial, vars, accel                string
 		uefi, snapshot, asJS               bool
 		timeout                            time.Duration
-		markers                            []string
+		markers, forwards                  []string
 		kernel, initrd, appendArgs, vmArgs string
 	)
 	cmd := &cobra.Command{
@@ -57,6 +58,15 @@ kernel boot proves to work is not trusted by default.`,
 				cfg.Disks = []vm.Disk{{Path: args[0], Snapshot: snapshot}}
 			}
 			cfg.Accel, cfg.Until, cfg.Timeout, cfg.ConsoleLog = vm.Accel(accel), markers, timeout, serial
+			for _, f := range forwards {
+				h, g, ok := strings.Cut(f, ":")
+				hp, herr := strconv.Atoi(h)
+				gp, gerr := strconv.Atoi(g)
+				if !ok || herr != nil || gerr != nil {
+					return usagef("--forward %q: want HOSTPORT:GUESTPORT", f)
+				}
+				cfg.Forwards = append(cfg.Forwards, vm.Forward{HostPort: hp, GuestPort: gp})
+			}
 			if vmArgs != "" {
 				cfg.ExtraArgs = append(cfg.ExtraArgs, strings.Fields(vmArgs)...)
 			}
@@ -99,6 +109,7 @@ kernel boot proves to work is not trusted by default.`,
 	f.DurationVar(&timeout, "timeout", 10*time.Minute, "kill the machine and fail after this long")
 	f.BoolVar(&snapshot, "snapshot", false, "discard the guest's writes to DISK.img")
 	f.BoolVar(&cfg.Net, "net", false, "user networking: the guest reaches the host at 10.0.2.2")
+	f.StringArrayVar(&forwards, "forward", nil, "with --net: forward the host's 127.0.0.1:HOSTPORT to the guest's GUESTPORT (HOSTPORT:GUESTPORT, e.g. 2222:22); repeatable")
 	f.BoolVar(&cfg.AllowReboot, "reboot", false, "let the guest reboot inside one run (boot counting); by default a reboot ends the run")
 	f.IntVar(&cfg.MemoryMiB, "memory", vm.DefaultMemoryMiB, "guest memory in MiB")
 	f.IntVar(&cfg.SMP, "smp", 0, "vCPUs (default min(2, host cores); never more than host cores under TCG)")

@@ -18,6 +18,8 @@ func TestVMUsage(t *testing.T) {
 		{"two disks", []string{"a.img", "b.img"}, "unexpected argument \"b.img\""},
 		{"bad marker", []string{"--kernel", "k", "--marker", "("}, "compiling marker pattern"},
 		{"bad accel", []string{"--kernel", "k", "--accel", "xen"}, `accelerator "xen"`},
+		{"bad forward", []string{"--kernel", "k", "--net", "--forward", "2222"}, `--forward "2222": want HOSTPORT:GUESTPORT`},
+		{"forward without net", []string{"--kernel", "k", "--forward", "2222:22"}, "port forwards need the user network"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
