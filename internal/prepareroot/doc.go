@@ -9,9 +9,11 @@
 // and a Config into the list of mount Steps; Apply runs those steps through a
 // Mounter. Init is the PID-1 program that wires them to the real system calls.
 //
-// On a node's first boot, a Provisioner given to Init applies the image's
+// On a node's first boot, a Provisioner given to Init applies the node's
 // provisioning config to the assembled deployment before the switch
-// (docs/provisioning.md); a failure stops the boot.
+// (docs/provisioning.md); a failure stops the boot. For a config fetched from
+// ignition.config.url=, BringUpNetwork configures the initramfs's network
+// statically from the ip= kernel argument (ParseIP); there is no DHCP client.
 //
 // Only the initramfs mode exists: ostree's other mode, where ostree-prepare-root
 // runs as init= from the real root and uses pivot_root, is not implemented, nor

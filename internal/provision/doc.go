@@ -17,6 +17,12 @@
 //
 // kernelArguments are not applied: they belong to the deployment, not to its tree, so they
 // are returned in the Result for the caller (prepare-root, the image builder) to set.
+//
+// FirstBoot is the first-boot policy around Apply: it runs only while the physical root holds
+// the first-boot mark, takes the config of the first Source that has one (FwCfg, Embedded, URL
+// in prepare-root's order), and commits by writing the Record and then removing the mark; the
+// config's kernelArguments are left pending (PendingKargs, KargsEdit) for the booted system to
+// set on the deployment. ReadState tells strata status where a node stands.
 // docs/provisioning.md lists where strata deliberately differs from Ignition.
 //
 // Layer L3 (services); it imports only lower layers.
