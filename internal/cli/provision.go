@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/strata-os/strata/internal/prepareroot"
@@ -87,15 +88,23 @@ type firstBootProvisioner struct{}
 var _ prepareroot.Provisioner = firstBootProvisioner{}
 
 func (firstBootProvisioner) Provision(ctx context.Context, con io.Writer, physRoot, newRoot string) (bool, error) {
+	var mods int
+	var modTime time.Duration
 	if _, err := os.Lstat(filepath.Join(physRoot, provconfig.FirstBootMark)); err == nil {
-		// fw_cfg's sysfs files and the network driver, needed on this boot only.
-		prepareroot.LoadModules(con, prepareroot.FirstBootModulesList)
+		// fw_cfg's sysfs files, needed on this boot only.
+		start := time.Now()
+		mods = prepareroot.LoadModules(con, prepareroot.FirstBootModulesList)
+		modTime = time.Since(start)
 	}
 	bootID, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	cmdline, _ := os.ReadFile("/proc/cmdline")
+	network := func(ctx context.Context) error {
+		prepareroot.LoadModules(con, prepareroot.NetworkModulesList)
+		return prepareroot.BringUpNetwork(ctx)
+	}
 	sources := []provision.Source{
 		provision.FwCfg{}, provision.Embedded{PhysRoot: physRoot},
-		provision.URL{Cmdline: string(cmdline), Network: prepareroot.BringUpNetwork},
+		provision.URL{Cmdline: string(cmdline), Network: network},
 	}
 	ran, rec, res, err := provision.FirstBoot(ctx, physRoot, newRoot, sources, provision.Options{BootID: strings.TrimSpace(string(bootID))})
 	if err != nil || !ran {
@@ -105,7 +114,8 @@ func (firstBootProvisioner) Provision(ctx context.Context, con io.Writer, physRo
 		fmt.Fprintf(con, "strata prepare-root: no provisioning config (fw_cfg, embedded, %s=): nothing to provision\n", provconfig.ConfigURLArg)
 		return true, nil
 	}
-	fmt.Fprintf(con, "strata prepare-root: provisioned with the %s config %s: %d users, %d files, %d units\n", rec.Source, res.Digest, res.Users, res.Files, res.Units)
+	fmt.Fprintf(con, "strata prepare-root: provisioned with the %s config %s: %d users, %d files, %d units (%d first-boot modules %d ms)\n",
+		rec.Source, res.Digest, res.Users, res.Files, res.Units, mods, modTime.Milliseconds())
 	if ka := res.KernelArguments; len(ka.ShouldExist)+len(ka.ShouldNotExist) > 0 {
 		fmt.Fprintf(con, "strata prepare-root: kernel arguments of the config (should exist %q, should not exist %q): set by strata-provision-kargs.service, then one reboot\n", ka.ShouldExist, ka.ShouldNotExist)
 	}

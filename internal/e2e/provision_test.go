@@ -71,8 +71,9 @@ func (e *env) provisionConfig(t *testing.T) (config, filesDir string) {
 }
 
 // ssh runs a command in the guest as user with the real OpenSSH client, through QEMU's port
-// forward, and returns its exit status and output. The guest's host key is recorded at the
-// first login and must stay the same afterwards (it is in /etc, which upgrades keep).
+// forward, and returns its exit status and standard output (standard error goes into the
+// error, or is logged). The guest's host key is recorded at the first login and must stay the
+// same afterwards (it is in /etc, which upgrades keep).
 func (e *env) ssh(t *testing.T, user, command string) (int, string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), execTimeout)
@@ -82,14 +83,17 @@ func (e *env) ssh(t *testing.T, user, command string) (int, string, error) {
 		"-o", "StrictHostKeyChecking=accept-new", "-o", "UserKnownHostsFile="+e.prov.knownHosts,
 		"-o", "HostKeyAlias=strata-e2e-guest", "-o", "LogLevel=ERROR",
 		user+"@127.0.0.1", command)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
 	err := cmd.Run()
+	if stderr.Len() > 0 {
+		t.Logf("ssh %s@guest %q: stderr: %s", user, command, strings.TrimSpace(stderr.String()))
+	}
 	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() != 255 {
 		return ee.ExitCode(), out.String(), nil // the command's status; 255 is ssh's own failure
 	}
 	if err != nil {
-		return -1, out.String(), fmt.Errorf("ssh %s@guest %q: %w: %s", user, command, err, strings.TrimSpace(out.String()))
+		return -1, out.String(), fmt.Errorf("ssh %s@guest %q: %w: %s", user, command, err, strings.TrimSpace(stderr.String()))
 	}
 	return 0, out.String(), nil
 }
@@ -146,7 +150,7 @@ func (e *env) checkProvisioned(t *testing.T) provisioningStatus {
 		{"cat /etc/strata-e2e/provisioned", "provisioned by the end-to-end test's config"},
 		{"systemctl is-active strata-e2e-provisioned.service", "active"},
 		{"sudo -n stat -c '%a %U' /etc/sudoers.d/tester", "440 root"},
-		{"grep -c fleet_lock /etc/strata/agent.d/50-e2e.toml", "1"},
+		{`grep -c '^strategy = "fleet_lock"$' /etc/strata/agent.d/50-e2e.toml`, "1"},
 	} {
 		if got := strings.TrimSpace(e.mustSSH(t, "tester", c.cmd)); got != c.want {
 			t.Errorf("ssh tester@guest %s = %q, want %q", c.cmd, got, c.want)

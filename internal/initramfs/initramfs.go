@@ -26,6 +26,11 @@ const ModulesList = "etc/initrd-modules"
 // (prepareroot.FirstBootModulesList): same format as ModulesList.
 const FirstBootModulesList = "etc/initrd-modules-firstboot"
 
+// NetworkModulesList is the archive's list of modules /init loads only when
+// it brings the network up, to fetch a provisioning config
+// (prepareroot.NetworkModulesList): same format as ModulesList.
+const NetworkModulesList = "etc/initrd-modules-network"
+
 // Options say what goes into an initramfs.
 type Options struct {
 	// Init is the path of the static binary installed as /init (normally
@@ -40,6 +45,9 @@ type Options struct {
 	// node's first boot. A module the kernel does not have is left out:
 	// the machines that need it have it (qemu_fw_cfg on QEMU).
 	FirstBootModules []string
+	// NetworkModules are loaded, with their dependencies, only when the
+	// network is needed; left out like FirstBootModules when missing.
+	NetworkModules []string
 	// MTime is the modification time of every entry, in seconds since the
 	// epoch (SOURCE_DATE_EPOCH); 0 by default.
 	MTime int64
@@ -51,9 +59,11 @@ type Options struct {
 type Archive struct {
 	Kver    string   // kernel release, the base name of ModulesDir
 	Modules []Module // in load order
-	// FirstBoot are the modules of Options.FirstBootModules found, in load
-	// order, without those already in Modules.
+	// FirstBoot and Network are the modules of Options.FirstBootModules and
+	// Options.NetworkModules found, in load order, without those already in
+	// Modules (or, for Network, in FirstBoot).
 	FirstBoot []Module
+	Network   []Module
 	opts      Options
 }
 
@@ -80,17 +90,22 @@ func Resolve(opts Options) (*Archive, error) {
 	for _, m := range mods {
 		seen[m.Name] = true
 	}
-	for _, n := range opts.FirstBootModules {
-		fb, err := ResolveModules(opts.ModulesDir, []string{n})
-		if errors.Is(err, errdefs.ErrNotFound) {
-			continue
-		} else if err != nil {
-			return nil, err
-		}
-		for _, m := range fb {
-			if !seen[m.Name] {
-				seen[m.Name] = true
-				a.FirstBoot = append(a.FirstBoot, m)
+	for _, l := range []struct {
+		names []string
+		out   *[]Module
+	}{{opts.FirstBootModules, &a.FirstBoot}, {opts.NetworkModules, &a.Network}} {
+		for _, n := range l.names {
+			ms, err := ResolveModules(opts.ModulesDir, []string{n})
+			if errors.Is(err, errdefs.ErrNotFound) {
+				continue
+			} else if err != nil {
+				return nil, err
+			}
+			for _, m := range ms {
+				if !seen[m.Name] {
+					seen[m.Name] = true
+					*l.out = append(*l.out, m)
+				}
 			}
 		}
 	}
@@ -146,7 +161,7 @@ func (a *Archive) entries() []entry {
 	for _, l := range []struct {
 		name string
 		mods []Module
-	}{{ModulesList, a.Modules}, {FirstBootModulesList, a.FirstBoot}} {
+	}{{ModulesList, a.Modules}, {FirstBootModulesList, a.FirstBoot}, {NetworkModulesList, a.Network}} {
 		var list strings.Builder
 		for _, m := range l.mods {
 			p := path.Join("lib/modules", a.Kver, m.Path)
@@ -238,7 +253,7 @@ func Build(w io.Writer, opts Options) error {
 
 // BuildForTree writes the initramfs of the OS tree at treeRoot: /init is
 // initBinary and the modules are DefaultModules plus extraModules, and
-// FirstBootModules for the first boot, taken from
+// FirstBootModules and NetworkModules on demand, taken from
 // treeRoot/usr/lib/modules/kver (kver "": the tree's only kernel). The result
 // belongs at usr/lib/modules/KVER/initramfs.img (docs/formats/sysroot.md).
 func BuildForTree(w io.Writer, treeRoot, kver, initBinary string, extraModules []string) error {
@@ -251,5 +266,6 @@ func BuildForTree(w io.Writer, treeRoot, kver, initBinary string, extraModules [
 		ModulesDir:       dir,
 		Modules:          append(append([]string(nil), DefaultModules...), extraModules...),
 		FirstBootModules: FirstBootModules,
+		NetworkModules:   NetworkModules,
 	})
 }

@@ -418,6 +418,7 @@ func TestBuildFirstBootModules(t *testing.T) {
 	}
 	// virtio_blk is loaded on every boot already; the kernel has no such_module.
 	opts.FirstBootModules = []string{"virtio_blk", "overlay", "no_such_module"}
+	opts.NetworkModules = []string{"overlay", "nvme"}
 	var buf bytes.Buffer
 	if err := Build(&buf, opts); err != nil {
 		t.Fatalf("Build = %v", err)
@@ -428,6 +429,9 @@ func TestBuildFirstBootModules(t *testing.T) {
 	}
 	if _, ok := recs["lib/modules/6.1.0-test/kernel/fs/overlayfs/overlay.ko"]; !ok {
 		t.Errorf("Build: archive has no overlay.ko")
+	}
+	if got, want := content(t, recs[NetworkModulesList]), "/lib/modules/6.1.0-test/kernel/drivers/nvme/host/nvme-core.ko\n/lib/modules/6.1.0-test/kernel/drivers/nvme/host/nvme.ko\n"; got != want {
+		t.Errorf("Build: %s = %q, want %q (overlay is in the first-boot list already)", NetworkModulesList, got, want)
 	}
 	if got := content(t, recs[ModulesList]); strings.Contains(got, "overlay") {
 		t.Errorf("Build: %s = %q, want no first-boot module in it", ModulesList, got)

@@ -30,10 +30,13 @@ var VirtioModules = []string{"virtio_pci", "virtio_blk", "ext4"}
 
 // FirstBootModules are what prepare-root needs on a node's first boot only,
 // to find its provisioning config (docs/provisioning.md): qemu_fw_cfg shows
-// QEMU's fw_cfg entries in sysfs, virtio_net is the network interface an
-// ignition.config.url= fetch goes through on QEMU. Other network drivers
-// can be added as extra modules.
-var FirstBootModules = []string{"qemu_fw_cfg", "virtio_net"}
+// QEMU's fw_cfg entries in sysfs.
+var FirstBootModules = []string{"qemu_fw_cfg"}
+
+// NetworkModules are loaded only when prepare-root brings the network up to
+// fetch an ignition.config.url= config: virtio_net is QEMU's network card.
+// Other network drivers can be added as extra modules.
+var NetworkModules = []string{"virtio_net"}
 
 // Module is one kernel module in load order.
 type Module struct {

@@ -19,6 +19,10 @@ import (
 // first boot, to find its provisioning config (written by internal/initramfs).
 const FirstBootModulesList = "/etc/initrd-modules-firstboot"
 
+// NetworkModulesList is the initramfs file naming the modules to load only when the network is
+// brought up (written by internal/initramfs).
+const NetworkModulesList = "/etc/initrd-modules-network"
+
 // LoadModules loads the modules listed in file (ModulesList's format) and returns how many
 // loaded; a missing file loads none. Failures are reported on con and skipped.
 func LoadModules(con io.Writer, file string) int { return loadModules(con, file) }
