@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/strata-os/strata/internal/provconfig"
 	"github.com/strata-os/strata/internal/testutil"
 )
 
@@ -186,8 +187,15 @@ func TestReadOnlyCommandsAsNobody(t *testing.T) {
 	}
 
 	sys, commit := nobodySysroot(t, top)
+	// A provisioned node's record is root's only (mode 0700 directory): status leaves it out.
+	if err := os.MkdirAll(filepath.Join(sys, provconfig.FirstBootDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sys, provconfig.FirstBootRecord), []byte(`{"date":"2026-12-07T04:00:00Z"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	code, out, errs := runNobody(t, helper, "status", "--sysroot", sys)
-	if code != exitOK || !strings.Contains(out, commit) {
-		t.Errorf("strata status as nobody = exit %d (%s%s), want 0 listing %s", code, out, errs, commit)
+	if code != exitOK || !strings.Contains(out, commit) || strings.Contains(out, "Provision") {
+		t.Errorf("strata status as nobody = exit %d (%s%s), want 0 listing %s, without the provisioning record", code, out, errs, commit)
 	}
 }
