@@ -13,7 +13,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -52,6 +51,20 @@ type PullOptions struct {
 	// SigstoreKeys, when set, require a sigstore signature by one of them (registry only);
 	// an image without one is refused before any layer is fetched.
 	SigstoreKeys []crypto.PublicKey
+
+	// policySets are the key sets a containers policy requires (Follow): a signature by
+	// one key of each.
+	policySets [][]crypto.PublicKey
+
+	// Progress, if set, learns the compressed bytes to download (SetTotal, before the
+	// first layer is fetched) and follows them as they arrive (Add).
+	Progress Progress
+}
+
+// Progress follows a download.
+type Progress interface {
+	SetTotal(n int64)
+	Add(n int64)
 }
 
 // PullResult says what Pull imported.
@@ -59,8 +72,10 @@ type PullResult struct {
 	Commit         ostree.Checksum // the image as a commit
 	Base           ostree.Checksum // the commit of the layers up to ostree.final-diffid
 	ManifestDigest string
-	LayersFetched  int // layers downloaded and applied
-	LayersSkipped  int // layers whose commit was already in the repository
+	LayersFetched  int   // layers downloaded and applied
+	LayersSkipped  int   // layers whose commit was already in the repository
+	BytesToFetch   int64 // compressed bytes of the layers to download, known before the first
+	BytesFetched   int64 // compressed bytes downloaded
 }
 
 // Pull imports the image at src into r (package doc).
@@ -77,34 +92,14 @@ func Pull(ctx context.Context, r *repo.Repo, src string, opts PullOptions) (*Pul
 	if opts.MaxLayerSize == 0 {
 		opts.MaxLayerSize = DefaultMaxLayerSize
 	}
-	if len(opts.SigstoreKeys) > 0 {
-		if err := verifyRef(ctx, ref, img, opts); err != nil {
-			return nil, err
-		}
+	if err := verifyPolicy(ctx, ref, img, opts); err != nil {
+		return nil, err
 	}
 	res, err := importImage(ctx, r, img, opts)
 	if err != nil {
 		return nil, fmt.Errorf("importing %s: %w", ref, err)
 	}
 	return res, nil
-}
-
-func verifyRef(ctx context.Context, ref Ref, img v1.Image, opts PullOptions) error {
-	if ref.Transport != TransportRegistry {
-		return fmt.Errorf("verifying %s: sigstore signatures live in registries: %w", ref, errdefs.ErrUnsupported)
-	}
-	nr, err := name.ParseReference(ref.Name, opts.nameOptions()...)
-	if err != nil {
-		return fmt.Errorf("parsing %s: %v: %w", ref, err, errdefs.ErrInvalid)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		return err
-	}
-	if err := verifyImage(ctx, nr, d, opts.SigstoreKeys, opts.RegistryOptions); err != nil {
-		return fmt.Errorf("verifying %s: %w", ref, err)
-	}
-	return nil
 }
 
 func importImage(ctx context.Context, r *repo.Repo, img v1.Image, opts PullOptions) (_ *PullResult, err error) {
@@ -167,7 +162,7 @@ func importImage(ctx context.Context, r *repo.Repo, img v1.Image, opts PullOptio
 		}
 	}()
 	res := &PullResult{ManifestDigest: digest.String()}
-	imp := importer{txn: txn, layers: layers, diffIDs: diffIDs, maxSize: opts.MaxLayerSize, res: res}
+	imp := importer{txn: txn, layers: layers, diffIDs: diffIDs, maxSize: opts.MaxLayerSize, res: res, progress: opts.Progress}
 
 	// The base: reused when its commit is in the repository already.
 	have := false
@@ -175,6 +170,19 @@ func importImage(ctx context.Context, r *repo.Repo, img v1.Image, opts PullOptio
 		if have, err = r.HasObject(ostree.ObjectName{Checksum: *want, Type: ostree.ObjectCommit}); err != nil {
 			return nil, err
 		}
+	}
+	// What will be downloaded: the derived layers, and the base layers no layer ref keeps
+	// unless the base commit is here.
+	for i, l := range layers {
+		if i < baseEnd && (have || hasRef(r, LayerRefPrefix+diffIDs[i].Hex)) {
+			continue
+		}
+		if n, err := l.Size(); err == nil {
+			res.BytesToFetch += n
+		}
+	}
+	if opts.Progress != nil {
+		opts.Progress.SetTotal(res.BytesToFetch)
 	}
 	if have {
 		res.Base = *want
@@ -200,11 +208,12 @@ func importImage(ctx context.Context, r *repo.Repo, img v1.Image, opts PullOptio
 }
 
 type importer struct {
-	txn     *repo.Txn
-	layers  []v1.Layer
-	diffIDs []v1.Hash
-	maxSize int64
-	res     *PullResult
+	txn      *repo.Txn
+	layers   []v1.Layer
+	diffIDs  []v1.Hash
+	maxSize  int64
+	res      *PullResult
+	progress Progress
 }
 
 // base builds the tree of layers [0, end) and commits it: with the carried commit object
@@ -391,7 +400,7 @@ func (imp *importer) apply(ctx context.Context, a *applier, i int) error {
 	}
 	defer rc.Close()
 	ch := sha256.New()
-	in := io.TeeReader(rc, ch)
+	in := io.TeeReader(&counter{r: rc, res: imp.res, p: imp.progress}, ch)
 	un, err := decompress(in)
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", dg, err)
@@ -440,6 +449,27 @@ func checkDigests(ch, uh hash.Hash, body, in io.Reader, digest, diffID v1.Hash) 
 		return fmt.Errorf("uncompressed layer is %s, not diff ID %s: %w", got, diffID, errdefs.ErrInvalid)
 	}
 	return nil
+}
+
+func hasRef(r *repo.Repo, name string) bool {
+	_, err := r.ReadRef("", name)
+	return err == nil
+}
+
+// counter counts the compressed bytes of a layer as they arrive.
+type counter struct {
+	r   io.Reader
+	res *PullResult
+	p   Progress
+}
+
+func (c *counter) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.res.BytesFetched += int64(n)
+	if c.p != nil && n > 0 {
+		c.p.Add(int64(n))
+	}
+	return n, err
 }
 
 // capped fails a read past n bytes (a layer that decompresses beyond any bound).

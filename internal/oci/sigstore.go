@@ -62,21 +62,32 @@ func LoadSigstorePublicKeys(files ...string) ([]crypto.PublicKey, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading public key: %w", err)
 		}
-		for {
-			var blk *pem.Block
-			blk, b = pem.Decode(b)
-			if blk == nil {
-				break
-			}
-			k, err := x509.ParsePKIXPublicKey(blk.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("public key %s: %v: %w", f, err, errdefs.ErrInvalid)
-			}
-			keys = append(keys, k)
+		k, err := parseSigstorePublicKeys(b, f)
+		if err != nil {
+			return nil, err
 		}
+		keys = append(keys, k...)
+	}
+	return keys, nil
+}
+
+// parseSigstorePublicKeys parses the PEM public keys of b, which came from src.
+func parseSigstorePublicKeys(b []byte, src string) ([]crypto.PublicKey, error) {
+	var keys []crypto.PublicKey
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		k, err := x509.ParsePKIXPublicKey(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("public key %s: %v: %w", src, err, errdefs.ErrInvalid)
+		}
+		keys = append(keys, k)
 	}
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("public keys %v: no PEM public key: %w", files, errdefs.ErrInvalid)
+		return nil, fmt.Errorf("public keys %s: no PEM public key: %w", src, errdefs.ErrInvalid)
 	}
 	return keys, nil
 }
