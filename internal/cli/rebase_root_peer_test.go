@@ -3,17 +3,24 @@
 package cli
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+	"github.com/strata-os/strata/internal/agent"
+	"github.com/strata-os/strata/internal/graph"
+	"github.com/strata-os/strata/internal/graphserver"
+	"github.com/strata-os/strata/internal/oci"
 	"github.com/strata-os/strata/internal/oci/ocitest"
 	"github.com/strata-os/strata/internal/testutil"
 )
@@ -208,5 +215,85 @@ func TestNodeRefusesBadImageSignature(t *testing.T) {
 	publishMustRun(t, "upgrade", "--sysroot", sys, "--insecure", "--policy", policy)
 	if d := nodeStatus(t, sys).Deployments[0]; d.Checksum != c2 || d.Refspec != signedRef {
 		t.Errorf("upgrade of a well-signed image = %+v, want commit %s", d, c2)
+	}
+}
+
+// TestAgentStagesImageRelease: a node rebased onto a registry tag asks the graph for image
+// payloads (oci=true), and the agent stages the release's image pinned by digest, with the
+// origin still following the tag and recording the new digest.
+func TestAgentStagesImageRelease(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "chattr", "e2fsprogs")
+	reg := ocitest.StartRegistry(t, false)
+	work := t.TempDir()
+	src, sys, gdir := filepath.Join(work, "src"), filepath.Join(work, "sys"), filepath.Join(work, "graph")
+	publishMustRun(t, "repo", "init", "--repo", src, "--mode", "archive")
+	tag := "docker://" + reg.Host + "/strata/testos:stable"
+	digests := map[string]string{}
+	release := func(v string) string {
+		c := strings.TrimSpace(publishMustRun(t, "repo", "commit", "--repo", src, "--branch", "testos/stable",
+			"--tree", imageTree(t, v), "--metadata", "version="+v, "--timestamp", "170000000"+v))
+		var pj ociPushJSON
+		if err := json.Unmarshal([]byte(publishMustRun(t, "oci", "push", "--repo", src, "--insecure", "--json", "testos/stable", tag)), &pj); err != nil {
+			t.Fatal(err)
+		}
+		digests[v] = pj.ManifestDigest
+		publishMustRun(t, "graph", "build", "--repo", src, "--ref", "testos/stable", "--stream", "stable", "--out", gdir, "--arch", goArchToBasearch("amd64"))
+		return c
+	}
+	release("1")
+	publishMustRun(t, "sysroot", "init", "--sysroot", sys, "--os", "testos")
+	clearImmutable(t, sys)
+	publishMustRun(t, "rebase", "--sysroot", sys, "--os", "testos", "--insecure", tag)
+	c2 := release("2")
+
+	// The releases name their images (what a release pipeline adds after pushing).
+	relFile := filepath.Join(gdir, "releases.json")
+	b, err := os.ReadFile(relFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx graph.ReleaseIndex
+	if err := json.Unmarshal(b, &idx); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range idx.Releases {
+		idx.Releases[i].OCIImages = []graph.OCIImage{{Architecture: goArchToBasearch("amd64"), Image: reg.Host + "/strata/testos",
+			DigestRef: reg.Host + "/strata/testos@" + digests[r.Version]}}
+	}
+	if b, err = json.Marshal(idx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(relFile, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gs, err := graphserver.New(graphserver.Inputs{Releases: relFile, Updates: filepath.Join(gdir, "updates")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	graphSrv := httptest.NewServer(gs)
+	defer graphSrv.Close()
+
+	imgref := "ostree-unverified-registry:" + reg.Host + "/strata/testos:stable"
+	cfg := agent.Defaults()
+	cfg.Cincinnati.BaseURL = graphSrv.URL + "/"
+	dep := &sysrootDeployer{cmd: &cobra.Command{}, path: sys, images: imageFlags{reg: oci.RegistryOptions{Insecure: true}}}
+	a := agent.New(agent.Options{
+		Config: cfg, Deployer: dep, Strategy: agent.Immediate{},
+		Graph: &agent.GraphClient{BaseURL: cfg.Cincinnati.BaseURL, Basearch: goArchToBasearch("amd64"), Stream: streamOf(imgref),
+			Group: "default", NodeUUID: "975228d46dc94622b9bbe16671e2b58d", OCI: true},
+		StateDir: filepath.Join(work, "state"),
+	})
+	for i := 0; i < 10 && a.Status().State != agent.StateUpdateFinalized; i++ {
+		a.Step(context.Background())
+	}
+	want := reg.Host + "/strata/testos@" + digests["2"]
+	if st := a.Status(); st.State != agent.StateUpdateFinalized || st.Target == nil || st.Target.Payload != want {
+		t.Fatalf("agent status = %+v, want %s finalized", st, want)
+	}
+	publishMustRun(t, "finalize", "--sysroot", sys) // the shutdown
+	d := nodeStatus(t, sys).Deployments[0]
+	if d.Checksum != c2 || d.Refspec != imgref || d.ImageDigest != digests["2"] || d.Staged {
+		t.Errorf("after the agent's update and finalize: %+v, want commit %s from %s, digest %s", d, c2, imgref, digests["2"])
 	}
 }

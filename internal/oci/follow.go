@@ -55,6 +55,25 @@ func (ir ImageReference) String() string {
 	return ImageUnverifiedImage + ir.Ref.String()
 }
 
+// DigestRef returns the reference of the image's repository pinned to digest
+// (HOST/NAME@sha256:…), as a release graph names an image payload.
+func (ir ImageReference) DigestRef(digest string) (string, error) {
+	nr, err := name.ParseReference(ir.Ref.Name)
+	if err != nil || ir.Ref.Transport != TransportRegistry {
+		return "", fmt.Errorf("image reference %s names no registry repository: %w", ir, errdefs.ErrInvalid)
+	}
+	return nr.Context().Name() + "@" + digest, nil
+}
+
+// Tag returns the tag of a registry reference, "" when it has none.
+func (ir ImageReference) Tag() string {
+	nr, err := name.ParseReference(ir.Ref.Name)
+	if t, ok := nr.(name.Tag); err == nil && ok {
+		return t.TagStr()
+	}
+	return ""
+}
+
 // ParseImageReference parses an origin's image reference, or a plain transport reference
 // (docker://…, oci:…, oci-archive:…) as an unverified one.
 func ParseImageReference(s string) (ImageReference, error) {
