@@ -280,7 +280,7 @@ func Follow(ctx context.Context, r *repo.Repo, imgref string, opts FollowOptions
 	if opts.MaxLayerSize == 0 {
 		opts.MaxLayerSize = DefaultMaxLayerSize
 	}
-	if res.Pull, err = importImage(ctx, r, img, opts.PullOptions); err != nil {
+	if res.Pull, err = importImage(ctx, r, ir.Ref, img, opts.PullOptions); err != nil {
 		return nil, fmt.Errorf("importing %s: %w", ir.Ref, err)
 	}
 	res.Commit = res.Pull.Commit

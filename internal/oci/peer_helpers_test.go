@@ -10,7 +10,9 @@ import (
 )
 
 // startRegistry is ocitest.StartRegistry.
-func startRegistry(t *testing.T, secure bool) *ocitest.Registry { return ocitest.StartRegistry(t, secure) }
+func startRegistry(t *testing.T, secure bool) *ocitest.Registry {
+	return ocitest.StartRegistry(t, secure)
+}
 
 func run(t *testing.T, name string, args ...string) []byte {
 	t.Helper()

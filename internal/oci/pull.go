@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -95,14 +98,14 @@ func Pull(ctx context.Context, r *repo.Repo, src string, opts PullOptions) (*Pul
 	if err := verifyPolicy(ctx, ref, img, opts); err != nil {
 		return nil, err
 	}
-	res, err := importImage(ctx, r, img, opts)
+	res, err := importImage(ctx, r, ref, img, opts)
 	if err != nil {
 		return nil, fmt.Errorf("importing %s: %w", ref, err)
 	}
 	return res, nil
 }
 
-func importImage(ctx context.Context, r *repo.Repo, img v1.Image, opts PullOptions) (_ *PullResult, err error) {
+func importImage(ctx context.Context, r *repo.Repo, ref Ref, img v1.Image, opts PullOptions) (_ *PullResult, err error) {
 	digest, err := img.Digest()
 	if err != nil {
 		return nil, fmt.Errorf("reading manifest: %w", classify(err))
@@ -173,6 +176,8 @@ func importImage(ctx context.Context, r *repo.Repo, img v1.Image, opts PullOptio
 	}
 	// What will be downloaded: the derived layers, and the base layers no layer ref keeps
 	// unless the base commit is here.
+	toFetch := map[int]v1.Layer{}
+	var order []int
 	for i, l := range layers {
 		if i < baseEnd && (have || hasRef(r, LayerRefPrefix+diffIDs[i].Hex)) {
 			continue
@@ -180,9 +185,37 @@ func importImage(ctx context.Context, r *repo.Repo, img v1.Image, opts PullOptio
 		if n, err := l.Size(); err == nil {
 			res.BytesToFetch += n
 		}
+		toFetch[i] = l
+		order = append(order, i)
 	}
 	if opts.Progress != nil {
 		opts.Progress.SetTotal(res.BytesToFetch)
+	}
+	// From a registry, the blobs are downloaded several at a time, resumable, while the
+	// layers are applied in order.
+	if ref.Transport == TransportRegistry && len(order) > 0 {
+		nr, err := name.ParseReference(ref.Name, opts.nameOptions()...)
+		if err != nil {
+			return nil, fmt.Errorf("parsing %s: %v: %w", ref, err, errdefs.ErrInvalid)
+		}
+		f, err := newBlobFetcher(ctx, nr, opts.RegistryOptions, filepath.Join(r.Path(), "tmp", blobDir))
+		if err != nil {
+			return nil, err
+		}
+		f.progress = opts.Progress
+		wait, stop := f.prefetch(ctx, toFetch, order)
+		defer func() {
+			stop()
+			res.BytesFetched = f.fetched
+			if err == nil {
+				for _, i := range order {
+					if d, derr := layers[i].Digest(); derr == nil {
+						os.Remove(f.path(d))
+					}
+				}
+			}
+		}()
+		imp.blob = wait
 	}
 	if have {
 		res.Base = *want
@@ -214,6 +247,8 @@ type importer struct {
 	maxSize  int64
 	res      *PullResult
 	progress Progress
+	// blob, when set, waits for the downloaded file of layer i (registry pulls).
+	blob func(i int) (string, error)
 }
 
 // base builds the tree of layers [0, end) and commits it: with the carried commit object
@@ -394,13 +429,29 @@ func (imp *importer) apply(ctx context.Context, a *applier, i int) error {
 	if err != nil {
 		return fmt.Errorf("layer %d: %w", i, err)
 	}
-	rc, err := l.Compressed()
-	if err != nil {
-		return fmt.Errorf("fetching layer %s: %w", dg, classify(err))
+	var rc io.ReadCloser
+	var src io.Reader
+	var p string
+	if imp.blob != nil {
+		if p, err = imp.blob(i); err != nil && !errors.Is(err, errNotPrefetched) {
+			return fmt.Errorf("fetching layer %s: %w", dg, err)
+		}
+	}
+	if p != "" {
+		f, err := os.Open(p)
+		if err != nil {
+			return fmt.Errorf("opening layer %s: %w", dg, err)
+		}
+		rc, src = f, f
+	} else {
+		if rc, err = l.Compressed(); err != nil {
+			return fmt.Errorf("fetching layer %s: %w", dg, classify(err))
+		}
+		src = &counter{r: rc, res: imp.res, p: imp.progress}
 	}
 	defer rc.Close()
 	ch := sha256.New()
-	in := io.TeeReader(&counter{r: rc, res: imp.res, p: imp.progress}, ch)
+	in := io.TeeReader(src, ch)
 	un, err := decompress(in)
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", dg, err)

@@ -140,4 +140,3 @@ func WriteCert(t *testing.T, certFile, keyFile string) {
 		t.Fatal(err)
 	}
 }
-
