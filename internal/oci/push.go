@@ -2,6 +2,7 @@ package oci
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
@@ -242,6 +243,10 @@ func isNotFound(err error) bool {
 	return errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, fs.ErrNotExist)
 }
 
+// layerCompression is gzip's fastest level: on a Debian tree it costs a third less CPU than
+// the default level for layers about 13% larger (docs/oci.md, "Push").
+const layerCompression = gzip.BestSpeed
+
 // writeLayer writes a gzip tar layer to path and takes its digest and diff ID.
 func writeLayer(path string, fill func(*tar.Writer) error) (*fileLayer, error) {
 	f, err := os.Create(path)
@@ -250,8 +255,10 @@ func writeLayer(path string, fill func(*tar.Writer) error) (*fileLayer, error) {
 	}
 	defer f.Close()
 	ch, uh := sha256.New(), sha256.New()
-	cw := &countWriter{w: io.MultiWriter(f, ch)}
-	z, err := gzip.NewWriterLevel(cw, gzip.DefaultCompression)
+	// The compressor writes in small pieces: a buffer makes them few large writes.
+	bw := bufio.NewWriterSize(f, 1<<20)
+	cw := &countWriter{w: io.MultiWriter(bw, ch)}
+	z, err := gzip.NewWriterLevel(cw, layerCompression)
 	if err != nil {
 		return nil, err
 	}
@@ -263,6 +270,9 @@ func writeLayer(path string, fill func(*tar.Writer) error) (*fileLayer, error) {
 		return nil, err
 	}
 	if err := z.Close(); err != nil {
+		return nil, err
+	}
+	if err := bw.Flush(); err != nil {
 		return nil, err
 	}
 	l := &fileLayer{path: path, size: cw.n}
