@@ -36,7 +36,7 @@ type Registry struct {
 // StartRegistry starts the registry on a free loopback port, with TLS (a self-signed
 // certificate for 127.0.0.1) and htpasswd auth (user tester, password secret) when secure,
 // and stops it when the test ends.
-func StartRegistry(t *testing.T, secure bool) *Registry {
+func StartRegistry(t testing.TB, secure bool) *Registry {
 	t.Helper()
 	bin := testutil.RequireTool(t, "docker-registry", "docker-registry")
 	dir := t.TempDir()
@@ -112,7 +112,7 @@ func StartRegistry(t *testing.T, secure bool) *Registry {
 }
 
 // WriteCert writes a self-signed certificate for 127.0.0.1 and its key.
-func WriteCert(t *testing.T, certFile, keyFile string) {
+func WriteCert(t testing.TB, certFile, keyFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
