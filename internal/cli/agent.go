@@ -99,7 +99,32 @@ func (d *sysrootDeployer) Status(context.Context) (agent.NodeStatus, error) {
 	return ns, nil
 }
 
-func (d *sysrootDeployer) DownloadSize(context.Context, agent.Release) (int64, error) {
+func (d *sysrootDeployer) DownloadSize(ctx context.Context, r agent.Release) (int64, error) {
+	if r.Scheme == graph.SchemeOCI {
+		// An image's layers are listed in its manifest: what the repository lacks is known
+		// before the pull.
+		s, err := openSysroot(d.path)
+		if err != nil {
+			return 0, err
+		}
+		defer s.Close()
+		b, err := base(s)
+		if err != nil {
+			return 0, err
+		}
+		ir, err := oci.ParseImageReference(b.Refspec)
+		if err != nil {
+			return 0, err
+		}
+		pinned := oci.ImageReference{Ref: oci.Ref{Transport: oci.TransportRegistry, Name: r.Payload}, Signed: ir.Signed}
+		opts := oci.FollowOptions{Policy: d.images.policy, Check: true}
+		opts.RegistryOptions = d.images.reg
+		res, err := oci.Follow(ctx, s.Repo(), pinned.String(), opts)
+		if err != nil {
+			return 0, err
+		}
+		return res.BytesToFetch, nil
+	}
 	// An object pull learns its size while it walks the commit's trees; it is known up front only
 	// from a static delta's superblock.
 	return 0, errors.New("unknown before the pull for object pulls")

@@ -284,10 +284,18 @@ func TestAgentStagesImageRelease(t *testing.T) {
 			Group: "default", NodeUUID: "975228d46dc94622b9bbe16671e2b58d", OCI: true},
 		StateDir: filepath.Join(work, "state"),
 	})
+	want := reg.Host + "/strata/testos@" + digests["2"]
+	rel := agent.Release{Version: "2", Payload: want, Scheme: graph.SchemeOCI}
+	before, err := dep.DownloadSize(context.Background(), rel)
+	if err != nil || before <= 0 {
+		t.Errorf("DownloadSize of release 2 before staging = %d, %v; want the bytes of its new layers", before, err)
+	}
 	for i := 0; i < 10 && a.Status().State != agent.StateUpdateFinalized; i++ {
 		a.Step(context.Background())
 	}
-	want := reg.Host + "/strata/testos@" + digests["2"]
+	if after, err := dep.DownloadSize(context.Background(), rel); err != nil || after != 0 {
+		t.Errorf("DownloadSize of release 2 once staged = %d, %v; want 0", after, err)
+	}
 	if st := a.Status(); st.State != agent.StateUpdateFinalized || st.Target == nil || st.Target.Payload != want {
 		t.Fatalf("agent status = %+v, want %s finalized", st, want)
 	}

@@ -231,6 +231,8 @@ type FollowResult struct {
 	// image's ostree.commit label names, zero for an image derived from it or without one.
 	Commit ostree.Checksum
 	Pull   *PullResult // nil when nothing was imported
+	// BytesToFetch, with Check, is what importing the image would download.
+	BytesToFetch int64
 }
 
 // Follow reads the image an origin's reference names, verifies it as the reference says
@@ -270,10 +272,22 @@ func Follow(ctx context.Context, r *repo.Repo, imgref string, opts FollowOptions
 			return nil, fmt.Errorf("reading config of %s: %w", ir.Ref, classify(err))
 		}
 		labels := cfg.Config.Labels
+		diffIDs := cfg.RootFS.DiffIDs
+		have := false
 		if c, err := ostree.ParseChecksum(labels[LabelCommit]); err == nil {
-			if fd := labels[LabelFinalDiffID]; fd == "" || len(cfg.RootFS.DiffIDs) > 0 && cfg.RootFS.DiffIDs[len(cfg.RootFS.DiffIDs)-1].String() == fd {
+			if fd := labels[LabelFinalDiffID]; fd == "" || len(diffIDs) > 0 && diffIDs[len(diffIDs)-1].String() == fd {
 				res.Commit = c
 			}
+			have, _ = r.HasObject(ostree.ObjectName{Checksum: c, Type: ostree.ObjectCommit})
+		}
+		if layers, err := img.Layers(); err == nil && len(layers) == len(diffIDs) {
+			baseEnd := len(layers)
+			for i, d := range diffIDs {
+				if d.String() == labels[LabelFinalDiffID] {
+					baseEnd = i + 1
+				}
+			}
+			_, _, res.BytesToFetch = layersToFetch(r, layers, diffIDs, baseEnd, have)
 		}
 		return res, nil
 	}

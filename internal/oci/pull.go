@@ -176,18 +176,8 @@ func importImage(ctx context.Context, r *repo.Repo, ref Ref, img v1.Image, opts 
 	}
 	// What will be downloaded: the derived layers, and the base layers no layer ref keeps
 	// unless the base commit is here.
-	toFetch := map[int]v1.Layer{}
-	var order []int
-	for i, l := range layers {
-		if i < baseEnd && (have || hasRef(r, LayerRefPrefix+diffIDs[i].Hex)) {
-			continue
-		}
-		if n, err := l.Size(); err == nil {
-			res.BytesToFetch += n
-		}
-		toFetch[i] = l
-		order = append(order, i)
-	}
+	toFetch, order, size := layersToFetch(r, layers, diffIDs, baseEnd, have)
+	res.BytesToFetch = size
 	if opts.Progress != nil {
 		opts.Progress.SetTotal(res.BytesToFetch)
 	}
@@ -500,6 +490,26 @@ func checkDigests(ch, uh hash.Hash, body, in io.Reader, digest, diffID v1.Hash) 
 		return fmt.Errorf("uncompressed layer is %s, not diff ID %s: %w", got, diffID, errdefs.ErrInvalid)
 	}
 	return nil
+}
+
+// layersToFetch returns the layers a pull downloads (the derived ones, and the base ones no
+// layer ref keeps unless the base commit is in the repository), in order, and their
+// compressed size.
+func layersToFetch(r *repo.Repo, layers []v1.Layer, diffIDs []v1.Hash, baseEnd int, have bool) (map[int]v1.Layer, []int, int64) {
+	toFetch := map[int]v1.Layer{}
+	var order []int
+	var size int64
+	for i, l := range layers {
+		if i < baseEnd && (have || hasRef(r, LayerRefPrefix+diffIDs[i].Hex)) {
+			continue
+		}
+		if n, err := l.Size(); err == nil {
+			size += n
+		}
+		toFetch[i] = l
+		order = append(order, i)
+	}
+	return toFetch, order, size
 }
 
 func hasRef(r *repo.Repo, name string) bool {
