@@ -79,6 +79,7 @@ var planned = []string{}
 // only. They may import any layer.
 var helpers = []string{
 	"internal/testutil",
+	"internal/oci/ocitest",
 	"internal/pull/pulltest",
 	"internal/sysroot/sysroottest",
 	"internal/vm/vmtest",

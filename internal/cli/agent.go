@@ -21,6 +21,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/strata-os/strata/internal/agent"
 	"github.com/strata-os/strata/internal/fleetlock"
+	"github.com/strata-os/strata/internal/graph"
+	"github.com/strata-os/strata/internal/oci"
 	"github.com/strata-os/strata/internal/ostree"
 	"github.com/strata-os/strata/internal/sysroot"
 )
@@ -29,10 +31,29 @@ import (
 // deployment's origin remote (verified as `strata upgrade` verifies), stages it locked, and on
 // finalization unlocks it and reboots, so that the staged deployment is written into the boot
 // configuration at shutdown.
+//
+// A deployment whose origin is a container image follows image releases instead (the graph's
+// oci scheme, payload HOST/NAME@sha256:…): the image pinned by the release's digest is
+// imported, verified as the origin's reference says, and staged with the origin keeping the
+// tag it follows and recording the new digest.
 type sysrootDeployer struct {
 	cmd    *cobra.Command
 	path   string
 	reboot []string
+	images imageFlags
+}
+
+// payloadOf is how the agent names deployment d: its commit checksum, or for an image origin
+// the image's repository pinned to the digest it was imported from.
+func payloadOf(d sysroot.Deployment) string {
+	if sysroot.KindOf(d.Refspec) == sysroot.OriginImage {
+		if ir, err := oci.ParseImageReference(d.Refspec); err == nil && d.ImageDigest != "" {
+			if p, err := ir.DigestRef(d.ImageDigest); err == nil {
+				return p
+			}
+		}
+	}
+	return d.Checksum.String()
 }
 
 var _ agent.Deployer = (*sysrootDeployer)(nil)
@@ -61,21 +82,49 @@ func (d *sysrootDeployer) Status(context.Context) (agent.NodeStatus, error) {
 	if err != nil {
 		return agent.NodeStatus{}, err
 	}
-	ns := agent.NodeStatus{Booted: agent.Release{Payload: b.Checksum.String(), Scheme: "checksum"}}
+	ns := agent.NodeStatus{Booted: agent.Release{Payload: payloadOf(b), Scheme: graph.SchemeChecksum}}
+	if sysroot.KindOf(b.Refspec) == sysroot.OriginImage {
+		ns.Booted.Scheme = graph.SchemeOCI
+	}
 	if c, err := s.Repo().ReadCommit(b.Checksum); err == nil {
 		ns.Booted.Version = c.Version()
 	}
 	for _, dep := range s.Deployments() {
 		if dep.Staged {
-			ns.Staged = dep.Checksum.String()
+			ns.Staged = payloadOf(dep)
 		} else {
-			ns.Deployed = append(ns.Deployed, dep.Checksum.String())
+			ns.Deployed = append(ns.Deployed, payloadOf(dep))
 		}
 	}
 	return ns, nil
 }
 
-func (d *sysrootDeployer) DownloadSize(context.Context, agent.Release) (int64, error) {
+func (d *sysrootDeployer) DownloadSize(ctx context.Context, r agent.Release) (int64, error) {
+	if r.Scheme == graph.SchemeOCI {
+		// An image's layers are listed in its manifest: what the repository lacks is known
+		// before the pull.
+		s, err := openSysroot(d.path)
+		if err != nil {
+			return 0, err
+		}
+		defer s.Close()
+		b, err := base(s)
+		if err != nil {
+			return 0, err
+		}
+		ir, err := oci.ParseImageReference(b.Refspec)
+		if err != nil {
+			return 0, err
+		}
+		pinned := oci.ImageReference{Ref: oci.Ref{Transport: oci.TransportRegistry, Name: r.Payload}, Signed: ir.Signed}
+		opts := oci.FollowOptions{Policy: d.images.policy, Check: true}
+		opts.RegistryOptions = d.images.reg
+		res, err := oci.Follow(ctx, s.Repo(), pinned.String(), opts)
+		if err != nil {
+			return 0, err
+		}
+		return res.BytesToFetch, nil
+	}
 	// An object pull learns its size while it walks the commit's trees; it is known up front only
 	// from a static delta's superblock.
 	return 0, errors.New("unknown before the pull for object pulls")
@@ -90,6 +139,9 @@ func (d *sysrootDeployer) Stage(ctx context.Context, r agent.Release, progress f
 	b, err := base(s)
 	if err != nil {
 		return err
+	}
+	if r.Scheme == graph.SchemeOCI {
+		return d.stageImage(ctx, s, b, r, progress)
 	}
 	sum, err := ostree.ParseChecksum(r.Payload)
 	if err != nil {
@@ -117,6 +169,49 @@ func (d *sysrootDeployer) Stage(ctx context.Context, r agent.Release, progress f
 	return err
 }
 
+// stageImage imports the image release r pins (verified as the base's origin says: an
+// ostree-image-signed: origin requires the containers policy's signatures) and stages it
+// locked, the origin still following the base's tag.
+func (d *sysrootDeployer) stageImage(ctx context.Context, s *sysroot.Sysroot, b sysroot.Deployment, r agent.Release, progress func(done, total int64)) error {
+	if sysroot.KindOf(b.Refspec) != sysroot.OriginImage {
+		return fmt.Errorf("release %s is an image (%s) but the booted deployment's origin %q is not (strata rebase IMAGE)", r.Version, r.Payload, b.Refspec)
+	}
+	base, err := oci.ParseImageReference(b.Refspec)
+	if err != nil {
+		return err
+	}
+	pinned := oci.ImageReference{Ref: oci.Ref{Transport: oci.TransportRegistry, Name: r.Payload}, Signed: base.Signed}
+	if _, digest, ok := strings.Cut(r.Payload, "@"); !ok || !strings.HasPrefix(digest, "sha256:") {
+		return fmt.Errorf("release %s: payload %q is not an image pinned by digest (NAME@sha256:...)", r.Version, r.Payload)
+	}
+	opts := oci.FollowOptions{Policy: d.images.policy}
+	opts.RegistryOptions = d.images.reg
+	opts.Progress = &agentProgress{report: progress}
+	res, err := oci.Follow(ctx, s.Repo(), pinned.String(), opts)
+	if err != nil {
+		return fmt.Errorf("pulling %s (%s): %w", r.Version, r.Payload, err)
+	}
+	if want := r.Payload[strings.IndexByte(r.Payload, '@')+1:]; res.Digest != want {
+		return fmt.Errorf("pulled %s but the release is %s", res.Digest, want)
+	}
+	deploy, err := s.Prepare(ctx, b, res.Commit, preparers(d.cmd))
+	if err != nil {
+		return fmt.Errorf("preparing %s (%s): %w", r.Version, r.Payload, err)
+	}
+	_, err = s.Deploy(ctx, b.OSName, deploy.String(), sysroot.DeployOptions{Refspec: b.Refspec, ImageDigest: res.Digest, Stage: true, LockFinalization: true})
+	return err
+}
+
+// agentProgress reports an image download to the agent (bytes done of the total, which is
+// known before the first layer).
+type agentProgress struct {
+	report      func(done, total int64)
+	done, total int64
+}
+
+func (p *agentProgress) SetTotal(n int64) { p.total = n; p.report(p.done, p.total) }
+func (p *agentProgress) Add(n int64)      { p.done += n; p.report(p.done, p.total) }
+
 func (d *sysrootDeployer) DropStaged(ctx context.Context) error {
 	s, err := openSysroot(d.path)
 	if err != nil {
@@ -133,7 +228,7 @@ func (d *sysrootDeployer) FinalizeAndReboot(ctx context.Context, r agent.Release
 		return err
 	}
 	st, ok := s.Staged()
-	if !ok || st.Checksum.String() != r.Payload {
+	if !ok || payloadOf(st) != r.Payload {
 		s.Close()
 		return fmt.Errorf("%s is not the staged deployment", r.Payload)
 	}
@@ -154,7 +249,15 @@ func (d *sysrootDeployer) FinalizeAndReboot(ctx context.Context, r agent.Release
 
 // streamOf names the stream a deployment follows: the last element of its origin's ref
 // (os/stable → stable).
+//
+// For an image origin it is the tag (HOST/NAME:stable → stable).
 func streamOf(refspec string) string {
+	if sysroot.KindOf(refspec) == sysroot.OriginImage {
+		if ir, err := oci.ParseImageReference(refspec); err == nil {
+			return ir.Tag()
+		}
+		return ""
+	}
 	_, ref, err := ostree.ParseRefspec(refspec)
 	if err != nil || ref == "" {
 		return ""
@@ -164,6 +267,7 @@ func streamOf(refspec string) string {
 
 func newAgentCmd() *cobra.Command {
 	var root, sysrootPath, stateDir, socket, metricsListen, rebootCmd, stream string
+	var images imageFlags
 	cmd := &cobra.Command{
 		Use:   "agent [--root /] [--sysroot /]",
 		Short: "Run the update agent: follow the release graph and reboot into updates when allowed",
@@ -188,21 +292,23 @@ docs/agent.md tells the whole story.`,
 			if err != nil {
 				return err
 			}
-			dep := &sysrootDeployer{cmd: cmd, path: sysrootPath, reboot: strings.Fields(rebootCmd)}
+			dep := &sysrootDeployer{cmd: cmd, path: sysrootPath, reboot: strings.Fields(rebootCmd), images: images}
+			s, err := openSysroot(sysrootPath)
+			if err != nil {
+				return err
+			}
+			b, err := base(s)
+			s.Close()
+			if err != nil {
+				return err
+			}
 			if stream == "" {
-				s, err := openSysroot(sysrootPath)
-				if err != nil {
-					return err
-				}
-				b, err := base(s)
-				s.Close()
-				if err != nil {
-					return err
-				}
 				if stream = streamOf(b.Refspec); stream == "" {
 					return fmt.Errorf("cannot tell the stream from the origin %q: give --stream", b.Refspec)
 				}
 			}
+			// A node that follows an image asks the graph for image payloads.
+			ociPayloads := sysroot.KindOf(b.Refspec) == sysroot.OriginImage
 			vars := map[string]string{"basearch": goArchToBasearch(runtime.GOARCH), "group": cfg.Identity.Group, "platform": platform(root), "stream": stream}
 			graphURL, err := agent.Expand(cfg.Cincinnati.BaseURL, vars)
 			if err != nil {
@@ -215,7 +321,7 @@ docs/agent.md tells the whole story.`,
 			a := agent.New(agent.Options{
 				Config: cfg, Deployer: dep, Strategy: strategy, Sessions: agent.Logind{}, Log: log,
 				Graph: &agent.GraphClient{BaseURL: graphURL, HTTP: &http.Client{Timeout: 5 * time.Minute},
-					Basearch: vars["basearch"], Stream: stream, Group: cfg.Identity.Group, NodeUUID: id,
+					Basearch: vars["basearch"], Stream: stream, Group: cfg.Identity.Group, NodeUUID: id, OCI: ociPayloads,
 					Platform: vars["platform"], Wariness: cfg.Identity.RolloutWariness},
 				StateDir: filepath.Join(root, stateDir), MOTDPath: filepath.Join(root, "run/motd.d/85-strata-deadend.motd"),
 			})
@@ -250,6 +356,7 @@ docs/agent.md tells the whole story.`,
 	cmd.Flags().StringVar(&socket, "socket", agent.SocketPath, "the agent's socket, relative to --root")
 	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "also serve the API and /metrics on this TCP address (HOST:PORT)")
 	cmd.Flags().StringVar(&rebootCmd, "reboot-command", "systemctl reboot", "the command that reboots the node ('' stages and unlocks only)")
+	images.register(cmd)
 	cmd.Flags().StringVar(&stream, "stream", "", "the stream to follow (default: the last element of the booted origin's ref)")
 	return cmd
 }

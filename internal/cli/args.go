@@ -62,9 +62,8 @@ func usageLine(cmd *cobra.Command) string {
 // elsewhere names the strata command for a word an ostree or rpm-ostree
 // user types at the top level.
 var elsewhere = map[string]string{
-	"admin":  "ostree admin's verbs are strata's top-level commands: strata status, deploy, undeploy, pin, kargs, cleanup, finalize",
-	"rebase": "to follow another branch, strata repo pull REMOTE REF, then strata deploy REMOTE:REF (it becomes the origin)",
-	"db":     "strata repo diff REV1 REV2 compares two commits",
+	"admin": "ostree admin's verbs are strata's top-level commands: strata status, deploy, undeploy, pin, kargs, cleanup, finalize",
+	"db":    "strata repo diff REV1 REV2 compares two commits",
 }
 
 // finishTree makes every command that has subcommands refuse an unknown

@@ -10,12 +10,13 @@ import (
 func newDeployCmd() *cobra.Command {
 	var (
 		f               nodeFlags
+		img             imageFlags
 		osname, refspec string
 		kargs           []string
 		stage           bool
 	)
 	cmd := &cobra.Command{
-		Use:   "deploy [--sysroot S] [--os NAME] REV [--karg K=V]... [--stage]",
+		Use:   "deploy [--sysroot S] [--os NAME] REV|IMAGE [--karg K=V]... [--stage]",
 		Short: "Deploy a commit of the sysroot's repository as the next default",
 		Long: `Check out REV (a ref or commit checksum of S/ostree/repo) as a new deployment,
 three-way merge /etc from the current deployment, install its kernel and
@@ -25,8 +26,13 @@ then removed. The running system is not changed.
 
 The kernel arguments of the current deployment are kept; each --karg K=V
 replaces the argument of key K, or is added (as ostree admin deploy --karg). --stage prepares the deployment but leaves the /etc
-merge and the switch to 'strata finalize', run at shutdown.`,
-		Args:              argNames("REV"),
+merge and the switch to 'strata finalize', run at shutdown.
+
+IMAGE (docker://HOST/NAME:TAG, or ostree-unverified-registry:… and
+ostree-image-signed:docker://… as rpm-ostree spells them) is imported first
+and recorded as the origin, as strata rebase does: strata upgrade then follows
+the image's tag.`,
+		Args:              argNames("REV|IMAGE"),
 		ValidArgsFunction: completeSysrootRefs,
 		RunE: f.run(func(cmd *cobra.Command, s *sysroot.Sysroot, args []string) error {
 			name := osname
@@ -50,7 +56,16 @@ merge and the switch to 'strata finalize', run at shutdown.`,
 					return fmt.Errorf("cannot deploy %s: %w", args[0], err)
 				}
 			}
-			d, err := s.Deploy(cmd.Context(), name, args[0], opts)
+			var d sysroot.Deployment
+			var err error
+			if isImageArg(args[0]) {
+				if refspec != "" {
+					return usageError{fmt.Errorf("cannot deploy %s: --origin-refspec is for revisions; an image is its own origin", args[0])}
+				}
+				d, err = deployImage(cmd, s, name, args[0], img, opts)
+			} else {
+				d, err = s.Deploy(cmd.Context(), name, args[0], opts)
+			}
 			bar.Finish()
 			if err != nil {
 				return fmt.Errorf("cannot deploy %s: %w", args[0], err)
@@ -63,6 +78,7 @@ merge and the switch to 'strata finalize', run at shutdown.`,
 		}),
 	}
 	f.register(cmd, "print the new deployment as JSON")
+	img.register(cmd)
 	cmd.Flags().StringVar(&osname, "os", "", "stateroot (default: the booted one, else the only one)")
 	cmd.Flags().StringArrayVar(&kargs, "karg", nil, "kernel argument KEY=VALUE: replaces KEY's inherited value or is added (repeatable)")
 	cmd.Flags().StringVar(&refspec, "origin-refspec", "", "refspec to record in the origin (default: REV if it is a ref)")

@@ -70,7 +70,7 @@ func openSysroot(path string) (*sysroot.Sysroot, error) {
 func toDeploymentJSON(s *sysroot.Sysroot, d sysroot.Deployment) deploymentJSON {
 	out := deploymentJSON{
 		Index: d.Index, OSName: d.OSName, Checksum: d.Checksum.String(), Serial: d.Serial,
-		BootChecksum: d.BootChecksum, BootSerial: d.BootSerial, Refspec: d.Refspec, Version: d.Version,
+		BootChecksum: d.BootChecksum, BootSerial: d.BootSerial, Refspec: d.Refspec, ImageDigest: d.ImageDigest, Version: d.Version,
 		Kargs: d.Kargs, Booted: d.Booted, Staged: d.Staged, Pinned: d.Pinned, Path: filepath.Join(absPath(s.Path()), d.Path()),
 	}
 	if out.Kargs == nil {
@@ -120,6 +120,9 @@ func printStatusEntry(w io.Writer, dj deploymentJSON) {
 		fmt.Fprintf(w, "    %-10s %s\n", "Version:", v)
 	} else if dj.Timestamp != 0 {
 		fmt.Fprintf(w, "    %-10s %s\n", "Timestamp:", time.Unix(dj.Timestamp, 0).UTC().Format(time.RFC3339))
+	}
+	if dj.ImageDigest != "" {
+		fmt.Fprintf(w, "    %-10s %s\n", "Digest:", dj.ImageDigest)
 	}
 	fmt.Fprintf(w, "    %-10s %s.%d\n", "Commit:", dj.Checksum, dj.Serial)
 	fmt.Fprintf(w, "    %-10s %d\n", "Index:", dj.Index)

@@ -19,6 +19,8 @@ type ociPullJSON struct {
 	ManifestDigest string `json:"manifest_digest"`
 	LayersFetched  int    `json:"layers_fetched"`
 	LayersSkipped  int    `json:"layers_skipped"`
+	BytesToFetch   int64  `json:"bytes_to_fetch"`
+	BytesFetched   int64  `json:"bytes_fetched"`
 }
 
 func addRegistryFlags(cmd *cobra.Command, o *oci.RegistryOptions) {
@@ -96,7 +98,11 @@ FROM) are committed on top of it. Every blob is checked against its
 digest; --ref moves only when all of the image was imported. With
 --sigstore-key, the image must carry a sigstore simple-signing signature by
 one of the keys (PEM public keys, as cosign writes them), checked before
-any layer is fetched.`,
+any layer is fetched.
+
+From a registry, layer blobs are downloaded four at a time (--jobs) while the
+layers are applied in order; a blob cut off by a dropped connection is resumed
+with a Range request, also by the next pull after an interrupted one.`,
 		Args: argNames("SRC"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo(path)
@@ -109,13 +115,17 @@ any layer is fetched.`,
 					return err
 				}
 			}
+			bar := newProgress(cmd, "pull", -1, true)
+			opts.Progress = bar
 			res, err := oci.Pull(cmd.Context(), r, args[0], opts)
+			bar.Finish()
 			if err != nil {
 				return fmt.Errorf("cannot pull %s: %w", args[0], err)
 			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), ociPullJSON{Commit: res.Commit.String(), Base: res.Base.String(),
-					ManifestDigest: res.ManifestDigest, LayersFetched: res.LayersFetched, LayersSkipped: res.LayersSkipped})
+					ManifestDigest: res.ManifestDigest, LayersFetched: res.LayersFetched, LayersSkipped: res.LayersSkipped,
+					BytesToFetch: res.BytesToFetch, BytesFetched: res.BytesFetched})
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), res.Commit)
 			return nil
@@ -124,6 +134,7 @@ any layer is fetched.`,
 	addRepoFlag(cmd, &path)
 	addRegistryFlags(cmd, &opts.RegistryOptions)
 	cmd.Flags().StringVar(&opts.Ref, "ref", "", "ref to move to the imported commit")
+	cmd.Flags().IntVar(&opts.Jobs, "jobs", 4, "blobs to download at once")
 	cmd.Flags().StringArrayVar(&keys, "sigstore-key", nil, "PEM public key whose sigstore signature the image must carry (repeatable)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd

@@ -35,7 +35,7 @@ func NewRootCommand() *cobra.Command {
 			newSysrootInitCmd(),
 		),
 		// The node verbs.
-		newDeployCmd(), newStatusCmd(), newUpgradeCmd(), newRollbackCmd(), newCleanupCmd(),
+		newDeployCmd(), newRebaseCmd(), newStatusCmd(), newUpgradeCmd(), newRollbackCmd(), newCleanupCmd(),
 		newPinCmd(), newUndeployCmd(), newKargsCmd(), newFinalizeCmd(),
 		// Building and booting.
 		newComposeCmd(), newImageCmd(), newInitramfsCmd(), newVMCmd(),

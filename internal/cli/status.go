@@ -114,6 +114,7 @@ func printProvisioning(w io.Writer, p *provisioningJSON) {
 // terminal: a commit's version may hold escape sequences or line breaks.
 func termSafeDeployment(dj deploymentJSON) deploymentJSON {
 	dj.OSName, dj.Refspec, dj.Version = termSafe(dj.OSName), termSafe(dj.Refspec), termSafe(dj.Version)
+	dj.ImageDigest = termSafe(dj.ImageDigest)
 	kargs := make([]string, len(dj.Kargs))
 	for i, k := range dj.Kargs {
 		kargs[i] = termSafe(k)

@@ -49,6 +49,7 @@ func (p *remotePuller) Pull(ctx context.Context, r *repo.Repo, remote, ref strin
 func newUpgradeCmd() *cobra.Command {
 	var (
 		f                 nodeFlags
+		img               imageFlags
 		osname            string
 		keyFiles          []string
 		check, stage, noV bool
@@ -68,7 +69,13 @@ an update is available; exit code 77 means none (as rpm-ostree
 An origin that is a local ref (no remote feeds it) or a pinned commit
 (deployed by checksum) fetches nothing: upgrade says so and, when that
 leaves the deployment where it is, exits with 78 rather than reporting "no
-update". To follow a remote, deploy REMOTE:REF.`,
+update". To follow a remote, deploy REMOTE:REF.
+
+An origin that is a container image (strata rebase IMAGE) is followed by its
+tag: the manifest digest the tag names now is compared with the one deployed;
+a new one is verified (ostree-image-signed: against the containers policy),
+only the layers the repository lacks are downloaded, and the image is
+deployed.`,
 		Args: noArgs,
 		RunE: f.run(func(cmd *cobra.Command, s *sysroot.Sysroot, _ []string) error {
 			keys, err := sign.LoadTrustedKeyFiles(keyFiles...)
@@ -76,17 +83,22 @@ update". To follow a remote, deploy REMOTE:REF.`,
 				return fmt.Errorf("cannot upgrade: %w", err)
 			}
 			p := &remotePuller{cmd: cmd, keys: keys, noVerify: noV}
+			ip := &imagePuller{cmd: cmd, flags: img}
 			bar := newProgress(cmd, "deploy", -1, false)
 			res, err := s.Upgrade(cmd.Context(), p, sysroot.UpgradeOptions{OSName: osname, Check: check,
-				Deploy: sysroot.DeployOptions{Stage: stage, Progress: bar}, Prepare: preparers(cmd)})
+				Deploy: sysroot.DeployOptions{Stage: stage, Progress: bar}, Prepare: preparers(cmd), Images: ip})
 			bar.Finish()
 			if err != nil {
 				return fmt.Errorf("cannot upgrade: %w", err)
 			}
-			fetched := res.Origin == sysroot.OriginRemote
+			fetched := res.Origin == sysroot.OriginRemote || res.Origin == sysroot.OriginImage
 			out := upgradeJSON{Refspec: res.Refspec, Origin: string(res.Origin), Fetched: fetched,
 				Base: res.Base.Checksum.String(), Commit: res.Commit.String(),
-				Version: res.Version, Available: res.Changed, Bytes: p.bytes}
+				Version: res.Version, Available: res.Changed, Bytes: p.bytes, Digest: res.Digest}
+			if ip.res != nil && ip.res.Pull != nil {
+				out.Bytes += ip.res.Pull.BytesFetched
+				out.LayersFetched, out.LayersSkipped = ip.res.Pull.LayersFetched, ip.res.Pull.LayersSkipped
+			}
 			if res.Deployed != nil {
 				dj := toDeploymentJSON(s, *res.Deployed)
 				out.Deployed = &dj
@@ -112,6 +124,8 @@ update". To follow a remote, deploy REMOTE:REF.`,
 					fmt.Fprintf(w, "Nothing to deploy: the deployment is at %s%s.\n", res.Commit, v)
 				case !res.Changed:
 					fmt.Fprintf(w, "No update available: %s is at %s%s.\n", res.Refspec, res.Commit, v)
+				case check && res.Origin == sysroot.OriginImage:
+					fmt.Fprintf(w, "Update available: %s -> %s%s.\n", res.Base.ImageDigest, res.Digest, v)
 				case check:
 					fmt.Fprintf(w, "Update available: %s -> %s%s.\n", res.Base.Checksum, res.Commit, v)
 				case res.Deployed == nil:
@@ -130,6 +144,7 @@ update". To follow a remote, deploy REMOTE:REF.`,
 		}),
 	}
 	f.register(cmd, "print the result as JSON")
+	img.register(cmd)
 	cmd.Flags().StringVar(&osname, "os", "", "stateroot to upgrade (default: the booted one)")
 	cmd.Flags().BoolVar(&check, "check", false, "only look for an update (exit 77 if there is none)")
 	cmd.Flags().BoolVar(&stage, "stage", false, "stage the new deployment; switch to it at shutdown (strata finalize)")

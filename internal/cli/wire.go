@@ -91,6 +91,7 @@ type deploymentJSON struct {
 	BootChecksum string   `json:"boot_checksum,omitempty"`
 	BootSerial   int      `json:"boot_serial"`
 	Refspec      string   `json:"refspec,omitempty"`
+	ImageDigest  string   `json:"image_digest,omitempty"` // the manifest digest of an image origin
 	Version      string   `json:"version,omitempty"`
 	Timestamp    int64    `json:"timestamp,omitempty"`
 	Kargs        []string `json:"kargs"`
@@ -404,6 +405,11 @@ type upgradeJSON struct {
 	Available bool            `json:"update_available"`
 	Deployed  *deploymentJSON `json:"deployed,omitempty"`
 	Bytes     int64           `json:"bytes_fetched"`
+	// Digest is the manifest digest an image origin's tag names now; layers count what an
+	// image upgrade downloaded and what it found in the repository.
+	Digest        string `json:"image_digest,omitempty"`
+	LayersFetched int    `json:"layers_fetched,omitempty"`
+	LayersSkipped int    `json:"layers_skipped,omitempty"`
 }
 
 // strata vm

@@ -369,6 +369,8 @@ type deployment struct {
 	Pending  bool   `json:"pending"`
 	Rollback bool   `json:"rollback"`
 	Staged   bool   `json:"staged"`
+	Refspec  string `json:"refspec"`
+	Digest   string `json:"image_digest"`
 }
 
 func (d deployment) Name() string { return d.Checksum + "." + strconv.Itoa(d.Serial) }

@@ -17,8 +17,12 @@
 // content becomes tmpfiles.d lines, and the result is committed on top of the base
 // commit. A base commit already in the repository is not downloaded again.
 //
-// Signatures are sigstore simple signing (sigstore.go). Not done here: following a registry
-// from a deployment's origin.
+// Registry pulls download layer blobs several at a time into the repository's tmp/, resumable
+// with Range requests (fetch.go). Follow reads the image a deployment's origin names
+// (ostree-unverified-registry:…, ostree-image-signed:…) and imports it when its digest is new;
+// signed references are checked against the containers policy first (follow.go). Signatures
+// are sigstore simple signing (sigstore.go). Deploying is package sysroot's: it asks for an
+// ImagePuller, which the command line builds from Follow.
 //
 // Layer: L2 (a transport beside package pull; it stores into package repo).
 package oci

@@ -60,7 +60,7 @@ func osTree(t *testing.T, version string) string {
 }
 
 // newRepo makes a repository of the given mode.
-func newRepo(t *testing.T, mode repo.Mode) *repo.Repo {
+func newRepo(t testing.TB, mode repo.Mode) *repo.Repo {
 	t.Helper()
 	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), mode)
 	if err != nil {
@@ -71,7 +71,7 @@ func newRepo(t *testing.T, mode repo.Mode) *repo.Repo {
 }
 
 // commitTree commits dir to branch os with a fixed time and the version.
-func commitTree(t *testing.T, r *repo.Repo, dir, version string) ostree.Checksum {
+func commitTree(t testing.TB, r *repo.Repo, dir, version string) ostree.Checksum {
 	t.Helper()
 	var md ostree.Metadata
 	md = append(md, metaEntry(ostree.MetaVersion, version))
@@ -84,7 +84,7 @@ func commitTree(t *testing.T, r *repo.Repo, dir, version string) ostree.Checksum
 }
 
 // fsckClean fails the test unless fsck finds nothing wrong.
-func fsckClean(t *testing.T, r *repo.Repo) {
+func fsckClean(t testing.TB, r *repo.Repo) {
 	t.Helper()
 	rep, err := repo.Fsck(context.Background(), r, repo.FsckOptions{})
 	if err != nil {

@@ -3,125 +3,15 @@
 package oci
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"fmt"
-	"math/big"
-	"net"
-	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
-	"time"
 
-	"github.com/strata-os/strata/internal/testutil"
-	"golang.org/x/crypto/bcrypt"
+	"github.com/strata-os/strata/internal/oci/ocitest"
 )
 
-// peerRegistry is Debian's docker-registry (the CNCF distribution registry) serving
-// filesystem storage on loopback, with TLS and htpasswd auth when asked.
-type peerRegistry struct {
-	host   string // 127.0.0.1:PORT
-	caDir  string // holds ca.crt (skopeo's --cert-dir)
-	caFile string
-	auth   string // auth.json with the test user's credentials
-}
-
-func startRegistry(t *testing.T, secure bool) *peerRegistry {
-	t.Helper()
-	bin := testutil.RequireTool(t, "docker-registry", "docker-registry")
-	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := l.Addr().String()
-	l.Close()
-	pr := &peerRegistry{host: host}
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), host)
-	if secure {
-		pr.caDir = filepath.Join(dir, "certs")
-		pr.caFile = filepath.Join(pr.caDir, "ca.crt")
-		key := filepath.Join(dir, "server.key")
-		writeCert(t, pr.caFile, key)
-		hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		htpasswd := filepath.Join(dir, "htpasswd")
-		if err := os.WriteFile(htpasswd, []byte("tester:"+string(hash)+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\nauth:\n  htpasswd:\n    realm: strata-test\n    path: %s\n", pr.caFile, key, htpasswd)
-		pr.auth = filepath.Join(dir, "auth.json")
-		// base64("tester:secret")
-		if err := os.WriteFile(pr.auth, []byte(`{"auths":{"`+host+`":{"auth":"dGVzdGVyOnNlY3JldA=="}}}`), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfgFile := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", cfgFile)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	scheme := "http"
-	if secure {
-		scheme = "https"
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := client.Get(scheme + "://" + host + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			return pr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("docker-registry did not answer on %s: %v", host, err)
-		}
-		time.Sleep(50 * time.Millisecond) // polling a child process's port; no event to wait on
-	}
-}
-
-// writeCert writes a self-signed certificate for 127.0.0.1 and its key.
-func writeCert(t *testing.T, certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(certFile), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+// startRegistry is ocitest.StartRegistry.
+func startRegistry(t *testing.T, secure bool) *ocitest.Registry {
+	return ocitest.StartRegistry(t, secure)
 }
 
 func run(t *testing.T, name string, args ...string) []byte {

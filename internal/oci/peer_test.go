@@ -18,12 +18,12 @@ import (
 func TestPeerRegistryAndSkopeo(t *testing.T) {
 	skopeo := testutil.RequireTool(t, "skopeo", "skopeo")
 	reg := startRegistry(t, true)
-	t.Setenv("REGISTRY_AUTH_FILE", reg.auth)
+	t.Setenv("REGISTRY_AUTH_FILE", reg.Auth)
 	ctx := context.Background()
 	src := newRepo(t, repo.ModeArchive)
 	commit := commitTree(t, src, osTree(t, "1.0"), "1.0")
-	ro := RegistryOptions{CAFile: reg.caFile}
-	dest := "docker://" + reg.host + "/strata/os:1.0"
+	ro := RegistryOptions{CAFile: reg.CAFile}
+	dest := "docker://" + reg.Host + "/strata/os:1.0"
 	if _, err := Push(ctx, src, "os", dest, PushOptions{}); err == nil {
 		t.Errorf("Push without the CA file succeeded, want a certificate error")
 	}
@@ -37,7 +37,7 @@ func TestPeerRegistryAndSkopeo(t *testing.T) {
 		Labels map[string]string
 		Layers []string
 	}
-	out := run(t, skopeo, "inspect", "--cert-dir", reg.caDir, "--authfile", reg.auth, dest)
+	out := run(t, skopeo, "inspect", "--cert-dir", reg.CADir, "--authfile", reg.Auth, dest)
 	if err := json.Unmarshal(out, &info); err != nil {
 		t.Fatal(err)
 	}
@@ -49,15 +49,15 @@ func TestPeerRegistryAndSkopeo(t *testing.T) {
 	dir := t.TempDir()
 	layoutRef := "oci:" + filepath.Join(dir, "layout") + ":copied"
 	archive := "oci-archive:" + filepath.Join(dir, "copy.tar")
-	run(t, skopeo, "copy", "--src-cert-dir", reg.caDir, "--authfile", reg.auth, dest, layoutRef)
-	run(t, skopeo, "copy", "--src-cert-dir", reg.caDir, "--authfile", reg.auth, dest, archive)
+	run(t, skopeo, "copy", "--src-cert-dir", reg.CADir, "--authfile", reg.Auth, dest, layoutRef)
+	run(t, skopeo, "copy", "--src-cert-dir", reg.CADir, "--authfile", reg.Auth, dest, archive)
 	// skopeo pushes strata's own archive to the registry under another tag.
 	own := "oci-archive:" + filepath.Join(dir, "own.tar")
 	if _, err := Push(ctx, src, "os", own, PushOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	viaSkopeo := "docker://" + reg.host + "/strata/os:via-skopeo"
-	run(t, skopeo, "copy", "--dest-cert-dir", reg.caDir, "--authfile", reg.auth, own, viaSkopeo)
+	viaSkopeo := "docker://" + reg.Host + "/strata/os:via-skopeo"
+	run(t, skopeo, "copy", "--dest-cert-dir", reg.CADir, "--authfile", reg.Auth, own, viaSkopeo)
 
 	for _, from := range []string{dest, layoutRef, archive, viaSkopeo} {
 		dst := newRepo(t, repo.ModeBareUser)
@@ -78,7 +78,7 @@ func TestPeerRegistryPlainHTTP(t *testing.T) {
 	ctx := context.Background()
 	src := newRepo(t, repo.ModeArchive)
 	commit := commitTree(t, src, osTree(t, "1.0"), "1.0")
-	dest := "docker://" + reg.host + "/strata/os:1.0"
+	dest := "docker://" + reg.Host + "/strata/os:1.0"
 	if _, err := Push(ctx, src, "os", dest, PushOptions{}); err == nil {
 		t.Fatal("Push over plain HTTP without Insecure succeeded")
 	}

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -52,6 +54,20 @@ type PullOptions struct {
 	// SigstoreKeys, when set, require a sigstore signature by one of them (registry only);
 	// an image without one is refused before any layer is fetched.
 	SigstoreKeys []crypto.PublicKey
+
+	// policySets are the key sets a containers policy requires (Follow): a signature by
+	// one key of each.
+	policySets [][]crypto.PublicKey
+
+	// Progress, if set, learns the compressed bytes to download (SetTotal, before the
+	// first layer is fetched) and follows them as they arrive (Add).
+	Progress Progress
+}
+
+// Progress follows a download.
+type Progress interface {
+	SetTotal(n int64)
+	Add(n int64)
 }
 
 // PullResult says what Pull imported.
@@ -59,8 +75,10 @@ type PullResult struct {
 	Commit         ostree.Checksum // the image as a commit
 	Base           ostree.Checksum // the commit of the layers up to ostree.final-diffid
 	ManifestDigest string
-	LayersFetched  int // layers downloaded and applied
-	LayersSkipped  int // layers whose commit was already in the repository
+	LayersFetched  int   // layers downloaded and applied
+	LayersSkipped  int   // layers whose commit was already in the repository
+	BytesToFetch   int64 // compressed bytes of the layers to download, known before the first
+	BytesFetched   int64 // compressed bytes downloaded
 }
 
 // Pull imports the image at src into r (package doc).
@@ -77,37 +95,17 @@ func Pull(ctx context.Context, r *repo.Repo, src string, opts PullOptions) (*Pul
 	if opts.MaxLayerSize == 0 {
 		opts.MaxLayerSize = DefaultMaxLayerSize
 	}
-	if len(opts.SigstoreKeys) > 0 {
-		if err := verifyRef(ctx, ref, img, opts); err != nil {
-			return nil, err
-		}
+	if err := verifyPolicy(ctx, ref, img, opts); err != nil {
+		return nil, err
 	}
-	res, err := importImage(ctx, r, img, opts)
+	res, err := importImage(ctx, r, ref, img, opts)
 	if err != nil {
 		return nil, fmt.Errorf("importing %s: %w", ref, err)
 	}
 	return res, nil
 }
 
-func verifyRef(ctx context.Context, ref Ref, img v1.Image, opts PullOptions) error {
-	if ref.Transport != TransportRegistry {
-		return fmt.Errorf("verifying %s: sigstore signatures live in registries: %w", ref, errdefs.ErrUnsupported)
-	}
-	nr, err := name.ParseReference(ref.Name, opts.nameOptions()...)
-	if err != nil {
-		return fmt.Errorf("parsing %s: %v: %w", ref, err, errdefs.ErrInvalid)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		return err
-	}
-	if err := verifyImage(ctx, nr, d, opts.SigstoreKeys, opts.RegistryOptions); err != nil {
-		return fmt.Errorf("verifying %s: %w", ref, err)
-	}
-	return nil
-}
-
-func importImage(ctx context.Context, r *repo.Repo, img v1.Image, opts PullOptions) (_ *PullResult, err error) {
+func importImage(ctx context.Context, r *repo.Repo, ref Ref, img v1.Image, opts PullOptions) (_ *PullResult, err error) {
 	digest, err := img.Digest()
 	if err != nil {
 		return nil, fmt.Errorf("reading manifest: %w", classify(err))
@@ -167,7 +165,7 @@ func importImage(ctx context.Context, r *repo.Repo, img v1.Image, opts PullOptio
 		}
 	}()
 	res := &PullResult{ManifestDigest: digest.String()}
-	imp := importer{txn: txn, layers: layers, diffIDs: diffIDs, maxSize: opts.MaxLayerSize, res: res}
+	imp := importer{txn: txn, layers: layers, diffIDs: diffIDs, maxSize: opts.MaxLayerSize, res: res, progress: opts.Progress}
 
 	// The base: reused when its commit is in the repository already.
 	have := false
@@ -175,6 +173,39 @@ func importImage(ctx context.Context, r *repo.Repo, img v1.Image, opts PullOptio
 		if have, err = r.HasObject(ostree.ObjectName{Checksum: *want, Type: ostree.ObjectCommit}); err != nil {
 			return nil, err
 		}
+	}
+	// What will be downloaded: the derived layers, and the base layers no layer ref keeps
+	// unless the base commit is here.
+	toFetch, order, size := layersToFetch(r, layers, diffIDs, baseEnd, have)
+	res.BytesToFetch = size
+	if opts.Progress != nil {
+		opts.Progress.SetTotal(res.BytesToFetch)
+	}
+	// From a registry, the blobs are downloaded several at a time, resumable, while the
+	// layers are applied in order.
+	if ref.Transport == TransportRegistry && len(order) > 0 {
+		nr, err := name.ParseReference(ref.Name, opts.nameOptions()...)
+		if err != nil {
+			return nil, fmt.Errorf("parsing %s: %v: %w", ref, err, errdefs.ErrInvalid)
+		}
+		f, err := newBlobFetcher(ctx, nr, opts.RegistryOptions, filepath.Join(r.Path(), "tmp", blobDir))
+		if err != nil {
+			return nil, err
+		}
+		f.progress = opts.Progress
+		wait, stop := f.prefetch(ctx, toFetch, order)
+		defer func() {
+			stop()
+			res.BytesFetched = f.fetched
+			if err == nil {
+				for _, i := range order {
+					if d, derr := layers[i].Digest(); derr == nil {
+						os.Remove(f.path(d))
+					}
+				}
+			}
+		}()
+		imp.blob = wait
 	}
 	if have {
 		res.Base = *want
@@ -200,11 +231,14 @@ func importImage(ctx context.Context, r *repo.Repo, img v1.Image, opts PullOptio
 }
 
 type importer struct {
-	txn     *repo.Txn
-	layers  []v1.Layer
-	diffIDs []v1.Hash
-	maxSize int64
-	res     *PullResult
+	txn      *repo.Txn
+	layers   []v1.Layer
+	diffIDs  []v1.Hash
+	maxSize  int64
+	res      *PullResult
+	progress Progress
+	// blob, when set, waits for the downloaded file of layer i (registry pulls).
+	blob func(i int) (string, error)
 }
 
 // base builds the tree of layers [0, end) and commits it: with the carried commit object
@@ -385,13 +419,29 @@ func (imp *importer) apply(ctx context.Context, a *applier, i int) error {
 	if err != nil {
 		return fmt.Errorf("layer %d: %w", i, err)
 	}
-	rc, err := l.Compressed()
-	if err != nil {
-		return fmt.Errorf("fetching layer %s: %w", dg, classify(err))
+	var rc io.ReadCloser
+	var src io.Reader
+	var p string
+	if imp.blob != nil {
+		if p, err = imp.blob(i); err != nil && !errors.Is(err, errNotPrefetched) {
+			return fmt.Errorf("fetching layer %s: %w", dg, err)
+		}
+	}
+	if p != "" {
+		f, err := os.Open(p)
+		if err != nil {
+			return fmt.Errorf("opening layer %s: %w", dg, err)
+		}
+		rc, src = f, f
+	} else {
+		if rc, err = l.Compressed(); err != nil {
+			return fmt.Errorf("fetching layer %s: %w", dg, classify(err))
+		}
+		src = &counter{r: rc, res: imp.res, p: imp.progress}
 	}
 	defer rc.Close()
 	ch := sha256.New()
-	in := io.TeeReader(rc, ch)
+	in := io.TeeReader(src, ch)
 	un, err := decompress(in)
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", dg, err)
@@ -440,6 +490,47 @@ func checkDigests(ch, uh hash.Hash, body, in io.Reader, digest, diffID v1.Hash) 
 		return fmt.Errorf("uncompressed layer is %s, not diff ID %s: %w", got, diffID, errdefs.ErrInvalid)
 	}
 	return nil
+}
+
+// layersToFetch returns the layers a pull downloads (the derived ones, and the base ones no
+// layer ref keeps unless the base commit is in the repository), in order, and their
+// compressed size.
+func layersToFetch(r *repo.Repo, layers []v1.Layer, diffIDs []v1.Hash, baseEnd int, have bool) (map[int]v1.Layer, []int, int64) {
+	toFetch := map[int]v1.Layer{}
+	var order []int
+	var size int64
+	for i, l := range layers {
+		if i < baseEnd && (have || hasRef(r, LayerRefPrefix+diffIDs[i].Hex)) {
+			continue
+		}
+		if n, err := l.Size(); err == nil {
+			size += n
+		}
+		toFetch[i] = l
+		order = append(order, i)
+	}
+	return toFetch, order, size
+}
+
+func hasRef(r *repo.Repo, name string) bool {
+	_, err := r.ReadRef("", name)
+	return err == nil
+}
+
+// counter counts the compressed bytes of a layer as they arrive.
+type counter struct {
+	r   io.Reader
+	res *PullResult
+	p   Progress
+}
+
+func (c *counter) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.res.BytesFetched += int64(n)
+	if c.p != nil && n > 0 {
+		c.p.Add(int64(n))
+	}
+	return n, err
 }
 
 // capped fails a read past n bytes (a layer that decompresses beyond any bound).

@@ -2,6 +2,7 @@ package oci
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
@@ -15,12 +16,14 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
 	"github.com/strata-os/strata/internal/errdefs"
@@ -59,12 +62,23 @@ func Push(ctx context.Context, r *repo.Repo, rev, dest string, opts PushOptions)
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	img, commit, err := Encapsulate(ctx, r, rev, dir, opts.MaxLayers)
-	if err != nil {
-		return nil, err
-	}
 	if opts.SignKey != nil && ref.Transport != TransportRegistry {
 		return nil, fmt.Errorf("signing %s: sigstore signatures live in registries: %w", ref, errdefs.ErrUnsupported)
+	}
+	// To a registry, each layer is uploaded (unless the registry has it) as soon as it is
+	// written, while the others are still being compressed.
+	var up *uploader
+	if ref.Transport == TransportRegistry {
+		if up, err = newUploader(ctx, ref, opts.RegistryOptions); err != nil {
+			return nil, err
+		}
+	}
+	img, commit, err := encapsulate(ctx, r, rev, dir, opts.MaxLayers, up.start)
+	if werr := up.wait(); err == nil && werr != nil {
+		err = fmt.Errorf("pushing to %s: %w", ref, classify(werr))
+	}
+	if err != nil {
+		return nil, err
 	}
 	if err := writeImage(ctx, img, ref, opts.RegistryOptions); err != nil {
 		return nil, err
@@ -102,6 +116,64 @@ type entry struct {
 // Encapsulate builds the image of the commit rev names; its layers are files under dir,
 // which must outlive the image. The same commit always gives the same image.
 func Encapsulate(ctx context.Context, r *repo.Repo, rev, dir string, maxLayers int) (v1.Image, ostree.Checksum, error) {
+	return encapsulate(ctx, r, rev, dir, maxLayers, nil)
+}
+
+// uploader sends layers to a registry repository as they are written, a few at a time.
+type uploader struct {
+	repo name.Repository
+	opts []remote.Option
+	sem  chan struct{}
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	err  error
+}
+
+func newUploader(ctx context.Context, ref Ref, ro RegistryOptions) (*uploader, error) {
+	nr, err := name.ParseReference(ref.Name, ro.nameOptions()...)
+	if err != nil {
+		return nil, fmt.Errorf("parsing %s: %v: %w", ref, err, errdefs.ErrInvalid)
+	}
+	opts, err := ro.remoteOptions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	jobs := ro.Jobs
+	if jobs <= 0 {
+		jobs = 4
+	}
+	return &uploader{repo: nr.Context(), opts: opts, sem: make(chan struct{}, jobs)}, nil
+}
+
+// start uploads l in the background; a nil uploader does nothing.
+func (u *uploader) start(l v1.Layer) {
+	if u == nil {
+		return
+	}
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		u.sem <- struct{}{}
+		defer func() { <-u.sem }()
+		if err := remote.WriteLayer(u.repo, l, u.opts...); err != nil {
+			u.mu.Lock()
+			u.err = errors.Join(u.err, err)
+			u.mu.Unlock()
+		}
+	}()
+}
+
+// wait waits for the uploads and returns their errors.
+func (u *uploader) wait() error {
+	if u == nil {
+		return nil
+	}
+	u.wg.Wait()
+	return u.err
+}
+
+// encapsulate is Encapsulate calling ready with each layer once it is written.
+func encapsulate(ctx context.Context, r *repo.Repo, rev, dir string, maxLayers int, ready func(v1.Layer)) (v1.Image, ostree.Checksum, error) {
 	if maxLayers <= 0 {
 		maxLayers = DefaultMaxLayers
 	}
@@ -185,6 +257,9 @@ func Encapsulate(ctx context.Context, r *repo.Repo, rev, dir string, maxLayers i
 				return writeChunk(gctx, r, tw, entries, ch, i == 0)
 			})
 			layers[i] = l
+			if err == nil && ready != nil {
+				ready(l)
+			}
 			return err
 		})
 	}
@@ -193,6 +268,9 @@ func Encapsulate(ctx context.Context, r *repo.Repo, rev, dir string, maxLayers i
 			return writeCommitObjects(tw, commit, commitBytes, detached)
 		})
 		layers[len(chunks)] = l
+		if err == nil && ready != nil {
+			ready(l)
+		}
 		return err
 	})
 	if err := g.Wait(); err != nil {
@@ -242,6 +320,10 @@ func isNotFound(err error) bool {
 	return errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, fs.ErrNotExist)
 }
 
+// layerCompression is gzip's fastest level: on a Debian tree it costs a third less CPU than
+// the default level for layers about 13% larger (docs/oci.md, "Push").
+const layerCompression = gzip.BestSpeed
+
 // writeLayer writes a gzip tar layer to path and takes its digest and diff ID.
 func writeLayer(path string, fill func(*tar.Writer) error) (*fileLayer, error) {
 	f, err := os.Create(path)
@@ -250,8 +332,10 @@ func writeLayer(path string, fill func(*tar.Writer) error) (*fileLayer, error) {
 	}
 	defer f.Close()
 	ch, uh := sha256.New(), sha256.New()
-	cw := &countWriter{w: io.MultiWriter(f, ch)}
-	z, err := gzip.NewWriterLevel(cw, gzip.DefaultCompression)
+	// The compressor writes in small pieces: a buffer makes them few large writes.
+	bw := bufio.NewWriterSize(f, 1<<20)
+	cw := &countWriter{w: io.MultiWriter(bw, ch)}
+	z, err := gzip.NewWriterLevel(cw, layerCompression)
 	if err != nil {
 		return nil, err
 	}
@@ -263,6 +347,9 @@ func writeLayer(path string, fill func(*tar.Writer) error) (*fileLayer, error) {
 		return nil, err
 	}
 	if err := z.Close(); err != nil {
+		return nil, err
+	}
+	if err := bw.Flush(); err != nil {
 		return nil, err
 	}
 	l := &fileLayer{path: path, size: cw.n}

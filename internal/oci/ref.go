@@ -92,6 +92,30 @@ func (o RegistryOptions) nameOptions() []name.Option {
 }
 
 func (o RegistryOptions) remoteOptions(ctx context.Context) ([]remote.Option, error) {
+	rt, err := o.transport()
+	if err != nil {
+		return nil, err
+	}
+	kc := o.Keychain
+	if kc == nil {
+		kc = authn.DefaultKeychain
+	}
+	jobs := o.Jobs
+	if jobs <= 0 {
+		jobs = 4
+	}
+	return []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithTransport(rt),
+		remote.WithAuthFromKeychain(kc),
+		remote.WithJobs(jobs),
+		remote.WithUserAgent("strata"),
+	}, nil
+}
+
+// transport is the HTTP transport to registries: TLS 1.2 or later with the system's and
+// CAFile's authorities, plain HTTP refused unless Insecure.
+func (o RegistryOptions) transport() (http.RoundTripper, error) {
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if o.CAFile != "" {
@@ -112,25 +136,10 @@ func (o RegistryOptions) remoteOptions(ctx context.Context) ([]remote.Option, er
 		tc.InsecureSkipVerify = true
 	}
 	base.TLSClientConfig = tc
-	kc := o.Keychain
-	if kc == nil {
-		kc = authn.DefaultKeychain
-	}
-	jobs := o.Jobs
-	if jobs <= 0 {
-		jobs = 4
-	}
-	var rt http.RoundTripper = base
 	if !o.Insecure {
-		rt = httpsOnly{base}
+		return httpsOnly{base}, nil
 	}
-	return []remote.Option{
-		remote.WithContext(ctx),
-		remote.WithTransport(rt),
-		remote.WithAuthFromKeychain(kc),
-		remote.WithJobs(jobs),
-		remote.WithUserAgent("strata"),
-	}, nil
+	return base, nil
 }
 
 // httpsOnly refuses plain HTTP. go-containerregistry falls back to HTTP for loopback and

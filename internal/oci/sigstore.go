@@ -62,21 +62,32 @@ func LoadSigstorePublicKeys(files ...string) ([]crypto.PublicKey, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading public key: %w", err)
 		}
-		for {
-			var blk *pem.Block
-			blk, b = pem.Decode(b)
-			if blk == nil {
-				break
-			}
-			k, err := x509.ParsePKIXPublicKey(blk.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("public key %s: %v: %w", f, err, errdefs.ErrInvalid)
-			}
-			keys = append(keys, k)
+		k, err := parseSigstorePublicKeys(b, f)
+		if err != nil {
+			return nil, err
 		}
+		keys = append(keys, k...)
+	}
+	return keys, nil
+}
+
+// parseSigstorePublicKeys parses the PEM public keys of b, which came from src.
+func parseSigstorePublicKeys(b []byte, src string) ([]crypto.PublicKey, error) {
+	var keys []crypto.PublicKey
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		k, err := x509.ParsePKIXPublicKey(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("public key %s: %v: %w", src, err, errdefs.ErrInvalid)
+		}
+		keys = append(keys, k)
 	}
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("public keys %v: no PEM public key: %w", files, errdefs.ErrInvalid)
+		return nil, fmt.Errorf("public keys %s: no PEM public key: %w", src, errdefs.ErrInvalid)
 	}
 	return keys, nil
 }
@@ -187,13 +198,25 @@ func verifyImage(ctx context.Context, ref name.Reference, digest v1.Hash, keys [
 		var p simpleSigning
 		dec := json.NewDecoder(bytes.NewReader(payload))
 		if err := dec.Decode(&p); err != nil || p.Critical.Type != sigstoreSigType ||
-			p.Critical.Image.DockerManifestDigest != digest.String() ||
-			p.Critical.Identity.DockerReference != ref.Context().Name()+tagSuffix(ref) && p.Critical.Identity.DockerReference != ref.Context().Name() {
+			p.Critical.Image.DockerManifestDigest != digest.String() || !identityMatches(ref, p.Critical.Identity.DockerReference) {
 			continue
 		}
 		return nil
 	}
 	return fmt.Errorf("%s: no signature by a trusted key names this image: %w", digest, errdefs.ErrFailedPrecondition)
+}
+
+// identityMatches says whether a signature's docker-reference names ref: the same
+// repository with the same tag, or without one (containers/image's matchRepoDigestOrExact).
+// A reference by digest, as an update service hands out, matches any identity of its
+// repository: the digest it pins is what the signature's docker-manifest-digest names.
+func identityMatches(ref name.Reference, identity string) bool {
+	repo := ref.Context().Name()
+	if _, ok := ref.(name.Digest); ok {
+		id, err := name.ParseReference(identity)
+		return err == nil && id.Context().Name() == repo
+	}
+	return identity == repo+tagSuffix(ref) || identity == repo
 }
 
 func signedBy(payload, sig []byte, keys []crypto.PublicKey) bool {

@@ -24,6 +24,9 @@ type DeployOptions struct {
 	// rev names: its remote ref if it came from a remote, else the local
 	// ref, else the full commit checksum (see deployRefspec).
 	Refspec string
+	// ImageDigest, with a Refspec that is a container image reference,
+	// records the manifest digest of the image the commit came from.
+	ImageDigest string
 	// Stage checks the deployment out and records it as staged; Finalize
 	// (at shutdown) merges /etc and writes it into the boot
 	// configuration.
@@ -100,8 +103,8 @@ func (s *Sysroot) Deploy(ctx context.Context, osname, rev string, opts DeployOpt
 		return Deployment{}, fmt.Errorf("deploying commit %s: its version %q holds a control character: %w", csum, v, errdefs.ErrInvalid)
 	}
 	refspec := opts.Refspec
-	if hasControl(refspec) {
-		return Deployment{}, fmt.Errorf("deploying %s: refspec %q holds a control character: %w", rev, refspec, errdefs.ErrInvalid)
+	if hasControl(refspec) || hasControl(opts.ImageDigest) {
+		return Deployment{}, fmt.Errorf("deploying %s: refspec %q or image digest %q holds a control character: %w", rev, refspec, opts.ImageDigest, errdefs.ErrInvalid)
 	}
 	if refspec == "" {
 		refspec = s.deployRefspec(rev, csum)
@@ -122,8 +125,12 @@ func (s *Sysroot) Deploy(ctx context.Context, osname, rev string, opts DeployOpt
 	if err != nil {
 		return Deployment{}, err
 	}
-	nd := Deployment{OSName: osname, Checksum: csum, Serial: serial, Refspec: refspec,
-		Origin: NewOrigin(refspec), Version: commit.Version(), Timestamp: commit.Time(), ostreePos: -1}
+	origin := NewOrigin(refspec)
+	if IsImageReference(refspec) {
+		origin = NewImageOrigin(refspec, opts.ImageDigest)
+	}
+	nd := Deployment{OSName: osname, Checksum: csum, Serial: serial, Refspec: refspec, ImageDigest: opts.ImageDigest,
+		Origin: origin, Version: commit.Version(), Timestamp: commit.Time(), ostreePos: -1}
 	if opts.Stage {
 		nd.Staged = true
 	}

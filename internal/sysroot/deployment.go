@@ -28,8 +28,11 @@ type Deployment struct {
 
 	Index int // position in the deployment list; 0 is the default
 
-	Refspec string        // [origin] refspec (or baserefspec) of the origin file
-	Origin  *keyfile.File // the whole origin file; nil if it has none
+	Refspec string // [origin] refspec (or baserefspec, or container-image-reference) of the origin file
+	// ImageDigest is the manifest digest of the image the deployment was
+	// imported from, when its origin is an image reference.
+	ImageDigest string
+	Origin      *keyfile.File // the whole origin file; nil if it has none
 
 	// Kargs are the kernel arguments of the BLS entry without ostree=,
 	// which the sysroot sets.
@@ -124,14 +127,44 @@ func parseBootLink(s string) (bootLink, error) {
 const (
 	originGroup    = "origin"
 	transientGroup = "libostree-transient"
+	// imageGroup holds what strata knows of an image origin beyond the
+	// reference: the manifest digest deployed (ostree and rpm-ostree
+	// ignore groups they do not know).
+	imageGroup = "strata-image"
 )
 
 // NewOrigin returns the origin of a deployment of refspec, as
 // ostree_sysroot_origin_new_from_refspec writes it: "[origin]\nrefspec=R\n".
+// A container image reference is written as rpm-ostree and bootc write
+// it, "[origin]\ncontainer-image-reference=R\n" (see NewImageOrigin).
 func NewOrigin(refspec string) *keyfile.File {
 	f, _ := keyfile.Parse(nil)
+	if IsImageReference(refspec) {
+		f.Set(originGroup, "container-image-reference", refspec)
+		return f
+	}
 	f.Set(originGroup, "refspec", refspec)
 	return f
+}
+
+// NewImageOrigin returns the origin of a deployment of the image imgref
+// (ostree-unverified-registry:HOST/NAME:TAG or a signed form) whose
+// manifest digest was digest.
+func NewImageOrigin(imgref, digest string) *keyfile.File {
+	f, _ := keyfile.Parse(nil)
+	f.Set(originGroup, "container-image-reference", imgref)
+	if digest != "" {
+		f.Set(imageGroup, "manifest-digest", digest)
+	}
+	return f
+}
+
+func originImageDigest(f *keyfile.File) string {
+	if f == nil {
+		return ""
+	}
+	v, _ := f.Get(imageGroup, "manifest-digest")
+	return v
 }
 
 func originRefspec(f *keyfile.File) string {

@@ -19,10 +19,39 @@ const (
 	OriginLocalRef OriginKind = "local-ref"
 	// OriginCommit is pinned to one commit: there is nothing to follow.
 	OriginCommit OriginKind = "commit"
+	// OriginImage follows a container image reference
+	// (container-image-reference=, as rpm-ostree and bootc record it):
+	// an upgrade reads the tag's manifest and imports what changed.
+	OriginImage OriginKind = "image"
 )
+
+// imageTransports are the prefixes of the container image references an
+// origin records, as ostree-ext spells them (docs/oci.md, "Nodes that
+// follow a registry").
+var imageTransports = []string{
+	"ostree-unverified-registry:",
+	"ostree-unverified-image:",
+	"ostree-image-signed:",
+	"ostree-remote-registry:",
+	"ostree-remote-image:",
+}
+
+// IsImageReference says whether an origin refspec is a container image
+// reference (ostree-unverified-registry:HOST/NAME:TAG and its kin).
+func IsImageReference(refspec string) bool {
+	for _, p := range imageTransports {
+		if strings.HasPrefix(refspec, p) {
+			return true
+		}
+	}
+	return false
+}
 
 // KindOf classifies an origin refspec.
 func KindOf(refspec string) OriginKind {
+	if IsImageReference(refspec) {
+		return OriginImage
+	}
 	if refspec == "" || ostree.IsChecksum(refspec) {
 		return OriginCommit
 	}

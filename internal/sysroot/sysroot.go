@@ -414,6 +414,7 @@ func (s *Sysroot) fillDeployment(d *Deployment) error {
 			return fmt.Errorf("parsing origin %s: %w: %w", d.OriginPath(), err, errdefs.ErrCorrupt)
 		}
 		d.Origin, d.Refspec, d.Pinned = f, originRefspec(f), originPinned(f)
+		d.ImageDigest = originImageDigest(f)
 	}
 	if c, err := s.repo.ReadCommit(d.Checksum); err == nil {
 		d.Version, d.Timestamp = c.Version(), c.Time()

@@ -19,6 +19,21 @@ type Puller interface {
 	Pull(ctx context.Context, r *repo.Repo, remote, ref string, commitOnly bool) (ostree.Checksum, error)
 }
 
+// ImagePuller imports the image an origin's container image reference
+// names into the sysroot repository, for an upgrade that follows a
+// registry. The sysroot does not speak to registries itself (internal/oci
+// does, wired in by the command line).
+type ImagePuller interface {
+	// PullImage reads the manifest imgref names now, verified as imgref
+	// says (an ostree-image-signed: reference must carry a valid
+	// signature), and returns its digest. Unless check is set or the
+	// digest is have (what the base deployment came from), it imports the
+	// image, fetching only the layers the repository lacks, and returns
+	// the commit too; otherwise commit is the one the image names, or
+	// zero when it names none.
+	PullImage(ctx context.Context, r *repo.Repo, imgref, have string, check bool) (commit ostree.Checksum, digest string, err error)
+}
+
 // UpgradeOptions tune Upgrade.
 type UpgradeOptions struct {
 	// OSName is the stateroot to upgrade; "" means the booted one, else
@@ -33,6 +48,9 @@ type UpgradeOptions struct {
 	// Prepare runs, in order, on the commit about to be deployed (see
 	// Preparer); nothing is staged when one fails.
 	Prepare []Preparer
+	// Images follows an origin that is a container image reference; nil
+	// refuses such an origin.
+	Images ImagePuller
 }
 
 // A Preparer turns the commit an upgrade is about to deploy into the one
@@ -61,6 +79,7 @@ type UpgradeResult struct {
 	Refspec  string          // the origin refspec followed
 	Origin   OriginKind      // what Refspec is; only OriginRemote fetches
 	Commit   ostree.Checksum // the commit the refspec names now
+	Digest   string          // with OriginImage: the manifest digest the reference names now
 	Version  string          // its version metadata, if any
 	Changed  bool            // Commit differs from Base's commit
 	Deployed *Deployment     // the new deployment; nil with Check or nothing new
@@ -87,6 +106,9 @@ func (s *Sysroot) Upgrade(ctx context.Context, p Puller, opts UpgradeOptions) (U
 		}
 		return res, nil
 	}
+	if res.Origin == OriginImage {
+		return s.upgradeImage(ctx, opts, res)
+	}
 	remote, ref, err := ostree.ParseRefspec(base.Refspec)
 	if err != nil {
 		return res, fmt.Errorf("upgrading %s: origin: %w", base.Path(), err)
@@ -105,6 +127,42 @@ func (s *Sysroot) Upgrade(ctx context.Context, p Puller, opts UpgradeOptions) (U
 	if !res.Changed || opts.Check {
 		return res, nil
 	}
+	return s.deployUpgrade(ctx, opts, res)
+}
+
+// upgradeImage follows an image origin: the tag's manifest digest is
+// compared with the one the base deployment came from, and only a new
+// one is imported (the layers the repository has are not fetched again)
+// and deployed, recording the new digest in the origin.
+func (s *Sysroot) upgradeImage(ctx context.Context, opts UpgradeOptions, res UpgradeResult) (UpgradeResult, error) {
+	base := res.Base
+	if opts.Images == nil {
+		return res, fmt.Errorf("upgrading %s: origin %s is a container image and no image puller is set: %w", base.Path(), base.Refspec, errdefs.ErrUnsupported)
+	}
+	commit, digest, err := opts.Images.PullImage(ctx, s.repo, base.Refspec, base.ImageDigest, opts.Check)
+	if err != nil {
+		return res, fmt.Errorf("upgrading %s: pulling %s: %w", base.Path(), base.Refspec, err)
+	}
+	res.Digest = digest
+	if digest == base.ImageDigest {
+		res.Commit = base.Checksum
+	} else {
+		res.Commit = commit
+	}
+	if c, err := s.repo.ReadCommit(res.Commit); err == nil {
+		res.Version = c.Version()
+	}
+	res.Changed = digest != base.ImageDigest && res.Commit != base.Checksum
+	if !res.Changed || opts.Check {
+		return res, nil
+	}
+	return s.deployUpgrade(ctx, opts, res)
+}
+
+// deployUpgrade deploys res.Commit (prepared) as the base's successor,
+// unless it is already the next boot's.
+func (s *Sysroot) deployUpgrade(ctx context.Context, opts UpgradeOptions, res UpgradeResult) (UpgradeResult, error) {
+	base := res.Base
 	for _, d := range s.deployments {
 		if d.OSName == base.OSName && d.Checksum == res.Commit && (d.Index == 0 || d.Staged) {
 			return res, nil // already the next boot's
@@ -115,7 +173,7 @@ func (s *Sysroot) Upgrade(ctx context.Context, p Puller, opts UpgradeOptions) (U
 		return res, fmt.Errorf("upgrading %s to %s: %w", base.Path(), res.Commit, err)
 	}
 	dopts := opts.Deploy
-	dopts.Refspec = base.Refspec
+	dopts.Refspec, dopts.ImageDigest = base.Refspec, res.Digest
 	d, err := s.Deploy(ctx, base.OSName, commit.String(), dopts)
 	if err != nil {
 		return res, err

@@ -1,0 +1,85 @@
+//go:build root && peer && e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-os/strata/internal/oci/ocitest"
+)
+
+// ociV4 makes the guest follow a registry (docs/oci.md, "Nodes that follow a registry"):
+// the booted commit is pushed to a tag of Debian's docker-registry on the host, the guest
+// rebases onto the tag (reached as 10.0.2.2), v4 is composed and pushed to the same tag,
+// `strata upgrade` in the guest imports only the changed layers, and the guest reboots into
+// v4 with the image and its digest as the origin.
+func (e *env) ociV4(t *testing.T) {
+	e.mustExec(t, "systemctl stop strata-agent || true") // the agent of agent-v3 follows the ref
+	reg := ocitest.StartRegistry(t, false)
+	port := reg.Host[strings.LastIndexByte(reg.Host, ':')+1:]
+	push := func(rev string) string {
+		out := e.strata(t, context.Background(), "oci-push-"+rev[:8], "oci", "push", "--repo", e.repo, "--insecure", "--json",
+			rev, "docker://"+reg.Host+"/strata/e2e:stable")
+		var res struct {
+			Digest string `json:"manifest_digest"`
+			Layers int    `json:"layers"`
+		}
+		if err := json.Unmarshal(out, &res); err != nil {
+			t.Fatalf("strata oci push --json: %v", err)
+		}
+		return res.Digest
+	}
+	booted := bootedDeployment(t, e.status(t))
+	start := time.Now()
+	d1 := push(booted.Checksum)
+	e.measure(t, "oci: push of the booted commit (%s) to the registry: %s", booted.Version, secs(time.Since(start)))
+
+	image := "docker://10.0.2.2:" + port + "/strata/e2e:stable"
+	imgref := "ostree-unverified-registry:10.0.2.2:" + port + "/strata/e2e:stable"
+	start = time.Now()
+	e.mustExec(t, "strata rebase --insecure "+image)
+	e.measure(t, "oci: rebase onto %s in the guest (the booted commit: no layer is new content): %s", image, secs(time.Since(start)))
+	if st := e.status(t); st[0].Refspec != imgref || st[0].Digest != d1 || st[0].Checksum != booted.Checksum {
+		t.Fatalf("status after the rebase = %+v, want %s from %s (%s) first", st, booted.Checksum, imgref, d1)
+	}
+
+	e.compose(t, "4")
+	d4 := push(e.commits["4"])
+	start = time.Now()
+	out := e.mustExec(t, "strata upgrade --insecure --json")
+	e.measure(t, "oci: upgrade to v4 in the guest (registry pull + deploy): %s", secs(time.Since(start)))
+	var up struct {
+		Commit  string `json:"commit"`
+		Digest  string `json:"image_digest"`
+		Fetched int    `json:"layers_fetched"`
+		Skipped int    `json:"layers_skipped"`
+		Bytes   int64  `json:"bytes_fetched"`
+	}
+	if err := json.Unmarshal([]byte(lastJSON(out)), &up); err != nil {
+		t.Fatalf("strata upgrade --json: %v\n%s", err, out)
+	}
+	if up.Commit != e.commits["4"] || up.Digest != d4 {
+		t.Fatalf("strata upgrade = commit %s, digest %s; want %s, %s", up.Commit, up.Digest, e.commits["4"], d4)
+	}
+	e.measure(t, "oci: the upgrade fetched %d layers (%s) and kept %d", up.Fetched, mib(up.Bytes), up.Skipped)
+	if up.Skipped == 0 {
+		t.Errorf("the upgrade fetched all %d layers; want the unchanged ones kept", up.Fetched)
+	}
+
+	b, took := e.reboot(t)
+	if b.Version != "4" || !strings.HasPrefix(b.Deployment, e.commits["4"]+".") || b.BootComplete != "success" {
+		t.Fatalf("after the image upgrade: version %s, deployment %s, boot-complete %s; want 4, %s.N, success",
+			b.Version, b.Deployment, b.BootComplete, e.commits["4"])
+	}
+	e.measure(t, "oci: reboot into v4: %s", secs(took))
+	if got := strings.TrimSpace(e.mustExec(t, "cat /usr/share/strata-e2e/version")); got != "4" {
+		t.Errorf("/usr/share/strata-e2e/version = %q, want 4", got)
+	}
+	if st := bootedDeployment(t, e.status(t)); st.Refspec != imgref || st.Digest != d4 {
+		t.Errorf("booted deployment = %+v, want origin %s at %s", st, imgref, d4)
+	}
+}

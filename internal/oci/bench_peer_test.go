@@ -1,0 +1,183 @@
+//go:build peer
+
+package oci
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/strata-os/strata/internal/oci/ocitest"
+	"github.com/strata-os/strata/internal/pull"
+	"github.com/strata-os/strata/internal/repo"
+	"github.com/strata-os/strata/internal/testutil"
+)
+
+// corpusTree lays the Debian corpus (scripts/corpus debian) out as compose leaves a commit's
+// tree: /etc in /usr/etc, the dpkg file lists in /usr/lib/sysimage/dpkg/info, /var empty.
+// Files are hardlinks to the corpus: change one only by replacing it.
+func corpusTree(b *testing.B) string {
+	b.Helper()
+	src := os.Getenv("STRATA_CORPUS_DEBIAN")
+	if src == "" {
+		src = filepath.Join(testutil.RepoRoot(b), ".cache", "corpus", "debian")
+	}
+	if _, err := os.Stat(filepath.Join(src, "var/lib/dpkg/info")); err != nil {
+		b.Fatalf("the Debian corpus is not at %s (run scripts/corpus debian, or set STRATA_CORPUS_DEBIAN): %v", src, err)
+	}
+	dir := filepath.Join(b.TempDir(), "tree")
+	cmds := [][]string{
+		{"cp", "-al", src, dir},
+		{"mv", filepath.Join(dir, "etc"), filepath.Join(dir, "usr/etc")},
+		{"mkdir", "-p", filepath.Join(dir, "usr/lib/sysimage/dpkg")},
+		{"mv", filepath.Join(dir, "var/lib/dpkg/info"), filepath.Join(dir, "usr/lib/sysimage/dpkg/info")},
+	}
+	for _, d := range []string{"var", "dev", "proc", "sys", "run", "tmp", "root", "home", "boot", "media", "mnt", "opt", "srv"} {
+		cmds = append(cmds, []string{"rm", "-rf", filepath.Join(dir, d)})
+	}
+	cmds = append(cmds, []string{"mkdir", filepath.Join(dir, "var")})
+	for _, c := range cmds {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			b.Fatalf("%v: %v\n%s", c, err, out)
+		}
+	}
+	return dir
+}
+
+// changePackage replaces every regular file of a package with its content plus a line, as
+// an update of that one package does, and returns the bytes of the files it changed.
+func changePackage(b *testing.B, dir, pkg string) int64 {
+	b.Helper()
+	f, err := os.Open(filepath.Join(dir, "usr/lib/sysimage/dpkg/info", pkg+".list"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	var n int64
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		p := filepath.Join(dir, commitPath(sc.Text()))
+		fi, err := os.Lstat(p)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		os.Remove(p) // a hardlink to the corpus: never written through
+		if err := os.WriteFile(p, append(data, "updated\n"...), fi.Mode().Perm()); err != nil {
+			b.Fatal(err)
+		}
+		n += int64(len(data))
+	}
+	return n
+}
+
+func timed(b *testing.B, f func()) time.Duration {
+	b.Helper()
+	t := time.Now()
+	f()
+	return time.Since(t)
+}
+
+func runCmd(b *testing.B, name string, args ...string) {
+	b.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		b.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+// BenchmarkOCIVsSkopeo compares, in one run on the Debian corpus and Debian's
+// docker-registry on loopback: strata oci push against skopeo copy of the same image from an
+// oci-archive; strata oci pull into a bare-user repository against skopeo copy into
+// containers-storage (overlay), which unpacks the same layers; and the bytes an update
+// changing one package downloads from the registry against strata repo pull of the same
+// change and against the whole image.
+func BenchmarkOCIVsSkopeo(b *testing.B) {
+	skopeo := testutil.RequireTool(b, "skopeo", "skopeo")
+	ctx := context.Background()
+	reg := ocitest.StartRegistry(b, false)
+	ro := RegistryOptions{Insecure: true}
+	work := b.TempDir()
+	tree := corpusTree(b)
+	src := newRepo(b, repo.ModeArchive)
+	commitTree(b, src, tree, "1")
+
+	archive := filepath.Join(work, "image.tar")
+	if _, err := Push(ctx, src, "os", "oci-archive:"+archive, PushOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	strataRef := "docker://" + reg.Host + "/strata/os:1"
+	var pushed *PushResult
+	strataPush := timed(b, func() {
+		var err error
+		if pushed, err = Push(ctx, src, "os", strataRef, PushOptions{RegistryOptions: ro}); err != nil {
+			b.Fatal(err)
+		}
+	})
+	skopeoPush := timed(b, func() {
+		runCmd(b, skopeo, "copy", "--quiet", "--dest-tls-verify=false", "oci-archive:"+archive, "docker://"+reg.Host+"/skopeo/os:1")
+	})
+
+	dst := newRepo(b, repo.ModeBareUser)
+	var full *PullResult
+	strataPull := timed(b, func() {
+		var err error
+		if full, err = Pull(ctx, dst, strataRef, PullOptions{RegistryOptions: ro, Ref: "os"}); err != nil {
+			b.Fatal(err)
+		}
+	})
+	storage := filepath.Join(work, "storage")
+	b.Cleanup(func() { syscall.Unmount(filepath.Join(storage, "root", "overlay"), 0) })
+	skopeoPull := timed(b, func() {
+		runCmd(b, skopeo, "copy", "--quiet", "--src-tls-verify=false", strataRef,
+			"containers-storage:[overlay@"+filepath.Join(storage, "root")+"+"+filepath.Join(storage, "run")+"]localhost/strata/os:1")
+	})
+
+	// One package changes: the registry update against an object pull of the same commit.
+	changed := changePackage(b, tree, "coreutils")
+	v2 := commitTree(b, src, tree, "2")
+	if _, err := Push(ctx, src, "os", "docker://"+reg.Host+"/strata/os:2", PushOptions{RegistryOptions: ro}); err != nil {
+		b.Fatal(err)
+	}
+	upd, err := Pull(ctx, dst, "docker://"+reg.Host+"/strata/os:2", PullOptions{RegistryOptions: ro, Ref: "os"})
+	if err != nil || upd.Commit != v2 {
+		b.Fatalf("update pull = %v, %v; want %s", upd, err, v2)
+	}
+	objDst := newRepo(b, repo.ModeBareUser)
+	srv := httptest.NewServer(http.FileServer(http.Dir(src.Path())))
+	defer srv.Close()
+	if _, err := pull.Pull(ctx, objDst, pull.Options{URL: srv.URL, Refs: []string{"os@" + full.Commit.String()}, NoVerify: true}); err != nil {
+		b.Fatal(err)
+	}
+	obj, err := pull.Pull(ctx, objDst, pull.Options{URL: srv.URL, Refs: []string{"os"}, NoVerify: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	b.ReportMetric(strataPush.Seconds(), "strata-push-s")
+	b.ReportMetric(skopeoPush.Seconds(), "skopeo-push-s")
+	b.ReportMetric(strataPull.Seconds(), "strata-pull-s")
+	b.ReportMetric(skopeoPull.Seconds(), "skopeo-pull-s")
+	b.ReportMetric(float64(full.BytesToFetch), "image-bytes")
+	b.ReportMetric(float64(upd.BytesFetched), "update-image-bytes")
+	b.ReportMetric(float64(obj.Bytes), "update-object-bytes")
+	fmt.Fprintf(os.Stderr, "oci bench: %d layers, image %d bytes; push strata %.1fs, skopeo %.1fs (skopeo/strata %.2f); "+
+		"pull strata %.1fs, skopeo %.1fs (skopeo/strata %.2f)\n",
+		pushed.Layers, full.BytesToFetch, strataPush.Seconds(), skopeoPush.Seconds(), skopeoPush.Seconds()/strataPush.Seconds(),
+		strataPull.Seconds(), skopeoPull.Seconds(), skopeoPull.Seconds()/strataPull.Seconds())
+	fmt.Fprintf(os.Stderr, "oci bench: update of coreutils (%d bytes of files): image pull %d bytes in %d of %d layers, "+
+		"object pull %d bytes (%.2fx), %.1f%% of the image\n",
+		changed, upd.BytesFetched, upd.LayersFetched, upd.LayersFetched+upd.LayersSkipped, obj.Bytes,
+		float64(upd.BytesFetched)/float64(obj.Bytes), 100*float64(upd.BytesFetched)/float64(full.BytesToFetch))
+}
