@@ -6,8 +6,10 @@
 //
 // The server is stateless apart from its inputs, which it rereads when their files change, so
 // any number of them can run behind a load balancer. Answers are cached per stream, architecture,
-// scheme and set of hidden rollouts: a whole fleet polling maps onto a handful of distinct
-// answers.
+// scheme and set of hidden rollouts, encoded once and gzip-compressed once (a 200-release answer
+// of 44 KB is 2.4 KB in gzip, which Zincati accepts): a whole fleet polling maps onto a handful of
+// distinct answers. A rollout's ramp moving on only moves nodes from one set to another; a reload
+// of the inputs drops the cache with the graph it came from.
 //
 // Layer L4 (servers): it imports the graph format and nothing of the node.
 package graphserver

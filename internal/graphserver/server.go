@@ -32,13 +32,12 @@ type Server struct {
 	log    *slog.Logger
 	reload time.Duration
 
-	mu       sync.Mutex
-	streams  map[string]*stream
-	stamp    string // the inputs' names, sizes and modification times when last read
-	checked  time.Time
-	loadErr  error
-	answers  sync.Map // answerKey → []byte
-	nAnswers atomic.Int64
+	mu      sync.Mutex
+	streams map[string]*stream
+	stamp   string // the inputs' names, sizes and modification times when last read
+	checked time.Time
+	next    atomic.Int64 // s.checked + s.reload in Unix nanoseconds: the next check is due then
+	loadErr error
 
 	requests, errors atomic.Int64
 }
@@ -46,8 +45,8 @@ type Server struct {
 type stream struct {
 	releases graph.ReleaseIndex
 	updates  graph.Updates
-	mu       sync.Mutex
-	built    map[graph.Scope]graph.Graph
+	mu       sync.RWMutex
+	built    map[graph.Scope]*scoped
 }
 
 // Option configures a Server.
@@ -139,9 +138,8 @@ func (s *Server) load() error {
 	}
 	s.mu.Lock()
 	s.streams, s.stamp, s.checked, s.loadErr = streams, stamp, s.now(), nil
+	s.next.Store(s.checked.Add(s.reload).UnixNano())
 	s.mu.Unlock()
-	s.answers.Clear()
-	s.nAnswers.Store(0)
 	return nil
 }
 
@@ -164,16 +162,20 @@ func readStream(releasesFile, updatesFile string) (*stream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", updatesFile, err)
 	}
-	return &stream{releases: ri, updates: u, built: map[graph.Scope]graph.Graph{}}, nil
+	return &stream{releases: ri, updates: u, built: map[graph.Scope]*scoped{}}, nil
 }
 
 // maybeReload rereads the inputs when their files changed, at most once per reload interval. A
 // bad new input is logged and the previous graph keeps being served.
 func (s *Server) maybeReload() {
+	if s.now().UnixNano() < s.next.Load() {
+		return // the common case, without the lock
+	}
 	s.mu.Lock()
 	due := s.now().Sub(s.checked) >= s.reload
 	if due {
 		s.checked = s.now()
+		s.next.Store(s.checked.Add(s.reload).UnixNano())
 	}
 	old := s.stamp
 	s.mu.Unlock()
@@ -194,25 +196,30 @@ func (s *Server) maybeReload() {
 	s.log.Info("graph inputs reloaded", "streams", s.Streams())
 }
 
-// graphFor returns the unthrottled graph of a stream in a scope.
-func (s *Server) graphFor(name string, scope graph.Scope) (graph.Graph, bool) {
+// scopedFor returns the unthrottled graph of a stream in a scope, with its answers.
+func (s *Server) scopedFor(name string, scope graph.Scope) (*scoped, bool) {
 	s.mu.Lock()
 	st, ok := s.streams[name]
 	s.mu.Unlock()
 	if !ok {
-		return graph.Graph{}, false
+		return nil, false
+	}
+	st.mu.RLock()
+	sc := st.built[scope]
+	st.mu.RUnlock()
+	if sc != nil {
+		return sc, true
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	g, ok := st.built[scope]
-	if !ok {
-		g = graph.Build(st.releases, st.updates, scope)
+	if sc = st.built[scope]; sc == nil {
+		sc = newScoped(graph.Build(st.releases, st.updates, scope))
 		if len(st.built) > 64 { // architectures are few; bound a client asking for many
 			clear(st.built)
 		}
-		st.built[scope] = g
+		st.built[scope] = sc
 	}
-	return g, true
+	return sc, true
 }
 
 // ServeHTTP routes the server's endpoints.
@@ -261,49 +268,17 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	g, ok := s.graphFor(req.stream, req.scope)
+	sc, ok := s.scopedFor(req.stream, req.scope)
 	if !ok {
 		s.fail(w, http.StatusNotFound, "unknown_stream", fmt.Sprintf("no stream %q here (streams: %s)", req.stream, strings.Join(s.Streams(), ", ")))
 		return
 	}
-	now := s.now()
-	tg, hidden := graph.Throttle(g, req.wariness, now)
-	key := answerKey(req, hidden)
-	body, ok := s.answers.Load(key)
-	if !ok {
-		b, err := json.Marshal(graph.FilterDeadends(tg))
-		if err != nil {
-			s.fail(w, http.StatusInternalServerError, "internal", err.Error())
-			return
-		}
-		if s.nAnswers.Add(1) > 4096 { // bound the cache; a full one starts again
-			s.answers.Clear()
-			s.nAnswers.Store(1)
-		}
-		s.answers.Store(key, b)
-		body = b
+	a, err := sc.answerFor(req.wariness, s.now())
+	if err != nil {
+		s.fail(w, http.StatusInternalServerError, "internal", err.Error())
+		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Write(body.([]byte))
-}
-
-func answerKey(req request, hidden []bool) string {
-	var b strings.Builder
-	b.WriteString(req.stream)
-	b.WriteByte(0)
-	b.WriteString(req.basearch)
-	if req.scope.OCI {
-		b.WriteString("\x00oci")
-	}
-	b.WriteByte(0)
-	for i, h := range hidden {
-		if h {
-			b.WriteString(strconv.Itoa(i))
-			b.WriteByte(',')
-		}
-	}
-	return b.String()
+	a.write(w, r)
 }
 
 // EligibilityAnswer is the body of GET /v1/eligibility.
@@ -319,13 +294,13 @@ func (s *Server) serveEligibility(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	g, ok := s.graphFor(req.stream, req.scope)
+	sc, ok := s.scopedFor(req.stream, req.scope)
 	if !ok {
 		s.fail(w, http.StatusNotFound, "unknown_stream", fmt.Sprintf("no stream %q here", req.stream))
 		return
 	}
 	ans := EligibilityAnswer{Stream: req.stream, Wariness: req.wariness,
-		Releases: graph.EligibilityOf(g, req.booted, req.wariness, s.now())}
+		Releases: graph.EligibilityOf(sc.g, req.booted, req.wariness, s.now())}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(ans)
 }

@@ -1,12 +1,16 @@
 package graphserver
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -216,7 +220,8 @@ func TestNewErrors(t *testing.T) {
 }
 
 // BenchmarkGraph measures the server's answers per second for a 200-release stream, through
-// the handler (no network): make bench measures it over loopback.
+// the handler (no network), for clients that take gzip (as Zincati does) and clients that do
+// not: make bench measures it over loopback.
 func BenchmarkGraph(b *testing.B) {
 	dir := b.TempDir()
 	in := writeInputsB(b, dir, 200)
@@ -224,19 +229,37 @@ func BenchmarkGraph(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.RunParallel(func(pb *testing.PB) {
-		i := 0
-		for pb.Next() {
-			i++
-			r := httptest.NewRequest("GET", fmt.Sprintf("/v1/graph?basearch=x86_64&stream=stable&node_uuid=%032x", i), nil)
-			w := httptest.NewRecorder()
-			s.ServeHTTP(w, r)
-			if w.Code != 200 {
-				b.Fatal(w.Code)
-			}
-		}
-	})
+	for _, enc := range []string{"identity", "gzip"} {
+		b.Run(enc, func(b *testing.B) {
+			b.RunParallel(func(pb *testing.PB) {
+				i := 0
+				w := &discardWriter{h: http.Header{}}
+				for pb.Next() {
+					i++
+					r := httptest.NewRequest("GET", fmt.Sprintf("/v1/graph?basearch=x86_64&stream=stable&node_uuid=%032x", i), nil)
+					r.Header.Set("Accept-Encoding", enc)
+					clear(w.h)
+					w.code = 200
+					s.ServeHTTP(w, r)
+					if w.code != 200 {
+						b.Fatal(w.code)
+					}
+				}
+			})
+		})
+	}
 }
+
+// discardWriter is a ResponseWriter that keeps the status and drops the body, so that a
+// benchmark measures the handler rather than a recorder's copying.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 
 func writeInputsB(b *testing.B, dir string, n int) Inputs {
 	b.Helper()
@@ -256,4 +279,80 @@ func writeInputsB(b *testing.B, dir string, n int) Inputs {
 	}
 	writeJSON(b, filepath.Join(dir, "updates", "stable.json"), u)
 	return Inputs{Releases: filepath.Join(dir, "releases.json"), Updates: filepath.Join(dir, "updates")}
+}
+
+// A client that accepts gzip (Zincati's does) gets the same answer compressed, for every set of
+// hidden rollouts; one that refuses it, or does not ask, gets it as is.
+func TestGraphGzip(t *testing.T) {
+	t.Parallel()
+	clk := &clock{now: time.Unix(start+50*60, 0)}
+	s, err := New(writeInputs(t, t.TempDir(), 4), WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	hc := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	fetch := func(method, path, accept string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(method, srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if accept != "" {
+			req.Header.Set("Accept-Encoding", accept)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, b
+	}
+	for _, w := range []string{"0.1", "0.9"} {
+		q := "/v1/graph?basearch=x86_64&stream=stable&rollout_wariness=" + w
+		plain, want := fetch("GET", q, "")
+		if ce := plain.Header.Get("Content-Encoding"); ce != "" {
+			t.Errorf("wariness %s without Accept-Encoding: Content-Encoding %q, want none", w, ce)
+		}
+		for _, accept := range []string{"gzip", "br, gzip;q=0.5", "*", "GZIP"} {
+			resp, body := fetch("GET", q, accept)
+			if resp.Header.Get("Content-Encoding") != "gzip" || !slices.Contains(resp.Header.Values("Vary"), "Accept-Encoding") {
+				t.Fatalf("wariness %s, Accept-Encoding %q: headers %v, want gzip and Vary", w, accept, resp.Header)
+			}
+			zr, err := gzip.NewReader(bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(zr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("wariness %s, Accept-Encoding %q: the gzip answer decodes to\n%s\nwant\n%s", w, accept, got, want)
+			}
+			if resp.ContentLength != int64(len(body)) {
+				t.Errorf("Content-Length %d, body %d bytes", resp.ContentLength, len(body))
+			}
+		}
+		for _, accept := range []string{"gzip;q=0", "identity", "*;q=0", "br, *;q=1, gzip; q=0"} {
+			resp, body := fetch("GET", q, accept)
+			if resp.Header.Get("Content-Encoding") != "" || !bytes.Equal(body, want) {
+				t.Errorf("wariness %s, Accept-Encoding %q: Content-Encoding %q, want the plain answer", w, accept, resp.Header.Get("Content-Encoding"))
+			}
+		}
+		resp, body := fetch("HEAD", q, "gzip")
+		if resp.StatusCode != 200 || len(body) != 0 || resp.Header.Get("Content-Encoding") != "gzip" {
+			t.Errorf("HEAD = %d, %d bytes, %v", resp.StatusCode, len(body), resp.Header)
+		}
+	}
+	_, low := fetch("GET", "/v1/graph?basearch=x86_64&stream=stable&rollout_wariness=0.1", "")
+	_, high := fetch("GET", "/v1/graph?basearch=x86_64&stream=stable&rollout_wariness=0.9", "")
+	if bytes.Equal(low, high) {
+		t.Errorf("wariness 0.1 and 0.9 got the same answer half way through the rollout: %s", low)
+	}
 }

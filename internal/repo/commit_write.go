@@ -505,7 +505,7 @@ func (t *Txn) createTemp() (*rawFile, error) {
 			return &rawFile{fd: fd, name: t.dir + "/(tmpfile)", anon: true}, nil
 		}
 		if err != unix.EOPNOTSUPP && err != unix.EISDIR && err != unix.EINVAL {
-			return nil, fmt.Errorf("creating object file: %w", err)
+			return nil, fmt.Errorf("creating object file in %s: %w", t.r.path, err)
 		}
 		noTmpfile.Store(true)
 	}
@@ -516,7 +516,7 @@ func (t *Txn) createTemp() (*rawFile, error) {
 			continue // left by an earlier process with the same pid
 		}
 		if err != nil {
-			return nil, fmt.Errorf("creating object file: %w", err)
+			return nil, fmt.Errorf("creating object file in %s: %w", t.r.path, err)
 		}
 		return &rawFile{fd: fd, name: name}, nil
 	}

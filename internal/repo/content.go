@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 
 	"github.com/klauspost/compress/flate"
@@ -59,7 +60,7 @@ func (t *Txn) WriteContent(fi ostree.FileInfo, payload io.Reader, size int64, wa
 		}
 		return c, t.place(tmp, n)
 	}
-	var f *os.File
+	var f *rawFile
 	var err error
 	if t.r.mode == ModeArchive {
 		f, err = t.writeArchive(fi, payload, size, hw)
@@ -69,29 +70,21 @@ func (t *Txn) WriteContent(fi ostree.FileInfo, payload io.Reader, size int64, wa
 	if err != nil {
 		return ostree.Checksum{}, err
 	}
-	discard := func() {
-		f.Close()
-		os.Remove(f.Name())
-	}
 	c := hw.sum()
 	if want != nil && c != *want {
-		discard()
+		f.discard()
 		return c, fmt.Errorf("content object %s: content hashes to %s: %w", *want, c, errdefs.ErrCorrupt)
 	}
 	n := ostree.ObjectName{Checksum: c, Type: ostree.ObjectFile}
 	if ok, err := t.HasObject(n); ok || err != nil {
-		discard()
+		f.discard()
 		return c, err
 	}
-	if err := t.finishContent(f, fi); err != nil {
-		discard()
+	if err := t.finishContent(f.fd, fi); err != nil {
+		f.discard()
 		return c, fmt.Errorf("content object %s: %w", c, err)
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return c, fmt.Errorf("writing content object %s: %w", c, err)
-	}
-	return c, t.place(f.Name(), n)
+	return c, t.placeFile(f, n)
 }
 
 // copyExact copies exactly size bytes from r into w and checks that r
@@ -135,16 +128,15 @@ func putDeflater(level int, fw *flate.Writer) {
 	p.(*sync.Pool).Put(fw)
 }
 
-// writeArchive writes a .filez object into a new 0600 temporary file and
-// returns it open.
-func (t *Txn) writeArchive(fi ostree.FileInfo, payload io.Reader, size int64, hw *hashWriter) (*os.File, error) {
-	f, err := t.tempFile()
+// writeArchive writes a .filez object into a new 0600 object file (see
+// Txn.createTemp) and returns it open.
+func (t *Txn) writeArchive(fi ostree.FileInfo, payload io.Reader, size int64, hw *hashWriter) (*rawFile, error) {
+	f, err := t.createTemp()
 	if err != nil {
 		return nil, err
 	}
-	fail := func(err error) (*os.File, error) {
-		f.Close()
-		os.Remove(f.Name())
+	fail := func(err error) (*rawFile, error) {
+		f.discard()
 		return nil, err
 	}
 	bw := bufWriters.Get().(*bufio.Writer)
@@ -170,20 +162,19 @@ func (t *Txn) writeArchive(fi ostree.FileInfo, payload io.Reader, size int64, hw
 
 // writeBare writes the payload of a regular-file object for the bare
 // modes, or a bare-user symlink (a regular file holding the target and a
-// NUL), into a new 0600 temporary file and returns it open. The object's
-// metadata is not applied: see finishContent.
-func (t *Txn) writeBare(fi ostree.FileInfo, payload io.Reader, size int64, hw *hashWriter) (*os.File, error) {
-	f, err := t.tempFile()
+// NUL), into a new 0600 object file (see Txn.createTemp) and returns it
+// open. The object's metadata is not applied: see finishContent.
+func (t *Txn) writeBare(fi ostree.FileInfo, payload io.Reader, size int64, hw *hashWriter) (*rawFile, error) {
+	f, err := t.createTemp()
 	if err != nil {
 		return nil, err
 	}
-	fail := func(err error) (*os.File, error) {
-		f.Close()
-		os.Remove(f.Name())
+	fail := func(err error) (*rawFile, error) {
+		f.discard()
 		return nil, err
 	}
 	if fi.IsSymlink() {
-		if _, err := f.WriteString(fi.SymlinkTarget + "\x00"); err != nil {
+		if _, err := f.Write([]byte(fi.SymlinkTarget + "\x00")); err != nil {
 			return fail(fmt.Errorf("writing content object: %w", err))
 		}
 		return f, nil
@@ -204,12 +195,14 @@ func (t *Txn) writeBare(fi ostree.FileInfo, payload io.Reader, size int64, hw *h
 // finishContent gives a verified object file the metadata its mode stores
 // (docs/formats/repository.md): an archive object is 0644; a bare one gets its owner, xattrs
 // and mode, in that order because chown clears setuid bits.
-func (t *Txn) finishContent(f *os.File, fi ostree.FileInfo) error {
-	fd := int(f.Fd())
+func (t *Txn) finishContent(fd int, fi ostree.FileInfo) error {
 	var err error
 	switch t.r.mode {
 	case ModeArchive:
-		return f.Chmod(0o644)
+		if err := unix.Fchmod(fd, archiveObjectMode); err != nil {
+			return fmt.Errorf("setting mode: %w", err)
+		}
+		return nil
 	case ModeBare:
 		if err := unix.Fchown(fd, int(fi.UID), int(fi.GID)); err != nil {
 			return fmt.Errorf("setting owner: %w", err)
@@ -243,15 +236,19 @@ func (t *Txn) finishContent(f *os.File, fi ostree.FileInfo) error {
 }
 
 func (t *Txn) writeSymlink(fi ostree.FileInfo) (string, error) {
-	f, err := t.tempFile()
-	if err != nil {
-		return "", err
-	}
-	name := f.Name()
-	f.Close()
-	os.Remove(name)
-	if err := os.Symlink(fi.SymlinkTarget, name); err != nil {
-		return "", fmt.Errorf("writing symlink object: %w", err)
+	// A symlink cannot be an anonymous file: it is made under a fresh
+	// name in the staging directory (0700, so no other user reaches it).
+	var name string
+	for {
+		name = t.dir + "/.tmp-l" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(tempSeq.Add(1), 10)
+		err := unix.Symlink(fi.SymlinkTarget, name)
+		if err == unix.EEXIST {
+			continue // left by an earlier process with the same pid
+		}
+		if err != nil {
+			return "", fmt.Errorf("writing symlink object: %w", &os.PathError{Op: "symlink", Path: name, Err: err})
+		}
+		break
 	}
 	fail := func(err error) (string, error) {
 		os.Remove(name)

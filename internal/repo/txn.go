@@ -15,7 +15,6 @@ import (
 	"sync"
 
 	"github.com/strata-os/strata/internal/errdefs"
-	"github.com/strata-os/strata/internal/fsutil"
 	"github.com/strata-os/strata/internal/ostree"
 	"golang.org/x/sys/unix"
 )
@@ -264,33 +263,19 @@ func (t *Txn) WriteCommitMeta(c ostree.Checksum, data []byte) error {
 // repository is served by unprivileged web servers and read by non-root
 // `ostree admin status` (docs/repository.md, "Object modes").
 func (t *Txn) stageBytes(n ostree.ObjectName, data []byte) error {
-	f, err := t.tempFile()
+	f, err := t.createTemp()
 	if err != nil {
 		return err
 	}
-	if err := f.Chmod(metadataObjectMode); err != nil {
-		f.Close()
-		os.Remove(f.Name())
+	if err := f.chmod(metadataObjectMode); err != nil {
+		f.discard()
 		return fmt.Errorf("writing object %s: %w", n, err)
 	}
 	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(f.Name())
+		f.discard()
 		return fmt.Errorf("writing object %s: %w", n, err)
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("writing object %s: %w", n, err)
-	}
-	return t.place(f.Name(), n)
-}
-
-func (t *Txn) tempFile() (*os.File, error) {
-	f, err := os.CreateTemp(t.dir, ".tmp-")
-	if err != nil {
-		return nil, fmt.Errorf("creating object file in %s: %w", t.r.path, fsutil.TempCause(err))
-	}
-	return f, nil
+	return t.placeFile(f, n)
 }
 
 // place renames a finished temp file to the object's staged path.
