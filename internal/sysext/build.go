@@ -387,7 +387,7 @@ var chdirMu sync.Mutex
 
 // finalizeSquashFS packs the staging tree. go-diskfs 1.9.4 reads symbolic
 // links by their path relative to the staging directory
-// (filesystem/squashfs/finalize.go, os.Readlink(e.path)), so it works only
+// (diskfs/go-diskfs:filesystem/squashfs/finalize.go, os.Readlink(e.path)), so it works only
 // with that directory as the working directory: Finalize runs there, and
 // the previous one is restored. Every path strata handles during a build
 // is absolute (Build makes them so), and nothing else in the process runs
