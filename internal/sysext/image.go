@@ -2,6 +2,7 @@ package sysext
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -34,10 +35,11 @@ const (
 const (
 	// MaxImageSize bounds an image file, fetched or added.
 	MaxImageSize = 4 << 30
-	// MaxEntries bounds the files, directories and links of an image.
-	MaxEntries = 1 << 20
+	// MaxEntries bounds the files, directories and links of an image
+	// (Debian 12's whole /usr has about 130,000).
+	MaxEntries = 1 << 18
 	// maxDepth bounds directory nesting.
-	maxDepth = 256
+	maxDepth = 64
 )
 
 // Image is what Inspect found in a valid extension image.
@@ -211,24 +213,39 @@ func detect(r io.ReaderAt) (Format, error) {
 
 // checkTree walks fsys and applies the content rules to every entry. It
 // returns the number of entries below the root.
+//
+// A corrupt image can make a directory list itself or an ancestor, which
+// would make the walk endless (found by FuzzInspect): a directory whose
+// inode number was already walked is corrupt, and the entries and the
+// depth are bounded for readers that do not expose inode numbers.
 func checkTree(fsys fs.FS) (int, error) {
 	n := 0
+	seen := map[uint64]bool{}
 	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("walking the image at /%s: %v: %w", p, err, errdefs.ErrCorrupt)
 		}
+		fi, err := d.Info()
+		if err != nil {
+			return fmt.Errorf("reading /%s: %v: %w", p, err, errdefs.ErrCorrupt)
+		}
+		if ino, ok := fi.(interface{ Ino() uint64 }); ok && fi.IsDir() {
+			if seen[ino.Ino()] {
+				return fmt.Errorf("/%s: directory inode %d listed twice (a loop): %w", p, ino.Ino(), errdefs.ErrCorrupt)
+			}
+			seen[ino.Ino()] = true
+		}
 		if p == "." {
 			return nil
+		}
+		if name := d.Name(); name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+			return fmt.Errorf("/%s: entry name %q: %w", p, name, errdefs.ErrCorrupt)
 		}
 		if n++; n > MaxEntries {
 			return fmt.Errorf("more than %d entries: %w", MaxEntries, ErrImage)
 		}
 		if strings.Count(p, "/") >= maxDepth {
 			return fmt.Errorf("/%s: nested deeper than %d directories: %w", p, maxDepth, ErrImage)
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return fmt.Errorf("reading /%s: %v: %w", p, err, errdefs.ErrCorrupt)
 		}
 		return CheckEntry(p, fi.Mode())
 	})
@@ -272,4 +289,9 @@ func typeName(t fs.FileMode) string {
 		return "socket"
 	}
 	return "special file"
+}
+
+func sha256sum(b []byte) []byte {
+	h := sha256.Sum256(b)
+	return h[:]
 }
