@@ -41,7 +41,13 @@ func Units() []string {
 //   - strata-esp-sync.service: `strata bootloader sync` at every boot;
 //   - strata-boot-complete.service: `strata boot-complete` before
 //     boot-complete.target (health checks, blessing, fallback rollback);
-//   - strata-finalize.service: `strata finalize` at shutdown.
+//   - strata-finalize.service: `strata finalize` at shutdown;
+//   - strata-sysext.service: `strata sysext link` before
+//     systemd-sysext.service (followed extensions, docs/sysext.md).
+//
+// It also enables the tree's own units of vendorUnits that the tree
+// ships (systemd-sysext.service, which Debian installs disabled), the
+// same way.
 //
 // It also masks systemd's GPT auto-generator (maskedGenerators) in the
 // tree's etc (compose calls it before /etc moves to /usr/etc): the generator would set up
@@ -56,6 +62,9 @@ func InstallUnits(treeRoot string) error {
 	dir := filepath.Join(treeRoot, distro.SystemdUnitDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("installing units: %w", err)
+	}
+	if err := enableVendorUnits(dir); err != nil {
+		return err
 	}
 	for _, name := range Units() {
 		tmpl, err := units.ReadFile("units/" + name)
@@ -76,6 +85,31 @@ func InstallUnits(treeRoot string) error {
 			if err := os.Symlink("../"+name, p); err != nil {
 				return fmt.Errorf("enabling unit %s: %w", name, err)
 			}
+		}
+	}
+	return nil
+}
+
+// vendorUnits are units of the OS tree that InstallUnits enables when
+// the tree has them, with their [Install] targets: systemd-sysext.service
+// (Debian 12: package systemd) merges the system extensions at boot.
+var vendorUnits = map[string]string{"systemd-sysext.service": "sysinit.target.wants"}
+
+// enableVendorUnits links the vendorUnits present in the unit directory
+// dir into their targets' .wants directories.
+func enableVendorUnits(dir string) error {
+	for name, wants := range vendorUnits {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			continue
+		}
+		ldir := filepath.Join(dir, wants)
+		if err := os.MkdirAll(ldir, 0o755); err != nil {
+			return fmt.Errorf("enabling unit %s: %w", name, err)
+		}
+		p := filepath.Join(ldir, name)
+		os.Remove(p)
+		if err := os.Symlink("../"+name, p); err != nil {
+			return fmt.Errorf("enabling unit %s: %w", name, err)
 		}
 	}
 	return nil
