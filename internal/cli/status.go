@@ -28,6 +28,8 @@ rollback one and the pinned ones.`,
 			for _, d := range s.Deployments() {
 				out.Deployments = append(out.Deployments, toDeploymentJSON(s, d))
 			}
+			// Extensions are reported, never a reason to fail status.
+			out.Extensions, _ = sysextList(s)
 			if f.json {
 				return writeJSON(cmd.OutOrStdout(), out)
 			}
@@ -39,6 +41,10 @@ rollback one and the pinned ones.`,
 			fmt.Fprintln(w, "Deployments:")
 			for _, dj := range out.Deployments {
 				printStatusEntry(w, termSafeDeployment(dj))
+			}
+			if len(out.Extensions) > 0 {
+				fmt.Fprintln(w, "Extensions:")
+				printSysextList(w, out.Extensions)
 			}
 			return nil
 		}),

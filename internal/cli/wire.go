@@ -5,6 +5,7 @@ import (
 	"github.com/strata-os/strata/internal/image"
 	"github.com/strata-os/strata/internal/initramfs"
 	"github.com/strata-os/strata/internal/pull"
+	"github.com/strata-os/strata/internal/sysext"
 )
 
 // The --json outputs of every command, in one place: these types are the
@@ -373,6 +374,9 @@ type statusJSON struct {
 	BootVersion    int              `json:"bootversion"`
 	SubBootVersion int              `json:"subbootversion"`
 	Deployments    []deploymentJSON `json:"deployments"`
+	// Extensions are the node's system extensions as the booted (else
+	// default) deployment sees them (strata sysext list).
+	Extensions []sysext.Status `json:"extensions,omitempty"`
 }
 
 // strata upgrade
