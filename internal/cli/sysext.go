@@ -30,10 +30,11 @@ func newSysextBuildCmd() *cobra.Command {
 	var opts sysext.BuildOptions
 	var format string
 	cmd := &cobra.Command{
-		Use:   "build DIR --name NAME --out NAME.raw [--format erofs|squashfs] [--os-id ID] [--version-id V | --sysext-level L] [--arch A]",
+		Use:   "build DIR --name NAME --out NAME.raw [--format erofs] [--os-id ID] [--version-id V | --sysext-level L] [--arch A]",
 		Short: "Write a directory as a system extension image",
-		Long: `Write DIR (its usr/ and opt/) as a raw EROFS (default) or squashfs image that
-systemd-sysext merges over /usr and /opt. Unless DIR has its own
+		Long: `Write DIR (its usr/ and opt/) as a raw, uncompressed EROFS image that
+systemd-sysext merges over /usr and /opt (--format squashfs is refused: no Go
+squashfs writer makes sound images yet; strata sysext add accepts mksquashfs's). Unless DIR has its own
 usr/lib/extension-release.d/extension-release.NAME, one is written with ID
 (--os-id, or _any), VERSION_ID or SYSEXT_LEVEL, and ARCHITECTURE (--arch,
 default the architecture strata runs on, _any for none). Files outside /usr
@@ -65,7 +66,7 @@ $SOURCE_DATE_EPOCH (else 0): the same DIR gives the same bytes.`,
 	}
 	cmd.Flags().StringVar(&opts.Name, "name", "", "the extension's name (systemd-sysext takes it from the file name NAME.raw)")
 	cmd.Flags().StringVar(&opts.Out, "out", "", "the image to write, NAME.raw")
-	cmd.Flags().StringVar(&format, "format", "erofs", "erofs or squashfs")
+	cmd.Flags().StringVar(&format, "format", "erofs", "the image's filesystem: erofs (squashfs images come from mksquashfs)")
 	cmd.Flags().StringVar(&opts.OSID, "os-id", "", "ID of the OS it extends (os-release ID), or _any")
 	cmd.Flags().StringVar(&opts.VersionID, "version-id", "", "VERSION_ID of the OS it extends")
 	cmd.Flags().StringVar(&opts.SysextLevel, "sysext-level", "", "SYSEXT_LEVEL of the OS it extends (instead of --version-id)")

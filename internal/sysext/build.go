@@ -2,8 +2,6 @@ package sysext
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -11,11 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/diskfs/go-diskfs/backend/file"
-	"github.com/diskfs/go-diskfs/filesystem/squashfs"
 	erofs "github.com/erofs/go-erofs"
 
 	"github.com/strata-os/strata/internal/errdefs"
@@ -28,7 +23,7 @@ import (
 type BuildOptions struct {
 	Name   string // the extension's name (the image is NAME.raw)
 	Out    string // the image file to write; its name must be Name+".raw"
-	Format Format // FormatEROFS (default) or FormatSquashFS
+	Format Format // FormatEROFS ("" too); FormatSquashFS is refused (Build)
 	// OSID, VersionID, SysextLevel and Arch fill ID, VERSION_ID,
 	// SYSEXT_LEVEL and ARCHITECTURE of the extension-release file Build
 	// writes. OSID is required; exactly one of VersionID and SysextLevel
@@ -67,11 +62,18 @@ func Build(ctx context.Context, dir string, opts BuildOptions) (Image, error) {
 		return Image{}, fmt.Errorf("output %s: systemd-sysext wants the file named %s.raw: %w", opts.Out, opts.Name, errdefs.ErrInvalid)
 	}
 	switch opts.Format {
-	case "":
+	case "", FormatEROFS:
 		opts.Format = FormatEROFS
-	case FormatEROFS, FormatSquashFS:
+	case FormatSquashFS:
+		// go-diskfs 1.9.4, the one squashfs writer in Go strata can use,
+		// writes images that unsquashfs rejects once a tree is a few
+		// thousand files (directory headers over 256 entries, unreadable
+		// metadata blocks) and cannot store a link that does not resolve
+		// at build time (docs/sysext.md, "Building"). Inspect reads
+		// squashfs images, so mksquashfs's can be added.
+		return Image{}, fmt.Errorf("format squashfs: strata writes EROFS only (mksquashfs makes squashfs images that strata sysext add accepts): %w", errdefs.ErrUnsupported)
 	default:
-		return Image{}, fmt.Errorf("format %q: want erofs or squashfs: %w", opts.Format, errdefs.ErrInvalid)
+		return Image{}, fmt.Errorf("format %q: want erofs: %w", opts.Format, errdefs.ErrInvalid)
 	}
 	var err error
 	if dir, err = filepath.Abs(dir); err == nil {
@@ -94,12 +96,7 @@ func Build(ctx context.Context, dir string, opts BuildOptions) (Image, error) {
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	switch opts.Format {
-	case FormatEROFS:
-		err = writeEROFS(ctx, tmp, entries, opts.Time)
-	case FormatSquashFS:
-		err = writeSquashFS(ctx, tmp, entries, opts.Time)
-	}
+	err = writeEROFS(ctx, tmp, entries, opts.Time)
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -109,8 +106,8 @@ func Build(ctx context.Context, dir string, opts BuildOptions) (Image, error) {
 	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
 		return Image{}, fmt.Errorf("writing %s: %w", opts.Out, err)
 	}
-	// Inspect reads the name from the path, so check a hard link named
-	// NAME.raw before the rename: inspectAs takes the name apart.
+	// Inspect takes the name from the file name; the temporary file has
+	// another, so inspectAs is told it.
 	img, err := inspectAs(tmp.Name(), opts.Name)
 	if err != nil {
 		return Image{}, fmt.Errorf("internal error: the image built does not pass inspection: %w", err)
@@ -325,125 +322,4 @@ func copyEROFS(w *erofs.Writer, name string, e entry) error {
 		return err
 	}
 	return f.Close()
-}
-
-// squashfsMtimeOffset is where a squashfs superblock keeps the image's
-// modification time (u32 seconds; after the magic and the inode count).
-const squashfsMtimeOffset = 8
-
-func writeSquashFS(ctx context.Context, out *os.File, entries []entry, mtime time.Time) (err error) {
-	sq, err := squashfs.Create(file.New(out, false), MaxImageSize, 0, 0)
-	if err != nil {
-		return err
-	}
-	// go-diskfs stages the tree in a directory of its own (under $TMPDIR)
-	// and packs it at Finalize; Close removes it. Its Chmod and Chtimes are
-	// not implemented, so the staging tree is written directly.
-	defer func() { err = errors.Join(err, sq.Close()) }()
-	work := sq.Workspace()
-	for _, e := range entries {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := stage(filepath.Join(work, filepath.FromSlash(e.rel)), e, mtime); err != nil {
-			return fmt.Errorf("adding /%s: %w", e.rel, err)
-		}
-	}
-	// Directories last: adding their entries moved their mtimes.
-	for i := len(entries) - 1; i >= 0; i-- {
-		if e := entries[i]; e.mode.IsDir() {
-			if err := os.Chtimes(filepath.Join(work, filepath.FromSlash(e.rel)), mtime, mtime); err != nil {
-				return err
-			}
-		}
-	}
-	if err := os.Chtimes(work, mtime, mtime); err != nil {
-		return err
-	}
-	if err := finalizeSquashFS(sq, work); err != nil {
-		return err
-	}
-	// Finalize stamps the superblock with the current time; put the fixed
-	// one there so that the bytes depend on the content alone.
-	var t [4]byte
-	binary.LittleEndian.PutUint32(t[:], uint32(max(mtime.Unix(), 0)))
-	if _, err := out.WriteAt(t[:], squashfsMtimeOffset); err != nil {
-		return err
-	}
-	// A loop device ignores a file's tail past its last 512-byte sector,
-	// and go-diskfs does not pad: pad to 4 KiB as mksquashfs does.
-	st, err := out.Stat()
-	if err != nil {
-		return err
-	}
-	if pad := st.Size() % 4096; pad != 0 {
-		return out.Truncate(st.Size() + 4096 - pad)
-	}
-	return nil
-}
-
-// chdirMu serializes finalizeSquashFS's change of directory.
-var chdirMu sync.Mutex
-
-// finalizeSquashFS packs the staging tree. go-diskfs 1.9.4 reads symbolic
-// links by their path relative to the staging directory
-// (diskfs/go-diskfs:filesystem/squashfs/finalize.go, os.Readlink(e.path)), so it works only
-// with that directory as the working directory: Finalize runs there, and
-// the previous one is restored. Every path strata handles during a build
-// is absolute (Build makes them so), and nothing else in the process runs
-// on relative paths while an image is built.
-func finalizeSquashFS(sq *squashfs.FileSystem, work string) (err error) {
-	chdirMu.Lock()
-	defer chdirMu.Unlock()
-	wd, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	if err := os.Chdir(work); err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := os.Chdir(wd); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("returning to %s: %w", wd, cerr))
-		}
-	}()
-	zero := uint32(0)
-	return sq.Finalize(squashfs.FinalizeOptions{FileUID: &zero, FileGID: &zero})
-}
-
-// stage writes e at p in squashfs's staging tree.
-func stage(p string, e entry, mtime time.Time) error {
-	perm := e.mode.Perm() | e.mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)
-	switch e.mode.Type() {
-	case fs.ModeDir:
-		if err := os.Mkdir(p, 0o700); err != nil {
-			return err
-		}
-	case fs.ModeSymlink:
-		if err := os.Symlink(e.link, p); err != nil {
-			return err
-		}
-		return os.Lchown(p, os.Getuid(), os.Getgid())
-	default:
-		r, err := e.open()
-		if err != nil {
-			return err
-		}
-		defer r.Close()
-		f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(f, r); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-	}
-	if err := os.Chmod(p, perm); err != nil {
-		return err
-	}
-	return os.Chtimes(p, mtime, mtime)
 }

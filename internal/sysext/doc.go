@@ -2,9 +2,10 @@
 // (sysext images): raw EROFS or squashfs images that systemd-sysext
 // overlays read-only on /usr and /opt at boot (docs/sysext.md).
 //
-//   - Build writes a directory as an image, reproducibly, with the
+//   - Build writes a directory as an EROFS image, reproducibly, with the
 //     extension-release file systemd-sysext matches against the host.
-//   - Inspect parses an image in process (no mount) and applies strata's
+//   - Inspect parses an image (EROFS or squashfs) in process, without
+//     mounting it, and applies strata's
 //     content rules; Match is systemd-sysext 252's compatibility rule.
 //   - Store places checked images where systemd-sysext looks
 //     (/var/lib/extensions), keeps per-OS-version images that follow
