@@ -29,12 +29,13 @@ const module = "github.com/strata-os/strata"
 var layers = map[string]int{
 	// L0: stdlib-like helpers and pure formats; standard library, golang.org/x/sys and
 	// internal/errdefs only.
-	"internal/errdefs":  0,
-	"internal/fsutil":   0,
-	"internal/gvariant": 0,
-	"internal/keyfile":  0, // GKeyFile (repository config, origin files); pure like gvariant
-	"internal/bsdiff":   0, // bspatch of static-delta parts; pure over byte slices
-	"internal/distro":   0, // fixed paths and tool names of a node
+	"internal/errdefs":   0,
+	"internal/fsutil":    0,
+	"internal/gvariant":  0,
+	"internal/keyfile":   0, // GKeyFile (repository config, origin files); pure like gvariant
+	"internal/bsdiff":    0, // bspatch of static-delta parts; pure over byte slices
+	"internal/distro":    0, // fixed paths and tool names of a node
+	"internal/osrelease": 0, // os-release and extension-release files
 	// L1: object model and wire formats.
 	"internal/ostree":     1,
 	"internal/sign":       1,
@@ -53,6 +54,7 @@ var layers = map[string]int{
 	"internal/initramfs":  2,
 	"internal/vm":         2,
 	"internal/oci":        2, // OCI images as a transport beside pull
+	"internal/sysext":     2, // system extension images: build, inspect, place, fetch
 	// L3: services; they never import each other.
 	"internal/compose":     3,
 	"internal/prepareroot": 3,

@@ -44,7 +44,13 @@ func Units() []string {
 //   - strata-finalize.service: `strata finalize` at shutdown;
 //   - strata-agent.service: the update agent, on nodes with its configuration;
 //   - strata-provision-kargs.service: on the first boot, the provisioning
-//     config's kernel arguments and one reboot.
+//     config's kernel arguments and one reboot;
+//   - strata-sysext.service: `strata sysext link` before
+//     systemd-sysext.service (followed extensions, docs/sysext.md).
+//
+// It also enables the tree's own units of vendorUnits that the tree
+// ships (systemd-sysext.service, which Debian installs disabled), the
+// same way.
 //
 // It also masks systemd's GPT auto-generator (maskedGenerators) in the
 // tree's etc (compose calls it before /etc moves to /usr/etc): the generator would set up
@@ -59,6 +65,9 @@ func InstallUnits(treeRoot string) error {
 	dir := filepath.Join(treeRoot, distro.SystemdUnitDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("installing units: %w", err)
+	}
+	if err := enableVendorUnits(dir); err != nil {
+		return err
 	}
 	for _, name := range Units() {
 		tmpl, err := units.ReadFile("units/" + name)
@@ -79,6 +88,31 @@ func InstallUnits(treeRoot string) error {
 			if err := os.Symlink("../"+name, p); err != nil {
 				return fmt.Errorf("enabling unit %s: %w", name, err)
 			}
+		}
+	}
+	return nil
+}
+
+// vendorUnits are units of the OS tree that InstallUnits enables when
+// the tree has them, with their [Install] targets: systemd-sysext.service
+// (Debian 12: package systemd) merges the system extensions at boot.
+var vendorUnits = map[string]string{"systemd-sysext.service": "sysinit.target.wants"}
+
+// enableVendorUnits links the vendorUnits present in the unit directory
+// dir into their targets' .wants directories.
+func enableVendorUnits(dir string) error {
+	for name, wants := range vendorUnits {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			continue
+		}
+		ldir := filepath.Join(dir, wants)
+		if err := os.MkdirAll(ldir, 0o755); err != nil {
+			return fmt.Errorf("enabling unit %s: %w", name, err)
+		}
+		p := filepath.Join(ldir, name)
+		os.Remove(p)
+		if err := os.Symlink("../"+name, p); err != nil {
+			return fmt.Errorf("enabling unit %s: %w", name, err)
 		}
 	}
 	return nil

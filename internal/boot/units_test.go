@@ -14,6 +14,13 @@ import (
 func TestInstallUnits(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
+	// The tree ships systemd-sysext.service (Debian installs it disabled).
+	if err := os.MkdirAll(filepath.Join(root, distro.SystemdUnitDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, distro.SystemdUnitDir, "systemd-sysext.service"), []byte("[Install]\nWantedBy=sysinit.target\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for range 2 { // idempotent
 		if err := InstallUnits(root); err != nil {
 			t.Fatalf("InstallUnits = %v", err)
@@ -50,6 +57,10 @@ func TestInstallUnits(t *testing.T) {
 		"strata-esp-sync.service",
 		"strata-finalize.service",
 		"strata-provision-kargs.service",
+		"strata-sysext.service",
+		"sysinit.target.wants/strata-sysext.service -> ../strata-sysext.service",
+		"sysinit.target.wants/systemd-sysext.service -> ../systemd-sysext.service",
+		"systemd-sysext.service",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("InstallUnits tree (-want +got):\n%s", diff)

@@ -47,6 +47,8 @@ func NewRootCommand() *cobra.Command {
 		newGraphCmd(), newFleetlockCmd(), newAgentCmd(), newUpdateCmd(),
 		// Provisioning.
 		newConfigCmd(), newProvisionCmd(),
+		// Extensions.
+		newSysextCmd(),
 		// About strata itself.
 		newVersionCmd(), newManCmd(),
 		newGroup("oci", "Move commits through OCI images: registries, layouts and archives",

@@ -38,6 +38,8 @@ rollback one and the pinned ones.`,
 				return fmt.Errorf("cannot read the provisioning state: %w", err)
 			}
 			out.Provisioning = prov
+			// Extensions are reported, never a reason to fail status.
+			out.Extensions, _ = sysextList(s)
 			if f.json {
 				return writeJSON(cmd.OutOrStdout(), out)
 			}
@@ -52,6 +54,10 @@ rollback one and the pinned ones.`,
 				printStatusEntry(w, termSafeDeployment(dj))
 			}
 			printProvisioning(w, out.Provisioning)
+			if len(out.Extensions) > 0 {
+				fmt.Fprintln(w, "Extensions:")
+				printSysextList(w, out.Extensions)
+			}
 			return nil
 		}),
 	}

@@ -5,6 +5,7 @@ import (
 	"github.com/strata-os/strata/internal/image"
 	"github.com/strata-os/strata/internal/initramfs"
 	"github.com/strata-os/strata/internal/pull"
+	"github.com/strata-os/strata/internal/sysext"
 )
 
 // The --json outputs of every command, in one place: these types are the
@@ -380,6 +381,9 @@ type statusJSON struct {
 	// Provisioning is the node's first-boot provisioning state; absent when the node was not
 	// built to be provisioned.
 	Provisioning *provisioningJSON `json:"provisioning,omitempty"`
+	// Extensions are the node's system extensions as the booted (else
+	// default) deployment sees them (strata sysext list).
+	Extensions []sysext.Status `json:"extensions,omitempty"`
 }
 
 // provisioningJSON is the provisioning part of status --json.

@@ -17,7 +17,16 @@
 //     agent (configured by the first-boot config) stages it, waits for the fleet lock's slot,
 //     reboots into it; strata-boot-complete fails, the guest reboots by itself until the entry's
 //     tries run out, firmware falls back to v2, which is the default again (`strata status`);
-//  4. cut the power (SIGKILL to QEMU) at several instants of a `strata deploy` in the guest:
+//  4. system extensions (sysext_test.go): build two with `strata sysext build`, add one from a
+//     URL and follow the other (published per OS version beside the repository), reboot: both
+//     merged, their binaries run; upgrade to v4 (the followed one published for it): fetched
+//     before staging, merged after the reboot, the other not (built for the old version), with
+//     the reason; upgrade to v5 (nothing published): the upgrade goes on, v5 boots healthy, and
+//     `strata sysext list` and `strata status` say why the extension is not merged;
+//  5. OCI (oci_test.go): the booted commit pushed to a registry on the host, the guest rebased
+//     onto the tag, a new version pushed, `strata upgrade` imports only the changed layers, the
+//     guest reboots into it;
+//  6. cut the power (SIGKILL to QEMU) at several instants of a `strata deploy` in the guest:
 //     every next boot is the old or the new deployment, complete (status, repo fsck).
 //
 // The steps are subtests of TestE2E that depend on the ones before: a prefix of them can be run

@@ -26,6 +26,7 @@ import (
 var published = map[string]bool{
 	"config": false, repo.SummaryFile: false, repo.SummarySigFile: false,
 	"refs": true, "objects": true, "deltas": true, "delta-indexes": true,
+	"extensions": true, // per-OS-version system extensions (docs/sysext.md)
 }
 
 // Handler serves the files of an archive repository over HTTP the way a
@@ -34,7 +35,8 @@ var published = map[string]bool{
 //
 //   - GET and HEAD only (405 otherwise);
 //   - only the files clients read: config, summary, summary.sig and the
-//     files under refs/, objects/, deltas/ and delta-indexes/. Dotfiles
+//     files under refs/, objects/, deltas/, delta-indexes/ and
+//     extensions/ (strata's per-version system extensions). Dotfiles
 //     (.lock), tmp/, state/, directories and non-canonical paths are 404;
 //   - no symbolic link is followed: every component of the path is opened
 //     with O_NOFOLLOW beneath the repository directory, so neither ".." nor

@@ -45,6 +45,12 @@ func TestHandler(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(r.Path(), "tmp", "secret"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.MkdirAll(filepath.Join(r.Path(), "extensions", "hello", "12"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.Path(), "extensions", "hello", "12", "hello.raw"), []byte("image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	commitPath := "/" + objectPath(ostree.ObjectName{Checksum: c, Type: ostree.ObjectCommit})
 	metaPath := "/" + objectPath(ostree.ObjectName{Checksum: c, Type: ostree.ObjectCommitMeta})
 	var logBuf bytes.Buffer
@@ -72,6 +78,7 @@ func TestHandler(t *testing.T) {
 	}{
 		{name: "summary", path: "/summary", wantStatus: 200, wantBody: string(summary), wantType: "application/octet-stream"},
 		{name: "config", path: "/config", wantStatus: 200, wantType: "text/plain; charset=utf-8"},
+		{name: "published extension", path: "/extensions/hello/12/hello.raw", wantStatus: 200, wantBody: "image"},
 		{name: "ref", path: "/refs/heads/os/stable", wantStatus: 200, wantBody: c.String() + "\n", wantType: "text/plain; charset=utf-8"},
 		{name: "alias ref inside the repository", path: "/refs/heads/alias", wantStatus: 404},
 		{name: "symlink in refs to the config", path: "/refs/heads/config", wantStatus: 404},
