@@ -10,6 +10,7 @@ import (
 
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/fsutil"
+	"github.com/strata-os/strata/internal/keyfile"
 	"github.com/strata-os/strata/internal/ostree"
 	"github.com/strata-os/strata/internal/repo"
 )
@@ -24,6 +25,10 @@ type DeployOptions struct {
 	// rev names: its remote ref if it came from a remote, else the local
 	// ref, else the full commit checksum (see deployRefspec).
 	Refspec string
+	// Origin, if set, is the whole origin file written (its refspec or
+	// baserefspec wins over Refspec): an upgrade carries the node's
+	// layered packages and other records over with UpgradeOrigin.
+	Origin *keyfile.File
 	// Stage checks the deployment out and records it as staged; Finalize
 	// (at shutdown) merges /etc and writes it into the boot
 	// configuration.
@@ -100,6 +105,9 @@ func (s *Sysroot) Deploy(ctx context.Context, osname, rev string, opts DeployOpt
 		return Deployment{}, fmt.Errorf("deploying commit %s: its version %q holds a control character: %w", csum, v, errdefs.ErrInvalid)
 	}
 	refspec := opts.Refspec
+	if opts.Origin != nil {
+		refspec = originRefspec(opts.Origin)
+	}
 	if hasControl(refspec) {
 		return Deployment{}, fmt.Errorf("deploying %s: refspec %q holds a control character: %w", rev, refspec, errdefs.ErrInvalid)
 	}
@@ -122,8 +130,12 @@ func (s *Sysroot) Deploy(ctx context.Context, osname, rev string, opts DeployOpt
 	if err != nil {
 		return Deployment{}, err
 	}
+	origin := NewOrigin(refspec)
+	if opts.Origin != nil {
+		origin = cloneOrigin(opts.Origin)
+	}
 	nd := Deployment{OSName: osname, Checksum: csum, Serial: serial, Refspec: refspec,
-		Origin: NewOrigin(refspec), Version: commit.Version(), Timestamp: commit.Time(), ostreePos: -1}
+		Origin: origin, Pinned: originPinned(origin), Version: commit.Version(), Timestamp: commit.Time(), ostreePos: -1}
 	if opts.Stage {
 		nd.Staged = true
 	}
