@@ -97,7 +97,23 @@ func LayeredOrigin(f *keyfile.File, l Layering) (*keyfile.File, error) {
 	set(packagesGroup, "requested", l.Requested)
 	set(packagesGroup, "requested-local", l.RequestedLocal)
 	set(overridesGroup, "remove", l.Removed)
-	return out, nil
+	return compactOrigin(out, ""), nil
+}
+
+// compactOrigin copies f without group drop and without groups left
+// empty.
+func compactOrigin(f *keyfile.File, drop string) *keyfile.File {
+	out, _ := keyfile.Parse(nil)
+	for _, g := range f.Groups() {
+		if g == drop {
+			continue
+		}
+		for _, k := range f.Keys(g) {
+			v, _ := f.Get(g, k)
+			out.Set(g, k, v)
+		}
+	}
+	return out
 }
 
 // UpgradeOrigin is the origin a deployment made by an upgrade of d gets:
@@ -105,13 +121,10 @@ func LayeredOrigin(f *keyfile.File, l Layering) (*keyfile.File, error) {
 // override-commit, which pinned d's base), so that layered packages,
 // removals and whatever else the node recorded follow the upgrade.
 func UpgradeOrigin(d Deployment) *keyfile.File {
-	f := cloneOrigin(d.Origin)
-	if f == nil {
+	if d.Origin == nil {
 		return NewOrigin(d.Refspec)
 	}
-	for _, k := range f.Keys(transientGroup) {
-		f.Delete(transientGroup, k)
-	}
+	f := compactOrigin(d.Origin, transientGroup)
 	f.Delete(originGroup, "override-commit")
 	return f
 }
