@@ -61,15 +61,28 @@ func (d *sysrootDeployer) Status(context.Context) (agent.NodeStatus, error) {
 	if err != nil {
 		return agent.NodeStatus{}, err
 	}
-	ns := agent.NodeStatus{Booted: agent.Release{Payload: b.Checksum.String(), Scheme: "checksum"}}
-	if c, err := s.Repo().ReadCommit(b.Checksum); err == nil {
+	// Releases name base commits; a layered deployment runs one derived
+	// from its base (docs/layering.md).
+	baseOf := func(d sysroot.Deployment) ostree.Checksum {
+		if c, err := s.BaseCommit(d); err == nil {
+			return c
+		}
+		return d.Checksum
+	}
+	bc := baseOf(b)
+	ns := agent.NodeStatus{Booted: agent.Release{Payload: bc.String(), Scheme: "checksum"}}
+	if lb := readLayerBlock(s, b.OSName); lb != nil {
+		ns.BlockedBy = "layering"
+		ns.Blocked = fmt.Sprintf("the layered packages %s cannot be installed on %s: %s", strings.Join(lb.Packages, ", "), lb.Base, lb.Reason)
+	}
+	if c, err := s.Repo().ReadCommit(bc); err == nil {
 		ns.Booted.Version = c.Version()
 	}
 	for _, dep := range s.Deployments() {
 		if dep.Staged {
-			ns.Staged = dep.Checksum.String()
+			ns.Staged = baseOf(dep).String()
 		} else {
-			ns.Deployed = append(ns.Deployed, dep.Checksum.String())
+			ns.Deployed = append(ns.Deployed, baseOf(dep).String())
 		}
 	}
 	return ns, nil
@@ -113,7 +126,7 @@ func (d *sysrootDeployer) Stage(ctx context.Context, r agent.Release, progress f
 		return fmt.Errorf("preparing %s (%s): %w", r.Version, sum, err)
 	}
 	// Deploy replaces an earlier staged deployment (a stale update) by itself.
-	_, err = s.Deploy(ctx, b.OSName, deploy.String(), sysroot.DeployOptions{Refspec: b.Refspec, Stage: true, LockFinalization: true})
+	_, err = s.Deploy(ctx, b.OSName, deploy.String(), sysroot.DeployOptions{Refspec: b.Refspec, Origin: sysroot.UpgradeOrigin(b), Stage: true, LockFinalization: true})
 	return err
 }
 
@@ -133,7 +146,7 @@ func (d *sysrootDeployer) FinalizeAndReboot(ctx context.Context, r agent.Release
 		return err
 	}
 	st, ok := s.Staged()
-	if !ok || st.Checksum.String() != r.Payload {
+	if c, err := s.BaseCommit(st); !ok || err != nil || c.String() != r.Payload {
 		s.Close()
 		return fmt.Errorf("%s is not the staged deployment", r.Payload)
 	}

@@ -7,9 +7,10 @@ import (
 
 // preparers are what `strata upgrade` and the agent run on a new base
 // commit after pulling it and before staging it (sysroot.Preparer), in
-// this order. None yet: each node-local addition to the base (layered
-// packages, extensions) adds its own.
+// this order: each node-local addition to the base (layered packages,
+// extensions) adds its own.
 func preparers(cmd *cobra.Command) []sysroot.Preparer {
-	_ = cmd
-	return nil
+	return []sysroot.Preparer{
+		layerPreparer(cmd),
+	}
 }

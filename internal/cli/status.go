@@ -27,6 +27,12 @@ rollback one and the pinned ones.`,
 			out := statusJSON{Sysroot: absPath(s.Path()), BootVersion: bv, SubBootVersion: sbv, Deployments: []deploymentJSON{}}
 			for _, d := range s.Deployments() {
 				out.Deployments = append(out.Deployments, toDeploymentJSON(s, d))
+				if lb := readLayerBlock(s, d.OSName); lb != nil {
+					if out.UpdatesBlocked == nil {
+						out.UpdatesBlocked = map[string]*layerBlock{}
+					}
+					out.UpdatesBlocked[d.OSName] = lb
+				}
 			}
 			if f.json {
 				return writeJSON(cmd.OutOrStdout(), out)
@@ -39,6 +45,14 @@ rollback one and the pinned ones.`,
 			fmt.Fprintln(w, "Deployments:")
 			for _, dj := range out.Deployments {
 				printStatusEntry(w, termSafeDeployment(dj))
+			}
+			for osname, lb := range out.UpdatesBlocked {
+				v := lb.Base
+				if lb.Version != "" {
+					v = lb.Version + " (" + lb.Base + ")"
+				}
+				fmt.Fprintf(w, "Updates blocked (%s): the layered packages %s cannot be installed on %s: %s\n",
+					termSafe(osname), termSafe(strings.Join(lb.Packages, ", ")), termSafe(v), termSafe(lb.Reason))
 			}
 			return nil
 		}),

@@ -97,6 +97,12 @@ type deploymentJSON struct {
 	Rollback     bool     `json:"rollback"`
 	Pinned       bool     `json:"pinned"`
 	Path         string   `json:"path"`
+	// Layering (docs/layering.md), rpm-ostree's names: set when the
+	// deployment runs a commit derived from its base.
+	BaseChecksum          string   `json:"base-checksum,omitempty"`
+	RequestedPackages     []string `json:"requested-packages,omitempty"`
+	RequestedLocal        []string `json:"requested-local-packages,omitempty"`
+	RequestedBaseRemovals []string `json:"requested-base-removals,omitempty"`
 }
 
 // strata cleanup
@@ -373,6 +379,9 @@ type statusJSON struct {
 	BootVersion    int              `json:"bootversion"`
 	SubBootVersion int              `json:"subbootversion"`
 	Deployments    []deploymentJSON `json:"deployments"`
+	// UpdatesBlocked lists, per stateroot, the last upgrade refused
+	// because the layered packages could not be installed on it.
+	UpdatesBlocked map[string]*layerBlock `json:"updates_blocked,omitempty"`
 }
 
 // strata upgrade
