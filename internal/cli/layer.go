@@ -23,11 +23,13 @@ import (
 
 // Where a stateroot keeps what layering needs between upgrades, relative
 // to its /var (ostree/deploy/OS/var in the sysroot, /var on the node):
-// the local .deb files the origin pins by checksum, and the record of an
-// upgrade that layering blocked (docs/layering.md).
+// the local .deb files the origin pins by checksum, the record of an
+// upgrade that layering blocked, and apt's lists and downloads
+// (docs/layering.md).
 const (
 	layerDebDir  = "lib/strata/layer/debs"
 	layerBlocked = "lib/strata/layer/blocked.json"
+	layerCache   = "cache/strata/layer"
 )
 
 func stateVar(s *sysroot.Sysroot, osname, p string) string {
@@ -153,7 +155,8 @@ func deriveLayer(ctx context.Context, s *sysroot.Sysroot, d sysroot.Deployment, 
 		}
 		q.Local = append(q.Local, ld)
 	}
-	res, err := compose.Derive(ctx, s.Repo(), base, q, compose.DeriveOptions{SourceFiles: nodeAptSources(s, d), Log: log})
+	res, err := compose.Derive(ctx, s.Repo(), base, q, compose.DeriveOptions{SourceFiles: nodeAptSources(s, d),
+		CacheDir: stateVar(s, d.OSName, layerCache), Log: log})
 	if err != nil {
 		return base, nil, err
 	}

@@ -73,6 +73,11 @@ type DeriveOptions struct {
 	// tmp/ (the checkout hardlinks objects, so it must be on the
 	// repository's filesystem).
 	TmpDir string
+	// CacheDir, if set, keeps apt's package lists and downloaded .debs
+	// between derivations (lists/ and archives/ in it, bind-mounted where
+	// apt expects them), so that an upgrade's apt-get update asks the
+	// archive only for what changed.
+	CacheDir string
 	// Log receives apt's and dpkg's output; nil discards it (the end of
 	// it is in the error when they fail).
 	Log io.Writer
@@ -289,6 +294,17 @@ func runLayered(ctx context.Context, work, lower, upper string, q DeriveRequest,
 	if err := prepareVar(in("var")); err != nil {
 		return err
 	}
+	if opts.CacheDir != "" {
+		for _, c := range []struct{ dir, at string }{{"lists", "var/lib/apt/lists"}, {"archives", "var/cache/apt/archives"}} {
+			src := filepath.Join(opts.CacheDir, c.dir)
+			if err := os.MkdirAll(filepath.Join(src, "partial"), 0o755); err != nil {
+				return fmt.Errorf("apt cache: %w", err)
+			}
+			if err := mount(src, in(c.at), "", unix.MS_BIND, ""); err != nil {
+				return err
+			}
+		}
+	}
 	if opts.SourceFiles != nil {
 		// The node's sources replace the tree's for the run only: a tmpfs
 		// over sources.list.d, an empty file over sources.list.
@@ -421,7 +437,7 @@ func runTools(ctx context.Context, merged string, q DeriveRequest, debs []string
 	}
 	if len(q.Remove) > 0 {
 		if err := run("removing "+strings.Join(q.Remove, ", "),
-			append([]string{"dpkg", "--purge"}, q.Remove...)...); err != nil {
+			append([]string{"dpkg", "--force-unsafe-io", "--purge"}, q.Remove...)...); err != nil {
 			return err
 		}
 	}
@@ -436,7 +452,9 @@ func runTools(ctx context.Context, merged string, q DeriveRequest, debs []string
 	for _, d := range q.Local {
 		names = append(names, d.Package)
 	}
-	args := append(apt, "install", "-y", "--no-install-recommends",
+	// --force-unsafe-io: dpkg's fsyncs are wasted on the upper directory,
+	// which is read into the repository (durably) afterwards.
+	args := append(apt, "install", "-y", "--no-install-recommends", "-o", "Dpkg::Options::=--force-unsafe-io",
 		"-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold")
 	args = append(append(args, q.Install...), debs...)
 	return run("installing "+strings.Join(names, ", "), args...)
