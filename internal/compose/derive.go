@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -224,10 +225,36 @@ func (u *undo) run() error {
 	return errors.Join(errs...)
 }
 
-// runLayered mounts the overlay of lower and upper, prepares the merged
+// runLayered runs runMounted in a mount namespace of its own, on a thread
+// that is never unlocked: the thread ends with the goroutine, and the
+// namespace and every mount in it with the thread, even if strata is
+// killed before it unmounts (a later removal of the work directory then
+// cannot reach through a leftover bind mount into the host's /dev). The
+// mounts do not propagate to the host either (private). Go starts new
+// threads from a template thread, never from a locked one, so no other
+// goroutine runs in the namespace; processes started from this goroutine
+// do.
+func runLayered(ctx context.Context, work, lower, upper string, q DeriveRequest, opts DeriveOptions) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+			errc <- fmt.Errorf("entering a mount namespace of its own: %w", err)
+			return
+		}
+		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+			errc <- fmt.Errorf("making the mount namespace private: %w", err)
+			return
+		}
+		errc <- runMounted(ctx, work, lower, upper, q, opts)
+	}()
+	return <-errc
+}
+
+// runMounted mounts the overlay of lower and upper, prepares the merged
 // view for Debian's tools, runs them, and unmounts everything: upper then
 // holds exactly what they changed.
-func runLayered(ctx context.Context, work, lower, upper string, q DeriveRequest, opts DeriveOptions) (err error) {
+func runMounted(ctx context.Context, work, lower, upper string, q DeriveRequest, opts DeriveOptions) (err error) {
 	merged, ovWork := filepath.Join(work, "merged"), filepath.Join(work, "work")
 	for _, d := range []string{upper, merged, ovWork} {
 		if err := os.Mkdir(d, 0o755); err != nil {
