@@ -17,7 +17,7 @@ type fakeNode struct {
 	staged    *Release
 	deployed  []string
 	stageErr  error
-	blockedBy string // what keeps updates from being staged (NodeStatus.BlockedBy)
+	blockedBy string   // what keeps updates from being staged (NodeStatus.BlockedBy)
 	rebooting *Release // set by FinalizeAndReboot
 	stages    int
 	drops     int
