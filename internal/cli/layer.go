@@ -30,6 +30,9 @@ const (
 	layerDebDir  = "lib/strata/layer/debs"
 	layerBlocked = "lib/strata/layer/blocked.json"
 	layerCache   = "cache/strata/layer"
+	// maxLocalDeb bounds a local .deb kept in /var (and read whole to
+	// keep it).
+	maxLocalDeb = 1 << 30
 )
 
 func stateVar(s *sysroot.Sysroot, osname, p string) string {
@@ -112,6 +115,11 @@ func keepDeb(s *sysroot.Sysroot, osname, path string) (compose.LocalDeb, error) 
 	dst := stateVar(s, osname, filepath.Join(layerDebDir, d.SHA256+".deb"))
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return d, err
+	}
+	if st, err := os.Stat(path); err != nil {
+		return d, err
+	} else if st.Size() > maxLocalDeb {
+		return d, fmt.Errorf("%s: %d bytes, over the %d a local package may have: %w", path, st.Size(), int64(maxLocalDeb), errdefs.ErrInvalid)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -71,6 +71,14 @@ func termSafeDeployment(dj deploymentJSON) deploymentJSON {
 		kargs[i] = termSafe(k)
 	}
 	dj.Kargs = kargs
+	safe := func(l []string) []string {
+		out := make([]string, len(l))
+		for i, x := range l {
+			out[i] = termSafe(x)
+		}
+		return out
+	}
+	dj.RequestedPackages, dj.RequestedLocal, dj.RequestedBaseRemovals = safe(dj.RequestedPackages), safe(dj.RequestedLocal), safe(dj.RequestedBaseRemovals)
 	return dj
 }
 
