@@ -12,11 +12,7 @@
 //  3. compose v3, whose health check fails, upgrade, reboot: strata-boot-complete fails, the
 //     guest reboots by itself until the entry's tries run out, firmware falls back to v2, and
 //     `strata boot-complete` there makes v2 the default again (`strata status`);
-//  4. package layering (layer_test.go): install a local .deb on the booted node, reboot, dpkg
-//     lists it; compose v4, upgrade: the package is installed again on the new base; compose
-//     v5, which ships nano, which the package conflicts with: the upgrade is refused before
-//     anything is staged, naming the package, and status shows the update blocked;
-//  5. cut the power (SIGKILL to QEMU) at several instants of a `strata deploy` in the guest:
+//  4. cut the power (SIGKILL to QEMU) at several instants of a `strata deploy` in the guest:
 //     every next boot is the old or the new deployment, complete (status, repo fsck).
 //
 // The steps are subtests of TestE2E that depend on the ones before: a prefix of them can be run

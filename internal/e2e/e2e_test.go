@@ -29,7 +29,6 @@ func TestE2E(t *testing.T) {
 	e.step(t, "boot-v1", e.bootV1)
 	e.step(t, "upgrade-v2", e.upgradeV2)
 	e.step(t, "agent-v3", e.agentV3)
-	e.step(t, "layer", e.layer)
 	e.step(t, "power-cut", e.powerCut)
 	e.stop(t, true)
 }
