@@ -74,10 +74,10 @@ type DeriveOptions struct {
 	// tmp/ (the checkout hardlinks objects, so it must be on the
 	// repository's filesystem).
 	TmpDir string
-	// CacheDir, if set, keeps apt's package lists and downloaded .debs
-	// between derivations (lists/ and archives/ in it, bind-mounted where
-	// apt expects them), so that an upgrade's apt-get update asks the
-	// archive only for what changed.
+	// CacheDir, if set, keeps apt's package lists, their binary caches and
+	// the downloaded .debs between derivations (lists/ and cache/ in it,
+	// bind-mounted on /var/lib/apt/lists and /var/cache/apt), so that an
+	// upgrade's apt-get update asks the archive only for what changed.
 	CacheDir string
 	// Log receives apt's and dpkg's output; nil discards it (the end of
 	// it is in the error when they fail).
@@ -322,9 +322,16 @@ func runMounted(ctx context.Context, work, lower, upper string, q DeriveRequest,
 		return err
 	}
 	if opts.CacheDir != "" {
-		for _, c := range []struct{ dir, at string }{{"lists", "var/lib/apt/lists"}, {"archives", "var/cache/apt/archives"}} {
+		// /var/cache/apt whole: the downloads, and the binary caches of
+		// the lists (srcpkgcache.bin), which apt then rebuilds only when
+		// the lists changed.
+		for _, c := range []struct{ dir, at string }{{"lists", "var/lib/apt/lists"}, {"cache", "var/cache/apt"}} {
 			src := filepath.Join(opts.CacheDir, c.dir)
-			if err := os.MkdirAll(filepath.Join(src, "partial"), 0o755); err != nil {
+			partial := filepath.Join(src, "partial")
+			if c.dir == "cache" {
+				partial = filepath.Join(src, "archives", "partial")
+			}
+			if err := os.MkdirAll(partial, 0o755); err != nil {
 				return fmt.Errorf("apt cache: %w", err)
 			}
 			if err := mount(src, in(c.at), "", unix.MS_BIND, ""); err != nil {
