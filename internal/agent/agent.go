@@ -48,6 +48,10 @@ type NodeStatus struct {
 	// Deployed lists the payloads of the node's finalized deployments, booted included: as in
 	// Zincati they are never offered again as targets.
 	Deployed []string
+	// BlockedBy names what on the node keeps updates from being staged
+	// (e.g. "layering": the packages layered on the base cannot be
+	// installed on the new one), Blocked says why; both empty otherwise.
+	BlockedBy, Blocked string
 }
 
 // Deployer is what the agent needs of the node: its status, and staging, dropping and
@@ -128,6 +132,10 @@ type Status struct {
 	Deadend        string     `json:"deadend,omitempty"`
 	Denied         []string   `json:"denied,omitempty"`
 	ApplyNow       bool       `json:"apply_now,omitempty"`
+	// BlockedBy and Blocked: see NodeStatus; updates stay blocked until a
+	// release can be staged.
+	BlockedBy string `json:"updates_blocked_by,omitempty"`
+	Blocked   string `json:"updates_blocked,omitempty"`
 }
 
 // New returns an agent in the start state.
@@ -263,6 +271,7 @@ func (a *Agent) start(ctx context.Context) (time.Duration, error) {
 		}
 	}
 	a.st.Booted = ns.Booted
+	a.st.BlockedBy, a.st.Blocked = ns.BlockedBy, ns.Blocked
 	a.mu.Unlock()
 	// A reboot into a release that did not come up as the booted one: the node rolled back (boot
 	// counting or a failed health check). Never try that release again.
@@ -404,6 +413,10 @@ func (a *Agent) stage(ctx context.Context) (time.Duration, error) {
 	err := a.opts.Deployer.Stage(ctx, target, func(done, total int64) {
 		a.set(func(s *Status) { s.DownloadedByte, s.DownloadBytes = done, max(total, s.DownloadBytes) })
 	})
+	// What blocks updates on the node is known once staging ran.
+	if ns, serr := a.opts.Deployer.Status(ctx); serr == nil {
+		a.set(func(s *Status) { s.BlockedBy, s.Blocked = ns.BlockedBy, ns.Blocked })
+	}
 	if err != nil {
 		a.metrics.deployFailures.Add(1)
 		a.mu.Lock()

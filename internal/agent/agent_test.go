@@ -158,6 +158,29 @@ func TestDeadend(t *testing.T) {
 	}
 }
 
+// A release the node's layered packages cannot be installed on: the
+// status and the metrics say that updates are blocked and by what, until
+// a release is staged.
+func TestStageBlockedShown(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, linear(2), 1)
+	h.node.stageErr = errors.New("updates blocked: the layered packages (tcpdump) cannot be applied to the new base")
+	h.run(1)
+	st := h.a.Status()
+	var b strings.Builder
+	h.a.WriteMetrics(&b)
+	if st.BlockedBy != "layering" || st.Blocked == "" || !strings.Contains(b.String(), `strata_agent_updates_blocked{by="layering"} 1`) {
+		t.Errorf("after a blocked stage: status %+v, metrics\n%s\nwant updates blocked by layering", st, b.String())
+	}
+	h.node.stageErr = nil
+	h.run(1)
+	b.Reset()
+	h.a.WriteMetrics(&b)
+	if st := h.a.Status(); st.BlockedBy != "" || !strings.Contains(b.String(), "strata_agent_updates_blocked 0") {
+		t.Errorf("after a successful stage: status %+v, metrics\n%s\nwant nothing blocked", st, b.String())
+	}
+}
+
 func TestStageFailuresGiveUp(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, linear(2), 1)

@@ -17,6 +17,7 @@ type fakeNode struct {
 	staged    *Release
 	deployed  []string
 	stageErr  error
+	blockedBy string   // what keeps updates from being staged (NodeStatus.BlockedBy)
 	rebooting *Release // set by FinalizeAndReboot
 	stages    int
 	drops     int
@@ -25,7 +26,10 @@ type fakeNode struct {
 func (f *fakeNode) Status(context.Context) (NodeStatus, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	ns := NodeStatus{Booted: f.booted, Deployed: append([]string{}, f.deployed...)}
+	ns := NodeStatus{Booted: f.booted, Deployed: append([]string{}, f.deployed...), BlockedBy: f.blockedBy}
+	if f.blockedBy != "" {
+		ns.Blocked = "blocked by " + f.blockedBy
+	}
 	if f.staged != nil {
 		ns.Staged = f.staged.Payload
 	}
@@ -39,8 +43,10 @@ func (f *fakeNode) Stage(_ context.Context, r Release, progress func(int64, int6
 	defer f.mu.Unlock()
 	f.stages++
 	if f.stageErr != nil {
+		f.blockedBy = "layering"
 		return f.stageErr
 	}
+	f.blockedBy = ""
 	progress(1000, 1000)
 	f.staged = &r
 	return nil

@@ -40,6 +40,12 @@ func (a *Agent) WriteMetrics(w io.Writer) {
 	gauge("strata_agent_booted_release_is_deadend", "Whether the booted release is a dead end.", deadend)
 	gauge("strata_agent_download_bytes", "Bytes the current update downloads.", float64(st.DownloadBytes))
 	gauge("strata_agent_downloaded_bytes", "Bytes of the current update downloaded so far.", float64(st.DownloadedByte))
+	fmt.Fprintf(w, "# HELP strata_agent_updates_blocked Whether something on the node keeps updates from being staged, by what.\n# TYPE strata_agent_updates_blocked gauge\n")
+	if st.BlockedBy != "" {
+		fmt.Fprintf(w, "strata_agent_updates_blocked{by=%q} 1\n", st.BlockedBy)
+	} else {
+		fmt.Fprintf(w, "strata_agent_updates_blocked 0\n")
+	}
 	enabled := 0.0
 	if a.opts.Config.Enabled() {
 		enabled = 1

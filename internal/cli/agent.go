@@ -45,13 +45,18 @@ type sysrootDeployer struct {
 
 // payloadOf is how the agent names deployment d: its commit checksum, or for an image origin
 // the image's repository pinned to the digest it was imported from.
-func payloadOf(d sysroot.Deployment) string {
+func payloadOf(s *sysroot.Sysroot, d sysroot.Deployment) string {
 	if sysroot.KindOf(d.Refspec) == sysroot.OriginImage {
 		if ir, err := oci.ParseImageReference(d.Refspec); err == nil && d.ImageDigest != "" {
 			if p, err := ir.DigestRef(d.ImageDigest); err == nil {
 				return p
 			}
 		}
+	}
+	// Releases name base commits; a layered deployment runs one derived
+	// from its base (docs/layering.md).
+	if c, err := s.BaseCommit(d); err == nil {
+		return c.String()
 	}
 	return d.Checksum.String()
 }
@@ -82,18 +87,26 @@ func (d *sysrootDeployer) Status(context.Context) (agent.NodeStatus, error) {
 	if err != nil {
 		return agent.NodeStatus{}, err
 	}
-	ns := agent.NodeStatus{Booted: agent.Release{Payload: payloadOf(b), Scheme: graph.SchemeChecksum}}
+	ns := agent.NodeStatus{Booted: agent.Release{Payload: payloadOf(s, b), Scheme: graph.SchemeChecksum}}
 	if sysroot.KindOf(b.Refspec) == sysroot.OriginImage {
 		ns.Booted.Scheme = graph.SchemeOCI
 	}
-	if c, err := s.Repo().ReadCommit(b.Checksum); err == nil {
+	if lb := readLayerBlock(s, b.OSName); lb != nil {
+		ns.BlockedBy = "layering"
+		ns.Blocked = fmt.Sprintf("the layered packages %s cannot be installed on %s: %s", strings.Join(lb.Packages, ", "), lb.Base, lb.Reason)
+	}
+	bc, err := s.BaseCommit(b)
+	if err != nil {
+		bc = b.Checksum
+	}
+	if c, err := s.Repo().ReadCommit(bc); err == nil {
 		ns.Booted.Version = c.Version()
 	}
 	for _, dep := range s.Deployments() {
 		if dep.Staged {
-			ns.Staged = payloadOf(dep)
+			ns.Staged = payloadOf(s, dep)
 		} else {
-			ns.Deployed = append(ns.Deployed, payloadOf(dep))
+			ns.Deployed = append(ns.Deployed, payloadOf(s, dep))
 		}
 	}
 	return ns, nil
@@ -165,7 +178,7 @@ func (d *sysrootDeployer) Stage(ctx context.Context, r agent.Release, progress f
 		return fmt.Errorf("preparing %s (%s): %w", r.Version, sum, err)
 	}
 	// Deploy replaces an earlier staged deployment (a stale update) by itself.
-	_, err = s.Deploy(ctx, b.OSName, deploy.String(), sysroot.DeployOptions{Refspec: b.Refspec, Stage: true, LockFinalization: true})
+	_, err = s.Deploy(ctx, b.OSName, deploy.String(), sysroot.DeployOptions{Refspec: b.Refspec, Origin: sysroot.UpgradeOrigin(b), Stage: true, LockFinalization: true})
 	return err
 }
 
@@ -228,7 +241,7 @@ func (d *sysrootDeployer) FinalizeAndReboot(ctx context.Context, r agent.Release
 		return err
 	}
 	st, ok := s.Staged()
-	if !ok || payloadOf(st) != r.Payload {
+	if !ok || payloadOf(s, st) != r.Payload {
 		s.Close()
 		return fmt.Errorf("%s is not the staged deployment", r.Payload)
 	}

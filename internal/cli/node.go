@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -85,6 +86,12 @@ func toDeploymentJSON(s *sysroot.Sysroot, d sysroot.Deployment) deploymentJSON {
 	if r, ok := s.RollbackDeployment(); ok && r.Index == d.Index {
 		out.Rollback = true
 	}
+	if l := sysroot.LayeringOf(d.Origin); !l.Empty() {
+		if b, err := s.BaseCommit(d); err == nil {
+			out.BaseChecksum = b.String()
+		}
+		out.RequestedPackages, out.RequestedLocal, out.RequestedBaseRemovals = l.Requested, l.RequestedLocal, l.Removed
+	}
 	return out
 }
 
@@ -128,5 +135,14 @@ func printStatusEntry(w io.Writer, dj deploymentJSON) {
 	fmt.Fprintf(w, "    %-10s %d\n", "Index:", dj.Index)
 	if len(dj.Kargs) > 0 {
 		fmt.Fprintf(w, "    %-10s %s\n", "Kargs:", strings.Join(dj.Kargs, " "))
+	}
+	if dj.BaseChecksum != "" {
+		fmt.Fprintf(w, "    %-10s %s\n", "BaseCommit:", dj.BaseChecksum)
+	}
+	if len(dj.RequestedPackages)+len(dj.RequestedLocal) > 0 {
+		fmt.Fprintf(w, "    %-10s %s\n", "LayeredPackages:", strings.Join(slices.Concat(dj.RequestedPackages, dj.RequestedLocal), " "))
+	}
+	if len(dj.RequestedBaseRemovals) > 0 {
+		fmt.Fprintf(w, "    %-10s %s\n", "RemovedBasePackages:", strings.Join(dj.RequestedBaseRemovals, " "))
 	}
 }

@@ -37,6 +37,7 @@ func NewRootCommand() *cobra.Command {
 		// The node verbs.
 		newDeployCmd(), newRebaseCmd(), newStatusCmd(), newUpgradeCmd(), newRollbackCmd(), newCleanupCmd(),
 		newPinCmd(), newUndeployCmd(), newKargsCmd(), newFinalizeCmd(),
+		newInstallCmd(), newUninstallCmd(), newOverrideCmd(),
 		// Building and booting.
 		newComposeCmd(), newImageCmd(), newInitramfsCmd(), newVMCmd(),
 		newGroup("bootloader", "Manage the EFI system partition's boot entries (systemd-boot)",

@@ -32,6 +32,12 @@ rollback one and the pinned ones.`,
 			out := statusJSON{Sysroot: absPath(s.Path()), BootVersion: bv, SubBootVersion: sbv, Deployments: []deploymentJSON{}}
 			for _, d := range s.Deployments() {
 				out.Deployments = append(out.Deployments, toDeploymentJSON(s, d))
+				if lb := readLayerBlock(s, d.OSName); lb != nil {
+					if out.UpdatesBlocked == nil {
+						out.UpdatesBlocked = map[string]*layerBlock{}
+					}
+					out.UpdatesBlocked[d.OSName] = lb
+				}
 			}
 			prov, err := provisioningStatus(s.Path())
 			if err != nil {
@@ -57,6 +63,14 @@ rollback one and the pinned ones.`,
 			if len(out.Extensions) > 0 {
 				fmt.Fprintln(w, "Extensions:")
 				printSysextList(w, out.Extensions)
+			}
+			for osname, lb := range out.UpdatesBlocked {
+				v := lb.Base
+				if lb.Version != "" {
+					v = lb.Version + " (" + lb.Base + ")"
+				}
+				fmt.Fprintf(w, "Updates blocked (%s): the layered packages %s cannot be installed on %s: %s\n",
+					termSafe(osname), termSafe(strings.Join(lb.Packages, ", ")), termSafe(v), termSafe(lb.Reason))
 			}
 			return nil
 		}),
@@ -126,6 +140,14 @@ func termSafeDeployment(dj deploymentJSON) deploymentJSON {
 		kargs[i] = termSafe(k)
 	}
 	dj.Kargs = kargs
+	safe := func(l []string) []string {
+		out := make([]string, len(l))
+		for i, x := range l {
+			out[i] = termSafe(x)
+		}
+		return out
+	}
+	dj.RequestedPackages, dj.RequestedLocal, dj.RequestedBaseRemovals = safe(dj.RequestedPackages), safe(dj.RequestedLocal), safe(dj.RequestedBaseRemovals)
 	return dj
 }
 

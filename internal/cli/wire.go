@@ -102,6 +102,12 @@ type deploymentJSON struct {
 	Rollback     bool     `json:"rollback"`
 	Pinned       bool     `json:"pinned"`
 	Path         string   `json:"path"`
+	// Layering (docs/layering.md), rpm-ostree's names: set when the
+	// deployment runs a commit derived from its base.
+	BaseChecksum          string   `json:"base-checksum,omitempty"`
+	RequestedPackages     []string `json:"requested-packages,omitempty"`
+	RequestedLocal        []string `json:"requested-local-packages,omitempty"`
+	RequestedBaseRemovals []string `json:"requested-base-removals,omitempty"`
 }
 
 // strata cleanup
@@ -384,6 +390,9 @@ type statusJSON struct {
 	// Extensions are the node's system extensions as the booted (else
 	// default) deployment sees them (strata sysext list).
 	Extensions []sysext.Status `json:"extensions,omitempty"`
+	// UpdatesBlocked lists, per stateroot, the last upgrade refused
+	// because the layered packages could not be installed on it.
+	UpdatesBlocked map[string]*layerBlock `json:"updates_blocked,omitempty"`
 }
 
 // provisioningJSON is the provisioning part of status --json.

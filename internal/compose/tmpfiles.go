@@ -32,7 +32,7 @@ func convertVar(root string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	declared, err := declaredTmpfiles(root)
+	declared, err := declaredTmpfiles(root, filepath.Base(TmpfilesConf))
 	if err != nil {
 		return 0, err
 	}
@@ -225,8 +225,9 @@ func readOwnerNames(root string) (ownerNames, error) {
 	return n, nil
 }
 
-// declaredTmpfiles returns the paths the tree's tmpfiles.d files declare.
-func declaredTmpfiles(root string) (map[string]bool, error) {
+// declaredTmpfiles returns the paths the tree's tmpfiles.d files declare,
+// but for the file named skip.
+func declaredTmpfiles(root, skip string) (map[string]bool, error) {
 	out := map[string]bool{}
 	for _, dir := range []string{"usr/lib/tmpfiles.d", "etc/tmpfiles.d"} {
 		files, err := filepath.Glob(filepath.Join(root, dir, "*.conf"))
@@ -234,7 +235,7 @@ func declaredTmpfiles(root string) (map[string]bool, error) {
 			return nil, err
 		}
 		for _, f := range files {
-			if strings.HasSuffix(f, "/"+filepath.Base(TmpfilesConf)) {
+			if filepath.Base(f) == skip {
 				continue
 			}
 			data, err := os.ReadFile(f)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/fsutil"
+	"github.com/strata-os/strata/internal/keyfile"
 	"github.com/strata-os/strata/internal/ostree"
 	"github.com/strata-os/strata/internal/repo"
 )
@@ -27,6 +28,10 @@ type DeployOptions struct {
 	// ImageDigest, with a Refspec that is a container image reference,
 	// records the manifest digest of the image the commit came from.
 	ImageDigest string
+	// Origin, if set, is the whole origin file written (its refspec or
+	// baserefspec wins over Refspec): an upgrade carries the node's
+	// layered packages and other records over with UpgradeOrigin.
+	Origin *keyfile.File
 	// Stage checks the deployment out and records it as staged; Finalize
 	// (at shutdown) merges /etc and writes it into the boot
 	// configuration.
@@ -103,6 +108,9 @@ func (s *Sysroot) Deploy(ctx context.Context, osname, rev string, opts DeployOpt
 		return Deployment{}, fmt.Errorf("deploying commit %s: its version %q holds a control character: %w", csum, v, errdefs.ErrInvalid)
 	}
 	refspec := opts.Refspec
+	if opts.Origin != nil {
+		refspec = originRefspec(opts.Origin)
+	}
 	if hasControl(refspec) || hasControl(opts.ImageDigest) {
 		return Deployment{}, fmt.Errorf("deploying %s: refspec %q or image digest %q holds a control character: %w", rev, refspec, opts.ImageDigest, errdefs.ErrInvalid)
 	}
@@ -129,8 +137,14 @@ func (s *Sysroot) Deploy(ctx context.Context, osname, rev string, opts DeployOpt
 	if IsImageReference(refspec) {
 		origin = NewImageOrigin(refspec, opts.ImageDigest)
 	}
+	if opts.Origin != nil {
+		origin = cloneOrigin(opts.Origin)
+		if opts.ImageDigest != "" {
+			origin.Set(imageGroup, "manifest-digest", opts.ImageDigest)
+		}
+	}
 	nd := Deployment{OSName: osname, Checksum: csum, Serial: serial, Refspec: refspec, ImageDigest: opts.ImageDigest,
-		Origin: origin, Version: commit.Version(), Timestamp: commit.Time(), ostreePos: -1}
+		Origin: origin, Pinned: originPinned(origin), Version: commit.Version(), Timestamp: commit.Time(), ostreePos: -1}
 	if opts.Stage {
 		nd.Staged = true
 	}

@@ -3,6 +3,7 @@ package sysroot
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/ostree"
@@ -123,7 +124,13 @@ func (s *Sysroot) Upgrade(ctx context.Context, p Puller, opts UpgradeOptions) (U
 	if c, err := s.repo.ReadCommit(res.Commit); err == nil {
 		res.Version = c.Version()
 	}
-	res.Changed = res.Commit != base.Checksum
+	// A layered deployment runs a commit derived from its base: what is
+	// new is a base other than that one.
+	baseCommit, err := s.BaseCommit(base)
+	if err != nil {
+		return res, fmt.Errorf("upgrading %s: %w", base.Path(), err)
+	}
+	res.Changed = res.Commit != baseCommit
 	if !res.Changed || opts.Check {
 		return res, nil
 	}
@@ -164,7 +171,10 @@ func (s *Sysroot) upgradeImage(ctx context.Context, opts UpgradeOptions, res Upg
 func (s *Sysroot) deployUpgrade(ctx context.Context, opts UpgradeOptions, res UpgradeResult) (UpgradeResult, error) {
 	base := res.Base
 	for _, d := range s.deployments {
-		if d.OSName == base.OSName && d.Checksum == res.Commit && (d.Index == 0 || d.Staged) {
+		if d.OSName != base.OSName || (d.Index != 0 && !d.Staged) {
+			continue
+		}
+		if c, err := s.BaseCommit(d); err == nil && c == res.Commit && sameLayering(d, base) {
 			return res, nil // already the next boot's
 		}
 	}
@@ -174,6 +184,7 @@ func (s *Sysroot) deployUpgrade(ctx context.Context, opts UpgradeOptions, res Up
 	}
 	dopts := opts.Deploy
 	dopts.Refspec, dopts.ImageDigest = base.Refspec, res.Digest
+	dopts.Origin = UpgradeOrigin(base)
 	d, err := s.Deploy(ctx, base.OSName, commit.String(), dopts)
 	if err != nil {
 		return res, err
@@ -195,4 +206,11 @@ func (s *Sysroot) upgradeBase(osname string) (Deployment, bool) {
 		}
 	}
 	return Deployment{}, false
+}
+
+// sameLayering says whether a and b ask for the same layered packages.
+func sameLayering(a, b Deployment) bool {
+	la, lb := LayeringOf(a.Origin), LayeringOf(b.Origin)
+	return slices.Equal(la.Requested, lb.Requested) && slices.Equal(la.RequestedLocal, lb.RequestedLocal) &&
+		slices.Equal(la.Removed, lb.Removed)
 }
