@@ -5,6 +5,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
+	"runtime"
+	"sync"
 
 	"github.com/strata-os/strata/internal/bsdiff"
 	"github.com/strata-os/strata/internal/errdefs"
@@ -17,10 +20,11 @@ import (
 // set-read-source operation makes strata hold in memory.
 const MaxReadSourceSize = 64 << 20
 
-// PartSource returns the file of part i of a delta, at most max bytes
-// (the size its header declares): a fetcher over HTTP or a reader of a
-// directory. It is not called for inline parts.
-type PartSource func(ctx context.Context, i int, max int64) ([]byte, error)
+// PartSource opens the file of part i of a delta, which should be max
+// bytes long (the size its header declares): a fetcher over HTTP or a
+// reader of a directory. It is not called for inline parts. The caller
+// closes the reader.
+type PartSource func(ctx context.Context, i int, max int64) (io.ReadCloser, error)
 
 // InlinePart returns the file of part i when the superblock carries it.
 func (s *Superblock) InlinePart(i int) ([]byte, bool, error) {
@@ -52,22 +56,8 @@ func Apply(ctx context.Context, txn *repo.Txn, sb *Superblock, parts PartSource)
 		} else if skip {
 			continue
 		}
-		file, inline, err := sb.InlinePart(i)
-		if err != nil {
+		if err := applyPart(ctx, txn, sb, i, h, parts); err != nil {
 			return fmt.Errorf("delta %s: %w", sb.Name, err)
-		}
-		if !inline {
-			if file, err = parts(ctx, i, int64(h.Size)); err != nil {
-				return fmt.Errorf("delta %s: fetching part %d: %w", sb.Name, i, err)
-			}
-		}
-		p, err := OpenPart(file, h)
-		file = nil
-		if err != nil {
-			return fmt.Errorf("delta %s: part %d: %w", sb.Name, i, err)
-		}
-		if err := run(txn, p, h.Objects); err != nil {
-			return fmt.Errorf("delta %s: part %d: %w", sb.Name, i, err)
 		}
 	}
 	if err := txn.WriteMetadataExpect(ostree.ObjectCommit, sb.Name.To, sb.Commit); err != nil {
@@ -88,6 +78,35 @@ func Apply(ctx context.Context, txn *repo.Txn, sb *Superblock, parts PartSource)
 	return nil
 }
 
+// applyPart fetches part i, spools its payload to an anonymous file in
+// the repository's tmp/ and runs its program.
+func applyPart(ctx context.Context, txn *repo.Txn, sb *Superblock, i int, h PartHeader, parts PartSource) error {
+	file, inline, err := sb.InlinePart(i)
+	if err != nil {
+		return err
+	}
+	var r io.ReadCloser
+	if inline {
+		r = io.NopCloser(bytes.NewReader(file))
+	} else if r, err = parts(ctx, i, int64(h.Size)); err != nil {
+		return fmt.Errorf("fetching part %d: %w", i, err)
+	}
+	sp, err := spoolPart(ctx, r, h, filepath.Join(txn.Repo().Path(), "tmp"), MaxPartSize)
+	r.Close()
+	if err != nil {
+		return fmt.Errorf("part %d: %w", i, err)
+	}
+	defer sp.f.Close()
+	pl, err := splitPayload(sp.f, sp.size)
+	if err == nil {
+		err = runPayload(ctx, txn, pl, h.Objects)
+	}
+	if err != nil {
+		return fmt.Errorf("part %d: %w", i, err)
+	}
+	return nil
+}
+
 // havePart reports whether the transaction already has every object of a
 // part, so that it need not be fetched.
 func havePart(txn *repo.Txn, h PartHeader) (bool, error) {
@@ -100,10 +119,19 @@ func havePart(txn *repo.Txn, h PartHeader) (bool, error) {
 	return true, nil
 }
 
-// machine runs one part's program.
+// maxPatchSize bounds the bsdiff patch an operation makes strata hold in
+// memory; the file it produces is no longer than its patch.
+const maxPatchSize = MaxReadSourceSize
+
+// machine runs one part's program. Objects spliced whole are written by up
+// to writers goroutines at once, each reading its bytes from the payload
+// and hashing them into the transaction, while the program goes on; an
+// operation that reads a local object (set-read-source) and the end of
+// the program wait for them.
 type machine struct {
+	ctx  context.Context
 	txn  *repo.Txn
-	p    *Part
+	p    *payload
 	objs []ostree.ObjectName
 	ops  []byte
 	next int // index of the object the next operation produces
@@ -115,17 +143,42 @@ type machine struct {
 	left    uint64
 	pw      *io.PipeWriter
 	written chan error
+
+	// Writes in flight.
+	sem    chan struct{}
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	failed error
 }
 
-func run(txn *repo.Txn, p *Part, objs []ostree.ObjectName) (err error) {
-	m := &machine{txn: txn, p: p, objs: objs, ops: p.Ops}
+// writers is how many objects of a part are written at once: hashing and
+// writing an object costs about as much as decompressing it, so a few
+// writers keep up with the decompressor.
+var writers = max(2, runtime.GOMAXPROCS(0))
+
+// run runs an in-memory part's program.
+func run(txn *repo.Txn, p *Part, objs []ostree.ObjectName) error {
+	return runPayload(context.Background(), txn, p.payload(), objs)
+}
+
+func runPayload(ctx context.Context, txn *repo.Txn, p *payload, objs []ostree.ObjectName) (err error) {
+	m := &machine{ctx: ctx, txn: txn, p: p, objs: objs, ops: p.ops, sem: make(chan struct{}, writers)}
 	defer func() {
 		if m.open {
 			m.pw.CloseWithError(fmt.Errorf("part program ended: %w", errdefs.ErrInvalid))
 			<-m.written
 		}
+		if werr := m.wait(); err == nil {
+			err = werr
+		}
 	}()
 	for len(m.ops) > 0 {
+		if err := m.error(); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		op := m.ops[0]
 		m.ops = m.ops[1:]
 		if err := m.step(op); err != nil {
@@ -136,6 +189,35 @@ func run(txn *repo.Txn, p *Part, objs []ostree.ObjectName) (err error) {
 		return fmt.Errorf("program produced %d of %d objects: %w", m.next, len(objs), errdefs.ErrInvalid)
 	}
 	return nil
+}
+
+// async runs a write in a goroutine of its own, at most writers at once.
+func (m *machine) async(n ostree.ObjectName, write func() error) {
+	m.sem <- struct{}{}
+	m.wg.Add(1)
+	go func() {
+		defer func() { <-m.sem; m.wg.Done() }()
+		if err := write(); err != nil {
+			m.mu.Lock()
+			if m.failed == nil {
+				m.failed = fmt.Errorf("writing %s: %w", n, err)
+			}
+			m.mu.Unlock()
+		}
+	}()
+}
+
+// error returns the first error of a finished write.
+func (m *machine) error() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.failed
+}
+
+// wait waits for the writes in flight and returns the first error.
+func (m *machine) wait() error {
+	m.wg.Wait()
+	return m.error()
 }
 
 func (m *machine) arg() (uint64, error) {
@@ -163,6 +245,32 @@ func slice(b []byte, off, n uint64) ([]byte, error) {
 	return b[off : off+n], nil
 }
 
+// section returns the raw bytes [off, off+n) of the payload as a reader,
+// or an error if that is out of bounds.
+func (m *machine) section(off, n uint64) (*io.SectionReader, error) {
+	size := uint64(m.p.rawLen)
+	if off > size || n > size-off {
+		return nil, fmt.Errorf("range %d+%d outside %d bytes: %w", off, n, size, errdefs.ErrInvalid)
+	}
+	return io.NewSectionReader(m.p.raw, int64(off), int64(n)), nil
+}
+
+// rawBytes reads the raw bytes [off, off+n) of the payload, at most limit.
+func (m *machine) rawBytes(off, n uint64, limit int64) ([]byte, error) {
+	sr, err := m.section(off, n)
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(limit) {
+		return nil, fmt.Errorf("%d bytes, more than the %d allowed: %w", n, limit, errdefs.ErrInvalid)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(sr, b); err != nil {
+		return nil, fmt.Errorf("reading part payload: %w", err)
+	}
+	return b, nil
+}
+
 func (m *machine) current() (ostree.ObjectName, error) {
 	if m.next >= len(m.objs) {
 		return ostree.ObjectName{}, fmt.Errorf("more objects than the part header lists: %w", errdefs.ErrInvalid)
@@ -171,11 +279,11 @@ func (m *machine) current() (ostree.ObjectName, error) {
 }
 
 func (m *machine) fileInfo(modeIdx, xattrIdx uint64) (ostree.FileInfo, error) {
-	if modeIdx >= uint64(len(m.p.Modes)) || xattrIdx >= uint64(len(m.p.Xattrs)) {
+	if modeIdx >= uint64(len(m.p.modes)) || xattrIdx >= uint64(len(m.p.xattrs)) {
 		return ostree.FileInfo{}, fmt.Errorf("mode %d or xattrs %d out of range: %w", modeIdx, xattrIdx, errdefs.ErrInvalid)
 	}
-	md := m.p.Modes[modeIdx]
-	return ostree.FileInfo{UID: md.UID, GID: md.GID, Mode: md.Mode, Xattrs: m.p.Xattrs[xattrIdx]}, nil
+	md := m.p.modes[modeIdx]
+	return ostree.FileInfo{UID: md.UID, GID: md.GID, Mode: md.Mode, Xattrs: m.p.xattrs[xattrIdx]}, nil
 }
 
 func (m *machine) step(op byte) error {
@@ -192,22 +300,34 @@ func (m *machine) step(op byte) error {
 		if !m.open {
 			return fmt.Errorf("write without an open object: %w", errdefs.ErrInvalid)
 		}
-		from := m.p.Raw
-		if m.src != nil {
-			from = m.src
+		if a[0] > m.left {
+			return fmt.Errorf("writes exceed the object's size: %w", errdefs.ErrInvalid)
 		}
-		b, err := slice(from, a[1], a[0])
+		if m.src != nil {
+			b, err := slice(m.src, a[1], a[0])
+			if err != nil {
+				return err
+			}
+			return m.write(b)
+		}
+		sr, err := m.section(a[1], a[0])
 		if err != nil {
 			return err
 		}
-		return m.write(b)
+		m.left -= a[0]
+		_, err = io.Copy(m.pw, sr)
+		return err
 	case opSetReadSource:
 		off, err := m.arg()
 		if err != nil {
 			return err
 		}
-		b, err := slice(m.p.Raw, off, 32)
+		b, err := m.rawBytes(off, 32, 32)
 		if err != nil {
+			return err
+		}
+		// The source may be an object this delta wrote.
+		if err := m.wait(); err != nil {
 			return err
 		}
 		return m.setSource(ostree.Checksum(b))
@@ -224,11 +344,11 @@ func (m *machine) step(op byte) error {
 		if !m.open || m.src == nil {
 			return fmt.Errorf("bspatch without an open object and a read source: %w", errdefs.ErrInvalid)
 		}
-		patch, err := slice(m.p.Raw, a[0], a[1])
+		patch, err := m.rawBytes(a[0], a[1], maxPatchSize)
 		if err != nil {
 			return err
 		}
-		// The result is at most as long as the patch, so the part's
+		// The result is at most as long as the patch, so the patch's
 		// bound bounds it.
 		out, err := bsdiff.Patch(m.src, int64(m.left), patch)
 		if err != nil {
@@ -252,13 +372,11 @@ func (m *machine) spliceAndClose() error {
 		if err != nil {
 			return err
 		}
-		data, err := slice(m.p.Raw, a[1], a[0])
+		data, err := m.rawBytes(a[1], a[0], repo.MaxMetadataSize)
 		if err != nil {
 			return err
 		}
-		if err := m.txn.WriteMetadataExpect(n.Type, n.Checksum, data); err != nil {
-			return err
-		}
+		m.async(n, func() error { return m.txn.WriteMetadataExpect(n.Type, n.Checksum, data) })
 		m.next++
 		return nil
 	}
@@ -270,17 +388,27 @@ func (m *machine) spliceAndClose() error {
 	if err != nil {
 		return err
 	}
-	data, err := slice(m.p.Raw, a[3], a[2])
+	if fi.IsSymlink() {
+		target, err := m.rawBytes(a[3], a[2], 4096)
+		if err != nil {
+			return err
+		}
+		fi.SymlinkTarget = string(target)
+		m.async(n, func() error {
+			_, err := m.txn.WriteContent(fi, nil, 0, &n.Checksum)
+			return err
+		})
+		m.next++
+		return nil
+	}
+	sr, err := m.section(a[3], a[2])
 	if err != nil {
 		return err
 	}
-	size := int64(len(data))
-	if fi.IsSymlink() {
-		fi.SymlinkTarget, size = string(data), 0
-	}
-	if _, err := m.txn.WriteContent(fi, bytes.NewReader(data), size, &n.Checksum); err != nil {
+	m.async(n, func() error {
+		_, err := m.txn.WriteContent(fi, sr, int64(a[2]), &n.Checksum)
 		return err
-	}
+	})
 	m.next++
 	return nil
 }

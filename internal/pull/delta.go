@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"time"
 
 	"github.com/strata-os/strata/internal/delta"
 	"github.com/strata-os/strata/internal/errdefs"
@@ -163,8 +165,24 @@ func (p *puller) applyDelta(ctx context.Context, name delta.Name, digest ostree.
 	if p.opts.DeltaStarted != nil {
 		p.opts.DeltaStarted(name.String(), dr.Bytes)
 	}
-	parts := func(ctx context.Context, i int, size int64) ([]byte, error) {
-		return p.tr.get(ctx, name.PartPath(i), size)
+	// A part streams into package delta's spool as it arrives; only
+	// opening it is retried (a part that breaks off fails the delta, and
+	// the pull falls back to objects).
+	parts := func(ctx context.Context, i int, size int64) (io.ReadCloser, error) {
+		var b *body
+		err := p.tr.withRetry(ctx, func(ctx context.Context) error {
+			var err error
+			if b, err = p.tr.open(ctx, name.PartPath(i)); err != nil {
+				return err
+			}
+			if b.length > size {
+				b.Close()
+				return fmt.Errorf("GET %s: %d bytes, more than the %d its header says: %w", b.url, b.length, size, errdefs.ErrCorrupt)
+			}
+			b.extendTimeout(time.Duration(size) * time.Second / minContentRate)
+			return nil
+		})
+		return b, err
 	}
 	return delta.Apply(ctx, p.txn, sb, parts)
 }
