@@ -20,8 +20,10 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/strata-os/strata/internal/agent"
+	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/fleetlock"
 	"github.com/strata-os/strata/internal/ostree"
+	"github.com/strata-os/strata/internal/pull"
 	"github.com/strata-os/strata/internal/sysroot"
 )
 
@@ -75,10 +77,38 @@ func (d *sysrootDeployer) Status(context.Context) (agent.NodeStatus, error) {
 	return ns, nil
 }
 
-func (d *sysrootDeployer) DownloadSize(context.Context, agent.Release) (int64, error) {
-	// An object pull learns its size while it walks the commit's trees; it is known up front only
-	// from a static delta's superblock.
-	return 0, errors.New("unknown before the pull for object pulls")
+// DownloadSize is known up front only from a static delta's superblock: an object pull learns
+// its size while it walks the commit's trees. It is the size of the delta from the base
+// deployment's commit to the release that the origin remote offers, which Stage then uses.
+func (d *sysrootDeployer) DownloadSize(ctx context.Context, r agent.Release) (int64, error) {
+	s, err := openSysroot(d.path)
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	b, err := base(s)
+	if err != nil {
+		return 0, err
+	}
+	sum, err := ostree.ParseChecksum(r.Payload)
+	if err != nil {
+		return 0, fmt.Errorf("release %s: payload %q is not a commit checksum: %w", r.Version, r.Payload, err)
+	}
+	remote, _, err := ostree.ParseRefspec(b.Refspec)
+	if err != nil || remote == "" {
+		return 0, fmt.Errorf("the booted deployment's origin %q names no remote", b.Refspec)
+	}
+	policy, err := pull.PolicyFromRemote(s.Repo(), remote, nil, false)
+	if err != nil {
+		return 0, trustHint(err, remote)
+	}
+	opts := pull.Options{Remote: remote}
+	policy.Apply(&opts)
+	n, err := pull.DeltaSize(ctx, s.Repo(), opts, b.Checksum, sum)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return 0, fmt.Errorf("unknown before the pull: %s offers no static delta from %s to %s", remote, b.Checksum, sum)
+	}
+	return n, err
 }
 
 func (d *sysrootDeployer) Stage(ctx context.Context, r agent.Release, progress func(done, total int64)) error {
@@ -99,7 +129,7 @@ func (d *sysrootDeployer) Stage(ctx context.Context, r agent.Release, progress f
 	if err != nil || remote == "" {
 		return fmt.Errorf("the booted deployment's origin %q names no remote to pull %s from (deploy REMOTE:REF)", b.Refspec, r.Version)
 	}
-	p := &remotePuller{cmd: d.cmd}
+	p := &remotePuller{cmd: d.cmd, from: b.Checksum}
 	got, err := p.Pull(ctx, s.Repo(), remote, ref+"@"+sum.String(), false)
 	if err != nil {
 		return fmt.Errorf("pulling %s (%s) from %s: %w", r.Version, sum, remote, err)

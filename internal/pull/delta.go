@@ -13,6 +13,7 @@ import (
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/gvariant"
 	"github.com/strata-os/strata/internal/ostree"
+	"github.com/strata-os/strata/internal/repo"
 )
 
 // DeltaResult says what a pull did with the static delta to one commit.
@@ -114,6 +115,10 @@ func (p *puller) tryDelta(ctx context.Context, to, prev ostree.Checksum, res *Re
 		name = delta.Name{From: prev, To: to}
 		digest, found = p.deltas[name.String()]
 	}
+	if from := p.opts.DeltaFrom; !found && !from.IsZero() && from != prev && from != to && p.completeLocally(from) {
+		name = delta.Name{From: from, To: to}
+		digest, found = p.deltas[name.String()]
+	}
 	if !found && prev.IsZero() {
 		name = delta.Name{To: to}
 		digest, found = p.deltas[name.String()]
@@ -147,19 +152,9 @@ func fromLabel(c ostree.Checksum) string {
 // gave and the delta it should be, and applies the parts into the
 // transaction.
 func (p *puller) applyDelta(ctx context.Context, name delta.Name, digest ostree.Checksum, dr *DeltaResult) error {
-	b, err := p.tr.get(ctx, name.SuperblockPath(), delta.MaxSuperblockSize)
+	sb, _, err := p.fetchSuperblock(ctx, name, digest)
 	if err != nil {
-		return fmt.Errorf("delta %s: fetching superblock: %w", name, err)
-	}
-	if got := ostree.Checksum(sha256.Sum256(b)); got != digest {
-		return fmt.Errorf("delta %s: superblock hashes to %s, the summary says %s: %w", name, got, digest, errdefs.ErrCorrupt)
-	}
-	sb, err := delta.ParseSuperblock(b)
-	if err != nil {
-		return fmt.Errorf("delta %s: %w", name, err)
-	}
-	if sb.Name != name {
-		return fmt.Errorf("delta %s: superblock is of delta %s: %w", name, sb.Name, errdefs.ErrCorrupt)
+		return err
 	}
 	dr.Bytes = sb.DownloadSize()
 	if p.opts.DeltaStarted != nil {
@@ -185,4 +180,60 @@ func (p *puller) applyDelta(ctx context.Context, name delta.Name, digest ostree.
 		return b, err
 	}
 	return delta.Apply(ctx, p.txn, sb, parts)
+}
+
+// fetchSuperblock fetches a delta's superblock and checks it against the
+// digest the summary gave and the delta it should be; it returns the
+// superblock and its size.
+func (p *puller) fetchSuperblock(ctx context.Context, name delta.Name, digest ostree.Checksum) (*delta.Superblock, int, error) {
+	b, err := p.tr.get(ctx, name.SuperblockPath(), delta.MaxSuperblockSize)
+	if err != nil {
+		return nil, 0, fmt.Errorf("delta %s: fetching superblock: %w", name, err)
+	}
+	if got := ostree.Checksum(sha256.Sum256(b)); got != digest {
+		return nil, 0, fmt.Errorf("delta %s: superblock hashes to %s, the summary says %s: %w", name, got, digest, errdefs.ErrCorrupt)
+	}
+	sb, err := delta.ParseSuperblock(b)
+	if err != nil {
+		return nil, 0, fmt.Errorf("delta %s: %w", name, err)
+	}
+	if sb.Name != name {
+		return nil, 0, fmt.Errorf("delta %s: superblock is of delta %s: %w", name, sb.Name, errdefs.ErrCorrupt)
+	}
+	return sb, len(b), nil
+}
+
+// DeltaSize returns the bytes that a pull of commit to through the static
+// delta the remote of opts offers from commit from will download (the
+// superblock, the parts that are not inline and the fallback objects),
+// reading only the summary, the delta index and the superblock. A remote
+// that offers no such delta is errdefs.ErrNotFound.
+func DeltaSize(ctx context.Context, r *repo.Repo, opts Options, from, to ostree.Checksum) (int64, error) {
+	if opts.NoVerify {
+		opts.Verifier = nil
+	}
+	p, err := newPuller(r, opts)
+	if err != nil {
+		return 0, err
+	}
+	sum, err := p.fetchSummary(ctx)
+	if err != nil {
+		return 0, err
+	}
+	offers, indexed := deltaOffers(sum)
+	if indexed {
+		if err := p.deltaIndex(ctx, to, offers); err != nil {
+			return 0, err
+		}
+	}
+	name := delta.Name{From: from, To: to}
+	digest, ok := offers[name.String()]
+	if !ok {
+		return 0, fmt.Errorf("static delta %s: %w", name, errdefs.ErrNotFound)
+	}
+	sb, n, err := p.fetchSuperblock(ctx, name, digest)
+	if err != nil {
+		return 0, err
+	}
+	return int64(n) + int64(sb.DownloadSize()), nil
 }
