@@ -123,6 +123,11 @@ func havePart(txn *repo.Txn, h PartHeader) (bool, error) {
 // memory; the file it produces is no longer than its patch.
 const maxPatchSize = MaxReadSourceSize
 
+// maxAsyncPatch bounds the read source and patch of a bsdiff operation
+// that is applied in a writer of its own, so that the writers together
+// hold at most writers times this.
+const maxAsyncPatch = 16 << 20
+
 // machine runs one part's program. Objects spliced whole are written by up
 // to writers goroutines at once, each reading its bytes from the payload
 // and hashing them into the transaction, while the program goes on; an
@@ -139,10 +144,12 @@ type machine struct {
 	src []byte // the read source's payload, nil when unset
 
 	// The open content object (opOpen until opClose).
-	open    bool
-	left    uint64
-	pw      *io.PipeWriter
-	written chan error
+	open     bool
+	size     uint64 // the open object's size
+	left     uint64
+	pw       *io.PipeWriter
+	written  chan error
+	detached bool // a writer of its own patches the open object
 
 	// Writes in flight.
 	sem    chan struct{}
@@ -164,7 +171,7 @@ func run(txn *repo.Txn, p *Part, objs []ostree.ObjectName) error {
 func runPayload(ctx context.Context, txn *repo.Txn, p *payload, objs []ostree.ObjectName) (err error) {
 	m := &machine{ctx: ctx, txn: txn, p: p, objs: objs, ops: p.ops, sem: make(chan struct{}, writers)}
 	defer func() {
-		if m.open {
+		if m.open && !m.detached {
 			m.pw.CloseWithError(fmt.Errorf("part program ended: %w", errdefs.ErrInvalid))
 			<-m.written
 		}
@@ -326,11 +333,17 @@ func (m *machine) step(op byte) error {
 		if err != nil {
 			return err
 		}
-		// The source may be an object this delta wrote.
-		if err := m.wait(); err != nil {
+		// The source may be an object of this part still being
+		// written: wait for the writes in flight only then.
+		c := ostree.Checksum(b)
+		if ok, err := m.txn.HasObject(ostree.ObjectName{Checksum: c, Type: ostree.ObjectFile}); err != nil {
 			return err
+		} else if !ok {
+			if err := m.wait(); err != nil {
+				return err
+			}
 		}
-		return m.setSource(ostree.Checksum(b))
+		return m.setSource(c)
 	case opUnsetReadSource:
 		m.src = nil
 		return nil
@@ -347,6 +360,10 @@ func (m *machine) step(op byte) error {
 		patch, err := m.rawBytes(a[0], a[1], maxPatchSize)
 		if err != nil {
 			return err
+		}
+		if m.left == m.size && int64(len(m.src)+len(patch)) <= maxAsyncPatch {
+			m.patchAsync(patch)
+			return nil
 		}
 		// The result is at most as long as the patch, so the patch's
 		// bound bounds it.
@@ -435,7 +452,7 @@ func (m *machine) openObject() error {
 		return fmt.Errorf("open of %s with mode %#o: %w", n, fi.Mode, errdefs.ErrInvalid)
 	}
 	pr, pw := io.Pipe()
-	m.open, m.left, m.pw, m.written = true, a[2], pw, make(chan error, 1)
+	m.open, m.size, m.left, m.pw, m.written = true, a[2], a[2], pw, make(chan error, 1)
 	go func() {
 		_, err := m.txn.WriteContent(fi, pr, int64(a[2]), &n.Checksum)
 		io.Copy(io.Discard, pr) // an object that was present reads nothing
@@ -453,11 +470,40 @@ func (m *machine) write(b []byte) error {
 	return err
 }
 
+// patchAsync makes the whole open object of a patch in a writer of its
+// own, as a spliced object is written: the program goes on while the
+// patch is applied and the result hashed and stored. Further writes to
+// the object are errors (it is full), and its close does not wait.
+func (m *machine) patchAsync(patch []byte) {
+	n := m.objs[m.next]
+	src, size, pw, written := m.src, m.left, m.pw, m.written
+	m.left, m.detached = 0, true
+	m.async(n, func() error {
+		out, err := bsdiff.Patch(src, int64(size), patch)
+		if err != nil {
+			pw.CloseWithError(err)
+			<-written
+			return err
+		}
+		if _, err := pw.Write(out); err != nil {
+			<-written
+			return err
+		}
+		pw.Close()
+		return <-written
+	})
+}
+
 func (m *machine) closeObject() error {
 	if !m.open {
 		return fmt.Errorf("close without an open object: %w", errdefs.ErrInvalid)
 	}
 	m.open = false
+	if m.detached {
+		m.detached = false
+		m.next++
+		return nil
+	}
 	if m.left != 0 {
 		m.pw.CloseWithError(fmt.Errorf("object closed %d bytes short: %w", m.left, errdefs.ErrInvalid))
 	} else {
