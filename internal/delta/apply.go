@@ -452,11 +452,12 @@ func (m *machine) openObject() error {
 		return fmt.Errorf("open of %s with mode %#o: %w", n, fi.Mode, errdefs.ErrInvalid)
 	}
 	pr, pw := io.Pipe()
-	m.open, m.size, m.left, m.pw, m.written = true, a[2], a[2], pw, make(chan error, 1)
+	written := make(chan error, 1)
+	m.open, m.size, m.left, m.pw, m.written = true, a[2], a[2], pw, written
 	go func() {
 		_, err := m.txn.WriteContent(fi, pr, int64(a[2]), &n.Checksum)
 		io.Copy(io.Discard, pr) // an object that was present reads nothing
-		m.written <- err
+		written <- err
 	}()
 	return nil
 }
