@@ -46,19 +46,62 @@ func (s *Superblock) InlinePart(i int) ([]byte, bool, error) {
 // transaction may hold verified objects of earlier operations and nothing
 // else. Fallback objects are the caller's to fetch; Apply does not check
 // that they are present.
+//
+// The parts are fetched one ahead: part i+1 downloads into its spool
+// while the program of part i runs.
 func Apply(ctx context.Context, txn *repo.Txn, sb *Superblock, parts PartSource) error {
-	for i, h := range sb.Parts {
-		if err := ctx.Err(); err != nil {
-			return err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type fetched struct {
+		i   int
+		sp  *spool
+		err error
+	}
+	ready := make(chan fetched, 1)
+	go func() {
+		defer close(ready)
+		for i, h := range sb.Parts {
+			if skip, err := havePart(txn, h); err != nil || skip {
+				if err != nil {
+					ready <- fetched{i: i, err: err}
+					return
+				}
+				continue
+			}
+			sp, err := fetchPart(ctx, txn, sb, i, h, parts)
+			select {
+			case ready <- fetched{i, sp, err}:
+			case <-ctx.Done():
+				if sp != nil {
+					sp.f.Close()
+				}
+				return
+			}
+			if err != nil {
+				return
+			}
 		}
-		if skip, err := havePart(txn, h); err != nil {
-			return err
-		} else if skip {
-			continue
+	}()
+	defer func() {
+		cancel()
+		for f := range ready { // after an error: close what was fetched ahead
+			if f.sp != nil {
+				f.sp.f.Close()
+			}
 		}
-		if err := applyPart(ctx, txn, sb, i, h, parts); err != nil {
-			return fmt.Errorf("delta %s: %w", sb.Name, err)
+	}()
+	for f := range ready {
+		if f.err != nil {
+			return fmt.Errorf("delta %s: %w", sb.Name, f.err)
 		}
+		err := runPart(ctx, txn, f.sp, sb.Parts[f.i])
+		f.sp.f.Close()
+		if err != nil {
+			return fmt.Errorf("delta %s: part %d: %w", sb.Name, f.i, err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	if err := txn.WriteMetadataExpect(ostree.ObjectCommit, sb.Name.To, sb.Commit); err != nil {
 		return fmt.Errorf("delta %s: %w", sb.Name, err)
@@ -78,33 +121,34 @@ func Apply(ctx context.Context, txn *repo.Txn, sb *Superblock, parts PartSource)
 	return nil
 }
 
-// applyPart fetches part i, spools its payload to an anonymous file in
-// the repository's tmp/ and runs its program.
-func applyPart(ctx context.Context, txn *repo.Txn, sb *Superblock, i int, h PartHeader, parts PartSource) error {
+// fetchPart fetches part i and spools its payload to an anonymous file in
+// the repository's tmp/.
+func fetchPart(ctx context.Context, txn *repo.Txn, sb *Superblock, i int, h PartHeader, parts PartSource) (*spool, error) {
 	file, inline, err := sb.InlinePart(i)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var r io.ReadCloser
 	if inline {
 		r = io.NopCloser(bytes.NewReader(file))
 	} else if r, err = parts(ctx, i, int64(h.Size)); err != nil {
-		return fmt.Errorf("fetching part %d: %w", i, err)
+		return nil, fmt.Errorf("fetching part %d: %w", i, err)
 	}
 	sp, err := spoolPart(ctx, r, h, filepath.Join(txn.Repo().Path(), "tmp"), MaxPartSize)
 	r.Close()
 	if err != nil {
-		return fmt.Errorf("part %d: %w", i, err)
+		return nil, fmt.Errorf("part %d: %w", i, err)
 	}
-	defer sp.f.Close()
+	return sp, nil
+}
+
+// runPart runs the program of a spooled part.
+func runPart(ctx context.Context, txn *repo.Txn, sp *spool, h PartHeader) error {
 	pl, err := splitPayload(sp.f, sp.size)
-	if err == nil {
-		err = runPayload(ctx, txn, pl, h.Objects)
-	}
 	if err != nil {
-		return fmt.Errorf("part %d: %w", i, err)
+		return err
 	}
-	return nil
+	return runPayload(ctx, txn, pl, h.Objects)
 }
 
 // havePart reports whether the transaction already has every object of a
