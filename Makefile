@@ -81,7 +81,7 @@ bench: build
 	$(GO) run ./tools/bench
 	$(GO) run ./tools/fleetbench
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench BenchmarkApply -benchtime 5x ./internal/provision/
-	$(GO) test -tags peer -run '^$$' -bench BenchmarkDeltaVsOstree -benchtime 1x ./internal/pull/
+	$(GO) test -tags peer -run '^$$' -bench BenchmarkDeltaVsOstree -benchtime 1x -timeout 60m ./internal/pull/
 	$(GO) test -tags peer -run '^$$' -bench BenchmarkOCIVsSkopeo -benchtime 1x -timeout 60m ./internal/oci/
 	$(GO) test -tags peer -run '^$$' -bench BenchmarkBuildVsTools -benchtime 1x ./internal/sysext/
 

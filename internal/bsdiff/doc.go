@@ -6,7 +6,12 @@
 // new file is complete. There is no header and no compression: the part is
 // compressed as a whole.
 //
-// Diff writes the simplest patches of that format (no bsdiff search).
+// Diff writes patches of that format with bsdiff's search: a suffix array
+// of the old file (qsufsort, started from a four-byte radix sort) gives,
+// for each place in the new file, the longest match in the old one, so
+// that content that moved as well as content changed in place becomes
+// mostly zero diff bytes. Patch applies them, and libostree's bspatch
+// does too.
 //
 // Layer: L0, pure over byte slices.
 package bsdiff

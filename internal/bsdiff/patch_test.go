@@ -84,14 +84,3 @@ func FuzzPatch(f *testing.F) {
 		}
 	})
 }
-
-func FuzzDiffPatch(f *testing.F) {
-	f.Add([]byte("hello, world"), []byte("hello, there!"))
-	f.Add([]byte("longer old file"), []byte("short"))
-	f.Fuzz(func(t *testing.T, old, new []byte) {
-		got, err := Patch(old, int64(len(new)), Diff(old, new))
-		if err != nil || !bytes.Equal(got, new) {
-			t.Fatalf("Patch(old, Diff(old, new)) = %q, %v, want %q", got, err, new)
-		}
-	})
-}

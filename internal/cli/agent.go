@@ -20,10 +20,12 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/strata-os/strata/internal/agent"
+	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/fleetlock"
 	"github.com/strata-os/strata/internal/graph"
 	"github.com/strata-os/strata/internal/oci"
 	"github.com/strata-os/strata/internal/ostree"
+	"github.com/strata-os/strata/internal/pull"
 	"github.com/strata-os/strata/internal/sysroot"
 )
 
@@ -53,12 +55,17 @@ func payloadOf(s *sysroot.Sysroot, d sysroot.Deployment) string {
 			}
 		}
 	}
-	// Releases name base commits; a layered deployment runs one derived
-	// from its base (docs/layering.md).
+	return baseCommit(s, d).String()
+}
+
+// baseCommit is the commit a release names for deployment d: releases name base commits, and
+// a layered deployment runs one derived from its base (docs/layering.md). A derived commit
+// whose parent cannot be read counts as its own base.
+func baseCommit(s *sysroot.Sysroot, d sysroot.Deployment) ostree.Checksum {
 	if c, err := s.BaseCommit(d); err == nil {
-		return c.String()
+		return c
 	}
-	return d.Checksum.String()
+	return d.Checksum
 }
 
 var _ agent.Deployer = (*sysrootDeployer)(nil)
@@ -95,11 +102,7 @@ func (d *sysrootDeployer) Status(context.Context) (agent.NodeStatus, error) {
 		ns.BlockedBy = "layering"
 		ns.Blocked = fmt.Sprintf("the layered packages %s cannot be installed on %s: %s", strings.Join(lb.Packages, ", "), lb.Base, lb.Reason)
 	}
-	bc, err := s.BaseCommit(b)
-	if err != nil {
-		bc = b.Checksum
-	}
-	if c, err := s.Repo().ReadCommit(bc); err == nil {
+	if c, err := s.Repo().ReadCommit(baseCommit(s, b)); err == nil {
 		ns.Booted.Version = c.Version()
 	}
 	for _, dep := range s.Deployments() {
@@ -112,6 +115,8 @@ func (d *sysrootDeployer) Status(context.Context) (agent.NodeStatus, error) {
 	return ns, nil
 }
 
+// DownloadSize is known up front from an image's manifest, and for a commit only from a static
+// delta's superblock: an object pull learns its size while it walks the commit's trees.
 func (d *sysrootDeployer) DownloadSize(ctx context.Context, r agent.Release) (int64, error) {
 	if r.Scheme == graph.SchemeOCI {
 		// An image's layers are listed in its manifest: what the repository lacks is known
@@ -138,9 +143,41 @@ func (d *sysrootDeployer) DownloadSize(ctx context.Context, r agent.Release) (in
 		}
 		return res.BytesToFetch, nil
 	}
-	// An object pull learns its size while it walks the commit's trees; it is known up front only
-	// from a static delta's superblock.
-	return 0, errors.New("unknown before the pull for object pulls")
+	return d.deltaSize(ctx, r)
+}
+
+// deltaSize is the size of the delta from the base deployment's base commit to the release
+// that the origin remote offers, which Stage then uses.
+func (d *sysrootDeployer) deltaSize(ctx context.Context, r agent.Release) (int64, error) {
+	s, err := openSysroot(d.path)
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	b, err := base(s)
+	if err != nil {
+		return 0, err
+	}
+	sum, err := ostree.ParseChecksum(r.Payload)
+	if err != nil {
+		return 0, fmt.Errorf("release %s: payload %q is not a commit checksum: %w", r.Version, r.Payload, err)
+	}
+	remote, _, err := ostree.ParseRefspec(b.Refspec)
+	if err != nil || remote == "" {
+		return 0, fmt.Errorf("the booted deployment's origin %q names no remote", b.Refspec)
+	}
+	policy, err := pull.PolicyFromRemote(s.Repo(), remote, nil, false)
+	if err != nil {
+		return 0, trustHint(err, remote)
+	}
+	opts := pull.Options{Remote: remote}
+	policy.Apply(&opts)
+	from := baseCommit(s, b)
+	n, err := pull.DeltaSize(ctx, s.Repo(), opts, from, sum)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return 0, fmt.Errorf("unknown before the pull: %s offers no static delta from %s to %s", remote, from, sum)
+	}
+	return n, err
 }
 
 func (d *sysrootDeployer) Stage(ctx context.Context, r agent.Release, progress func(done, total int64)) error {
@@ -164,7 +201,7 @@ func (d *sysrootDeployer) Stage(ctx context.Context, r agent.Release, progress f
 	if err != nil || remote == "" {
 		return fmt.Errorf("the booted deployment's origin %q names no remote to pull %s from (deploy REMOTE:REF)", b.Refspec, r.Version)
 	}
-	p := &remotePuller{cmd: d.cmd}
+	p := &remotePuller{cmd: d.cmd, from: baseCommit(s, b)}
 	got, err := p.Pull(ctx, s.Repo(), remote, ref+"@"+sum.String(), false)
 	if err != nil {
 		return fmt.Errorf("pulling %s (%s) from %s: %w", r.Version, sum, remote, err)

@@ -19,6 +19,9 @@ type remotePuller struct {
 	keys     []sign.PublicKey
 	noVerify bool
 	bytes    int64
+	// from is the commit the node runs: a static delta from it is used
+	// when the remote offers none from the ref's current commit.
+	from ostree.Checksum
 }
 
 var _ sysroot.Puller = (*remotePuller)(nil)
@@ -28,7 +31,7 @@ func (p *remotePuller) Pull(ctx context.Context, r *repo.Repo, remote, ref strin
 	if err != nil {
 		return ostree.Checksum{}, trustHint(err, remote)
 	}
-	opts := pull.Options{Remote: remote, Refs: []string{ref}, CommitOnly: commitOnly}
+	opts := pull.Options{Remote: remote, Refs: []string{ref}, CommitOnly: commitOnly, DeltaFrom: p.from}
 	policy.Apply(&opts)
 	var bar *pullProgress
 	if !commitOnly {
@@ -84,6 +87,9 @@ deployed.`,
 			}
 			p := &remotePuller{cmd: cmd, keys: keys, noVerify: noV}
 			ip := &imagePuller{cmd: cmd, flags: img}
+			if b, err := base(s); err == nil {
+				p.from = baseCommit(s, b)
+			}
 			bar := newProgress(cmd, "deploy", -1, false)
 			res, err := s.Upgrade(cmd.Context(), p, sysroot.UpgradeOptions{OSName: osname, Check: check,
 				Deploy: sysroot.DeployOptions{Stage: stage, Progress: bar}, Prepare: preparers(cmd), Images: ip})

@@ -5,6 +5,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
+	"runtime"
+	"sync"
 
 	"github.com/strata-os/strata/internal/bsdiff"
 	"github.com/strata-os/strata/internal/errdefs"
@@ -17,10 +20,11 @@ import (
 // set-read-source operation makes strata hold in memory.
 const MaxReadSourceSize = 64 << 20
 
-// PartSource returns the file of part i of a delta, at most max bytes
-// (the size its header declares): a fetcher over HTTP or a reader of a
-// directory. It is not called for inline parts.
-type PartSource func(ctx context.Context, i int, max int64) ([]byte, error)
+// PartSource opens the file of part i of a delta, which should be max
+// bytes long (the size its header declares): a fetcher over HTTP or a
+// reader of a directory. It is not called for inline parts. The caller
+// closes the reader.
+type PartSource func(ctx context.Context, i int, max int64) (io.ReadCloser, error)
 
 // InlinePart returns the file of part i when the superblock carries it.
 func (s *Superblock) InlinePart(i int) ([]byte, bool, error) {
@@ -42,33 +46,62 @@ func (s *Superblock) InlinePart(i int) ([]byte, bool, error) {
 // transaction may hold verified objects of earlier operations and nothing
 // else. Fallback objects are the caller's to fetch; Apply does not check
 // that they are present.
+//
+// The parts are fetched one ahead: part i+1 downloads into its spool
+// while the program of part i runs.
 func Apply(ctx context.Context, txn *repo.Txn, sb *Superblock, parts PartSource) error {
-	for i, h := range sb.Parts {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if skip, err := havePart(txn, h); err != nil {
-			return err
-		} else if skip {
-			continue
-		}
-		file, inline, err := sb.InlinePart(i)
-		if err != nil {
-			return fmt.Errorf("delta %s: %w", sb.Name, err)
-		}
-		if !inline {
-			if file, err = parts(ctx, i, int64(h.Size)); err != nil {
-				return fmt.Errorf("delta %s: fetching part %d: %w", sb.Name, i, err)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type fetched struct {
+		i   int
+		sp  *spool
+		err error
+	}
+	ready := make(chan fetched, 1)
+	go func() {
+		defer close(ready)
+		for i, h := range sb.Parts {
+			if skip, err := havePart(txn, h); err != nil || skip {
+				if err != nil {
+					ready <- fetched{i: i, err: err}
+					return
+				}
+				continue
+			}
+			sp, err := fetchPart(ctx, txn, sb, i, h, parts)
+			select {
+			case ready <- fetched{i, sp, err}:
+			case <-ctx.Done():
+				if sp != nil {
+					sp.f.Close()
+				}
+				return
+			}
+			if err != nil {
+				return
 			}
 		}
-		p, err := OpenPart(file, h)
-		file = nil
+	}()
+	defer func() {
+		cancel()
+		for f := range ready { // after an error: close what was fetched ahead
+			if f.sp != nil {
+				f.sp.f.Close()
+			}
+		}
+	}()
+	for f := range ready {
+		if f.err != nil {
+			return fmt.Errorf("delta %s: %w", sb.Name, f.err)
+		}
+		err := runPart(ctx, txn, f.sp, sb.Parts[f.i])
+		f.sp.f.Close()
 		if err != nil {
-			return fmt.Errorf("delta %s: part %d: %w", sb.Name, i, err)
+			return fmt.Errorf("delta %s: part %d: %w", sb.Name, f.i, err)
 		}
-		if err := run(txn, p, h.Objects); err != nil {
-			return fmt.Errorf("delta %s: part %d: %w", sb.Name, i, err)
-		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	if err := txn.WriteMetadataExpect(ostree.ObjectCommit, sb.Name.To, sb.Commit); err != nil {
 		return fmt.Errorf("delta %s: %w", sb.Name, err)
@@ -88,6 +121,36 @@ func Apply(ctx context.Context, txn *repo.Txn, sb *Superblock, parts PartSource)
 	return nil
 }
 
+// fetchPart fetches part i and spools its payload to an anonymous file in
+// the repository's tmp/.
+func fetchPart(ctx context.Context, txn *repo.Txn, sb *Superblock, i int, h PartHeader, parts PartSource) (*spool, error) {
+	file, inline, err := sb.InlinePart(i)
+	if err != nil {
+		return nil, err
+	}
+	var r io.ReadCloser
+	if inline {
+		r = io.NopCloser(bytes.NewReader(file))
+	} else if r, err = parts(ctx, i, int64(h.Size)); err != nil {
+		return nil, fmt.Errorf("fetching part %d: %w", i, err)
+	}
+	sp, err := spoolPart(ctx, r, h, filepath.Join(txn.Repo().Path(), "tmp"), MaxPartSize)
+	r.Close()
+	if err != nil {
+		return nil, fmt.Errorf("part %d: %w", i, err)
+	}
+	return sp, nil
+}
+
+// runPart runs the program of a spooled part.
+func runPart(ctx context.Context, txn *repo.Txn, sp *spool, h PartHeader) error {
+	pl, err := splitPayload(sp.f, sp.size)
+	if err != nil {
+		return err
+	}
+	return runPayload(ctx, txn, pl, h.Objects)
+}
+
 // havePart reports whether the transaction already has every object of a
 // part, so that it need not be fetched.
 func havePart(txn *repo.Txn, h PartHeader) (bool, error) {
@@ -100,10 +163,24 @@ func havePart(txn *repo.Txn, h PartHeader) (bool, error) {
 	return true, nil
 }
 
-// machine runs one part's program.
+// maxPatchSize bounds the bsdiff patch an operation makes strata hold in
+// memory; the file it produces is no longer than its patch.
+const maxPatchSize = MaxReadSourceSize
+
+// maxAsyncPatch bounds the read source and patch of a bsdiff operation
+// that is applied in a writer of its own, so that the writers together
+// hold at most writers times this.
+const maxAsyncPatch = 16 << 20
+
+// machine runs one part's program. Objects spliced whole are written by up
+// to writers goroutines at once, each reading its bytes from the payload
+// and hashing them into the transaction, while the program goes on; an
+// operation that reads a local object (set-read-source) and the end of
+// the program wait for them.
 type machine struct {
+	ctx  context.Context
 	txn  *repo.Txn
-	p    *Part
+	p    *payload
 	objs []ostree.ObjectName
 	ops  []byte
 	next int // index of the object the next operation produces
@@ -111,21 +188,48 @@ type machine struct {
 	src []byte // the read source's payload, nil when unset
 
 	// The open content object (opOpen until opClose).
-	open    bool
-	left    uint64
-	pw      *io.PipeWriter
-	written chan error
+	open     bool
+	size     uint64 // the open object's size
+	left     uint64
+	pw       *io.PipeWriter
+	written  chan error
+	detached bool // a writer of its own patches the open object
+
+	// Writes in flight.
+	sem    chan struct{}
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	failed error
 }
 
-func run(txn *repo.Txn, p *Part, objs []ostree.ObjectName) (err error) {
-	m := &machine{txn: txn, p: p, objs: objs, ops: p.Ops}
+// writers is how many objects of a part are written at once: hashing and
+// writing an object costs about as much as decompressing it, so a few
+// writers keep up with the decompressor.
+var writers = max(2, runtime.GOMAXPROCS(0))
+
+// run runs an in-memory part's program.
+func run(txn *repo.Txn, p *Part, objs []ostree.ObjectName) error {
+	return runPayload(context.Background(), txn, p.payload(), objs)
+}
+
+func runPayload(ctx context.Context, txn *repo.Txn, p *payload, objs []ostree.ObjectName) (err error) {
+	m := &machine{ctx: ctx, txn: txn, p: p, objs: objs, ops: p.ops, sem: make(chan struct{}, writers)}
 	defer func() {
-		if m.open {
+		if m.open && !m.detached {
 			m.pw.CloseWithError(fmt.Errorf("part program ended: %w", errdefs.ErrInvalid))
 			<-m.written
 		}
+		if werr := m.wait(); err == nil {
+			err = werr
+		}
 	}()
 	for len(m.ops) > 0 {
+		if err := m.error(); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		op := m.ops[0]
 		m.ops = m.ops[1:]
 		if err := m.step(op); err != nil {
@@ -136,6 +240,35 @@ func run(txn *repo.Txn, p *Part, objs []ostree.ObjectName) (err error) {
 		return fmt.Errorf("program produced %d of %d objects: %w", m.next, len(objs), errdefs.ErrInvalid)
 	}
 	return nil
+}
+
+// async runs a write in a goroutine of its own, at most writers at once.
+func (m *machine) async(n ostree.ObjectName, write func() error) {
+	m.sem <- struct{}{}
+	m.wg.Add(1)
+	go func() {
+		defer func() { <-m.sem; m.wg.Done() }()
+		if err := write(); err != nil {
+			m.mu.Lock()
+			if m.failed == nil {
+				m.failed = fmt.Errorf("writing %s: %w", n, err)
+			}
+			m.mu.Unlock()
+		}
+	}()
+}
+
+// error returns the first error of a finished write.
+func (m *machine) error() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.failed
+}
+
+// wait waits for the writes in flight and returns the first error.
+func (m *machine) wait() error {
+	m.wg.Wait()
+	return m.error()
 }
 
 func (m *machine) arg() (uint64, error) {
@@ -163,6 +296,32 @@ func slice(b []byte, off, n uint64) ([]byte, error) {
 	return b[off : off+n], nil
 }
 
+// section returns the raw bytes [off, off+n) of the payload as a reader,
+// or an error if that is out of bounds.
+func (m *machine) section(off, n uint64) (*io.SectionReader, error) {
+	size := uint64(m.p.rawLen)
+	if off > size || n > size-off {
+		return nil, fmt.Errorf("range %d+%d outside %d bytes: %w", off, n, size, errdefs.ErrInvalid)
+	}
+	return io.NewSectionReader(m.p.raw, int64(off), int64(n)), nil
+}
+
+// rawBytes reads the raw bytes [off, off+n) of the payload, at most limit.
+func (m *machine) rawBytes(off, n uint64, limit int64) ([]byte, error) {
+	sr, err := m.section(off, n)
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(limit) {
+		return nil, fmt.Errorf("%d bytes, more than the %d allowed: %w", n, limit, errdefs.ErrInvalid)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(sr, b); err != nil {
+		return nil, fmt.Errorf("reading part payload: %w", err)
+	}
+	return b, nil
+}
+
 func (m *machine) current() (ostree.ObjectName, error) {
 	if m.next >= len(m.objs) {
 		return ostree.ObjectName{}, fmt.Errorf("more objects than the part header lists: %w", errdefs.ErrInvalid)
@@ -171,11 +330,11 @@ func (m *machine) current() (ostree.ObjectName, error) {
 }
 
 func (m *machine) fileInfo(modeIdx, xattrIdx uint64) (ostree.FileInfo, error) {
-	if modeIdx >= uint64(len(m.p.Modes)) || xattrIdx >= uint64(len(m.p.Xattrs)) {
+	if modeIdx >= uint64(len(m.p.modes)) || xattrIdx >= uint64(len(m.p.xattrs)) {
 		return ostree.FileInfo{}, fmt.Errorf("mode %d or xattrs %d out of range: %w", modeIdx, xattrIdx, errdefs.ErrInvalid)
 	}
-	md := m.p.Modes[modeIdx]
-	return ostree.FileInfo{UID: md.UID, GID: md.GID, Mode: md.Mode, Xattrs: m.p.Xattrs[xattrIdx]}, nil
+	md := m.p.modes[modeIdx]
+	return ostree.FileInfo{UID: md.UID, GID: md.GID, Mode: md.Mode, Xattrs: m.p.xattrs[xattrIdx]}, nil
 }
 
 func (m *machine) step(op byte) error {
@@ -192,25 +351,43 @@ func (m *machine) step(op byte) error {
 		if !m.open {
 			return fmt.Errorf("write without an open object: %w", errdefs.ErrInvalid)
 		}
-		from := m.p.Raw
-		if m.src != nil {
-			from = m.src
+		if a[0] > m.left {
+			return fmt.Errorf("writes exceed the object's size: %w", errdefs.ErrInvalid)
 		}
-		b, err := slice(from, a[1], a[0])
+		if m.src != nil {
+			b, err := slice(m.src, a[1], a[0])
+			if err != nil {
+				return err
+			}
+			return m.write(b)
+		}
+		sr, err := m.section(a[1], a[0])
 		if err != nil {
 			return err
 		}
-		return m.write(b)
+		m.left -= a[0]
+		_, err = io.Copy(m.pw, sr)
+		return err
 	case opSetReadSource:
 		off, err := m.arg()
 		if err != nil {
 			return err
 		}
-		b, err := slice(m.p.Raw, off, 32)
+		b, err := m.rawBytes(off, 32, 32)
 		if err != nil {
 			return err
 		}
-		return m.setSource(ostree.Checksum(b))
+		// The source may be an object of this part still being
+		// written: wait for the writes in flight only then.
+		c := ostree.Checksum(b)
+		if ok, err := m.txn.HasObject(ostree.ObjectName{Checksum: c, Type: ostree.ObjectFile}); err != nil {
+			return err
+		} else if !ok {
+			if err := m.wait(); err != nil {
+				return err
+			}
+		}
+		return m.setSource(c)
 	case opUnsetReadSource:
 		m.src = nil
 		return nil
@@ -224,11 +401,15 @@ func (m *machine) step(op byte) error {
 		if !m.open || m.src == nil {
 			return fmt.Errorf("bspatch without an open object and a read source: %w", errdefs.ErrInvalid)
 		}
-		patch, err := slice(m.p.Raw, a[0], a[1])
+		patch, err := m.rawBytes(a[0], a[1], maxPatchSize)
 		if err != nil {
 			return err
 		}
-		// The result is at most as long as the patch, so the part's
+		if m.left == m.size && int64(len(m.src)+len(patch)) <= maxAsyncPatch {
+			m.patchAsync(patch)
+			return nil
+		}
+		// The result is at most as long as the patch, so the patch's
 		// bound bounds it.
 		out, err := bsdiff.Patch(m.src, int64(m.left), patch)
 		if err != nil {
@@ -252,13 +433,11 @@ func (m *machine) spliceAndClose() error {
 		if err != nil {
 			return err
 		}
-		data, err := slice(m.p.Raw, a[1], a[0])
+		data, err := m.rawBytes(a[1], a[0], repo.MaxMetadataSize)
 		if err != nil {
 			return err
 		}
-		if err := m.txn.WriteMetadataExpect(n.Type, n.Checksum, data); err != nil {
-			return err
-		}
+		m.async(n, func() error { return m.txn.WriteMetadataExpect(n.Type, n.Checksum, data) })
 		m.next++
 		return nil
 	}
@@ -270,17 +449,27 @@ func (m *machine) spliceAndClose() error {
 	if err != nil {
 		return err
 	}
-	data, err := slice(m.p.Raw, a[3], a[2])
+	if fi.IsSymlink() {
+		target, err := m.rawBytes(a[3], a[2], 4096)
+		if err != nil {
+			return err
+		}
+		fi.SymlinkTarget = string(target)
+		m.async(n, func() error {
+			_, err := m.txn.WriteContent(fi, nil, 0, &n.Checksum)
+			return err
+		})
+		m.next++
+		return nil
+	}
+	sr, err := m.section(a[3], a[2])
 	if err != nil {
 		return err
 	}
-	size := int64(len(data))
-	if fi.IsSymlink() {
-		fi.SymlinkTarget, size = string(data), 0
-	}
-	if _, err := m.txn.WriteContent(fi, bytes.NewReader(data), size, &n.Checksum); err != nil {
+	m.async(n, func() error {
+		_, err := m.txn.WriteContent(fi, sr, int64(a[2]), &n.Checksum)
 		return err
-	}
+	})
 	m.next++
 	return nil
 }
@@ -307,11 +496,12 @@ func (m *machine) openObject() error {
 		return fmt.Errorf("open of %s with mode %#o: %w", n, fi.Mode, errdefs.ErrInvalid)
 	}
 	pr, pw := io.Pipe()
-	m.open, m.left, m.pw, m.written = true, a[2], pw, make(chan error, 1)
+	written := make(chan error, 1)
+	m.open, m.size, m.left, m.pw, m.written = true, a[2], a[2], pw, written
 	go func() {
 		_, err := m.txn.WriteContent(fi, pr, int64(a[2]), &n.Checksum)
 		io.Copy(io.Discard, pr) // an object that was present reads nothing
-		m.written <- err
+		written <- err
 	}()
 	return nil
 }
@@ -325,11 +515,40 @@ func (m *machine) write(b []byte) error {
 	return err
 }
 
+// patchAsync makes the whole open object of a patch in a writer of its
+// own, as a spliced object is written: the program goes on while the
+// patch is applied and the result hashed and stored. Further writes to
+// the object are errors (it is full), and its close does not wait.
+func (m *machine) patchAsync(patch []byte) {
+	n := m.objs[m.next]
+	src, size, pw, written := m.src, m.left, m.pw, m.written
+	m.left, m.detached = 0, true
+	m.async(n, func() error {
+		out, err := bsdiff.Patch(src, int64(size), patch)
+		if err != nil {
+			pw.CloseWithError(err)
+			<-written
+			return err
+		}
+		if _, err := pw.Write(out); err != nil {
+			<-written
+			return err
+		}
+		pw.Close()
+		return <-written
+	})
+}
+
 func (m *machine) closeObject() error {
 	if !m.open {
 		return fmt.Errorf("close without an open object: %w", errdefs.ErrInvalid)
 	}
 	m.open = false
+	if m.detached {
+		m.detached = false
+		m.next++
+		return nil
+	}
 	if m.left != 0 {
 		m.pw.CloseWithError(fmt.Errorf("object closed %d bytes short: %w", m.left, errdefs.ErrInvalid))
 	} else {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"testing"
 
 	"github.com/strata-os/strata/internal/errdefs"
@@ -74,31 +75,51 @@ func FuzzPart(f *testing.F) {
 	})
 }
 
-// TestPartBounds: a part that decompresses past MaxPartSize, or whose
-// header declares more, is refused without holding more than that.
+// TestPartBounds: a part that decompresses past its bound, or whose
+// header declares more, or that does not match its header, is refused;
+// the spool never grows past the bound.
 func TestPartBounds(t *testing.T) {
 	t.Parallel()
+	const bound = 4 << 20
 	var buf bytes.Buffer
 	buf.WriteByte(compressionXZ)
 	w, _ := xz.NewWriter(&buf)
 	zeros := make([]byte, 1<<20)
-	for range MaxPartSize>>20 + 1 {
+	for range 64 {
 		w.Write(zeros)
 	}
 	w.Close()
 	file := buf.Bytes()
+	dir := t.TempDir()
+	spool := func(h PartHeader, file []byte) error {
+		sp, err := spoolPart(context.Background(), bytes.NewReader(file), h, dir, bound)
+		if err == nil {
+			sp.f.Close()
+		}
+		return err
+	}
 	h := PartHeader{Checksum: sumOf(file), Size: uint64(len(file)), UncompressedSize: 1 << 20}
-	if _, err := OpenPart(file, h); !errors.Is(err, errdefs.ErrInvalid) {
-		t.Errorf("OpenPart(%d MiB bomb) = %v, want ErrInvalid", MaxPartSize>>20+1, err)
+	if err := spool(h, file); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("spoolPart(64 MiB bomb, bound 4 MiB) = %v, want ErrInvalid", err)
 	}
 	h.UncompressedSize = 8 << 30
-	if _, err := OpenPart(file, h); !errors.Is(err, errdefs.ErrInvalid) {
-		t.Errorf("OpenPart(declared 8 GiB) = %v, want ErrInvalid", err)
+	if err := spool(h, file); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("spoolPart(declared 8 GiB) = %v, want ErrInvalid", err)
 	}
 	h.UncompressedSize = 1 << 20
-	h.Checksum[0] ^= 1
-	if _, err := OpenPart(file, h); !errors.Is(err, errdefs.ErrCorrupt) {
-		t.Errorf("OpenPart(wrong checksum) = %v, want ErrCorrupt", err)
+	bad := h
+	bad.Checksum[0] ^= 1
+	if err := spool(bad, file); !errors.Is(err, errdefs.ErrCorrupt) {
+		t.Errorf("spoolPart(wrong checksum) = %v, want ErrCorrupt", err)
+	}
+	if err := spool(h, file[:len(file)-1]); !errors.Is(err, errdefs.ErrCorrupt) {
+		t.Errorf("spoolPart(truncated) = %v, want ErrCorrupt", err)
+	}
+	if err := spool(h, append(bytes.Clone(file), 0)); !errors.Is(err, errdefs.ErrCorrupt) {
+		t.Errorf("spoolPart(one byte more) = %v, want ErrCorrupt", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("spoolPart left %d files in its directory", len(ents))
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/strata-os/strata/internal/bsdiff"
@@ -24,9 +25,10 @@ const (
 	// DefaultMaxBsdiffSize keeps a patch (as long as its file) within one
 	// part of the default size.
 	DefaultMaxBsdiffSize = 32_000_000
-	// minZeros is the share of unchanged bytes from which a patch is
-	// used: below it the diff compresses no better than the file.
-	minZeros = 0.5
+	// minSame is the share of a file's bytes that its patch must copy
+	// unchanged from the old file for the patch to be used: below it the
+	// patch compresses no better than the file.
+	minSame = 0.5
 )
 
 // Options tune Generate.
@@ -81,11 +83,20 @@ func Generate(ctx context.Context, r *repo.Repo, from, to ostree.Checksum, opts 
 	}
 	have := map[ostree.ObjectName]bool{}
 	oldFiles := map[string]ostree.Checksum{} // path -> content object in from
+	// Versionless path -> content object in from, the zero checksum when
+	// several files share the key.
+	oldSimilar := map[string]ostree.Checksum{}
 	if !name.Scratch() {
 		err := reachable(ctx, r, from, func(n ostree.ObjectName, p string) {
 			have[n] = true
 			if n.Type == ostree.ObjectFile {
 				oldFiles[p] = n.Checksum
+				k := versionless(p)
+				if _, dup := oldSimilar[k]; dup {
+					oldSimilar[k] = ostree.Checksum{}
+				} else {
+					oldSimilar[k] = n.Checksum
+				}
 			}
 		})
 		if err != nil {
@@ -122,6 +133,10 @@ func Generate(ctx context.Context, r *repo.Repo, from, to ostree.Checksum, opts 
 			return nil, err
 		}
 		old, ok := oldFiles[w.path]
+		if !ok {
+			old = oldSimilar[versionless(w.path)]
+			ok = !old.IsZero()
+		}
 		if ok && w.n.Type == ostree.ObjectFile && opts.MaxBsdiffSize > 0 {
 			done, err := b.addPatch(w.n, old)
 			if err != nil {
@@ -361,9 +376,30 @@ func readPayload(r *repo.Repo, c ostree.Checksum, max int64) (*repo.Content, []b
 	return obj, b, nil
 }
 
+// versionless returns a path with every run of digits replaced by one
+// '#': a file whose path changed only in version numbers, as a kernel and
+// its modules do from one kernel release to the next
+// (usr/lib/modules/6.1.0-17-amd64/vmlinuz to 6.1.0-18-amd64), is patched
+// against its old self.
+func versionless(p string) string {
+	var b strings.Builder
+	digits := false
+	for _, c := range []byte(p) {
+		d := c >= '0' && c <= '9'
+		if !d {
+			b.WriteByte(c)
+		} else if !digits {
+			b.WriteByte('#')
+		}
+		digits = d
+	}
+	return b.String()
+}
+
 // addPatch carries content object n as a bsdiff patch against old, the
-// file at the same path in the from commit, when both are regular files
-// within MaxBsdiffSize and most of n's bytes are unchanged in place. It
+// file at the same path in the from commit (or at a path that differs
+// only in version numbers), when both are regular files within
+// MaxBsdiffSize and the patch copies most of n's bytes from old. It
 // reports whether it did.
 func (b *builder) addPatch(n ostree.ObjectName, old ostree.Checksum) (bool, error) {
 	newObj, newData, err := readPayload(b.r, n.Checksum, b.opts.MaxBsdiffSize)
@@ -371,10 +407,13 @@ func (b *builder) addPatch(n ostree.ObjectName, old ostree.Checksum) (bool, erro
 		return false, err
 	}
 	_, oldData, err := readPayload(b.r, old, b.opts.MaxBsdiffSize)
-	if err != nil || oldData == nil || bsdiff.Zeros(oldData, newData) < minZeros {
+	if err != nil || oldData == nil {
 		return false, err
 	}
-	patch := bsdiff.Diff(oldData, newData)
+	patch, st := bsdiff.Diff(oldData, newData)
+	if float64(st.Same) < minSame*float64(len(newData)) {
+		return false, nil
+	}
 	if err := b.room(int64(len(patch)) + 32); err != nil {
 		return false, err
 	}

@@ -44,8 +44,13 @@ func ApplyOffline(ctx context.Context, r *repo.Repo, dir string) (*Superblock, e
 	if err != nil {
 		return nil, err
 	}
-	parts := func(_ context.Context, i int, max int64) ([]byte, error) {
-		return readBounded(filepath.Join(dir, strconv.Itoa(i)), max)
+	parts := func(_ context.Context, i int, _ int64) (io.ReadCloser, error) {
+		path := filepath.Join(dir, strconv.Itoa(i))
+		f, err := os.Open(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %w", path, errdefs.ErrNotFound)
+		}
+		return f, err
 	}
 	if err := Apply(ctx, txn, sb, parts); err != nil {
 		return nil, errors.Join(err, txn.Abort())

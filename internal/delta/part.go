@@ -2,12 +2,9 @@ package delta
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"fmt"
-	"io"
 	"math/bits"
 
-	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/gvariant"
 	"github.com/strata-os/strata/internal/ostree"
 	"github.com/ulikunitz/xz"
@@ -20,11 +17,6 @@ const (
 	compressionNone byte = 0
 	compressionXZ   byte = 'x'
 )
-
-// MaxPartSize bounds the uncompressed payload of one part that strata
-// applies; parts are decoded whole, so this bounds the memory one part
-// takes. libostree's generator splits parts at 32 MB by default.
-const MaxPartSize = 64 << 20
 
 // Operation bytes of a part's program (docs/formats/static-deltas.md).
 const (
@@ -70,31 +62,22 @@ func (p *Part) Marshal() ([]byte, error) {
 	return gvariant.Marshal(partType, gvariant.Tuple{modes, xattrs, p.Raw, p.Ops})
 }
 
-// ParsePart decodes an uncompressed payload.
+// ParsePart decodes an uncompressed payload held in memory.
 func ParsePart(b []byte) (*Part, error) {
-	v, err := gvariant.Unmarshal(partType, b)
+	pl, err := splitPayload(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
+		return nil, err
+	}
+	raw := make([]byte, pl.rawLen)
+	if _, err := pl.raw.ReadAt(raw, 0); err != nil && pl.rawLen > 0 {
 		return nil, fmt.Errorf("decoding part: %w", err)
 	}
-	tu := v.(gvariant.Tuple)
-	p := &Part{Raw: tu[2].([]byte), Ops: tu[3].([]byte)}
-	for _, mv := range tu[0].([]any) {
-		m := mv.(gvariant.Tuple)
-		p.Modes = append(p.Modes, Mode{UID: be32(m[0].(uint32)), GID: be32(m[1].(uint32)), Mode: be32(m[2].(uint32))})
-	}
-	for _, sv := range tu[1].([]any) {
-		var set []ostree.Xattr
-		for _, xv := range sv.([]any) {
-			x := xv.(gvariant.Tuple)
-			name := x[0].([]byte)
-			if len(name) == 0 || name[len(name)-1] != 0 || bytes.IndexByte(name[:len(name)-1], 0) >= 0 {
-				return nil, fmt.Errorf("part: xattr name %q not NUL-terminated: %w", name, errdefs.ErrInvalid)
-			}
-			set = append(set, ostree.Xattr{Name: string(name[:len(name)-1]), Value: x[1].([]byte)})
-		}
-		p.Xattrs = append(p.Xattrs, set)
-	}
-	return p, nil
+	return &Part{Modes: pl.modes, Xattrs: pl.xattrs, Raw: raw, Ops: pl.ops}, nil
+}
+
+// payload returns the part as the machine reads it.
+func (p *Part) payload() *payload {
+	return &payload{modes: p.Modes, xattrs: p.Xattrs, raw: bytes.NewReader(p.Raw), rawLen: int64(len(p.Raw)), ops: p.Ops}
 }
 
 func be32(x uint32) uint32 { return bits.ReverseBytes32(x) }
@@ -115,56 +98,4 @@ func compressPart(payload []byte) ([]byte, error) {
 		return nil, fmt.Errorf("compressing part: %w", err)
 	}
 	return buf.Bytes(), nil
-}
-
-// OpenPart checks a part file against its header and returns the decoded
-// payload: the file's sha256 and size must match the header before anything
-// is decompressed, and the payload may not exceed MaxPartSize, so a part that
-// decompresses to gigabytes is cut off there. The header's uncompressed size
-// is advisory: libostree's generator records a size a little below the
-// payload's, and its own client reads to the end of the stream.
-func OpenPart(file []byte, h PartHeader) (*Part, error) {
-	if uint64(len(file)) != h.Size {
-		return nil, fmt.Errorf("part has %d bytes, its header says %d: %w", len(file), h.Size, errdefs.ErrCorrupt)
-	}
-	if got := ostree.Checksum(sha256.Sum256(file)); got != h.Checksum {
-		return nil, fmt.Errorf("part hashes to %s, its header says %s: %w", got, h.Checksum, errdefs.ErrCorrupt)
-	}
-	if h.UncompressedSize > MaxPartSize {
-		return nil, fmt.Errorf("part of %d bytes uncompressed is larger than %d: %w", h.UncompressedSize, MaxPartSize, errdefs.ErrInvalid)
-	}
-	payload, err := decompressPart(file)
-	if err != nil {
-		return nil, err
-	}
-	return ParsePart(payload)
-}
-
-// decompressPart decompresses a part file, at most MaxPartSize bytes of it.
-func decompressPart(file []byte) ([]byte, error) {
-	if len(file) == 0 {
-		return nil, fmt.Errorf("empty part: %w", errdefs.ErrCorrupt)
-	}
-	var r io.Reader
-	switch file[0] {
-	case compressionNone:
-		r = bytes.NewReader(file[1:])
-	case compressionXZ:
-		xr, err := xz.NewReader(bytes.NewReader(file[1:]))
-		if err != nil {
-			return nil, fmt.Errorf("decompressing part: %w: %w", errdefs.ErrCorrupt, err)
-		}
-		r = xr
-	default:
-		return nil, fmt.Errorf("part compression %#x: %w", file[0], errdefs.ErrUnsupported)
-	}
-	// Reading to the end makes the xz reader check the stream's integrity.
-	out, err := io.ReadAll(io.LimitReader(r, MaxPartSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("decompressing part: %w: %w", errdefs.ErrCorrupt, err)
-	}
-	if len(out) > MaxPartSize {
-		return nil, fmt.Errorf("part decompresses to more than %d bytes: %w", MaxPartSize, errdefs.ErrInvalid)
-	}
-	return out, nil
 }

@@ -5,12 +5,15 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"time"
 
 	"github.com/strata-os/strata/internal/delta"
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/gvariant"
 	"github.com/strata-os/strata/internal/ostree"
+	"github.com/strata-os/strata/internal/repo"
 )
 
 // DeltaResult says what a pull did with the static delta to one commit.
@@ -112,6 +115,10 @@ func (p *puller) tryDelta(ctx context.Context, to, prev ostree.Checksum, res *Re
 		name = delta.Name{From: prev, To: to}
 		digest, found = p.deltas[name.String()]
 	}
+	if from := p.opts.DeltaFrom; !found && !from.IsZero() && from != prev && from != to && p.completeLocally(from) {
+		name = delta.Name{From: from, To: to}
+		digest, found = p.deltas[name.String()]
+	}
 	if !found && prev.IsZero() {
 		name = delta.Name{To: to}
 		digest, found = p.deltas[name.String()]
@@ -145,26 +152,88 @@ func fromLabel(c ostree.Checksum) string {
 // gave and the delta it should be, and applies the parts into the
 // transaction.
 func (p *puller) applyDelta(ctx context.Context, name delta.Name, digest ostree.Checksum, dr *DeltaResult) error {
-	b, err := p.tr.get(ctx, name.SuperblockPath(), delta.MaxSuperblockSize)
+	sb, _, err := p.fetchSuperblock(ctx, name, digest)
 	if err != nil {
-		return fmt.Errorf("delta %s: fetching superblock: %w", name, err)
-	}
-	if got := ostree.Checksum(sha256.Sum256(b)); got != digest {
-		return fmt.Errorf("delta %s: superblock hashes to %s, the summary says %s: %w", name, got, digest, errdefs.ErrCorrupt)
-	}
-	sb, err := delta.ParseSuperblock(b)
-	if err != nil {
-		return fmt.Errorf("delta %s: %w", name, err)
-	}
-	if sb.Name != name {
-		return fmt.Errorf("delta %s: superblock is of delta %s: %w", name, sb.Name, errdefs.ErrCorrupt)
+		return err
 	}
 	dr.Bytes = sb.DownloadSize()
 	if p.opts.DeltaStarted != nil {
 		p.opts.DeltaStarted(name.String(), dr.Bytes)
 	}
-	parts := func(ctx context.Context, i int, size int64) ([]byte, error) {
-		return p.tr.get(ctx, name.PartPath(i), size)
+	// A part streams into package delta's spool as it arrives; only
+	// opening it is retried (a part that breaks off fails the delta, and
+	// the pull falls back to objects).
+	parts := func(ctx context.Context, i int, size int64) (io.ReadCloser, error) {
+		var b *body
+		err := p.tr.withRetry(ctx, func(ctx context.Context) error {
+			var err error
+			if b, err = p.tr.open(ctx, name.PartPath(i)); err != nil {
+				return err
+			}
+			if b.length > size {
+				b.Close()
+				return fmt.Errorf("GET %s: %d bytes, more than the %d its header says: %w", b.url, b.length, size, errdefs.ErrCorrupt)
+			}
+			b.extendTimeout(time.Duration(size) * time.Second / minContentRate)
+			return nil
+		})
+		return b, err
 	}
 	return delta.Apply(ctx, p.txn, sb, parts)
+}
+
+// fetchSuperblock fetches a delta's superblock and checks it against the
+// digest the summary gave and the delta it should be; it returns the
+// superblock and its size.
+func (p *puller) fetchSuperblock(ctx context.Context, name delta.Name, digest ostree.Checksum) (*delta.Superblock, int, error) {
+	b, err := p.tr.get(ctx, name.SuperblockPath(), delta.MaxSuperblockSize)
+	if err != nil {
+		return nil, 0, fmt.Errorf("delta %s: fetching superblock: %w", name, err)
+	}
+	if got := ostree.Checksum(sha256.Sum256(b)); got != digest {
+		return nil, 0, fmt.Errorf("delta %s: superblock hashes to %s, the summary says %s: %w", name, got, digest, errdefs.ErrCorrupt)
+	}
+	sb, err := delta.ParseSuperblock(b)
+	if err != nil {
+		return nil, 0, fmt.Errorf("delta %s: %w", name, err)
+	}
+	if sb.Name != name {
+		return nil, 0, fmt.Errorf("delta %s: superblock is of delta %s: %w", name, sb.Name, errdefs.ErrCorrupt)
+	}
+	return sb, len(b), nil
+}
+
+// DeltaSize returns the bytes that a pull of commit to through the static
+// delta the remote of opts offers from commit from will download (the
+// superblock, the parts that are not inline and the fallback objects),
+// reading only the summary, the delta index and the superblock. A remote
+// that offers no such delta is errdefs.ErrNotFound.
+func DeltaSize(ctx context.Context, r *repo.Repo, opts Options, from, to ostree.Checksum) (int64, error) {
+	if opts.NoVerify {
+		opts.Verifier = nil
+	}
+	p, err := newPuller(r, opts)
+	if err != nil {
+		return 0, err
+	}
+	sum, err := p.fetchSummary(ctx)
+	if err != nil {
+		return 0, err
+	}
+	offers, indexed := deltaOffers(sum)
+	if indexed {
+		if err := p.deltaIndex(ctx, to, offers); err != nil {
+			return 0, err
+		}
+	}
+	name := delta.Name{From: from, To: to}
+	digest, ok := offers[name.String()]
+	if !ok {
+		return 0, fmt.Errorf("static delta %s: %w", name, errdefs.ErrNotFound)
+	}
+	sb, n, err := p.fetchSuperblock(ctx, name, digest)
+	if err != nil {
+		return 0, err
+	}
+	return int64(n) + int64(sb.DownloadSize()), nil
 }

@@ -250,3 +250,35 @@ func fsckOK(t *testing.T, r *repo.Repo) {
 		t.Errorf("Fsck(%s) found %d problems: %v", r.Path(), rep.Errors(), rep.Problems)
 	}
 }
+
+// TestPullDeltaFrom: when the ref names a commit the client does not have
+// complete, the delta from DeltaFrom (a node's booted commit) is used;
+// without DeltaFrom the pull fetches objects.
+func TestPullDeltaFrom(t *testing.T) {
+	t.Parallel()
+	for _, from := range []bool{true, false} {
+		t.Run(map[bool]string{true: "from booted", false: "no hint"}[from], func(t *testing.T) {
+			t.Parallel()
+			e := newDeltaEnv(t, repo.ModeArchive)
+			e.firstPull(t)
+			var elsewhere ostree.Checksum
+			elsewhere[0] = 1
+			if err := e.client.SetRef("", "os/stable", elsewhere); err != nil {
+				t.Fatal(err)
+			}
+			opts := pullOpts(e.srv.URL, "os/stable")
+			if from {
+				opts.DeltaFrom = e.c1
+			}
+			res, err := Pull(context.Background(), e.client, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			used := len(res.Deltas) == 1 && res.Deltas[0].Name == e.up.String() && res.Deltas[0].Fallback == ""
+			if used != from {
+				t.Errorf("Pull(DeltaFrom set: %v) used deltas %+v, want %s used: %v", from, res.Deltas, e.up, from)
+			}
+			fsckOK(t, e.client)
+		})
+	}
+}

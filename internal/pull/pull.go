@@ -122,6 +122,10 @@ type Options struct {
 	// missing or bad delta falls back to object pulls, unless
 	// RequireStaticDeltas makes that an error.
 	DisableStaticDeltas, RequireStaticDeltas bool
+	// DeltaFrom is a commit stored here complete (a node's booted
+	// commit) whose delta is used when the remote offers none from the
+	// ref's current commit.
+	DeltaFrom ostree.Checksum
 	// DeltaStarted, if set, is told the name of each delta the pull uses
 	// and the bytes it will download, before it downloads them.
 	DeltaStarted func(name string, bytes uint64)

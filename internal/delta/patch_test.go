@@ -1,0 +1,105 @@
+package delta
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/strata-os/strata/internal/ostree"
+	"github.com/strata-os/strata/internal/repo"
+)
+
+// partOps returns the operations of a delta's part i, read from the
+// repository and checked against its header.
+func partOps(t *testing.T, r *repo.Repo, sb *Superblock, i int) []byte {
+	t.Helper()
+	f, err := os.Open(filepath.Join(r.Path(), sb.Name.PartPath(i)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sp, err := spoolPart(context.Background(), f, sb.Parts[i], t.TempDir(), MaxPartSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.f.Close()
+	pl, err := splitPayload(sp.f, sp.size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pl.ops
+}
+
+// TestGeneratePatches: a file whose blocks moved, and a kernel whose path
+// changed with its version, travel as bsdiff patches (found by the suffix
+// search, and by the versionless path), so that the delta is a small
+// fraction of the two files; it applies and the repository checks clean.
+func TestGeneratePatches(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(5, 6))
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b
+	}
+	kernel, lib := random(512<<10), random(256<<10)
+	tmp := t.TempDir()
+	src, err := repo.Init(filepath.Join(tmp, "src"), repo.ModeArchive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	writeTree(t, filepath.Join(tmp, "t1"), map[string]string{
+		"usr/lib/modules/6.1.0-17-amd64/vmlinuz": string(kernel), "usr/lib/libx.so": string(lib)})
+	c1 := commitDir(t, src, filepath.Join(tmp, "t1"))
+	newKernel := bytes.Clone(kernel)
+	for i := 0; i < len(newKernel); i += 4096 {
+		newKernel[i] ^= 0x5a
+	}
+	newLib := slices.Concat(lib[100<<10:], []byte("a new function"), lib[:100<<10])
+	writeTree(t, filepath.Join(tmp, "t2"), map[string]string{
+		"usr/lib/modules/6.1.0-18-amd64/vmlinuz": string(newKernel), "usr/lib/libx.so": string(newLib)})
+	c2 := commitDir(t, src, filepath.Join(tmp, "t2"))
+
+	sb, err := Generate(context.Background(), src, c1, c2, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patches, size int
+	for i, h := range sb.Parts {
+		patches += bytes.Count(partOps(t, src, sb, i), []byte{opBspatch})
+		size += int(h.Size)
+	}
+	if patches != 2 {
+		t.Errorf("delta has %d bspatch operations, want 2 (the kernel and the library)", patches)
+	}
+	if files := len(kernel) + len(lib); size > files/10 {
+		t.Errorf("delta parts are %d bytes, want at most a tenth of the %d bytes of the files", size, files)
+	}
+	dst, err := repo.Init(filepath.Join(tmp, "dst"), repo.ModeBareUserOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	for _, n := range []Name{{To: c1}, sb.Name} {
+		if n.Scratch() {
+			if _, err := Generate(context.Background(), src, ostree.Checksum{}, c1, Options{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := ApplyOffline(context.Background(), dst, filepath.Join(src.Path(), n.Dir())); err != nil {
+			t.Fatalf("ApplyOffline(%s) = %v", n, err)
+		}
+	}
+	if err := dst.SetRef("", "os", c2); err != nil {
+		t.Fatal(err)
+	}
+	fsckClean(t, dst)
+	t.Logf("delta of %d bytes for %d bytes of changed files", size, len(kernel)+len(lib))
+}
