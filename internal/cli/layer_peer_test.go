@@ -387,6 +387,26 @@ func TestLayerLifecycle(t *testing.T) {
 	plainUpgrade := time.Since(start)
 	t.Logf("upgrade with one layered package (plus its dependency and a local .deb): %.2fs; plain upgrade: %.2fs; ratio %.2f",
 		layeredUpgrade.Seconds(), plainUpgrade.Seconds(), layeredUpgrade.Seconds()/plainUpgrade.Seconds())
+
+	// A base package removed, then put back.
+	publishMustRun(t, "override", "remove", "--sysroot", n.sys, "base-marker")
+	d0 = n.deployment(t)
+	if !slices.Equal(d0.RequestedBaseRemovals, []string{"base-marker"}) || d0.BaseChecksum == "" {
+		t.Errorf("after override remove base-marker: %+v, want it among the requested base removals", d0)
+	}
+	if got := dpkgList(t, d0.Path, "base-marker"); strings.HasPrefix(got, "ii") {
+		t.Errorf("base-marker after override remove = %q, want gone", got)
+	}
+	if _, err := os.Stat(filepath.Join(d0.Path, "usr/share/base-marker/version")); err == nil {
+		t.Errorf("base-marker's file is still in the deployment after override remove")
+	}
+	if text := publishMustRun(t, "status", "--sysroot", n.sys); !strings.Contains(text, "RemovedBasePackages: base-marker") {
+		t.Errorf("status:\n%s\nwant the removed base package", text)
+	}
+	publishMustRun(t, "override", "reset", "--sysroot", n.sys)
+	if d0 = n.deployment(t); d0.BaseChecksum != "" || len(d0.RequestedBaseRemovals) != 0 || !strings.HasPrefix(dpkgList(t, d0.Path, "base-marker"), "ii") {
+		t.Errorf("after override reset: %+v, want the base itself with base-marker", d0)
+	}
 }
 
 // mountWatch is a Log writer that reads the mount table of the thread it
