@@ -125,12 +125,19 @@ func TestDeriveKeepsBaseObjects(t *testing.T) {
 	ctx := context.Background()
 	before := countObjects(t, n.r)
 	start := time.Now()
+	// While apt runs (its output arrives), the host's mount table, seen
+	// from a thread of this process outside the derivation's namespace,
+	// shows none of the derivation's mounts.
+	seen := &mountWatch{dir: filepath.Join(n.repoPath, "tmp")}
 	res, err := compose.Derive(ctx, n.r, n.base, compose.DeriveRequest{Install: []string{"hello-layer"}},
-		compose.DeriveOptions{SourceFiles: map[string][]byte{"test.list": []byte(n.source + "\n")}})
+		compose.DeriveOptions{SourceFiles: map[string][]byte{"test.list": []byte(n.source + "\n")}, Log: seen})
 	if err != nil {
 		t.Fatalf("Derive(hello-layer) = %v", err)
 	}
 	took := time.Since(start)
+	if seen.writes == 0 || seen.leaked != "" {
+		t.Errorf("during Derive (%d writes of apt's output) the host's mount table showed %q, want no mount below %s", seen.writes, seen.leaked, seen.dir)
+	}
 	after := countObjects(t, n.r)
 	noLeftovers(t, n.repoPath)
 
@@ -380,4 +387,45 @@ func TestLayerLifecycle(t *testing.T) {
 	plainUpgrade := time.Since(start)
 	t.Logf("upgrade with one layered package (plus its dependency and a local .deb): %.2fs; plain upgrade: %.2fs; ratio %.2f",
 		layeredUpgrade.Seconds(), plainUpgrade.Seconds(), layeredUpgrade.Seconds()/plainUpgrade.Seconds())
+
+	// A base package removed, then put back.
+	publishMustRun(t, "override", "remove", "--sysroot", n.sys, "base-marker")
+	d0 = n.deployment(t)
+	if !slices.Equal(d0.RequestedBaseRemovals, []string{"base-marker"}) || d0.BaseChecksum == "" {
+		t.Errorf("after override remove base-marker: %+v, want it among the requested base removals", d0)
+	}
+	if got := dpkgList(t, d0.Path, "base-marker"); strings.HasPrefix(got, "ii") {
+		t.Errorf("base-marker after override remove = %q, want gone", got)
+	}
+	if _, err := os.Stat(filepath.Join(d0.Path, "usr/share/base-marker/version")); err == nil {
+		t.Errorf("base-marker's file is still in the deployment after override remove")
+	}
+	if text := publishMustRun(t, "status", "--sysroot", n.sys); !strings.Contains(text, "RemovedBasePackages: base-marker") {
+		t.Errorf("status:\n%s\nwant the removed base package", text)
+	}
+	publishMustRun(t, "override", "reset", "--sysroot", n.sys)
+	if d0 = n.deployment(t); d0.BaseChecksum != "" || len(d0.RequestedBaseRemovals) != 0 || !strings.HasPrefix(dpkgList(t, d0.Path, "base-marker"), "ii") {
+		t.Errorf("after override reset: %+v, want the base itself with base-marker", d0)
+	}
+}
+
+// mountWatch is a Log writer that reads the mount table of the thread it
+// is called on each time apt or dpkg prints something.
+type mountWatch struct {
+	dir    string
+	writes int
+	leaked string
+}
+
+func (w *mountWatch) Write(p []byte) (int, error) {
+	w.writes++
+	b, err := os.ReadFile("/proc/thread-self/mountinfo")
+	if err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, w.dir) && w.leaked == "" {
+				w.leaked = l
+			}
+		}
+	}
+	return len(p), nil
 }
