@@ -28,11 +28,11 @@ func TestFwCfgInQEMU(t *testing.T) {
 	testutil.RequireTool(t, "qemu-system-x86_64", "qemu-system-x86")
 	k := vmtest.DebianKernel(t)
 	mod := "lib/modules/" + k.Version + "/kernel/drivers/firmware/qemu_fw_cfg.ko"
-	var ko bytes.Buffer
-	tar := exec.Command("sh", "-c", `dpkg-deb --fsys-tarfile "$1" | tar -xO "./$2"`, "sh", k.Deb, mod)
-	tar.Stdout = &ko
-	if out, err := tar.CombinedOutput(); err != nil && ko.Len() == 0 {
-		t.Fatalf("extracting %s from %s: %v\n%s", mod, k.Deb, err, out)
+	var ko, stderr bytes.Buffer
+	tar := exec.Command("bash", "-c", `set -o pipefail; dpkg-deb --fsys-tarfile "$1" | tar -xO "./$2"`, "bash", k.Deb, mod)
+	tar.Stdout, tar.Stderr = &ko, &stderr
+	if err := tar.Run(); err != nil || ko.Len() == 0 {
+		t.Fatalf("extracting %s from %s: %v\n%s", mod, k.Deb, err, stderr.Bytes())
 	}
 	initrd := vmtest.Initramfs(t, vmtest.BuildStatic(t, "./testdata/fwcfginit"),
 		cpio.Directory("etc", 0o755), cpio.Directory("lib", 0o755), cpio.Directory("lib/modules", 0o755),
