@@ -12,6 +12,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -77,6 +78,9 @@ func NewHandler(r *repo.Repo, log *slog.Logger) (*Handler, error) {
 	return &Handler{rootFD: fd, log: log}, nil
 }
 
+// noOpenat2 is set once openat2 turned out missing (a kernel before 5.6).
+var noOpenat2 atomic.Bool
+
 // Close releases the repository directory.
 func (h *Handler) Close() error { return unix.Close(h.rootFD) }
 
@@ -86,6 +90,19 @@ func (h *Handler) Close() error { return unix.Close(h.rootFD) }
 // opened non-blocking, so that a FIFO cannot hang the request; the
 // caller serves regular files only.
 func openNoFollow(dirFD int, rel string) (*os.File, error) {
+	const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
+	if !noOpenat2.Load() {
+		// The same rule in one system call (Linux 5.6).
+		f, err := unix.Openat2(dirFD, rel, &unix.OpenHow{Flags: flags,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS})
+		if err == nil {
+			return os.NewFile(uintptr(f), rel), nil
+		}
+		if err != unix.ENOSYS {
+			return nil, &fs.PathError{Op: "open", Path: rel, Err: err}
+		}
+		noOpenat2.Store(true)
+	}
 	parts := strings.Split(rel, "/")
 	fd := dirFD
 	for _, p := range parts[:len(parts)-1] {
@@ -98,7 +115,7 @@ func openNoFollow(dirFD int, rel string) (*os.File, error) {
 		}
 		fd = next
 	}
-	f, err := unix.Openat(fd, parts[len(parts)-1], unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	f, err := unix.Openat(fd, parts[len(parts)-1], flags, 0)
 	if fd != dirFD {
 		unix.Close(fd)
 	}

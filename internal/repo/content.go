@@ -76,9 +76,13 @@ func (t *Txn) WriteContent(fi ostree.FileInfo, payload io.Reader, size int64, wa
 		return c, fmt.Errorf("content object %s: content hashes to %s: %w", *want, c, errdefs.ErrCorrupt)
 	}
 	n := ostree.ObjectName{Checksum: c, Type: ostree.ObjectFile}
-	if ok, err := t.HasObject(n); ok || err != nil {
-		f.discard()
-		return c, err
+	if want == nil {
+		// (With want, this was asked before writing; an object another
+		// writer staged meanwhile wins in placeFile.)
+		if ok, err := t.HasObject(n); ok || err != nil {
+			f.discard()
+			return c, err
+		}
 	}
 	if err := t.finishContent(f.fd, fi); err != nil {
 		f.discard()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -28,7 +29,9 @@ import (
 //  2. the objects are renamed into objects/XX, each rename relative to
 //     the two directories' descriptors (no path walk per object), in one
 //     goroutine: renames between directories are serialized by the
-//     kernel (the filesystem's rename lock), so more only contend;
+//     kernel (the filesystem's rename lock), so more only contend. A
+//     staged XX directory without commit objects whose objects/XX does
+//     not exist yet is renamed whole;
 //  3. every objects/XX directory that received one, and objects/, is
 //     fsynced, in parallel: on a journalling filesystem these wait for
 //     the same journal commit rather than one commit each;
@@ -134,10 +137,8 @@ func (m *mover) moveAll(dirs []string) error {
 
 func (m *mover) moveDir(sub string) error {
 	dst := filepath.Join(m.objects, sub)
-	if err := os.Mkdir(dst, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("creating %s: %w", dst, err)
-	}
-	src, err := os.Open(filepath.Join(m.t.dir, sub))
+	srcPath := filepath.Join(m.t.dir, sub)
+	src, err := os.Open(srcPath)
 	if err != nil {
 		return fmt.Errorf("reading staging directory: %w", err)
 	}
@@ -145,6 +146,26 @@ func (m *mover) moveDir(sub string) error {
 	names, err := src.Readdirnames(-1)
 	if err != nil {
 		return fmt.Errorf("reading staging directory %s: %w", src.Name(), err)
+	}
+	if !slices.ContainsFunc(names, isCommitName) {
+		// objects/ has no such directory yet (a first pull or commit into
+		// a repository): the staged one becomes it, in one rename instead
+		// of one per object. Its objects are as durable as the others
+		// (step 1), and NOREPLACE leaves a directory that another
+		// transaction made meanwhile to the per-object renames below.
+		err := unix.Renameat2(unix.AT_FDCWD, srcPath, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
+		if err == nil {
+			// Its entries were synced in step 1; its new name is in
+			// objects/, which step 3 syncs.
+			m.t.r.commitStep("moved-object")
+			return nil
+		}
+		if !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("moving staged objects %s into place: %w", srcPath, err)
+		}
+	}
+	if err := os.Mkdir(dst, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("creating %s: %w", dst, err)
 	}
 	dfd, err := unix.Open(dst, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -154,7 +175,7 @@ func (m *mover) moveDir(sub string) error {
 	sfd := int(src.Fd())
 	var commits []stagedName
 	for _, name := range names {
-		if strings.HasSuffix(name, ".commit") {
+		if isCommitName(name) {
 			commits = append(commits, stagedName{sub, name})
 			continue
 		}
@@ -170,6 +191,10 @@ func (m *mover) moveDir(sub string) error {
 	m.commits = append(m.commits, commits...)
 	return nil
 }
+
+// isCommitName reports whether a staged file is a commit object, which
+// Commit moves last.
+func isCommitName(name string) bool { return strings.HasSuffix(name, ".commit") }
 
 // move renames one object; an object that another writer already stored
 // (same name, so the same content) wins and the staged copy goes.

@@ -2,6 +2,7 @@ package repo
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -77,5 +78,75 @@ func TestTxnWriteAndReadBack(t *testing.T) {
 				t.Errorf("ResolveRev(test/ref) = %s, %v, want %s", got, err, lc)
 			}
 		})
+	}
+}
+
+// TestCommitMovesNewDirectoriesWhole: a transaction into a repository whose objects/XX
+// directories do not exist yet moves each staged XX directory with one rename; into one that has
+// them, object by object. Both end with every object in place.
+func TestCommitMovesNewDirectoriesWhole(t *testing.T) {
+	t.Parallel()
+	r, err := Init(t.TempDir(), ModeBareUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	write := func(n int, salt string) (objects []ostree.Checksum, renames int) {
+		t.Helper()
+		r.onCommitStep = func(step string) {
+			if step == "moved-object" {
+				renames++
+			}
+		}
+		defer func() { r.onCommitStep = nil }()
+		txn, err := r.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			body := fmt.Sprintf("%s object %d\n", salt, i)
+			c, err := txn.WriteContent(ostree.FileInfo{Mode: 0o100644}, strings.NewReader(body), int64(len(body)), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			objects = append(objects, c)
+		}
+		if err := txn.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		return objects, renames
+	}
+	dirsOf := func(objs []ostree.Checksum) map[string]bool {
+		d := map[string]bool{}
+		for _, c := range objs {
+			d[c.String()[:2]] = true
+		}
+		return d
+	}
+	first, renames := write(600, "first")
+	if want := len(dirsOf(first)); renames != want {
+		t.Errorf("first transaction: %d renames for %d objects, want one per directory (%d)", renames, len(first), want)
+	}
+	second, renames := write(600, "second")
+	// Objects in directories the first made are renamed one by one, new directories whole.
+	old, fresh := dirsOf(first), map[string]bool{}
+	want := 0
+	for _, c := range second {
+		if d := c.String()[:2]; !old[d] {
+			fresh[d] = true
+		} else {
+			want++
+		}
+	}
+	if want += len(fresh); renames != want || want <= len(fresh) {
+		t.Errorf("second transaction: %d renames, want %d (%d new directories, the rest one per object)", renames, want, len(fresh))
+	}
+	for _, c := range append(first, second...) {
+		if ok, err := r.HasObject(ostree.ObjectName{Checksum: c, Type: ostree.ObjectFile}); !ok || err != nil {
+			t.Fatalf("object %s missing after commit: %v", c, err)
+		}
+	}
+	if rep := requireFsckClean(t, r); rep.Objects < int64(len(first)+len(second)) {
+		t.Errorf("fsck checked %d objects, want at least %d", rep.Objects, len(first)+len(second))
 	}
 }

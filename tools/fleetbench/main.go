@@ -70,8 +70,9 @@ func main() {
 	fmt.Println("|---|---:|---|")
 	if want["graph"] {
 		for _, gz := range []bool{false, true} {
-			rps, p99 := benchGraph(work, *clients, *dur, gz)
-			fmt.Printf("| graph server, GET /v1/graph of a 200-release stream, %s | %.0f requests/s (p99 %s) | ≥ 20,000/s |\n", encodingName(gz), rps, p99)
+			rps, p99, cpu := benchGraph(work, *clients, *dur, gz)
+			fmt.Printf("| graph server, GET /v1/graph of a 200-release stream, %s | %.0f requests/s (p99 %s); %.1f µs of CPU per answer, server and clients: at most %.0f/s on %d idle cores | ≥ 20,000/s |\n",
+				encodingName(gz), rps, p99, float64(cpu.Nanoseconds())/1e3, float64(runtime.NumCPU())/cpu.Seconds(), runtime.NumCPU())
 		}
 	}
 	if want["lock"] {
@@ -95,10 +96,10 @@ func main() {
 	if !want["agent"] {
 		return
 	}
-	if rss, cpu, err := benchAgent(work, *strata); err != nil {
+	if rss, cpu, detail, err := benchAgent(work, *strata); err != nil {
 		fmt.Printf("| agent idle | FAIL: %v | |\n", err)
 	} else {
-		fmt.Printf("| agent idle RSS (polling every second) | %.1f MiB | < 20 MiB |\n", rss)
+		fmt.Printf("| agent idle RSS (polling every second), peak (VmHWM) | %.1f MiB (%s) | < 20 MiB |\n", rss, detail)
 		fmt.Printf("| agent CPU while polling every second | %.2f %% of a core | |\n", cpu)
 	}
 }
@@ -184,7 +185,11 @@ func load(n int, d time.Duration, fn func(worker, i int) error) (float64, time.D
 // benchGraph measures graph answers per second. With gz the clients ask for gzip and read the
 // compressed body as it comes (a client's decoding is not the server's cost); without it they
 // ask for no compression.
-func benchGraph(work string, clients int, d time.Duration, gz bool) (float64, time.Duration) {
+//
+// It also returns the CPU time (user and system, of the whole process: server and clients) per
+// answer, which a busy machine does not change much: 2 cores over it bound the answers per
+// second of an idle 2-core machine.
+func benchGraph(work string, clients int, d time.Duration, gz bool) (float64, time.Duration, time.Duration) {
 	s, err := graphserver.New(writeGraph(filepath.Join(work, "graph")))
 	if err != nil {
 		fail(err)
@@ -196,7 +201,10 @@ func benchGraph(work string, clients int, d time.Duration, gz bool) (float64, ti
 	for i := range buf {
 		buf[i] = make([]byte, 64<<10)
 	}
-	return load(clients, d, func(w, i int) error {
+	cpu0 := processCPU()
+	var answers atomic.Int64
+	rps, p99 := load(clients, d, func(w, i int) error {
+		answers.Add(1)
 		req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/v1/graph?basearch=x86_64&stream=stable&os_checksum=%064x&node_uuid=%016x%016x", base, 150, w, i), nil)
 		if err != nil {
 			return err
@@ -219,6 +227,15 @@ func benchGraph(work string, clients int, d time.Duration, gz bool) (float64, ti
 		}
 		return nil
 	})
+	perAnswer := (processCPU() - cpu0) / time.Duration(max(answers.Load(), 1))
+	return rps, p99, perAnswer
+}
+
+// processCPU is the user and system time this process used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func benchLock(work, kind string, clients int, d time.Duration, endpoints []string) float64 {
@@ -285,12 +302,12 @@ func withEtcd(work, bin string, fn func(endpoint string) float64) (float64, erro
 
 // benchAgent runs `strata agent` on a sysroot with one deployment against a graph with nothing
 // new, polling every second, for 20 s, and reads its peak RSS and CPU time from /proc.
-func benchAgent(work, strata string) (rssMiB, cpuPct float64, err error) {
+func benchAgent(work, strata string) (rssMiB, cpuPct float64, detail string, err error) {
 	if _, err := os.Stat(strata); err != nil {
-		return 0, 0, fmt.Errorf("%s not found: run make build", strata)
+		return 0, 0, "", fmt.Errorf("%s not found: run make build", strata)
 	}
 	if os.Geteuid() != 0 {
-		return 0, 0, fmt.Errorf("needs root (a sysroot deployment)")
+		return 0, 0, "", fmt.Errorf("needs root (a sysroot deployment)")
 	}
 	dir := filepath.Join(work, "agent")
 	run := func(args ...string) (string, error) {
@@ -309,15 +326,15 @@ func benchAgent(work, strata string) (rssMiB, cpuPct float64, err error) {
 		os.WriteFile(filepath.Join(tree, p), []byte(data), 0o644)
 	}
 	if _, err := run("sysroot", "init", "--sysroot", sys, "--os", "bench"); err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
 	sysRepo := filepath.Join(sys, "ostree/repo")
 	sum, err := run("repo", "commit", "--repo", sysRepo, "--branch", "bench/stable", "--tree", tree, "--metadata", "version=1")
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
 	if _, err := run("deploy", "--sysroot", sys, "--os", "bench", "bench/stable"); err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
 	defer exec.Command("chattr", "-R", "-i", filepath.Join(sys, "ostree/deploy")).Run()
 	// A graph that knows the booted release and nothing newer.
@@ -328,7 +345,7 @@ func benchAgent(work, strata string) (rssMiB, cpuPct float64, err error) {
 	os.WriteFile(filepath.Join(gdir, "updates", "stable.json"), []byte(`{"stream":"stable","releases":[]}`), 0o644)
 	gs, err := graphserver.New(graphserver.Inputs{Releases: filepath.Join(gdir, "releases.json"), Updates: filepath.Join(gdir, "updates")})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
 	base, stop := serve(gs)
 	defer stop()
@@ -341,7 +358,7 @@ func benchAgent(work, strata string) (rssMiB, cpuPct float64, err error) {
 	var logs strings.Builder
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	time.Sleep(2 * time.Second) // start-up
@@ -349,10 +366,12 @@ func benchAgent(work, strata string) (rssMiB, cpuPct float64, err error) {
 	time.Sleep(20 * time.Second)
 	t1, c1 := time.Now(), cpuTicks(cmd.Process.Pid)
 	hwm := statusKB(cmd.Process.Pid, "VmHWM")
+	detail = fmt.Sprintf("now: RSS %.1f MiB = anonymous %.1f + file %.1f", float64(statusKB(cmd.Process.Pid, "VmRSS"))/1024,
+		float64(statusKB(cmd.Process.Pid, "RssAnon"))/1024, float64(statusKB(cmd.Process.Pid, "RssFile"))/1024)
 	if hwm == 0 || !strings.Contains(logs.String(), "update agent started") {
-		return 0, 0, fmt.Errorf("the agent did not run: %s", logs.String())
+		return 0, 0, "", fmt.Errorf("the agent did not run: %s", logs.String())
 	}
-	return float64(hwm) / 1024, float64(c1-c0) / 100 / t1.Sub(t0).Seconds() * 100, nil
+	return float64(hwm) / 1024, float64(c1-c0) / 100 / t1.Sub(t0).Seconds() * 100, detail, nil
 }
 
 // cpuTicks is the process's user+system time in clock ticks (100 per second on Linux).
