@@ -305,3 +305,33 @@ func TestAgentStagesImageRelease(t *testing.T) {
 		t.Errorf("after the agent's update and finalize: %+v, want commit %s from %s, digest %s", d, c2, imgref, digests["2"])
 	}
 }
+
+// TestRebaseRemoteRef: rebase REMOTE:REF pulls the ref through the remote (verified with its
+// keys) and deploys it with REMOTE:REF as the origin, replacing an image origin.
+func TestRebaseRemoteRef(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "chattr", "e2fsprogs")
+	reg := ocitest.StartRegistry(t, false)
+	work := t.TempDir()
+	src, sys, key := filepath.Join(work, "src"), filepath.Join(work, "sys"), filepath.Join(work, "key")
+	publishMustRun(t, "repo", "init", "--repo", src, "--mode", "archive")
+	publishMustRun(t, "repo", "keygen", "--out", key)
+	c1 := strings.TrimSpace(publishMustRun(t, "repo", "commit", "--repo", src, "--branch", "testos/stable", "--tree", imageTree(t, "1"),
+		"--metadata", "version=1", "--sign-key", key+".key", "--timestamp", "1700000001"))
+	publishMustRun(t, "repo", "summary", "--repo", src, "--sign-key", key+".key")
+	srv := serveRepo(t, src)
+	tag := "docker://" + reg.Host + "/strata/testos:stable"
+	publishMustRun(t, "oci", "push", "--repo", src, "--insecure", "testos/stable", tag)
+
+	publishMustRun(t, "sysroot", "init", "--sysroot", sys, "--os", "testos")
+	clearImmutable(t, sys)
+	publishMustRun(t, "rebase", "--sysroot", sys, "--insecure", tag)
+	publishMustRun(t, "repo", "remote", "add", "--repo", filepath.Join(sys, "ostree/repo"), "origin", srv.URL, "--no-gpg-verify", "--trusted-key", key+".pub")
+	publishMustRun(t, "rebase", "--sysroot", sys, "origin:testos/stable")
+	if d := nodeStatus(t, sys).Deployments[0]; d.Checksum != c1 || d.Refspec != "origin:testos/stable" || d.ImageDigest != "" {
+		t.Errorf("rebase origin:testos/stable = %+v, want commit %s following origin:testos/stable", d, c1)
+	}
+	if code, out, errs := publishRun(t, "rebase", "--sysroot", sys, "testos/stable"); code != exitUsage {
+		t.Errorf("rebase of a ref without a remote = exit %d (%s%s), want %d", code, out, errs, exitUsage)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -23,6 +24,9 @@ import (
 // blobRetries is how many times a blob download resumes after a dropped connection or a
 // server error before the pull gives up.
 const blobRetries = 5
+
+// retryDelay is the wait before the first resumption; it doubles with each.
+const retryDelay = 50 * time.Millisecond
 
 // blobDir is where a repository keeps the layer blobs of a pull in progress, under its tmp/:
 // a blob cut off by a dropped connection or an interrupted pull is resumed from there with a
@@ -114,6 +118,14 @@ func (f *blobFetcher) fetch(ctx context.Context, d v1.Hash, size int64) (string,
 	}
 	var last error
 	for attempt := 0; off < size && attempt <= blobRetries; attempt++ {
+		if attempt > 0 {
+			// Back off before resuming: 50 ms, doubling.
+			select {
+			case <-ctx.Done():
+				return "", ctx.Err()
+			case <-time.After(retryDelay << (attempt - 1)):
+			}
+		}
 		if err := ctx.Err(); err != nil {
 			return "", err
 		}

@@ -59,3 +59,25 @@ func TestPeerStatusReadsStrataSysroot(t *testing.T) {
 	}
 	t.Logf("ostree admin status:\n%s", out)
 }
+
+// TestPeerStatusReadsImageOrigin: a deployment whose origin is a container
+// image (container-image-reference=, as rpm-ostree writes it, plus
+// strata's digest group) does not trouble ostree admin status.
+func TestPeerStatusReadsImageOrigin(t *testing.T) {
+	s, sr := newSysroot(t)
+	ctx := context.Background()
+	sysroottest.FakeOS{Version: "1"}.Commit(t, sr.Repo(), "fakeos/stable")
+	imgref := "ostree-unverified-registry:registry.example/fakeos:stable"
+	d, err := sr.Deploy(ctx, "fakeos", "fakeos/stable", sysroot.DeployOptions{Refspec: imgref, ImageDigest: "sha256:0123"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Refspec != imgref || d.ImageDigest != "sha256:0123" {
+		t.Errorf("Deploy = refspec %q, digest %q; want %q, sha256:0123", d.Refspec, d.ImageDigest, imgref)
+	}
+	got, out := ostreeStatus(t, s)
+	if diff := cmp.Diff(names(sr.Deployments()), got); diff != "" {
+		t.Errorf("ostree admin status deployments mismatch (-strata +ostree):\n%s\n%s", diff, out)
+	}
+	t.Logf("ostree admin status:\n%s", out)
+}
