@@ -60,7 +60,8 @@ func newUpgradeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "upgrade [--sysroot S] [--os NAME] [--check] [--stage]",
 		Short: "Pull the origin's ref and deploy it if it changed",
-		Long: `Follow the origin of the booted deployment (else the default one): pull its
+		Long: `Follow the origin of the pending deployment (a rebase not booted yet), else of
+the booted one, else of the default one: pull its
 refspec (REMOTE:REF, with the remote's URL and verification keys from the
 sysroot repository's config; a plain REF is read locally) and, if it names a
 commit other than the current one, deploy it as the next default (strata

@@ -1,6 +1,7 @@
 package sysroot
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/ostree"
+	"github.com/strata-os/strata/internal/repo"
 )
 
 const (
@@ -204,5 +207,39 @@ func TestAllocateSerial(t *testing.T) {
 		if err != nil || got != tt.want {
 			t.Errorf("allocateSerial(%s, %.8s) = %d, %v, want %d", tt.os, tt.csum, got, err, tt.want)
 		}
+	}
+}
+
+// imagePuller records what an upgrade asks of it and finds a new digest.
+type imagePuller struct{ imgref, have string }
+
+func (p *imagePuller) PullImage(_ context.Context, _ *repo.Repo, imgref, have string, check bool) (ostree.Checksum, string, error) {
+	p.imgref, p.have = imgref, have
+	return ostree.Checksum{}, "sha256:new", nil
+}
+
+// TestUpgradeFollowsPendingOrigin: on a booted node with a pending deployment (a rebase not
+// booted yet), upgrade follows the pending deployment's origin, as rpm-ostree does, not the
+// booted one's.
+func TestUpgradeFollowsPendingOrigin(t *testing.T) {
+	t.Parallel()
+	s := handMade(t)
+	imgref := "ostree-unverified-registry:registry.example/fakeos:stable"
+	writeFiles(t, s, map[string]string{"ostree/deploy/fakeos/deploy/" + csumB + ".0.origin": "[origin]\ncontainer-image-reference=" + imgref + "\n\n[strata-image]\nmanifest-digest=sha256:old\n"})
+	cmdline := filepath.Join(t.TempDir(), "cmdline")
+	writeFiles(t, filepath.Dir(cmdline), map[string]string{"cmdline": "ostree=/ostree/boot.1/fakeos/" + bcsum + "/1\n"})
+	sr, err := Open(s, WithProcCmdline(cmdline))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sr.Close()
+	p := &imagePuller{}
+	res, err := sr.Upgrade(context.Background(), nil, UpgradeOptions{Check: true, Images: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Base.Index != 0 || res.Origin != OriginImage || p.imgref != imgref || p.have != "sha256:old" || !res.Changed {
+		t.Errorf("Upgrade --check = base %d, origin %s, asked %q with %q, changed %v; want the pending deployment's image %s from sha256:old, changed",
+			res.Base.Index, res.Origin, p.imgref, p.have, res.Changed, imgref)
 	}
 }

@@ -193,11 +193,17 @@ func (s *Sysroot) deployUpgrade(ctx context.Context, opts UpgradeOptions, res Up
 	return res, nil
 }
 
-// upgradeBase returns the deployment an upgrade of osname starts from:
-// the booted one if it belongs to osname (or osname is ""), else the
-// first non-staged deployment of osname.
+// upgradeBase returns the deployment an upgrade of osname starts from
+// and whose origin it follows: on a booted node the pending deployment of
+// the booted stateroot, if there is one and it is not staged, else the
+// booted one (rpm-ostree's "origin merge deployment": `rebase` then
+// `upgrade` before a reboot follows the new origin); else the first
+// non-staged deployment of osname.
 func (s *Sysroot) upgradeBase(osname string) (Deployment, bool) {
 	if b, ok := s.Booted(); ok && (osname == "" || b.OSName == osname) {
+		if p, ok := s.Pending(); ok && !p.Staged {
+			return p, true
+		}
 		return b, true
 	}
 	for _, d := range s.deployments {
