@@ -47,58 +47,69 @@ func (s *Superblock) InlinePart(i int) ([]byte, bool, error) {
 // else. Fallback objects are the caller's to fetch; Apply does not check
 // that they are present.
 //
-// The parts are fetched one ahead: part i+1 downloads into its spool
-// while the program of part i runs.
+// Up to writers parts are fetched and decompressed at once, each into its
+// spool, while the programs run in order: the xz decoder is the slowest
+// stage of an application and runs on one core per part.
 func Apply(ctx context.Context, txn *repo.Txn, sb *Superblock, parts PartSource) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type fetched struct {
-		i   int
-		sp  *spool
-		err error
+		sp    *spool
+		err   error
+		skip  bool
+		nosem bool // never started: holds no slot
 	}
-	ready := make(chan fetched, 1)
+	results := make([]chan fetched, len(sb.Parts))
+	for i := range results {
+		results[i] = make(chan fetched, 1)
+	}
+	// A part holds a slot from its fetch until its program ran.
+	sem := make(chan struct{}, writers)
 	go func() {
-		defer close(ready)
 		for i, h := range sb.Parts {
-			if skip, err := havePart(txn, h); err != nil || skip {
-				if err != nil {
-					ready <- fetched{i: i, err: err}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				for _, ch := range results[i:] {
+					ch <- fetched{err: ctx.Err(), nosem: true}
+				}
+				return
+			}
+			go func() {
+				if skip, err := havePart(txn, h); err != nil || skip {
+					results[i] <- fetched{err: err, skip: skip}
 					return
 				}
-				continue
-			}
-			sp, err := fetchPart(ctx, txn, sb, i, h, parts)
-			select {
-			case ready <- fetched{i, sp, err}:
-			case <-ctx.Done():
-				if sp != nil {
-					sp.f.Close()
-				}
-				return
-			}
-			if err != nil {
-				return
-			}
+				sp, err := fetchPart(ctx, txn, sb, i, h, parts)
+				results[i] <- fetched{sp: sp, err: err}
+			}()
 		}
 	}()
-	defer func() {
-		cancel()
-		for f := range ready { // after an error: close what was fetched ahead
-			if f.sp != nil {
-				f.sp.f.Close()
+	var failed error
+	for i, ch := range results {
+		f := <-ch
+		switch {
+		case f.err != nil:
+			if failed == nil {
+				failed = fmt.Errorf("delta %s: %w", sb.Name, f.err)
+				cancel()
+			}
+		case f.skip:
+		case failed == nil:
+			if err := runPart(ctx, txn, f.sp, sb.Parts[i]); err != nil {
+				failed = fmt.Errorf("delta %s: part %d: %w", sb.Name, i, err)
+				cancel()
 			}
 		}
-	}()
-	for f := range ready {
-		if f.err != nil {
-			return fmt.Errorf("delta %s: %w", sb.Name, f.err)
+		if f.sp != nil {
+			f.sp.f.Close()
 		}
-		err := runPart(ctx, txn, f.sp, sb.Parts[f.i])
-		f.sp.f.Close()
-		if err != nil {
-			return fmt.Errorf("delta %s: part %d: %w", sb.Name, f.i, err)
+		if !f.nosem {
+			<-sem
 		}
+	}
+	if failed != nil {
+		return failed
 	}
 	if err := ctx.Err(); err != nil {
 		return err

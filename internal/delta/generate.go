@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -91,11 +92,16 @@ func Generate(ctx context.Context, r *repo.Repo, from, to ostree.Checksum, opts 
 			have[n] = true
 			if n.Type == ostree.ObjectFile {
 				oldFiles[p] = n.Checksum
-				k := versionless(p)
-				if _, dup := oldSimilar[k]; dup {
-					oldSimilar[k] = ostree.Checksum{}
-				} else {
-					oldSimilar[k] = n.Checksum
+				keys := similarKeys(p)
+				for i, k := range keys {
+					if i > 0 && k == keys[0] {
+						break
+					}
+					if _, dup := oldSimilar[k]; dup {
+						oldSimilar[k] = ostree.Checksum{}
+					} else {
+						oldSimilar[k] = n.Checksum
+					}
 				}
 			}
 		})
@@ -133,8 +139,11 @@ func Generate(ctx context.Context, r *repo.Repo, from, to ostree.Checksum, opts 
 			return nil, err
 		}
 		old, ok := oldFiles[w.path]
-		if !ok {
-			old = oldSimilar[versionless(w.path)]
+		for _, k := range similarKeys(w.path) {
+			if ok {
+				break
+			}
+			old = oldSimilar[k]
 			ok = !old.IsZero()
 		}
 		if ok && w.n.Type == ostree.ObjectFile && opts.MaxBsdiffSize > 0 {
@@ -376,11 +385,22 @@ func readPayload(r *repo.Repo, c ostree.Checksum, max int64) (*repo.Content, []b
 	return obj, b, nil
 }
 
-// versionless returns a path with every run of digits replaced by one
-// '#': a file whose path changed only in version numbers, as a kernel and
-// its modules do from one kernel release to the next
-// (usr/lib/modules/6.1.0-17-amd64/vmlinuz to 6.1.0-18-amd64), is patched
-// against its old self.
+// similarKeys returns the keys under which a file's old version is looked
+// up when no old file has its path: the path with every run of digits in
+// its directories replaced by one '#', then also in its name. A file whose
+// path changed only in version numbers, as a kernel and its modules do
+// from one kernel release to the next (usr/lib/modules/6.1.0-17-amd64/
+// to 6.1.0-18-amd64/), is patched against its old self; the directory
+// key comes first because names such as mt76x0e.ko and mt76x2e.ko differ
+// only in digits. A key that several old files share is not used
+// (Generate records it as the zero checksum).
+func similarKeys(p string) [2]string {
+	dir, name := path.Split(p)
+	d := versionless(dir)
+	return [2]string{d + name, d + versionless(name)}
+}
+
+// versionless returns s with every run of digits replaced by one '#'.
 func versionless(p string) string {
 	var b strings.Builder
 	digits := false

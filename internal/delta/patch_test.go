@@ -34,9 +34,10 @@ func partOps(t *testing.T, r *repo.Repo, sb *Superblock, i int) []byte {
 	return pl.ops
 }
 
-// TestGeneratePatches: a file whose blocks moved, and a kernel whose path
-// changed with its version, travel as bsdiff patches (found by the suffix
-// search, and by the versionless path), so that the delta is a small
+// TestGeneratePatches: a file whose blocks moved, and a kernel and modules
+// whose paths changed with the kernel's version (two of them with names
+// that differ only in digits), travel as bsdiff patches (found by the
+// suffix search, and by the path with the version ignored), so that the delta is a small
 // fraction of the two files; it applies and the repository checks clean.
 func TestGeneratePatches(t *testing.T) {
 	t.Parallel()
@@ -49,6 +50,15 @@ func TestGeneratePatches(t *testing.T) {
 		return b
 	}
 	kernel, lib := random(512<<10), random(256<<10)
+	// Two modules whose names differ only in digits.
+	modA, modB := random(64<<10), random(64<<10)
+	edit := func(b []byte) string {
+		b = bytes.Clone(b)
+		for i := 0; i < len(b); i += 4096 {
+			b[i]++
+		}
+		return string(b)
+	}
 	tmp := t.TempDir()
 	src, err := repo.Init(filepath.Join(tmp, "src"), repo.ModeArchive)
 	if err != nil {
@@ -56,7 +66,8 @@ func TestGeneratePatches(t *testing.T) {
 	}
 	defer src.Close()
 	writeTree(t, filepath.Join(tmp, "t1"), map[string]string{
-		"usr/lib/modules/6.1.0-17-amd64/vmlinuz": string(kernel), "usr/lib/libx.so": string(lib)})
+		"usr/lib/modules/6.1.0-17-amd64/vmlinuz": string(kernel), "usr/lib/libx.so": string(lib),
+		"usr/lib/modules/6.1.0-17-amd64/mt76x0e.ko": string(modA), "usr/lib/modules/6.1.0-17-amd64/mt76x2e.ko": string(modB)})
 	c1 := commitDir(t, src, filepath.Join(tmp, "t1"))
 	newKernel := bytes.Clone(kernel)
 	for i := 0; i < len(newKernel); i += 4096 {
@@ -64,7 +75,8 @@ func TestGeneratePatches(t *testing.T) {
 	}
 	newLib := slices.Concat(lib[100<<10:], []byte("a new function"), lib[:100<<10])
 	writeTree(t, filepath.Join(tmp, "t2"), map[string]string{
-		"usr/lib/modules/6.1.0-18-amd64/vmlinuz": string(newKernel), "usr/lib/libx.so": string(newLib)})
+		"usr/lib/modules/6.1.0-18-amd64/vmlinuz": string(newKernel), "usr/lib/libx.so": string(newLib),
+		"usr/lib/modules/6.1.0-18-amd64/mt76x0e.ko": edit(modA), "usr/lib/modules/6.1.0-18-amd64/mt76x2e.ko": edit(modB)})
 	c2 := commitDir(t, src, filepath.Join(tmp, "t2"))
 
 	sb, err := Generate(context.Background(), src, c1, c2, Options{})
@@ -76,10 +88,10 @@ func TestGeneratePatches(t *testing.T) {
 		patches += bytes.Count(partOps(t, src, sb, i), []byte{opBspatch})
 		size += int(h.Size)
 	}
-	if patches != 2 {
-		t.Errorf("delta has %d bspatch operations, want 2 (the kernel and the library)", patches)
+	if patches != 4 {
+		t.Errorf("delta has %d bspatch operations, want 4 (the kernel, the library and two modules)", patches)
 	}
-	if files := len(kernel) + len(lib); size > files/10 {
+	if files := len(kernel) + len(lib) + len(modA) + len(modB); size > files/10 {
 		t.Errorf("delta parts are %d bytes, want at most a tenth of the %d bytes of the files", size, files)
 	}
 	dst, err := repo.Init(filepath.Join(tmp, "dst"), repo.ModeBareUserOnly)
@@ -101,5 +113,5 @@ func TestGeneratePatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	fsckClean(t, dst)
-	t.Logf("delta of %d bytes for %d bytes of changed files", size, len(kernel)+len(lib))
+	t.Logf("delta of %d bytes for %d bytes of changed files", size, len(kernel)+len(lib)+len(modA)+len(modB))
 }
