@@ -12,12 +12,15 @@ import (
 	"github.com/strata-os/strata/internal/oci/ocitest"
 )
 
-// ociV4 makes the guest follow a registry (docs/oci.md, "Nodes that follow a registry"):
+// ociVersion is the OS version the oci step pushes to the tag (testdata/v6.yaml).
+const ociVersion = "6"
+
+// ociStep makes the guest follow a registry (docs/oci.md, "Nodes that follow a registry"):
 // the booted commit is pushed to a tag of Debian's docker-registry on the host, the guest
-// rebases onto the tag (reached as 10.0.2.2), v4 is composed and pushed to the same tag,
+// rebases onto the tag (reached as 10.0.2.2), v6 is composed and pushed to the same tag,
 // `strata upgrade` in the guest imports only the changed layers, and the guest reboots into
-// v4 with the image and its digest as the origin.
-func (e *env) ociV4(t *testing.T) {
+// v6 with the image and its digest as the origin.
+func (e *env) ociStep(t *testing.T) {
 	e.mustExec(t, "systemctl stop strata-agent || true") // the agent of agent-v3 follows the ref
 	reg := ocitest.StartRegistry(t, false)
 	port := reg.Host[strings.LastIndexByte(reg.Host, ':')+1:]
@@ -47,11 +50,11 @@ func (e *env) ociV4(t *testing.T) {
 		t.Fatalf("status after the rebase = %+v, want %s from %s (%s) first", st, booted.Checksum, imgref, d1)
 	}
 
-	e.compose(t, "4")
-	d4 := push(e.commits["4"])
+	e.compose(t, ociVersion)
+	dNew := push(e.commits[ociVersion])
 	start = time.Now()
 	out := e.mustExec(t, "strata upgrade --insecure --json")
-	e.measure(t, "oci: upgrade to v4 in the guest (registry pull + deploy): %s", secs(time.Since(start)))
+	e.measure(t, "oci: upgrade to v"+ociVersion+" in the guest (registry pull + deploy): %s", secs(time.Since(start)))
 	var up struct {
 		Commit  string `json:"commit"`
 		Digest  string `json:"image_digest"`
@@ -62,8 +65,8 @@ func (e *env) ociV4(t *testing.T) {
 	if err := json.Unmarshal([]byte(lastJSON(out)), &up); err != nil {
 		t.Fatalf("strata upgrade --json: %v\n%s", err, out)
 	}
-	if up.Commit != e.commits["4"] || up.Digest != d4 {
-		t.Fatalf("strata upgrade = commit %s, digest %s; want %s, %s", up.Commit, up.Digest, e.commits["4"], d4)
+	if up.Commit != e.commits[ociVersion] || up.Digest != dNew {
+		t.Fatalf("strata upgrade = commit %s, digest %s; want %s, %s", up.Commit, up.Digest, e.commits[ociVersion], dNew)
 	}
 	e.measure(t, "oci: the upgrade fetched %d layers (%s) and kept %d", up.Fetched, mib(up.Bytes), up.Skipped)
 	if up.Skipped == 0 {
@@ -71,15 +74,15 @@ func (e *env) ociV4(t *testing.T) {
 	}
 
 	b, took := e.reboot(t)
-	if b.Version != "4" || !strings.HasPrefix(b.Deployment, e.commits["4"]+".") || b.BootComplete != "success" {
-		t.Fatalf("after the image upgrade: version %s, deployment %s, boot-complete %s; want 4, %s.N, success",
-			b.Version, b.Deployment, b.BootComplete, e.commits["4"])
+	if b.Version != ociVersion || !strings.HasPrefix(b.Deployment, e.commits[ociVersion]+".") || b.BootComplete != "success" {
+		t.Fatalf("after the image upgrade: version %s, deployment %s, boot-complete %s; want %s, %s.N, success",
+			b.Version, b.Deployment, b.BootComplete, ociVersion, e.commits[ociVersion])
 	}
-	e.measure(t, "oci: reboot into v4: %s", secs(took))
-	if got := strings.TrimSpace(e.mustExec(t, "cat /usr/share/strata-e2e/version")); got != "4" {
-		t.Errorf("/usr/share/strata-e2e/version = %q, want 4", got)
+	e.measure(t, "oci: reboot into v"+ociVersion+": %s", secs(took))
+	if got := strings.TrimSpace(e.mustExec(t, "cat /usr/share/strata-e2e/version")); got != ociVersion {
+		t.Errorf("/usr/share/strata-e2e/version = %q, want %s", got, ociVersion)
 	}
-	if st := bootedDeployment(t, e.status(t)); st.Refspec != imgref || st.Digest != d4 {
-		t.Errorf("booted deployment = %+v, want origin %s at %s", st, imgref, d4)
+	if st := bootedDeployment(t, e.status(t)); st.Refspec != imgref || st.Digest != dNew {
+		t.Errorf("booted deployment = %+v, want origin %s at %s", st, imgref, dNew)
 	}
 }
