@@ -23,10 +23,14 @@
 //     before staging, merged after the reboot, the other not (built for the old version), with
 //     the reason; upgrade to v5 (nothing published): the upgrade goes on, v5 boots healthy, and
 //     `strata sysext list` and `strata status` say why the extension is not merged;
-//  5. OCI (oci_test.go): the booted commit pushed to a registry on the host, the guest rebased
-//     onto the tag, a new version pushed, `strata upgrade` imports only the changed layers, the
-//     guest reboots into it;
-//  6. cut the power (SIGKILL to QEMU) at several instants of a `strata deploy` in the guest:
+//  5. package layering (layer_test.go): install a local .deb on the booted node, reboot, dpkg
+//     lists it; compose v6, upgrade: the package is installed again on the new base; compose
+//     v7, which ships nano, which the package conflicts with: the upgrade is refused before
+//     anything is staged, naming the package, and status shows the update blocked;
+//  6. OCI (oci_test.go): the booted commit pushed to a registry on the host, the guest rebased
+//     onto the tag (a rebase starts from the base alone: the layer stays behind), v8 pushed,
+//     `strata upgrade` imports only the changed layers, the guest reboots into it;
+//  7. cut the power (SIGKILL to QEMU) at several instants of a `strata deploy` in the guest:
 //     every next boot is the old or the new deployment, complete (status, repo fsck).
 //
 // The steps are subtests of TestE2E that depend on the ones before: a prefix of them can be run

@@ -30,6 +30,7 @@ func TestE2E(t *testing.T) {
 	e.step(t, "upgrade-v2", e.upgradeV2)
 	e.step(t, "agent-v3", e.agentV3)
 	e.step(t, "sysext", e.sysextStep)
+	e.step(t, "layer", e.layerStep)
 	e.step(t, "oci", e.ociStep)
 	e.step(t, "power-cut", e.powerCut)
 	e.stop(t, true)

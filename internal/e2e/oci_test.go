@@ -12,14 +12,14 @@ import (
 	"github.com/strata-os/strata/internal/oci/ocitest"
 )
 
-// ociVersion is the OS version the oci step pushes to the tag (testdata/v6.yaml).
-const ociVersion = "6"
+// ociVersion is the OS version the oci step pushes to the tag (testdata/v8.yaml).
+const ociVersion = "8"
 
 // ociStep makes the guest follow a registry (docs/oci.md, "Nodes that follow a registry"):
 // the booted commit is pushed to a tag of Debian's docker-registry on the host, the guest
-// rebases onto the tag (reached as 10.0.2.2), v6 is composed and pushed to the same tag,
+// rebases onto the tag (reached as 10.0.2.2), v8 is composed and pushed to the same tag,
 // `strata upgrade` in the guest imports only the changed layers, and the guest reboots into
-// v6 with the image and its digest as the origin.
+// v8 with the image and its digest as the origin.
 func (e *env) ociStep(t *testing.T) {
 	e.mustExec(t, "systemctl stop strata-agent || true") // the agent of agent-v3 follows the ref
 	reg := ocitest.StartRegistry(t, false)
