@@ -28,7 +28,7 @@
 //     v7, which ships nano, which the package conflicts with: the upgrade is refused before
 //     anything is staged, naming the package, and status shows the update blocked;
 //  6. OCI (oci_test.go): the booted commit pushed to a registry on the host, the guest rebased
-//     onto the tag (a rebase starts from the base alone: the layer stays behind), v8 pushed,
+//     onto the tag (its origin asks for no layer: the image is the layer's commit as it is), v8 pushed,
 //     `strata upgrade` imports only the changed layers, the guest reboots into it;
 //  7. cut the power (SIGKILL to QEMU) at several instants of a `strata deploy` in the guest:
 //     every next boot is the old or the new deployment, complete (status, repo fsck).
