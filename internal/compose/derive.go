@@ -487,8 +487,10 @@ func runTools(ctx context.Context, merged string, q DeriveRequest, debs []string
 		names = append(names, d.Package)
 	}
 	// --force-unsafe-io: dpkg's fsyncs are wasted on the upper directory,
-	// which is read into the repository (durably) afterwards.
-	args := append(apt, "install", "-y", "--no-install-recommends", "-o", "Dpkg::Options::=--force-unsafe-io",
+	// which is read into the repository (durably) afterwards. --no-remove:
+	// apt would resolve a conflict with a base package by removing it;
+	// the base only loses what `override remove` names, so that is an error.
+	args := append(apt, "install", "-y", "--no-install-recommends", "--no-remove", "-o", "Dpkg::Options::=--force-unsafe-io",
 		"-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold")
 	args = append(append(args, q.Install...), debs...)
 	return run("installing "+strings.Join(names, ", "), args...)
@@ -505,6 +507,7 @@ func toolReason(out []byte) string {
 		t := strings.TrimSpace(l)
 		switch {
 		case strings.HasPrefix(t, "E: "), strings.HasPrefix(t, "dpkg-deb: "), strings.Contains(t, "Depends:"),
+			strings.HasPrefix(t, "The following packages will be REMOVED"),
 			strings.Contains(t, "Conflicts:"), strings.Contains(t, "Breaks:"):
 			keep[i] = true
 		case strings.HasPrefix(t, "dpkg: "):
