@@ -371,6 +371,7 @@ type deployment struct {
 	Staged   bool   `json:"staged"`
 	Refspec  string `json:"refspec"`
 	Digest   string `json:"image_digest"`
+	Base     string `json:"base-checksum"` // set on a layered deployment (docs/layering.md)
 }
 
 func (d deployment) Name() string { return d.Checksum + "." + strconv.Itoa(d.Serial) }
