@@ -118,37 +118,6 @@ func (d *sysrootDeployer) Status(context.Context) (agent.NodeStatus, error) {
 // DownloadSize is known up front from an image's manifest, and for a commit only from a static
 // delta's superblock: an object pull learns its size while it walks the commit's trees.
 func (d *sysrootDeployer) DownloadSize(ctx context.Context, r agent.Release) (int64, error) {
-	if r.Scheme == graph.SchemeOCI {
-		// An image's layers are listed in its manifest: what the repository lacks is known
-		// before the pull.
-		s, err := openSysroot(d.path)
-		if err != nil {
-			return 0, err
-		}
-		defer s.Close()
-		b, err := base(s)
-		if err != nil {
-			return 0, err
-		}
-		ir, err := oci.ParseImageReference(b.Refspec)
-		if err != nil {
-			return 0, err
-		}
-		pinned := oci.ImageReference{Ref: oci.Ref{Transport: oci.TransportRegistry, Name: r.Payload}, Signed: ir.Signed}
-		opts := oci.FollowOptions{Policy: d.images.policy, Check: true}
-		opts.RegistryOptions = d.images.reg
-		res, err := oci.Follow(ctx, s.Repo(), pinned.String(), opts)
-		if err != nil {
-			return 0, err
-		}
-		return res.BytesToFetch, nil
-	}
-	return d.deltaSize(ctx, r)
-}
-
-// deltaSize is the size of the delta from the base deployment's base commit to the release
-// that the origin remote offers, which Stage then uses.
-func (d *sysrootDeployer) deltaSize(ctx context.Context, r agent.Release) (int64, error) {
 	s, err := openSysroot(d.path)
 	if err != nil {
 		return 0, err
@@ -158,6 +127,32 @@ func (d *sysrootDeployer) deltaSize(ctx context.Context, r agent.Release) (int64
 	if err != nil {
 		return 0, err
 	}
+	if r.Scheme == graph.SchemeOCI {
+		return d.imageSize(ctx, s, b, r)
+	}
+	return deltaSize(ctx, s, b, r)
+}
+
+// imageSize is what the repository lacks of the release's image: its layers are listed in the
+// manifest, so it is known before the pull.
+func (d *sysrootDeployer) imageSize(ctx context.Context, s *sysroot.Sysroot, b sysroot.Deployment, r agent.Release) (int64, error) {
+	ir, err := oci.ParseImageReference(b.Refspec)
+	if err != nil {
+		return 0, err
+	}
+	pinned := oci.ImageReference{Ref: oci.Ref{Transport: oci.TransportRegistry, Name: r.Payload}, Signed: ir.Signed}
+	opts := oci.FollowOptions{Policy: d.images.policy, Check: true}
+	opts.RegistryOptions = d.images.reg
+	res, err := oci.Follow(ctx, s.Repo(), pinned.String(), opts)
+	if err != nil {
+		return 0, err
+	}
+	return res.BytesToFetch, nil
+}
+
+// deltaSize is the size of the delta from base deployment b's base commit to the release that
+// the origin remote offers, which Stage then uses.
+func deltaSize(ctx context.Context, s *sysroot.Sysroot, b sysroot.Deployment, r agent.Release) (int64, error) {
 	sum, err := ostree.ParseChecksum(r.Payload)
 	if err != nil {
 		return 0, fmt.Errorf("release %s: payload %q is not a commit checksum: %w", r.Version, r.Payload, err)
