@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/fleetlock"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -21,8 +23,6 @@ const (
 	airlockPrefix = "com.coreos.airlock/groups/"
 	airlockSuffix = "/v1/semaphore"
 	auditPrefix   = "strata.fleetlock/audit/"
-	// casAttempts bounds the compare-and-swap retries of one Update under contention.
-	casAttempts = 8
 )
 
 // SemaphoreKey returns airlock's etcd key of a group's semaphore.
@@ -51,24 +51,30 @@ func OpenEtcd(endpoints []string, timeout time.Duration) (Store, error) {
 
 // Update is airlock's algorithm: create the key if absent (a transaction on version 0), read
 // it, change it, and write it back in a transaction conditioned on the version read. A lost race
-// is retried, up to casAttempts times, before it is reported as a conflict.
+// costs no extra read (the transaction's else branch returns the value that won) and is retried
+// after a short randomized pause, which grows with each loss, for as long as the operation's
+// timeout allows: under a burst of nodes releasing at once every caller gets through, and only a
+// store that stays contended past the timeout reports a conflict.
 func (s *etcdStore) Update(ctx context.Context, group string, init fleetlock.Semaphore, fn func(*fleetlock.Semaphore) (bool, error)) (fleetlock.Semaphore, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	key := SemaphoreKey(group)
-	_, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.Version(key), "=", 0)).Then(clientv3.OpPut(key, string(init.Marshal()))).Commit()
+	created, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.Version(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(init.Marshal()))).
+		Else(clientv3.OpGet(key)).Commit()
 	if err != nil {
 		return fleetlock.Semaphore{}, fmt.Errorf("creating the semaphore of group %s: %v: %w", group, err, errdefs.ErrUnavailable)
 	}
-	for attempt := 0; attempt < casAttempts; attempt++ {
-		resp, err := s.cli.Get(ctx, key)
-		if err != nil {
-			return fleetlock.Semaphore{}, fmt.Errorf("reading the semaphore of group %s: %v: %w", group, err, errdefs.ErrUnavailable)
+	// Created: the key's first version holds init (a writer that changed it since makes the
+	// compare-and-swap below fail and return what it wrote). Not created: the else branch read it.
+	kv := &mvccpb.KeyValue{Value: init.Marshal(), Version: 1}
+	if !created.Succeeded {
+		if kv, err = oneKV(group, created.Responses[0].GetResponseRange().Kvs); err != nil {
+			return fleetlock.Semaphore{}, err
 		}
-		if len(resp.Kvs) != 1 || resp.Kvs[0].Version == 0 {
-			return fleetlock.Semaphore{}, fmt.Errorf("semaphore of group %s vanished: %w", group, errdefs.ErrConflict)
-		}
-		kv := resp.Kvs[0]
+	}
+	pause := time.Millisecond
+	for attempt := 1; ; attempt++ {
 		sem, err := fleetlock.ParseSemaphore(kv.Value)
 		if err != nil {
 			return fleetlock.Semaphore{}, fmt.Errorf("group %s: %w", group, err)
@@ -77,15 +83,39 @@ func (s *etcdStore) Update(ctx context.Context, group string, init fleetlock.Sem
 		if err != nil || !changed {
 			return sem, err
 		}
-		txn, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.Version(key), "=", kv.Version)).Then(clientv3.OpPut(key, string(sem.Marshal()))).Commit()
+		txn, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.Version(key), "=", kv.Version)).
+			Then(clientv3.OpPut(key, string(sem.Marshal()))).
+			Else(clientv3.OpGet(key)).Commit()
 		if err != nil {
+			if ctx.Err() != nil && attempt > 1 {
+				return fleetlock.Semaphore{}, fmt.Errorf("conflict on the semaphore of group %s: %d attempts in %s: %w", group, attempt, s.timeout, errdefs.ErrConflict)
+			}
 			return fleetlock.Semaphore{}, fmt.Errorf("writing the semaphore of group %s: %v: %w", group, err, errdefs.ErrUnavailable)
 		}
 		if txn.Succeeded {
 			return sem, nil
 		}
+		if kv, err = oneKV(group, txn.Responses[0].GetResponseRange().Kvs); err != nil {
+			return fleetlock.Semaphore{}, err
+		}
+		// Another writer won; wait a random part of the pause so that the losers spread out.
+		t := time.NewTimer(time.Duration(rand.Int64N(int64(pause))) + time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fleetlock.Semaphore{}, fmt.Errorf("conflict on the semaphore of group %s: %d attempts in %s: %w", group, attempt, s.timeout, errdefs.ErrConflict)
+		case <-t.C:
+		}
+		pause = min(2*pause, 100*time.Millisecond)
 	}
-	return fleetlock.Semaphore{}, fmt.Errorf("conflict on the semaphore of group %s after %d attempts: %w", group, casAttempts, errdefs.ErrConflict)
+}
+
+// oneKV is the semaphore's key-value of a range response, which must hold exactly one.
+func oneKV(group string, kvs []*mvccpb.KeyValue) (*mvccpb.KeyValue, error) {
+	if len(kvs) != 1 || kvs[0].Version == 0 {
+		return nil, fmt.Errorf("semaphore of group %s vanished: %w", group, errdefs.ErrConflict)
+	}
+	return kvs[0], nil
 }
 
 func (s *etcdStore) Get(ctx context.Context, group string) (fleetlock.Semaphore, bool, error) {
