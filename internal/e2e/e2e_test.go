@@ -204,8 +204,17 @@ func (e *env) reboot(t *testing.T) (bootInfo, time.Duration) {
 		t.Fatal(err)
 	}
 	b := e.waitBoot(t, ctx)
-	return b, time.Since(start)
+	took := time.Since(start)
+	if took > slowReboot {
+		// Where the time went: the end of the boot that was shut down (the journal persists).
+		_, out := e.exec(t, "journalctl -b -1 -o short-monotonic --no-pager | tail -n 80")
+		t.Logf("slow reboot (%s): the last journal lines of the previous boot:\n%s", secs(took), out)
+	}
+	return b, took
 }
+
+// slowReboot is the reboot time past which reboot logs the end of the previous boot's journal.
+const slowReboot = 90 * time.Second
 
 // espEntries maps each deployment (CHECKSUM.SERIAL) to its ESP entry's file name, from the
 // entries' "# strata-deployment OS CHECKSUM.SERIAL" first lines.
