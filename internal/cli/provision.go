@@ -106,7 +106,9 @@ func (firstBootProvisioner) Provision(ctx context.Context, con io.Writer, physRo
 		provision.FwCfg{}, provision.Embedded{PhysRoot: physRoot},
 		provision.URL{Cmdline: string(cmdline), Network: network},
 	}
-	ran, rec, res, err := provision.FirstBoot(ctx, physRoot, newRoot, sources, provision.Options{BootID: strings.TrimSpace(string(bootID))})
+	// storage.disks and storage.filesystems are made with the deployment's own tools.
+	popts := provision.Options{BootID: strings.TrimSpace(string(bootID)), Disks: provision.ChrootDisks{Root: newRoot}}
+	ran, rec, res, err := provision.FirstBoot(ctx, physRoot, newRoot, sources, popts)
 	if err != nil || !ran {
 		return ran, err
 	}

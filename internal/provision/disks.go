@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/coreos/ignition/v2/config/util"
 	"github.com/coreos/ignition/v2/config/v3_5/types"
@@ -40,7 +41,10 @@ func ExecRun(ctx context.Context, name string, args ...string) ([]byte, error) {
 // blkid to find existing filesystems, and mkfs.ext4, mkfs.xfs, mkfs.vfat or mkswap.
 func NewDiskFormatter(run RunFunc) DiskFormatter { return diskFormatter{run: run} }
 
-type diskFormatter struct{ run RunFunc }
+type diskFormatter struct {
+	run  RunFunc
+	wait time.Duration // how long to wait for a device to appear; 0 means not at all
+}
 
 var _ DiskFormatter = diskFormatter{}
 
@@ -50,16 +54,29 @@ var _ DiskFormatter = diskFormatter{}
 // changing existing ones is not supported.
 func (d diskFormatter) Format(ctx context.Context, s types.Storage) error {
 	for i, disk := range s.Disks {
+		if err := d.waitDevice(ctx, disk.Device); err != nil {
+			return fmt.Errorf("disks.%d: %w", i, err)
+		}
 		if err := d.partition(ctx, disk); err != nil {
 			return fmt.Errorf("disks.%d (%s): %w", i, disk.Device, err)
 		}
 	}
 	for i, fs := range s.Filesystems {
+		if err := d.waitDevice(ctx, fs.Device); err != nil {
+			return fmt.Errorf("filesystems.%d: %w", i, err)
+		}
 		if err := d.filesystem(ctx, fs); err != nil {
 			return fmt.Errorf("filesystems.%d (%s): %w", i, fs.Device, err)
 		}
 	}
 	return nil
+}
+
+func (d diskFormatter) waitDevice(ctx context.Context, dev string) error {
+	if d.wait == 0 {
+		return nil
+	}
+	return waitDevice(ctx, dev, d.wait)
 }
 
 func (d diskFormatter) partition(ctx context.Context, disk types.Disk) error {

@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/strata-os/strata/internal/provconfig"
 	"github.com/strata-os/strata/internal/provision"
@@ -79,5 +82,80 @@ func TestApplyFilesystems(t *testing.T) {
 	cfg, _, _ := provconfig.ParseJSON([]byte(`{"ignition":{"version":"3.3.0"},"storage":{"filesystems":[{"device":"` + dev + `","format":"ext4","path":"/srv"}]}}`))
 	if _, err := provision.Apply(context.Background(), root, cfg, provision.Options{}); err == nil || !strings.Contains(err.Error(), "$.storage.filesystems") {
 		t.Errorf("Apply without a formatter = %v, want a refusal naming $.storage.filesystems", err)
+	}
+}
+
+// chrootTree returns a tree that stands for a deployment: the host's /usr bound read-only, the
+// usr-merged links and empty dev, proc and sys mount points.
+func chrootTree(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	for _, d := range []string{"usr", "dev", "proc", "sys", "etc", "tmp"} {
+		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, l := range []string{"bin", "sbin", "lib", "lib64"} {
+		if err := os.Symlink("usr/"+l, filepath.Join(root, l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	usr := filepath.Join(root, "usr")
+	if err := unix.Mount("/usr", usr, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(usr, unix.MNT_DETACH) })
+	return root
+}
+
+// TestChrootDisks partitions and formats a disk as a first boot does, with the programs of a
+// deployment's tree run chrooted there, and leaves no mount behind in that tree.
+func TestChrootDisks(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "sgdisk", "gdisk")
+	testutil.RequireTool(t, "mkfs.ext4", "e2fsprogs")
+	blkid := testutil.RequireTool(t, "blkid", "util-linux")
+	dev := loopDevice(t, 64<<20)
+	tree := chrootTree(t)
+	cfg, rpt, err := provconfig.ParseJSON([]byte(`{"ignition":{"version":"3.4.0"},"storage":{
+ "disks":[{"device":"` + dev + `","wipeTable":true,"partitions":[{"number":1,"label":"containers","sizeMiB":32}]}],
+ "filesystems":[{"device":"` + dev + `p1","format":"ext4","label":"ctr","path":"/var/lib/containers"}]}}`))
+	if err != nil {
+		t.Fatalf("ParseJSON: %v\n%s", err, rpt)
+	}
+	if err := (provision.ChrootDisks{Root: tree, DeviceWait: 5 * time.Second}).Format(context.Background(), cfg.Storage); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(blkid, "-p", "-o", "export", dev+"p1").Output()
+	if err != nil || !strings.Contains(string(out), "TYPE=ext4") || !strings.Contains(string(out), "LABEL=ctr") ||
+		!strings.Contains(string(out), "PART_ENTRY_NAME=containers") {
+		t.Errorf("blkid %sp1 = %s, %v; want an ext4 labelled ctr in a partition named containers", dev, out, err)
+	}
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"dev", "proc", "sys"} {
+		if strings.Contains(string(mi), " "+filepath.Join(tree, d)+" ") {
+			t.Errorf("%s is still mounted after Format", filepath.Join(tree, d))
+		}
+	}
+	// A device that never appears is waited for, then named.
+	cfg.Storage.Disks = nil
+	cfg.Storage.Filesystems[0].Device = dev + "p9"
+	err = (provision.ChrootDisks{Root: tree, DeviceWait: 300 * time.Millisecond}).Format(context.Background(), cfg.Storage)
+	if err == nil || !strings.Contains(err.Error(), dev+"p9 did not appear") {
+		t.Errorf("Format with a missing device = %v, want it named", err)
+	}
+	// A tree without the program says which one it lacks.
+	empty := t.TempDir()
+	for _, d := range []string{"dev", "proc", "sys"} {
+		os.Mkdir(filepath.Join(empty, d), 0o755)
+	}
+	cfg.Storage.Filesystems[0].Device = dev + "p1"
+	cfg.Storage.Filesystems[0].WipeFilesystem = &[]bool{true}[0]
+	err = (provision.ChrootDisks{Root: empty}).Format(context.Background(), cfg.Storage)
+	if err == nil || !strings.Contains(err.Error(), "blkid is not in the deployment's") {
+		t.Errorf("Format in a tree without blkid = %v, want the program named", err)
 	}
 }

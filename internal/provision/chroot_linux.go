@@ -1,0 +1,121 @@
+package provision
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/coreos/ignition/v2/config/v3_5/types"
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-os/strata/internal/errdefs"
+)
+
+// programDirs are where ChrootRun looks a program up inside the tree, in PATH's usual order for
+// root.
+var programDirs = []string{"usr/sbin", "usr/bin", "sbin", "bin"}
+
+// ChrootRun returns a RunFunc that runs the programs of the tree at root, chrooted there. On a
+// first boot the initramfs has none of sgdisk, blkid or mkfs, but the deployment it is about to
+// boot has them (a verified commit): the disks are made with the OS's own tools. The caller
+// makes /dev, /proc and /sys visible inside root (ChrootDisks does).
+func ChrootRun(root string) RunFunc {
+	return func(ctx context.Context, name string, args ...string) ([]byte, error) {
+		prog, err := lookPathIn(root, name)
+		if err != nil {
+			return nil, err
+		}
+		var stderr bytes.Buffer
+		cmd := exec.CommandContext(ctx, prog, args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root}
+		cmd.Dir = "/"
+		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return out, fmt.Errorf("%s %s (in %s): %w: %s", name, strings.Join(args, " "), root, err, strings.TrimSpace(stderr.String()))
+		}
+		return out, nil
+	}
+}
+
+// lookPathIn returns the path, inside root, of the executable name found in programDirs.
+func lookPathIn(root, name string) (string, error) {
+	if strings.Contains(name, "/") {
+		return "", fmt.Errorf("program %q: a bare name is looked up in the tree: %w", name, errdefs.ErrInvalid)
+	}
+	for _, dir := range programDirs {
+		p := path.Join("/", dir, name)
+		fi, err := os.Stat(filepath.Join(root, p))
+		if err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s is not in the deployment's %s: %w", name, strings.Join(programDirs, ", "), errdefs.ErrNotFound)
+}
+
+// ChrootDisks is the DiskFormatter of a first boot: it formats with the tools of the deployment
+// at Root (ChrootRun), with the initramfs's /dev, /proc and /sys bound into it for the time of
+// the work and unbound afterwards, so that switch_root later moves them there as on any boot.
+// Devices that the config names are waited for (DeviceWait, default 30 s): on a first boot the
+// second disk may appear after the root one.
+type ChrootDisks struct {
+	Root       string
+	DeviceWait time.Duration
+}
+
+var _ DiskFormatter = ChrootDisks{}
+
+func (c ChrootDisks) Format(ctx context.Context, s types.Storage) (err error) {
+	var bound []string
+	defer func() {
+		for i := len(bound) - 1; i >= 0; i-- {
+			if uerr := unix.Unmount(bound[i], unix.MNT_DETACH); uerr != nil {
+				err = errors.Join(err, fmt.Errorf("unmounting %s: %w", bound[i], uerr))
+			}
+		}
+	}()
+	for _, d := range []string{"/dev", "/proc", "/sys"} {
+		target := filepath.Join(c.Root, d)
+		if err := unix.Mount(d, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("binding %s into %s: %w", d, c.Root, err)
+		}
+		bound = append(bound, target)
+	}
+	wait := c.DeviceWait
+	if wait == 0 {
+		wait = 30 * time.Second
+	}
+	return diskFormatter{run: ChrootRun(c.Root), wait: wait}.Format(ctx, s)
+}
+
+// waitDevice waits until dev exists, up to wait, polling every 100 ms.
+func waitDevice(ctx context.Context, dev string, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		_, err := os.Stat(dev)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("device %s: %w", dev, err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("device %s did not appear within %s (before udev runs only kernel names such as /dev/vdb or /dev/sdb exist): %w",
+				dev, wait, errdefs.ErrNotFound)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
