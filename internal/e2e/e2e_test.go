@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -55,6 +56,14 @@ func (e *env) composeV1(t *testing.T) {
 func (e *env) image(t *testing.T) {
 	e.disk = filepath.Join(e.work, "disk.img")
 	e.vars = filepath.Join(e.work, "OVMF_VARS.fd")
+	// The guest's /dev/vdb: the first-boot config gives it a partition for /var/lib/containers.
+	e.data = filepath.Join(e.work, "data.img")
+	if err := os.WriteFile(e.data, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(e.data, 256<<20); err != nil {
+		t.Fatal(err)
+	}
 	e.fleet = e.startFleet(t)
 	config, filesDir := e.provisionConfig(t)
 	start := time.Now()

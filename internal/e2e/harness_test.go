@@ -51,7 +51,8 @@ type env struct {
 	provisioned provisioningStatus
 
 	disk, vars string
-	runs       int // QEMU runs so far
+	data       string // the second disk, which the first-boot config partitions and formats
+	runs       int    // QEMU runs so far
 	m          *vm.Machine
 	accel      vm.Accel
 
@@ -229,8 +230,12 @@ func (e *env) boot(t *testing.T, allowReboot bool) *vm.Machine {
 	t.Helper()
 	e.runs++
 	prefix := filepath.Join(e.logs, fmt.Sprintf("run%d-", e.runs))
+	disks := []vm.Disk{{Path: e.disk}}
+	if e.data != "" {
+		disks = append(disks, vm.Disk{Path: e.data})
+	}
 	m, err := vm.Start(context.Background(), vm.Config{
-		Accel: e.accel, UEFI: &vm.UEFI{Vars: e.vars}, Disks: []vm.Disk{{Path: e.disk}},
+		Accel: e.accel, UEFI: &vm.UEFI{Vars: e.vars}, Disks: disks,
 		Net: true, Control: true, AllowReboot: allowReboot,
 		Forwards:   []vm.Forward{{HostPort: e.prov.port, GuestPort: 22}},
 		ConsoleLog: prefix + "console.log", MarkerLog: prefix + "markers.log",

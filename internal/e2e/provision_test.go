@@ -151,6 +151,10 @@ func (e *env) checkProvisioned(t *testing.T) provisioningStatus {
 		{"systemctl is-active strata-e2e-provisioned.service", "active"},
 		{"sudo -n stat -c '%a %U' /etc/sudoers.d/tester", "440 root"},
 		{`grep -c '^strategy = "fleet_lock"$' /etc/strata/agent.d/50-e2e.toml`, "1"},
+		// storage.disks and storage.filesystems: the second disk, partitioned and formatted on
+		// the first boot, mounted by the config's mount unit on every boot.
+		{"findmnt -n -o SOURCE,FSTYPE /var/lib/containers", "/dev/vdb1 ext4"},
+		{"lsblk -n -o PARTLABEL,LABEL /dev/vdb1", "containers ctr"},
 	} {
 		if got := strings.TrimSpace(e.mustSSH(t, "tester", c.cmd)); got != c.want {
 			t.Errorf("ssh tester@guest %s = %q, want %q", c.cmd, got, c.want)
