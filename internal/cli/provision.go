@@ -100,7 +100,11 @@ func (firstBootProvisioner) Provision(ctx context.Context, con io.Writer, physRo
 	cmdline, _ := os.ReadFile("/proc/cmdline")
 	network := func(ctx context.Context) error {
 		prepareroot.LoadModules(con, prepareroot.NetworkModulesList)
-		return prepareroot.BringUpNetwork(ctx)
+		ip, err := prepareroot.BringUpNetwork(ctx)
+		if err == nil {
+			fmt.Fprintf(con, "strata prepare-root: network for %s=: %s\n", provconfig.ConfigURLArg, ip)
+		}
+		return err
 	}
 	sources := []provision.Source{
 		provision.FwCfg{}, provision.Embedded{PhysRoot: physRoot},

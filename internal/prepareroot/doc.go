@@ -12,8 +12,8 @@
 // On a node's first boot, a Provisioner given to Init applies the node's
 // provisioning config to the assembled deployment before the switch
 // (docs/provisioning.md); a failure stops the boot. For a config fetched from
-// ignition.config.url=, BringUpNetwork configures the initramfs's network
-// statically from the ip= kernel argument (ParseIP); there is no DHCP client.
+// ignition.config.url=, BringUpNetwork configures the initramfs's network from
+// the ip= kernel argument (ParseIP), by DHCPv4 when it asks for it or is absent.
 //
 // Only the initramfs mode exists: ostree's other mode, where ostree-prepare-root
 // runs as init= from the real root and uses pivot_root, is not implemented, nor

@@ -8,17 +8,21 @@ import (
 	"github.com/strata-os/strata/internal/errdefs"
 )
 
-// IPConfig is a static network configuration from the kernel argument ip=, spelled as dracut
-// spells it: ip=CLIENT:[PEER]:GATEWAY:NETMASK:HOSTNAME:INTERFACE:{none|off}[:DNS1[:DNS2]].
-// prepare-root has no DHCP client (docs/provisioning.md, "Config sources"), so the autoconf
-// forms (ip=dhcp, ip=on, ...) are refused.
+// IPConfig is the initramfs's network configuration from the kernel argument ip=, spelled as
+// dracut spells it: static, ip=CLIENT:[PEER]:GATEWAY:NETMASK:HOSTNAME:INTERFACE:{none|off}[:DNS1[:DNS2]],
+// or DHCPv4, ip={dhcp|on|any} or ip=INTERFACE:{dhcp|on|any} (DHCP set, the rest filled in from
+// the server's answer). IPv6 autoconfiguration (dhcp6, auto6, ...) is refused.
 type IPConfig struct {
+	DHCP      bool         // ask a DHCPv4 server for the rest
 	Addr      netip.Prefix // the client's address with the netmask's length
 	Gateway   netip.Addr   // invalid: no default route
 	Hostname  string
 	Interface string // "": the first interface other than lo
 	DNS       []netip.Addr
 }
+
+// dhcpForms are the values of ip= (or of its autoconf field) that mean DHCPv4.
+var dhcpForms = map[string]bool{"dhcp": true, "on": true, "any": true, "single-dhcp": true}
 
 // ParseIP reads the ip= arguments of a kernel command line. found is false when there is
 // none; the last one wins, as for every kernel argument.
@@ -36,14 +40,25 @@ func ParseIP(cmdline string) (cfg IPConfig, found bool, err error) {
 		return cfg, false, nil
 	}
 	f := strings.Split(val, ":")
-	if len(f) < 7 {
-		return cfg, true, fmt.Errorf("ip=%s: want CLIENT:[PEER]:GATEWAY:NETMASK:HOSTNAME:INTERFACE:none (no DHCP client in the initramfs): %w", val, errdefs.ErrUnsupported)
-	}
-	if len(f) > 9 {
+	switch {
+	case len(f) == 1 && dhcpForms[f[0]]:
+		return IPConfig{DHCP: true}, true, nil
+	case len(f) >= 2 && len(f) <= 4 && dhcpForms[f[1]]: // INTERFACE:dhcp[:MTU[:MAC]]
+		if err := checkIfname(f[0]); err != nil {
+			return cfg, true, fmt.Errorf("ip=%s: %w", val, err)
+		}
+		return IPConfig{DHCP: true, Interface: f[0]}, true, nil
+	case len(f) < 7:
+		return cfg, true, fmt.Errorf("ip=%s: want dhcp, INTERFACE:dhcp or CLIENT:[PEER]:GATEWAY:NETMASK:HOSTNAME:INTERFACE:none: %w", val, errdefs.ErrUnsupported)
+	case len(f) > 9:
 		return cfg, true, fmt.Errorf("ip=%s: too many fields: %w", val, errdefs.ErrInvalid)
-	}
-	if f[6] != "none" && f[6] != "off" {
-		return cfg, true, fmt.Errorf("ip=%s: autoconf %q: only a static configuration (none or off) is supported: %w", val, f[6], errdefs.ErrUnsupported)
+	case dhcpForms[f[6]]:
+		if err := checkIfname(f[5]); err != nil {
+			return cfg, true, fmt.Errorf("ip=%s: %w", val, err)
+		}
+		return IPConfig{DHCP: true, Interface: f[5], Hostname: f[4]}, true, nil
+	case f[6] != "none" && f[6] != "off":
+		return cfg, true, fmt.Errorf("ip=%s: autoconf %q: strata brings up static (none, off) or DHCPv4 (dhcp, on, any) configurations: %w", val, f[6], errdefs.ErrUnsupported)
 	}
 	addr, err := netip.ParseAddr(f[0])
 	if err != nil || !addr.Is4() {
@@ -66,8 +81,8 @@ func ParseIP(cmdline string) (cfg IPConfig, found bool, err error) {
 		}
 	}
 	cfg.Hostname, cfg.Interface = f[4], f[5]
-	if strings.ContainsAny(cfg.Interface, "/") || len(cfg.Interface) > 15 {
-		return cfg, true, fmt.Errorf("ip=%s: interface name %q: %w", val, cfg.Interface, errdefs.ErrInvalid)
+	if err := checkIfname(cfg.Interface); err != nil {
+		return cfg, true, fmt.Errorf("ip=%s: %w", val, err)
 	}
 	for _, d := range f[7:] {
 		if d == "" {
@@ -102,4 +117,12 @@ func parseBits(s string) (int, error) {
 		return -1, errdefs.ErrInvalid
 	}
 	return n, nil
+}
+
+// checkIfname refuses what cannot be a network interface's name ("" means the first one).
+func checkIfname(name string) error {
+	if strings.ContainsAny(name, "/ ") || len(name) > 15 || name == "." || name == ".." {
+		return fmt.Errorf("interface name %q: %w", name, errdefs.ErrInvalid)
+	}
+	return nil
 }

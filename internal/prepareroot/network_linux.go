@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/strata-os/strata/internal/errdefs"
 	"golang.org/x/sys/unix"
 )
@@ -30,28 +32,114 @@ func LoadModules(con io.Writer, file string) int { return loadModules(con, file)
 // linkWait bounds the wait for the network interface to appear once its driver is loaded.
 const linkWait = 10 * time.Second
 
-// BringUpNetwork configures the initramfs's network from the ip= kernel argument (a static
-// configuration as dracut spells it, IPConfig), so that a provisioning config can be fetched
-// from ignition.config.url=: loopback and the interface up, the address, the default route
-// through the gateway, /etc/resolv.conf with the name servers. The interface keeps this
-// configuration after switch_root until the system's network manager takes it over;
-// docs/provisioning.md, "Config sources".
-func BringUpNetwork(ctx context.Context) error {
+// dhcpWait bounds the whole DHCPv4 exchange (discover, offer, request, ack, with retries).
+const dhcpWait = 30 * time.Second
+
+// BringUpNetwork configures the initramfs's network from the ip= kernel argument (IPConfig:
+// static as dracut spells it, or DHCPv4), or by DHCPv4 on the first interface when there is no
+// ip=, as Fedora CoreOS's initramfs does, so that a provisioning config can be fetched from
+// ignition.config.url=: loopback and the interface up, the address, the default route through
+// the gateway, /etc/resolv.conf with the name servers. It returns the configuration applied.
+// The interface keeps it after switch_root until the system's network manager takes it over
+// (a DHCP lease is not renewed by strata); docs/provisioning.md, "Config sources".
+func BringUpNetwork(ctx context.Context) (IPConfig, error) {
 	raw, err := os.ReadFile("/proc/cmdline")
 	if err != nil {
-		return fmt.Errorf("reading kernel command line: %w", err)
+		return IPConfig{}, fmt.Errorf("reading kernel command line: %w", err)
 	}
 	cfg, found, err := ParseIP(string(raw))
 	if err != nil {
-		return err
+		return cfg, err
 	}
 	if !found {
-		return fmt.Errorf("no ip= kernel argument: a config URL needs a static ip=CLIENT::GATEWAY:NETMASK::IFACE:none: %w", errdefs.ErrFailedPrecondition)
+		cfg = IPConfig{DHCP: true}
 	}
-	return configureIP(ctx, cfg)
+	if cfg.DHCP {
+		if cfg, err = dhcpConfig(ctx, cfg); err != nil {
+			return cfg, err
+		}
+	}
+	return cfg, configureIP(ctx, cfg, "/etc/resolv.conf")
 }
 
-func configureIP(ctx context.Context, cfg IPConfig) error {
+// dhcpConfig asks a DHCPv4 server on cfg's interface (or the first one) for an address and
+// returns cfg filled in from its answer: address and netmask, the first router as the gateway,
+// the name servers, the host name unless ip= gave one.
+func dhcpConfig(ctx context.Context, cfg IPConfig) (IPConfig, error) {
+	ifname, err := waitInterface(ctx, cfg.Interface)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Interface = ifname
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return cfg, fmt.Errorf("opening an inet socket: %w", err)
+	}
+	err = setUp(fd, ifname)
+	unix.Close(fd)
+	if err != nil {
+		return cfg, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, dhcpWait)
+	defer cancel()
+	c, err := nclient4.New(ifname, nclient4.WithTimeout(4*time.Second), nclient4.WithRetry(6))
+	if err != nil {
+		return cfg, fmt.Errorf("DHCP on %s: %w", ifname, err)
+	}
+	defer c.Close()
+	lease, err := c.Request(ctx)
+	if err != nil {
+		return cfg, fmt.Errorf("DHCP on %s: no lease within %s: %w: %w", ifname, dhcpWait, err, errdefs.ErrUnavailable)
+	}
+	ack := lease.ACK
+	ip, ok := netip.AddrFromSlice(ack.YourIPAddr.To4())
+	if !ok || !ip.IsGlobalUnicast() {
+		return cfg, fmt.Errorf("DHCP on %s: the server offered %v: %w", ifname, ack.YourIPAddr, errdefs.ErrInvalid)
+	}
+	mask := ack.SubnetMask()
+	if mask == nil {
+		mask = ack.YourIPAddr.DefaultMask()
+	}
+	bits, size := mask.Size()
+	if size != 32 {
+		return cfg, fmt.Errorf("DHCP on %s: the server's netmask %v: %w", ifname, mask, errdefs.ErrInvalid)
+	}
+	cfg.Addr = netip.PrefixFrom(ip, bits)
+	for _, r := range ack.Router() {
+		if gw, ok := netip.AddrFromSlice(r.To4()); ok && gw.IsValid() {
+			cfg.Gateway = gw
+			break
+		}
+	}
+	for _, d := range ack.DNS() {
+		if a, ok := netip.AddrFromSlice(d.To4()); ok {
+			cfg.DNS = append(cfg.DNS, a)
+		}
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = ack.HostName()
+	}
+	return cfg, nil
+}
+
+// String describes the configuration as the console shows it.
+func (c IPConfig) String() string {
+	how := "static"
+	if c.DHCP {
+		how = "DHCP"
+	}
+	s := fmt.Sprintf("%s %s (%s)", c.Interface, c.Addr, how)
+	if c.Gateway.IsValid() {
+		s += " via " + c.Gateway.String()
+	}
+	if len(c.DNS) > 0 {
+		s += fmt.Sprintf(", name servers %v", c.DNS)
+	}
+	return s
+}
+
+// configureIP applies a configuration; the name servers go to resolvConf.
+func configureIP(ctx context.Context, cfg IPConfig, resolvConf string) error {
 	ifname, err := waitInterface(ctx, cfg.Interface)
 	if err != nil {
 		return err
@@ -98,23 +186,24 @@ func configureIP(ctx context.Context, cfg IPConfig) error {
 		for _, d := range cfg.DNS {
 			fmt.Fprintf(&b, "nameserver %s\n", d)
 		}
-		if err := os.WriteFile("/etc/resolv.conf", []byte(b.String()), 0o644); err != nil {
+		if err := os.WriteFile(resolvConf, []byte(b.String()), 0o644); err != nil {
 			return fmt.Errorf("writing the initramfs's resolv.conf: %w", err)
 		}
 	}
 	return nil
 }
 
-// waitInterface waits for the interface named name, or for the first one other than lo when
-// name is "", to appear in /sys/class/net.
+// waitInterface waits for the interface named name, or for the first one other than loopback
+// (by index) when name is "", to appear. It asks the kernel by rtnetlink, which answers for the
+// calling thread's network namespace.
 func waitInterface(ctx context.Context, name string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, linkWait)
 	defer cancel()
 	for {
-		ents, _ := os.ReadDir("/sys/class/net")
-		for _, e := range ents {
-			if (name == "" && e.Name() != "lo") || e.Name() == name {
-				return e.Name(), nil
+		ifs, _ := net.Interfaces()
+		for _, i := range ifs {
+			if (name == "" && i.Flags&net.FlagLoopback == 0) || i.Name == name {
+				return i.Name, nil
 			}
 		}
 		select {
