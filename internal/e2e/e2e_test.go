@@ -215,9 +215,11 @@ func (e *env) reboot(t *testing.T) (bootInfo, time.Duration) {
 	b := e.waitBoot(t, ctx)
 	took := time.Since(start)
 	if took > slowReboot {
-		// Where the time went: the end of the boot that was shut down (the journal persists).
-		_, out := e.exec(t, "journalctl -b -1 -o short-monotonic --no-pager | tail -n 80")
-		t.Logf("slow reboot (%s): the last journal lines of the previous boot:\n%s", secs(took), out)
+		// Where the time went (the journal persists): the first and last entries of each boot
+		// show the gap from the old boot's end to the new kernel's start (firmware and loader),
+		// and the end of the old boot its shutdown.
+		_, out := e.exec(t, "journalctl --list-boots --no-pager | tail -n 2; journalctl -b -1 -o short-monotonic --no-pager | tail -n 40")
+		t.Logf("slow reboot (%s): the last two boots, then the last journal lines of the previous one:\n%s", secs(took), out)
 	}
 	return b, took
 }
