@@ -34,7 +34,7 @@ func TestFwCfgInQEMU(t *testing.T) {
 	if err := tar.Run(); err != nil || ko.Len() == 0 {
 		t.Fatalf("extracting %s from %s: %v\n%s", mod, k.Deb, err, stderr.Bytes())
 	}
-	initrd := vmtest.Initramfs(t, vmtest.BuildStatic(t, "./testdata/fwcfginit"),
+	initrd := vmtest.Initramfs(t, vmtest.BuildStatic(t, "./testdata/sourceinit"),
 		cpio.Directory("etc", 0o755), cpio.Directory("lib", 0o755), cpio.Directory("lib/modules", 0o755),
 		cpio.Directory("lib/modules/"+k.Version, 0o755), cpio.Directory("lib/modules/"+k.Version+"/kernel", 0o755),
 		cpio.Directory("lib/modules/"+k.Version+"/kernel/drivers", 0o755),
@@ -48,9 +48,9 @@ func TestFwCfgInQEMU(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, err := vm.Start(context.Background(), vm.Config{
-		Accel: vmtest.Accel(t), Kernel: k.Vmlinux, Initrd: initrd, Append: "console=ttyS0 panic=-1",
+		Accel: vmtest.Accel(t), Kernel: k.Vmlinux, Initrd: initrd, Append: "console=ttyS0 panic=-1 strata.source=fwcfg",
 		ConsoleLog: filepath.Join(dir, "console.log"), MarkerLog: filepath.Join(dir, "markers.log"),
-		Until: []string{`^STRATA-MARK fwcfg `}, Timeout: 5 * time.Minute,
+		Until: []string{`^STRATA-MARK source `}, Timeout: 5 * time.Minute,
 		ExtraArgs: []string{"-fw_cfg", "name=opt/com.coreos/config,file=" + cfgFile},
 	})
 	if err != nil {
@@ -60,7 +60,7 @@ func TestFwCfgInQEMU(t *testing.T) {
 	console, _ := os.ReadFile(filepath.Join(dir, "console.log"))
 	var got string
 	for _, mk := range r.Markers {
-		if mk.Name == "fwcfg" {
+		if mk.Name == "source" {
 			got = mk.Value
 		}
 	}

@@ -44,7 +44,7 @@ func TestConfigURLInQEMU(t *testing.T) {
 	}
 	initrd := filepath.Join(t.TempDir(), "initrd.img")
 	var img bytes.Buffer
-	if err := initramfs.Build(&img, initramfs.Options{Init: vmtest.BuildStatic(t, "./testdata/urlinit"), ModulesDir: mods,
+	if err := initramfs.Build(&img, initramfs.Options{Init: vmtest.BuildStatic(t, "./testdata/sourceinit"), ModulesDir: mods,
 		Modules: []string{"virtio_pci"}, NetworkModules: initramfs.NetworkModules}); err != nil {
 		t.Fatal(err)
 	}
@@ -74,9 +74,9 @@ func TestConfigURLInQEMU(t *testing.T) {
 	dir := t.TempDir()
 	m, err := vm.Start(context.Background(), vm.Config{
 		Accel: vmtest.Accel(t), Kernel: k.Vmlinux, Initrd: initrd, Net: true,
-		Append:     "console=ttyS0 panic=-1 " + provconfig.ConfigURLArg + "=" + url,
+		Append:     "console=ttyS0 panic=-1 strata.source=url " + provconfig.ConfigURLArg + "=" + url,
 		ConsoleLog: filepath.Join(dir, "console.log"), MarkerLog: filepath.Join(dir, "markers.log"),
-		Until: []string{`^STRATA-MARK url `}, Timeout: 5 * time.Minute,
+		Until: []string{`^STRATA-MARK source `}, Timeout: 5 * time.Minute,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func TestConfigURLInQEMU(t *testing.T) {
 	console, _ := os.ReadFile(filepath.Join(dir, "console.log"))
 	var got string
 	for _, mk := range r.Markers {
-		if mk.Name == "url" {
+		if mk.Name == "source" {
 			got = mk.Value
 		}
 	}
