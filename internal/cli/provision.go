@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coreos/ignition/v2/config/v3_5/types"
 	"github.com/spf13/cobra"
 	"github.com/strata-os/strata/internal/prepareroot"
 	"github.com/strata-os/strata/internal/provconfig"
@@ -111,7 +112,8 @@ func (firstBootProvisioner) Provision(ctx context.Context, con io.Writer, physRo
 		provision.URL{Cmdline: string(cmdline), Network: network},
 	}
 	// storage.disks and storage.filesystems are made with the deployment's own tools.
-	popts := provision.Options{BootID: strings.TrimSpace(string(bootID)), Disks: provision.ChrootDisks{Root: newRoot}}
+	disks := &timedDisks{DiskFormatter: provision.ChrootDisks{Root: newRoot}}
+	popts := provision.Options{BootID: strings.TrimSpace(string(bootID)), Disks: disks}
 	ran, rec, res, err := provision.FirstBoot(ctx, physRoot, newRoot, sources, popts)
 	if err != nil || !ran {
 		return ran, err
@@ -120,10 +122,22 @@ func (firstBootProvisioner) Provision(ctx context.Context, con io.Writer, physRo
 		fmt.Fprintf(con, "strata prepare-root: no provisioning config (fw_cfg, embedded, %s=): nothing to provision\n", provconfig.ConfigURLArg)
 		return true, nil
 	}
-	fmt.Fprintf(con, "strata prepare-root: provisioned with the %s config %s: %d users, %d files, %d units (%d first-boot modules %d ms)\n",
-		rec.Source, res.Digest, res.Users, res.Files, res.Units, mods, modTime.Milliseconds())
+	fmt.Fprintf(con, "strata prepare-root: provisioned with the %s config %s: %d users, %d files, %d units, %d filesystems (%d first-boot modules %d ms, disks %d ms)\n",
+		rec.Source, res.Digest, res.Users, res.Files, res.Units, res.Filesystems, mods, modTime.Milliseconds(), disks.took.Milliseconds())
 	if ka := res.KernelArguments; len(ka.ShouldExist)+len(ka.ShouldNotExist) > 0 {
 		fmt.Fprintf(con, "strata prepare-root: kernel arguments of the config (should exist %q, should not exist %q): set by strata-provision-kargs.service, then one reboot\n", ka.ShouldExist, ka.ShouldNotExist)
 	}
 	return true, nil
+}
+
+// timedDisks measures how long a first boot spends partitioning and formatting, for the console.
+type timedDisks struct {
+	provision.DiskFormatter
+	took time.Duration
+}
+
+func (d *timedDisks) Format(ctx context.Context, s types.Storage) error {
+	start := time.Now()
+	defer func() { d.took += time.Since(start) }()
+	return d.DiskFormatter.Format(ctx, s)
 }
