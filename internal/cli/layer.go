@@ -164,11 +164,13 @@ func deriveLayer(ctx context.Context, s *sysroot.Sysroot, d sysroot.Deployment, 
 		q.Local = append(q.Local, ld)
 	}
 	res, err := compose.Derive(ctx, s.Repo(), base, q, compose.DeriveOptions{SourceFiles: nodeAptSources(s, d),
-		CacheDir: stateVar(s, d.OSName, layerCache), Log: log})
+		CacheDir: stateVar(s, d.OSName, layerCache), Log: log, KeepBaseCheckout: true})
 	if err != nil {
 		return base, nil, err
 	}
-	return res.Commit, res, nil
+	// The deployment of the derived commit takes the base's directories
+	// that the packages did not change from the derivation's checkout.
+	return res.Commit, res, s.OfferCheckout(base, res.BaseCheckout)
 }
 
 // layerPreparer derives the layer of the deployment an upgrade starts

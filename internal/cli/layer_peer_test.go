@@ -193,9 +193,9 @@ func TestDeriveKeepsBaseObjects(t *testing.T) {
 	if newContent > len(changed) {
 		t.Errorf("Derive wrote %d content objects for %d changed files", newContent, len(changed))
 	}
-	t.Logf("layered hello-layer (+hello-lib) on %s in %.2fs (checkout %.2fs, apt/dpkg %.2fs, commit %.2fs): "+
+	t.Logf("layered hello-layer (+hello-lib) on %s in %.2fs (checkout %.2fs, apt/dpkg %.2fs, commit %.2fs, cleanup %.2fs): "+
 		"%d changed files; %d content objects (%d bytes) and %d metadata objects written, %d reused",
-		n.base, took.Seconds(), res.Stats.Checkout.Seconds(), res.Stats.Install.Seconds(), res.Stats.Commit.Seconds(),
+		n.base, took.Seconds(), res.Stats.Checkout.Seconds(), res.Stats.Install.Seconds(), res.Stats.Commit.Seconds(), res.Stats.Cleanup.Seconds(),
 		len(changed), newContent, res.Stats.BytesWritten, newMeta, res.Stats.ContentReused)
 
 	// Derived again on top: removing hello-layer deletes its files
@@ -295,6 +295,8 @@ func TestLayerLifecycle(t *testing.T) {
 		installTook.Seconds(), lj.Stats.ContentWritten, lj.Stats.BytesWritten, lj.Stats.MetaWritten)
 	st := nodeStatus(t, n.sys)
 	d0 := st.Deployments[0]
+	checkDeployedTree(t, n.r, mustChecksum(t, d0.Checksum), d0.Path)
+	noLeftovers(t, n.repoPath)
 	if d0.BaseChecksum != v1.String() || !slices.Equal(d0.RequestedPackages, []string{"hello-layer"}) || len(d0.RequestedLocal) != 1 {
 		t.Errorf("status after install: %+v, want base-checksum %s and the requested packages", d0, v1)
 	}
@@ -338,6 +340,10 @@ func TestLayerLifecycle(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(d0.Path, "usr/bin/hello-layer")); err != nil {
 		t.Errorf("the layered file after the upgrade: %v", err)
 	}
+	// The deployment took the base's unchanged directories from the
+	// derivation's checkout: it is the derived commit all the same.
+	checkDeployedTree(t, n.r, mustChecksum(t, d0.Checksum), d0.Path)
+	noLeftovers(t, n.repoPath)
 
 	// A base that breaks needs-old: refused before staging, named.
 	before := nodeStatus(t, n.sys)

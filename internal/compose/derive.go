@@ -82,6 +82,12 @@ type DeriveOptions struct {
 	// Log receives apt's and dpkg's output; nil discards it (the end of
 	// it is in the error when they fail).
 	Log io.Writer
+	// KeepBaseCheckout keeps the checkout of the base that was the
+	// overlay's lower layer, which nothing wrote to, and returns it as
+	// DeriveResult.BaseCheckout instead of removing it: a checkout of the
+	// derived commit can take its unchanged directories from it
+	// (repo.CheckoutDonor) rather than making them and removing these.
+	KeepBaseCheckout bool
 }
 
 // DeriveResult describes a derived commit.
@@ -92,6 +98,9 @@ type DeriveResult struct {
 	Added    []Package // packages the base does not have (layered and their dependencies)
 	Removed  []Package // base packages the derived commit lacks
 	Stats    DeriveStats
+	// BaseCheckout, with KeepBaseCheckout, is the checkout of Base in
+	// the repository's tmp/ (or TmpDir); the caller removes it.
+	BaseCheckout string
 }
 
 // DeriveStats count what the derived commit wrote into the repository.
@@ -103,6 +112,7 @@ type DeriveStats struct {
 	Checkout       time.Duration
 	Install        time.Duration
 	Commit         time.Duration
+	Cleanup        time.Duration // unmounting and removing the work directory
 }
 
 var packageName = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?$`)
@@ -154,9 +164,11 @@ func Derive(ctx context.Context, r *repo.Repo, base ostree.Checksum, q DeriveReq
 		return nil, errors.Join(fmt.Errorf("deriving from %s: work directory %s has a character overlayfs options cannot hold: %w", base, work, errdefs.ErrInvalid), os.Remove(work))
 	}
 	defer func() {
+		start := time.Now()
 		if rerr := removeWorkDir(work); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("removing %s: %w", work, rerr))
 		}
+		res.Stats.Cleanup = time.Since(start)
 	}()
 
 	start := time.Now()
@@ -179,6 +191,20 @@ func Derive(ctx context.Context, r *repo.Repo, base ostree.Checksum, q DeriveReq
 	}
 	res.Stats.Commit = time.Since(start)
 	res.Added, res.Removed = addedRemoved(basePkgs, res.Packages)
+	if opts.KeepBaseCheckout {
+		// Moved beside the work directory, which goes. Its root's mtime
+		// is now, not the checkout's 0: a repository prune removes
+		// entries of tmp/ that look a day old. (The root is never taken
+		// by a donor checkout, only its subdirectories.)
+		kept, now := work+"-base", time.Now()
+		if err := os.Rename(lower, kept); err != nil {
+			return nil, fmt.Errorf("deriving from %s: keeping the base's checkout: %w", base, err)
+		}
+		if err := os.Chtimes(kept, now, now); err != nil {
+			return nil, errors.Join(fmt.Errorf("deriving from %s: keeping the base's checkout: %w", base, err), os.RemoveAll(kept))
+		}
+		res.BaseCheckout = kept
+	}
 	return res, nil
 }
 

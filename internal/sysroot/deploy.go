@@ -161,7 +161,12 @@ func (s *Sysroot) Deploy(ctx context.Context, osname, rev string, opts DeployOpt
 	if err := removeAll(root); err != nil {
 		return Deployment{}, err
 	}
-	if _, err := repo.Checkout(ctx, s.repo, csum.String(), root, repo.CheckoutOptions{NoVerifyLinks: true, Progress: opts.Progress}); err != nil {
+	donor := s.takeDonor()
+	_, err = repo.Checkout(ctx, s.repo, csum.String(), root, repo.CheckoutOptions{NoVerifyLinks: true, Progress: opts.Progress, Donor: donor})
+	if rerr := removeDonor(donor); err == nil && rerr != nil {
+		err = rerr
+	}
+	if err != nil {
 		return Deployment{}, fmt.Errorf("deploying %s: %w", rev, err)
 	}
 	if err := s.step(ctx, "checkout"); err != nil {
