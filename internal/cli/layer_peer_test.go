@@ -138,6 +138,9 @@ func TestDeriveKeepsBaseObjects(t *testing.T) {
 	if seen.writes == 0 || seen.leaked != "" {
 		t.Errorf("during Derive (%d writes of apt's output) the host's mount table showed %q, want no mount below %s", seen.writes, seen.leaked, seen.dir)
 	}
+	if seen.preconfigure {
+		t.Errorf("dpkg-preconfigure ran (debconf said it was delaying package configuration); the derivation's apt configuration clears that hook")
+	}
 	after := countObjects(t, n.r)
 	noLeftovers(t, n.repoPath)
 
@@ -418,13 +421,17 @@ func TestLayerLifecycle(t *testing.T) {
 // mountWatch is a Log writer that reads the mount table of the thread it
 // is called on each time apt or dpkg prints something.
 type mountWatch struct {
-	dir    string
-	writes int
-	leaked string
+	dir          string
+	writes       int
+	leaked       string
+	preconfigure bool // debconf's pre-install hook ran
 }
 
 func (w *mountWatch) Write(p []byte) (int, error) {
 	w.writes++
+	if strings.Contains(string(p), "debconf: delaying package configuration") {
+		w.preconfigure = true
+	}
 	b, err := os.ReadFile("/proc/thread-self/mountinfo")
 	if err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
