@@ -84,6 +84,12 @@ func newLayerNode(t *testing.T) *layerNode {
 // the given local packages, version v.
 func (n *layerNode) makeBase(t *testing.T, v string, debs ...testDeb) ostree.Checksum {
 	t.Helper()
+	return n.makeBaseOn(t, "testos/stable", v, debs...)
+}
+
+// makeBaseOn is makeBase on another ref.
+func (n *layerNode) makeBaseOn(t *testing.T, ref, v string, debs ...testDeb) ostree.Checksum {
+	t.Helper()
 	var q compose.DeriveRequest
 	for _, d := range debs {
 		ld, err := compose.CheckDeb(buildDeb(t, t.TempDir(), d))
@@ -96,7 +102,7 @@ func (n *layerNode) makeBase(t *testing.T, v string, debs ...testDeb) ostree.Che
 	if err != nil {
 		t.Fatalf("deriving base %s: %v", v, err)
 	}
-	return rebase(t, n.r, res.Commit, v, "testos/stable")
+	return rebase(t, n.r, res.Commit, v, ref)
 }
 
 // deployment returns the directory of the default deployment.
