@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -95,6 +96,25 @@ func TestLayerApplyLive(t *testing.T) {
 		mi, _ := os.ReadFile("/proc/thread-self/mountinfo")
 		if c := strings.Count(string(mi), " "+usr+" "); c != 2 {
 			t.Errorf("%d mounts on %s after two apply-live, want 2 (the bind and one overlay):\n%s", c, usr, mi)
+		}
+
+		// With an update pending, a layer on the new base is not applied
+		// live: the new deployment is made, the running /usr stays.
+		n.makeBase(t, "2", marker("1.5"))
+		for _, dj := range nodeStatus(t, n.sys).Deployments {
+			if dj.Path == running.Path {
+				// upgrade has no --proc-cmdline: pinned, the running
+				// deployment survives its cleanup as the booted one would.
+				publishMustRun(t, "pin", "--sysroot", n.sys, strconv.Itoa(dj.Index))
+			}
+		}
+		publishMustRun(t, "upgrade", "--sysroot", n.sys)
+		code, out, errs = publishRun(t, "install", "--sysroot", n.sys, "--apply-live", "--live-root", root, "--proc-cmdline", cmdline, "hello-lib")
+		if code == exitOK || !strings.Contains(errs, "cannot apply it live") || !strings.Contains(errs, "is not the running one's") {
+			t.Errorf("install --apply-live with an update pending = exit %d (%s%s), want a refusal naming the other base", code, out, errs)
+		}
+		if got := dpkgList(t, root, "base-marker"); got != "ii 1" {
+			t.Errorf("the running /usr's base-marker = %q after the refused apply-live, want the running base's 1", got)
 		}
 	}()
 	<-done
