@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -210,7 +211,12 @@ func liveOverlay(usr, liveDir string) (top string, ok bool, err error) {
 		return "", false, err
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
+	return liveOverlayIn(f, usr, liveDir)
+}
+
+// liveOverlayIn is liveOverlay reading the mount table mountinfo.
+func liveOverlayIn(mountinfo io.Reader, usr, liveDir string) (top string, ok bool, err error) {
+	sc := bufio.NewScanner(mountinfo)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS
