@@ -3,6 +3,8 @@
 package cli
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -92,6 +94,20 @@ func TestLayerApplyLive(t *testing.T) {
 			if got := dpkgList(t, root, p); !strings.HasPrefix(got, "ii") {
 				t.Errorf("after the second apply-live, %s = %q, want installed", p, got)
 			}
+		}
+		var st statusJSON
+		if err := json.Unmarshal([]byte(publishMustRun(t, "status", "--sysroot", n.sys, "--json", "--live-root", root, "--proc-cmdline", cmdline)), &st); err != nil {
+			t.Error(err)
+		}
+		booted := false
+		for _, dj := range st.Deployments {
+			booted = booted || dj.Booted
+			if want := fmt.Sprintf("%s.%d", st.Deployments[0].Checksum, st.Deployments[0].Serial); dj.Booted && dj.LiveApplied != want {
+				t.Errorf("status of the booted deployment: live-applied %q, want %s", dj.LiveApplied, want)
+			}
+		}
+		if !booted {
+			t.Errorf("status --proc-cmdline shows no booted deployment: %+v", st.Deployments)
 		}
 		mi, _ := os.ReadFile("/proc/thread-self/mountinfo")
 		if c := strings.Count(string(mi), " "+usr+" "); c != 2 {

@@ -153,4 +153,7 @@ func printStatusEntry(w io.Writer, dj deploymentJSON) {
 	if len(dj.RequestedBaseRemovals) > 0 {
 		fmt.Fprintf(w, "    %-10s %s\n", "RemovedBasePackages:", strings.Join(dj.RequestedBaseRemovals, " "))
 	}
+	if dj.LiveApplied != "" {
+		fmt.Fprintf(w, "    %-10s %s (its additions to /usr, until the reboot)\n", "LiveApplied:", dj.LiveApplied)
+	}
 }
