@@ -25,7 +25,7 @@ help:
 	@echo 'make deps        scripts/deps: install the missing Debian packages and staticcheck'
 	@echo 'make test-short  unit tests only (go test ./...)'
 	@echo 'make fuzz        run every Fuzz* target for FUZZTIME (default $(FUZZTIME))'
-	@echo 'make bench       strata against ostree (tools/bench), provision against ignition (BenchmarkApply), update services (tools/fleetbench), OCI push/pull against skopeo (BenchmarkOCIVsSkopeo), sysext build against mkfs.erofs and mksquashfs'
+	@echo 'make bench       strata against ostree (tools/bench), provision against ignition (BenchmarkApply), update services (tools/fleetbench), OCI push/pull against skopeo (BenchmarkOCIVsSkopeo), sysext build against mkfs.erofs and mksquashfs, a layered upgrade against a plain one'
 	@echo 'make e2e         end-to-end boot test in QEMU (internal/e2e, ~14 min; E2ERUN selects steps)'
 	@echo 'make e2e-short   its first steps: compose, image, boot, upgrade (~5 min; CI runs it)'
 	@echo 'make man         man pages of every command into man/ (strata man DIR)'
@@ -84,6 +84,7 @@ bench: build
 	$(GO) test -tags peer -run '^$$' -bench BenchmarkDeltaVsOstree -benchtime 1x -timeout 60m ./internal/pull/
 	$(GO) test -tags peer -run '^$$' -bench BenchmarkOCIVsSkopeo -benchtime 1x -timeout 60m ./internal/oci/
 	$(GO) test -tags peer -run '^$$' -bench BenchmarkBuildVsTools -benchtime 1x ./internal/sysext/
+	$(GO) test -tags 'root peer' -run 'TestLayeredUpgradeVsPlain' -v -timeout 30m ./internal/cli/
 
 demo: deps build
 	./scripts/demo

@@ -243,7 +243,11 @@ func (d *sysrootDeployer) stageImage(ctx context.Context, s *sysroot.Sysroot, b 
 	if err != nil {
 		return fmt.Errorf("preparing %s (%s): %w", r.Version, r.Payload, err)
 	}
-	_, err = s.Deploy(ctx, b.OSName, deploy.String(), sysroot.DeployOptions{Refspec: b.Refspec, ImageDigest: res.Digest, Stage: true, LockFinalization: true})
+	// The base's origin, as for a remote ref: the layered packages and the
+	// rest of what the node recorded follow the update; the digest is the
+	// new image's.
+	_, err = s.Deploy(ctx, b.OSName, deploy.String(), sysroot.DeployOptions{Refspec: b.Refspec, Origin: sysroot.UpgradeOrigin(b),
+		ImageDigest: res.Digest, Stage: true, LockFinalization: true})
 	return err
 }
 

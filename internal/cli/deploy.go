@@ -28,6 +28,11 @@ The kernel arguments of the current deployment are kept; each --karg K=V
 replaces the argument of key K, or is added (as ostree admin deploy --karg). --stage prepares the deployment but leaves the /etc
 merge and the switch to 'strata finalize', run at shutdown.
 
+Layered packages (strata install, override remove) of the current deployment
+are installed again on REV, as rpm-ostree deploy does: the deployment runs a
+commit derived from REV, and a package that cannot be installed there stops
+the deploy before anything changes, naming it (docs/layering.md).
+
 IMAGE (docker://HOST/NAME:TAG, or ostree-unverified-registry:… and
 ostree-image-signed:docker://… as rpm-ostree spells them) is imported first
 and recorded as the origin, as strata rebase does: strata upgrade then follows
@@ -64,7 +69,7 @@ the image's tag.`,
 				}
 				d, err = deployImage(cmd, s, name, args[0], img, opts)
 			} else {
-				d, err = s.Deploy(cmd.Context(), name, args[0], opts)
+				d, err = deployKeepingLayer(cmd, s, name, args[0], opts)
 			}
 			bar.Finish()
 			if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/strata-os/strata/internal/compose"
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/fsutil"
+	"github.com/strata-os/strata/internal/keyfile"
 	"github.com/strata-os/strata/internal/ostree"
 	"github.com/strata-os/strata/internal/sysroot"
 )
@@ -164,11 +165,13 @@ func deriveLayer(ctx context.Context, s *sysroot.Sysroot, d sysroot.Deployment, 
 		q.Local = append(q.Local, ld)
 	}
 	res, err := compose.Derive(ctx, s.Repo(), base, q, compose.DeriveOptions{SourceFiles: nodeAptSources(s, d),
-		CacheDir: stateVar(s, d.OSName, layerCache), Log: log})
+		CacheDir: stateVar(s, d.OSName, layerCache), Log: log, KeepBaseCheckout: true})
 	if err != nil {
 		return base, nil, err
 	}
-	return res.Commit, res, nil
+	// The deployment of the derived commit takes the base's directories
+	// that the packages did not change from the derivation's checkout.
+	return res.Commit, res, s.OfferCheckout(base, res.BaseCheckout)
 }
 
 // layerPreparer derives the layer of the deployment an upgrade starts
@@ -187,10 +190,7 @@ func layerPreparer(cmd *cobra.Command) sysroot.Preparer {
 		}
 		c, _, err := deriveLayer(ctx, s, base, target, l, log)
 		if err != nil {
-			pkgs := slices.Concat(l.Requested, l.RequestedLocal)
-			for _, r := range l.Removed {
-				pkgs = append(pkgs, "-"+r)
-			}
+			pkgs := layerNames(l)
 			lb := &layerBlock{Base: target.String(), Packages: pkgs, Reason: err.Error(), Time: time.Now().UTC()}
 			if bc, rerr := s.Repo().ReadCommit(target); rerr == nil {
 				lb.Version = bc.Version()
@@ -200,4 +200,76 @@ func layerPreparer(cmd *cobra.Command) sysroot.Preparer {
 		}
 		return c, writeLayerBlock(s, base.OSName, nil)
 	}
+}
+
+// keepLayer makes a deploy or rebase of osname to commit base keep the
+// layered packages and removals of the stateroot's merge deployment, as
+// rpm-ostree's deploy and rebase do: the layer is derived again on base,
+// with that deployment's apt sources and kept .deb files, before anything
+// is deployed, and opts.Origin becomes origin (the plain origin the
+// deployment would get) with the layering recorded. It returns the commit
+// to deploy: base itself when nothing is layered. When the packages
+// cannot be installed on base, it fails naming them and apt's or dpkg's
+// reason, and nothing is deployed.
+func keepLayer(cmd *cobra.Command, s *sysroot.Sysroot, osname string, base ostree.Checksum, origin *keyfile.File, opts *sysroot.DeployOptions) (ostree.Checksum, error) {
+	m, ok := s.MergeDeployment(osname)
+	if !ok {
+		return base, nil
+	}
+	l := sysroot.LayeringOf(m.Origin)
+	if l.Empty() {
+		return base, nil
+	}
+	lo, err := sysroot.LayeredOrigin(origin, l)
+	if err != nil {
+		return base, err
+	}
+	var log io.Writer
+	if verbose, _ := cmd.Flags().GetBool("verbose"); verbose {
+		log = cmd.ErrOrStderr()
+	}
+	c, _, err := deriveLayer(cmd.Context(), s, m, base, l, log)
+	if err != nil {
+		return base, fmt.Errorf("the layered packages (%s) cannot be applied to %s: %w", strings.Join(layerNames(l), ", "), base, err)
+	}
+	opts.Origin = lo
+	return c, nil
+}
+
+// layerNames lists what l layers, removals as -NAME.
+func layerNames(l sysroot.Layering) []string {
+	pkgs := slices.Concat(l.Requested, l.RequestedLocal)
+	for _, r := range l.Removed {
+		pkgs = append(pkgs, "-"+r)
+	}
+	return pkgs
+}
+
+// deployKeepingLayer deploys rev in osname as `strata deploy` and
+// `strata rebase` do (opts.Refspec, or what rev names, as the origin),
+// with the layer of the stateroot's merge deployment derived again on it
+// (keepLayer). A commit that is itself derived (a layered deployment's)
+// is deployed as it is.
+func deployKeepingLayer(cmd *cobra.Command, s *sysroot.Sysroot, osname, rev string, opts sysroot.DeployOptions) (sysroot.Deployment, error) {
+	csum, err := s.Repo().ResolveRev(rev)
+	if err != nil {
+		return s.Deploy(cmd.Context(), osname, rev, opts) // its error, as without a layer
+	}
+	if c, err := s.Repo().ReadCommit(csum); err == nil {
+		if _, derived := c.Metadata.Get(compose.MetaLayerRequested); derived {
+			return s.Deploy(cmd.Context(), osname, rev, opts)
+		}
+	}
+	refspec := opts.Refspec
+	if refspec == "" {
+		refspec = s.DeployRefspec(rev, csum)
+	}
+	commit, err := keepLayer(cmd, s, osname, csum, sysroot.NewOrigin(refspec), &opts)
+	if err != nil {
+		return sysroot.Deployment{}, err
+	}
+	if commit == csum {
+		return s.Deploy(cmd.Context(), osname, rev, opts)
+	}
+	return s.Deploy(cmd.Context(), osname, commit.String(), opts)
 }

@@ -18,6 +18,10 @@ type layerFlags struct {
 	osname  string
 	stage   bool
 	verbose bool
+	// install only: --apply-live, and the running system's root it acts
+	// on (tests give a directory).
+	applyLive bool
+	liveRoot  string
 }
 
 func (f *layerFlags) register(cmd *cobra.Command) {
@@ -38,6 +42,9 @@ type layerJSON struct {
 	BaseRemove []compose.Package    `json:"base_removals"`
 	Stats      *compose.DeriveStats `json:"stats,omitempty"`
 	Deployed   deploymentJSON       `json:"deployed"`
+	// LiveApplied counts the paths of /usr applied to the running system
+	// (--apply-live).
+	LiveApplied int `json:"live_applied,omitempty"`
 }
 
 // changeLayer derives the commit that edit's layering asks for from the
@@ -54,19 +61,28 @@ func (f *layerFlags) changeLayer(cmd *cobra.Command, s *sysroot.Sysroot, edit fu
 			osname = ds[0].OSName
 		}
 	}
+	// d gives the /etc the new deployment merges and the apt sources;
+	// od the request and the base it changes: on a booted node, the
+	// pending deployment if there is one (staged too), so that two
+	// changes before a reboot add up (rpm-ostree's origin merge
+	// deployment).
 	d, ok := s.MergeDeployment(osname)
 	if !ok {
 		return fmt.Errorf("no deployment of stateroot %q to layer packages on: %w", osname, errdefs.ErrNotFound)
 	}
-	l := sysroot.LayeringOf(d.Origin)
+	od := d
+	if p, ok := s.Pending(); ok && p.OSName == d.OSName {
+		od = p
+	}
+	l := sysroot.LayeringOf(od.Origin)
 	if err := edit(&l, d.OSName); err != nil {
 		return err
 	}
-	base, err := s.BaseCommit(d)
+	base, err := s.BaseCommit(od)
 	if err != nil {
 		return err
 	}
-	origin, err := sysroot.LayeredOrigin(sysroot.UpgradeOrigin(d), l)
+	origin, err := sysroot.LayeredOrigin(sysroot.UpgradeOrigin(od), l)
 	if err != nil {
 		return err
 	}
@@ -78,14 +94,29 @@ func (f *layerFlags) changeLayer(cmd *cobra.Command, s *sysroot.Sysroot, edit fu
 	if err != nil {
 		return err
 	}
+	running, booted := s.Booted()
+	if f.applyLive {
+		switch {
+		case !booted:
+			return fmt.Errorf("cannot apply live: no deployment of %s is booted: %w", s.Path(), errdefs.ErrFailedPrecondition)
+		case running.OSName != d.OSName:
+			return fmt.Errorf("cannot apply live: the booted deployment is of stateroot %s, not %s: %w", running.OSName, d.OSName, errdefs.ErrFailedPrecondition)
+		}
+	}
 	bar := newProgress(cmd, "deploy", -1, false)
 	nd, err := s.Deploy(cmd.Context(), d.OSName, commit.String(), sysroot.DeployOptions{Origin: origin, Stage: f.stage, Progress: bar})
 	bar.Finish()
 	if err != nil {
 		return err
 	}
+	live := 0
+	if f.applyLive {
+		if live, err = applyLive(cmd.Context(), s, running, nd, f.liveRoot); err != nil {
+			return fmt.Errorf("deployed %s.%d, which boots next, but cannot apply it live: %w", nd.Checksum, nd.Serial, err)
+		}
+	}
 	out := layerJSON{Base: base.String(), Commit: commit.String(), Requested: nonNil(l.Requested),
-		Local: nonNil(l.RequestedLocal), Removed: nonNil(l.Removed), Deployed: toDeploymentJSON(s, nd)}
+		Local: nonNil(l.RequestedLocal), Removed: nonNil(l.Removed), Deployed: toDeploymentJSON(s, nd), LiveApplied: live}
 	if res != nil {
 		out.Added, out.BaseRemove, out.Stats = res.Added, res.Removed, &res.Stats
 	}
@@ -110,13 +141,16 @@ func (f *layerFlags) changeLayer(cmd *cobra.Command, s *sysroot.Sysroot, edit fu
 		what = "staged; it boots next after a reboot"
 	}
 	fmt.Fprintf(w, "Deployed %s.%d; %s.\n", nd.Checksum, nd.Serial, what)
+	if f.applyLive {
+		fmt.Fprintf(w, "Applied live: %d paths of /usr in a read-only overlay on the running /usr (until the reboot).\n", live)
+	}
 	return nil
 }
 
 func newInstallCmd() *cobra.Command {
 	var f layerFlags
 	cmd := &cobra.Command{
-		Use:   "install [--sysroot S] [--os NAME] [--stage] PKG...|./FILE.deb...",
+		Use:   "install [--sysroot S] [--os NAME] [--stage] [--apply-live] PKG...|./FILE.deb...",
 		Short: "Layer packages on the base: derive a commit with them and deploy it",
 		Long: `Install Debian packages on top of the base commit, as rpm-ostree install does:
 a commit is derived from the base (the base's files reused, only what the
@@ -125,7 +159,13 @@ booted deployment keeps running. PKG comes from the node's apt sources; an
 argument that names a file (./x.deb, /path/x.deb) is a local package, kept in
 /var/lib/strata/layer and pinned by its checksum. The request is recorded in
 the deployment's origin ([packages] requested=, requested-local=), so every
-upgrade installs the packages again on the new base (docs/layering.md).`,
+upgrade installs the packages again on the new base (docs/layering.md).
+
+--apply-live also makes the packages usable at once, as rpm-ostree's
+apply-live does: what the new deployment adds to /usr (the packages' files,
+the dpkg database) is mounted read-only over the running /usr as an overlay
+layer, until the reboot. The booted deployment's tree is not changed, no
+service is started, /etc gets the packages' configuration at the next boot.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: f.run(func(cmd *cobra.Command, s *sysroot.Sysroot, args []string) error {
 			return f.changeLayer(cmd, s, func(l *sysroot.Layering, osname string) error {
@@ -151,6 +191,11 @@ upgrade installs the packages again on the new base (docs/layering.md).`,
 		}),
 	}
 	f.register(cmd)
+	cmd.Flags().BoolVarP(&f.applyLive, "apply-live", "A", false, "also make the new packages usable on the running system, without a reboot")
+	cmd.Flags().StringVar(&f.liveRoot, "live-root", "/", "root of the running system that --apply-live changes (tests)")
+	cmd.Flags().StringVar(&f.procCmdline, "proc-cmdline", "", "read the booted kernel's command line from this file (tests)")
+	_ = cmd.Flags().MarkHidden("live-root")
+	_ = cmd.Flags().MarkHidden("proc-cmdline")
 	return cmd
 }
 

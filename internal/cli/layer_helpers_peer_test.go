@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"github.com/strata-os/strata/internal/ostree"
 	"github.com/strata-os/strata/internal/repo"
 	"github.com/strata-os/strata/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
 // The layering tests need a composed Debian tree (dpkg, apt, the dpkg
@@ -259,4 +261,85 @@ func noLeftovers(t *testing.T, repoPath string) {
 	if strings.Contains(string(b), filepath.Join(repoPath, "tmp")) {
 		t.Errorf("mounts remain below %s", filepath.Join(repoPath, "tmp"))
 	}
+}
+
+// checkDeployedTree fails unless the deployment at dir holds exactly the
+// tree of commit, as a checkout of it would (its /etc, made by the
+// deployment, left out): every file a hardlink of its object, every
+// symlink its target, every directory with its dirmeta's owner and mode,
+// and nothing else. A deployment made with a donor checkout
+// (repo.CheckoutDonor) must pass as a whole checkout does.
+func checkDeployedTree(t *testing.T, r *repo.Repo, commit ostree.Checksum, dir string) {
+	t.Helper()
+	seen := map[string]bool{}
+	var bad []string
+	err := repo.WalkCommit(context.Background(), r, commit, func(e *repo.WalkEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		p := filepath.Join(dir, e.Path)
+		seen[e.Path] = true
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			bad = append(bad, e.Path+": "+err.Error())
+			return nil
+		}
+		switch e.Kind {
+		case repo.EntryDir:
+			dm, err := e.DirMeta()
+			if err != nil {
+				return err
+			}
+			if st.Mode != dm.Mode || st.Uid != dm.UID || st.Gid != dm.GID {
+				bad = append(bad, fmt.Sprintf("%s: directory %o %d:%d, want %o %d:%d", e.Path, st.Mode, st.Uid, st.Gid, dm.Mode, dm.UID, dm.GID))
+			}
+		default:
+			fi, _, err := e.FileInfo()
+			if err != nil {
+				return err
+			}
+			if fi.IsSymlink() {
+				if target, err := os.Readlink(p); err != nil || target != fi.SymlinkTarget {
+					bad = append(bad, fmt.Sprintf("%s: symlink to %q (%v), want %q", e.Path, target, err, fi.SymlinkTarget))
+				}
+				return nil
+			}
+			var obj unix.Stat_t
+			if err := unix.Stat(r.ObjectPath(e.Object()), &obj); err != nil || obj.Ino != st.Ino {
+				bad = append(bad, fmt.Sprintf("%s: inode %d, want its object's %d (%v)", e.Path, st.Ino, obj.Ino, err))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel := "/" + strings.TrimPrefix(strings.TrimPrefix(p, dir), "/")
+		if rel == "/etc" {
+			return fs.SkipDir
+		}
+		if !seen[rel] {
+			bad = append(bad, rel+": not in the commit")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bad) > 0 {
+		t.Errorf("deployment %s differs from commit %s in %d paths: %v", dir, commit, len(bad), bad[:min(len(bad), 10)])
+	}
+}
+
+func mustChecksum(t *testing.T, s string) ostree.Checksum {
+	t.Helper()
+	c, err := ostree.ParseChecksum(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

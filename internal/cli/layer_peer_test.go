@@ -84,6 +84,12 @@ func newLayerNode(t *testing.T) *layerNode {
 // the given local packages, version v.
 func (n *layerNode) makeBase(t *testing.T, v string, debs ...testDeb) ostree.Checksum {
 	t.Helper()
+	return n.makeBaseOn(t, "testos/stable", v, debs...)
+}
+
+// makeBaseOn is makeBase on another ref.
+func (n *layerNode) makeBaseOn(t *testing.T, ref, v string, debs ...testDeb) ostree.Checksum {
+	t.Helper()
 	var q compose.DeriveRequest
 	for _, d := range debs {
 		ld, err := compose.CheckDeb(buildDeb(t, t.TempDir(), d))
@@ -96,7 +102,7 @@ func (n *layerNode) makeBase(t *testing.T, v string, debs ...testDeb) ostree.Che
 	if err != nil {
 		t.Fatalf("deriving base %s: %v", v, err)
 	}
-	return rebase(t, n.r, res.Commit, v, "testos/stable")
+	return rebase(t, n.r, res.Commit, v, ref)
 }
 
 // deployment returns the directory of the default deployment.
@@ -137,6 +143,9 @@ func TestDeriveKeepsBaseObjects(t *testing.T) {
 	took := time.Since(start)
 	if seen.writes == 0 || seen.leaked != "" {
 		t.Errorf("during Derive (%d writes of apt's output) the host's mount table showed %q, want no mount below %s", seen.writes, seen.leaked, seen.dir)
+	}
+	if seen.preconfigure {
+		t.Errorf("dpkg-preconfigure ran (debconf said it was delaying package configuration); the derivation's apt configuration clears that hook")
 	}
 	after := countObjects(t, n.r)
 	noLeftovers(t, n.repoPath)
@@ -193,9 +202,9 @@ func TestDeriveKeepsBaseObjects(t *testing.T) {
 	if newContent > len(changed) {
 		t.Errorf("Derive wrote %d content objects for %d changed files", newContent, len(changed))
 	}
-	t.Logf("layered hello-layer (+hello-lib) on %s in %.2fs (checkout %.2fs, apt/dpkg %.2fs, commit %.2fs): "+
+	t.Logf("layered hello-layer (+hello-lib) on %s in %.2fs (checkout %.2fs, apt/dpkg %.2fs, commit %.2fs, cleanup %.2fs): "+
 		"%d changed files; %d content objects (%d bytes) and %d metadata objects written, %d reused",
-		n.base, took.Seconds(), res.Stats.Checkout.Seconds(), res.Stats.Install.Seconds(), res.Stats.Commit.Seconds(),
+		n.base, took.Seconds(), res.Stats.Checkout.Seconds(), res.Stats.Install.Seconds(), res.Stats.Commit.Seconds(), res.Stats.Cleanup.Seconds(),
 		len(changed), newContent, res.Stats.BytesWritten, newMeta, res.Stats.ContentReused)
 
 	// Derived again on top: removing hello-layer deletes its files
@@ -295,6 +304,8 @@ func TestLayerLifecycle(t *testing.T) {
 		installTook.Seconds(), lj.Stats.ContentWritten, lj.Stats.BytesWritten, lj.Stats.MetaWritten)
 	st := nodeStatus(t, n.sys)
 	d0 := st.Deployments[0]
+	checkDeployedTree(t, n.r, mustChecksum(t, d0.Checksum), d0.Path)
+	noLeftovers(t, n.repoPath)
 	if d0.BaseChecksum != v1.String() || !slices.Equal(d0.RequestedPackages, []string{"hello-layer"}) || len(d0.RequestedLocal) != 1 {
 		t.Errorf("status after install: %+v, want base-checksum %s and the requested packages", d0, v1)
 	}
@@ -338,6 +349,10 @@ func TestLayerLifecycle(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(d0.Path, "usr/bin/hello-layer")); err != nil {
 		t.Errorf("the layered file after the upgrade: %v", err)
 	}
+	// The deployment took the base's unchanged directories from the
+	// derivation's checkout: it is the derived commit all the same.
+	checkDeployedTree(t, n.r, mustChecksum(t, d0.Checksum), d0.Path)
+	noLeftovers(t, n.repoPath)
 
 	// A base that breaks needs-old: refused before staging, named.
 	before := nodeStatus(t, n.sys)
@@ -412,13 +427,17 @@ func TestLayerLifecycle(t *testing.T) {
 // mountWatch is a Log writer that reads the mount table of the thread it
 // is called on each time apt or dpkg prints something.
 type mountWatch struct {
-	dir    string
-	writes int
-	leaked string
+	dir          string
+	writes       int
+	leaked       string
+	preconfigure bool // debconf's pre-install hook ran
 }
 
 func (w *mountWatch) Write(p []byte) (int, error) {
 	w.writes++
+	if strings.Contains(string(p), "debconf: delaying package configuration") {
+		w.preconfigure = true
+	}
 	b, err := os.ReadFile("/proc/thread-self/mountinfo")
 	if err == nil {
 		for _, l := range strings.Split(string(b), "\n") {

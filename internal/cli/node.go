@@ -25,6 +25,10 @@ import (
 type nodeFlags struct {
 	sysroot string
 	json    bool
+	// procCmdline, if set, is read as the running kernel's command line
+	// (a hidden flag of the verbs that act for the booted deployment;
+	// tests).
+	procCmdline string
 }
 
 // register adds --sysroot and --json (described by jsonHelp) to cmd.
@@ -36,7 +40,11 @@ func (f *nodeFlags) register(cmd *cobra.Command, jsonHelp string) {
 // run returns cmd's RunE: open the sysroot, run fn on it, close it.
 func (f *nodeFlags) run(fn func(cmd *cobra.Command, s *sysroot.Sysroot, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		s, err := openSysroot(f.sysroot)
+		var opts []sysroot.Option
+		if f.procCmdline != "" {
+			opts = append(opts, sysroot.WithProcCmdline(f.procCmdline))
+		}
+		s, err := openSysroot(f.sysroot, opts...)
 		if err != nil {
 			return err
 		}
@@ -60,8 +68,8 @@ func addSysrootFlag(cmd *cobra.Command, path *string) {
 	cmd.Flags().StringVar(path, "sysroot", hostEnv().defaultSysroot(), "the sysroot to act on ($OSTREE_SYSROOT sets the default)")
 }
 
-func openSysroot(path string) (*sysroot.Sysroot, error) {
-	s, err := sysroot.Open(path, nodeESP(path)...)
+func openSysroot(path string, extra ...sysroot.Option) (*sysroot.Sysroot, error) {
+	s, err := sysroot.Open(path, append(nodeESP(path), extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open sysroot: %w", err)
 	}
@@ -144,5 +152,8 @@ func printStatusEntry(w io.Writer, dj deploymentJSON) {
 	}
 	if len(dj.RequestedBaseRemovals) > 0 {
 		fmt.Fprintf(w, "    %-10s %s\n", "RemovedBasePackages:", strings.Join(dj.RequestedBaseRemovals, " "))
+	}
+	if dj.LiveApplied != "" {
+		fmt.Fprintf(w, "    %-10s %s (its additions to /usr, until the reboot)\n", "LiveApplied:", dj.LiveApplied)
 	}
 }

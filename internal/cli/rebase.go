@@ -73,7 +73,7 @@ func deployImage(cmd *cobra.Command, s *sysroot.Sysroot, osname, arg string, fla
 		return sysroot.Deployment{}, err
 	}
 	opts.Refspec, opts.ImageDigest = ir.String(), digest
-	return s.Deploy(cmd.Context(), osname, commit.String(), opts)
+	return deployKeepingLayer(cmd, s, osname, commit.String(), opts)
 }
 
 func newRebaseCmd() *cobra.Command {
@@ -96,7 +96,11 @@ ostree-unverified-registry:HOST/NAME:TAG), or an origin reference as rpm-ostree
 spells it: ostree-unverified-registry:HOST/NAME:TAG, or
 ostree-image-signed:docker://HOST/NAME:TAG, which every pull checks against
 the containers policy (--policy; sigstoreSigned keys) before fetching a layer.
-Layers the repository has are not downloaded again (docs/oci.md).`,
+Layers the repository has are not downloaded again (docs/oci.md).
+
+Layered packages (strata install, override remove) are kept: they are
+installed again on the new base before it is deployed, and a package that
+cannot be installed there stops the rebase, naming it (docs/layering.md).`,
 		Args: argNames("IMAGE|REMOTE:REF"),
 		RunE: f.run(func(cmd *cobra.Command, s *sysroot.Sysroot, args []string) error {
 			name := osname
@@ -149,5 +153,5 @@ func rebaseRemote(cmd *cobra.Command, s *sysroot.Sysroot, osname, refspec string
 		return sysroot.Deployment{}, fmt.Errorf("pulling %s: %w", refspec, err)
 	}
 	opts.Refspec = remote + ":" + ref
-	return s.Deploy(cmd.Context(), osname, commit.String(), opts)
+	return deployKeepingLayer(cmd, s, osname, commit.String(), opts)
 }

@@ -245,6 +245,17 @@ func TestAgentStagesImageRelease(t *testing.T) {
 	publishMustRun(t, "sysroot", "init", "--sysroot", sys, "--os", "testos")
 	clearImmutable(t, sys)
 	publishMustRun(t, "rebase", "--sysroot", sys, "--os", "testos", "--insecure", tag)
+	// What the node recorded in its origin (layered packages, here a
+	// group of the test's own) follows the agent's update.
+	d1 := nodeStatus(t, sys).Deployments[0]
+	f, err := os.OpenFile(d1.Path+".origin", os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("\n[strata-test]\nkept=true\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
 	c2 := release("2")
 
 	// The releases name their images (what a release pipeline adds after pushing).
@@ -303,6 +314,10 @@ func TestAgentStagesImageRelease(t *testing.T) {
 	d := nodeStatus(t, sys).Deployments[0]
 	if d.Checksum != c2 || d.Refspec != imgref || d.ImageDigest != digests["2"] || d.Staged {
 		t.Errorf("after the agent's update and finalize: %+v, want commit %s from %s, digest %s", d, c2, imgref, digests["2"])
+	}
+	if origin, err := os.ReadFile(d.Path + ".origin"); err != nil || !strings.Contains(string(origin), "[strata-test]\nkept=true\n") ||
+		!strings.Contains(string(origin), digests["2"]) {
+		t.Errorf("origin after the agent's update:\n%s\n(%v) want the base's [strata-test] group kept and the new digest", origin, err)
 	}
 }
 

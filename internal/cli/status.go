@@ -17,7 +17,10 @@ import (
 )
 
 func newStatusCmd() *cobra.Command {
-	var f nodeFlags
+	var (
+		f        nodeFlags
+		liveRoot string
+	)
 	cmd := &cobra.Command{
 		Use:   "status [--sysroot S] [--json]",
 		Short: "Show the deployments of a sysroot",
@@ -31,7 +34,14 @@ rollback one and the pinned ones.`,
 			bv, sbv := s.BootVersion()
 			out := statusJSON{Sysroot: absPath(s.Path()), BootVersion: bv, SubBootVersion: sbv, Deployments: []deploymentJSON{}}
 			for _, d := range s.Deployments() {
-				out.Deployments = append(out.Deployments, toDeploymentJSON(s, d))
+				dj := toDeploymentJSON(s, d)
+				if d.Booted && (filepath.Clean(s.Path()) == "/" || liveRoot != "/") {
+					// What install --apply-live mounted on the running /usr.
+					if top, ok, err := liveOverlay(filepath.Join(liveRoot, "usr"), stateVar(s, d.OSName, layerLive)); err == nil && ok {
+						dj.LiveApplied = filepath.Base(top)
+					}
+				}
+				out.Deployments = append(out.Deployments, dj)
 				if lb := readLayerBlock(s, d.OSName); lb != nil {
 					if out.UpdatesBlocked == nil {
 						out.UpdatesBlocked = map[string]*layerBlock{}
@@ -76,6 +86,10 @@ rollback one and the pinned ones.`,
 		}),
 	}
 	f.register(cmd, "print the deployments as JSON")
+	cmd.Flags().StringVar(&liveRoot, "live-root", "/", "root of the running system whose /usr may carry an --apply-live overlay (tests)")
+	cmd.Flags().StringVar(&f.procCmdline, "proc-cmdline", "", "read the booted kernel's command line from this file (tests)")
+	_ = cmd.Flags().MarkHidden("live-root")
+	_ = cmd.Flags().MarkHidden("proc-cmdline")
 	return cmd
 }
 

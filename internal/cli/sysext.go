@@ -77,11 +77,12 @@ $SOURCE_DATE_EPOCH (else 0): the same DIR gives the same bytes.`,
 func newSysextAddCmd() *cobra.Command {
 	var (
 		f      nodeFlags
+		rf     sysextRefreshFlags
 		sum    string
 		follow bool
 	)
 	cmd := &cobra.Command{
-		Use:   "add FILE|URL [--sha256 HEX] [--sysroot S] | add --follow NAME",
+		Use:   "add FILE|URL [--sha256 HEX] [--sysroot S] [--no-refresh] | add --follow NAME",
 		Short: "Add a system extension image to the node, checked first",
 		Long: `Place the extension image FILE (or the one at the http(s) URL) in
 /var/lib/extensions/NAME.raw, where systemd-sysext merges it at every boot
@@ -90,7 +91,9 @@ first and must pass every check before it gets its place: a readable EROFS or
 squashfs filesystem, only /usr and /opt, no /usr/lib/os-release, and an
 extension-release.NAME that matches the os-release of the booted deployment
 (else the default one) as systemd-sysext 252 matches them. --sha256 pins the
-image's digest. Run systemd-sysext refresh (or reboot) to merge it.
+image's digest. On the running system (sysroot /, booted with systemd) the
+command then runs systemd-sysext refresh, so the extension is merged at once;
+--no-refresh leaves that to the next boot.
 
 --follow NAME follows an extension published per OS version next to the
 origin's repository (REPO/extensions/NAME/VERSION_ID/NAME.raw with a signature
@@ -109,7 +112,10 @@ staging it.`,
 			}
 			store := sysextStore(s, d.OSName)
 			if follow {
-				return sysextFollow(cmd, s, d, store, args[0])
+				if err := sysextFollow(cmd, s, d, store, args[0]); err != nil {
+					return err
+				}
+				return rf.refresh(cmd, s, "merged")
 			}
 			src := args[0]
 			name, ok := strings.CutSuffix(filepath.Base(src), ".raw")
@@ -125,11 +131,12 @@ staging it.`,
 			if err != nil {
 				return fmt.Errorf("cannot add extension %s: %w", name, err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Added extension %s (%s, %s); merged at the next boot or systemd-sysext refresh\n", img.Name, img.Format, humanBytes(img.Size))
-			return nil
+			fmt.Fprintf(cmd.OutOrStdout(), "Added extension %s (%s, %s)\n", img.Name, img.Format, humanBytes(img.Size))
+			return rf.refresh(cmd, s, "merged")
 		}),
 	}
 	addSysrootFlag(cmd, &f.sysroot)
+	rf.register(cmd)
 	cmd.Flags().StringVar(&sum, "sha256", "", "the image's SHA-256, hex")
 	cmd.Flags().BoolVar(&follow, "follow", false, "follow NAME as published per OS version beside the origin's repository")
 	return cmd
@@ -172,13 +179,17 @@ func sysextFollow(cmd *cobra.Command, s *sysroot.Sysroot, d sysroot.Deployment, 
 }
 
 func newSysextRemoveCmd() *cobra.Command {
-	var f nodeFlags
+	var (
+		f  nodeFlags
+		rf sysextRefreshFlags
+	)
 	cmd := &cobra.Command{
-		Use:   "remove NAME [--sysroot S]",
+		Use:   "remove NAME [--sysroot S] [--no-refresh]",
 		Short: "Remove a system extension (added or followed) from the node",
 		Long: `Remove /var/lib/extensions/NAME.raw and stop following NAME (its per-version
-images go too). The running system keeps it merged until the next boot or
-systemd-sysext refresh.`,
+images go too). On the running system (sysroot /, booted with systemd) the
+command then runs systemd-sysext refresh, so the extension is unmerged at
+once; --no-refresh keeps it merged until the next boot.`,
 		Args: argNames("NAME"),
 		RunE: f.run(func(cmd *cobra.Command, s *sysroot.Sysroot, args []string) error {
 			d, err := sysextTarget(s)
@@ -188,11 +199,12 @@ systemd-sysext refresh.`,
 			if err := sysextStore(s, d.OSName).Remove(args[0]); err != nil {
 				return fmt.Errorf("cannot remove extension %s: %w", args[0], err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Removed extension %s; unmerged at the next boot or systemd-sysext refresh\n", args[0])
-			return nil
+			fmt.Fprintf(cmd.OutOrStdout(), "Removed extension %s\n", args[0])
+			return rf.refresh(cmd, s, "unmerged")
 		}),
 	}
 	addSysrootFlag(cmd, &f.sysroot)
+	rf.register(cmd)
 	return cmd
 }
 

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -145,4 +147,54 @@ func sysextPreparer(cmd *cobra.Command) sysroot.Preparer {
 		}
 		return target, nil
 	}
+}
+
+// sysextRefreshFlags are the flags of the commands that change the
+// extensions of a running node (add, remove).
+type sysextRefreshFlags struct {
+	noRefresh bool
+	root      string // the running system's root for systemd-sysext --root (tests)
+}
+
+func (f *sysextRefreshFlags) register(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&f.noRefresh, "no-refresh", false, "do not run systemd-sysext refresh: the change takes effect at the next boot")
+	cmd.Flags().StringVar(&f.root, "sysext-root", "", "run systemd-sysext refresh --root=DIR on this running system's root (tests)")
+	_ = cmd.Flags().MarkHidden("sysext-root")
+}
+
+// refresh makes a change of the extensions live, as `systemd-sysext
+// refresh` does (unmerge, merge again with the images now in place), when
+// the sysroot is the running system's ("/") booted with systemd (it has
+// /run/systemd/system, as sd_booted checks) and systemd-sysext is
+// installed; else, or with --no-refresh, it says that the change waits
+// for the next boot. what is "merged" or "unmerged".
+func (f *sysextRefreshFlags) refresh(cmd *cobra.Command, s *sysroot.Sysroot, what string) error {
+	w := cmd.OutOrStdout()
+	args := []string{"refresh"}
+	switch {
+	case f.noRefresh:
+		fmt.Fprintf(w, "Not refreshed (--no-refresh): %s at the next boot or systemd-sysext refresh\n", what)
+		return nil
+	case f.root != "":
+		args = append(args, "--root="+f.root)
+	case filepath.Clean(s.Path()) != "/":
+		fmt.Fprintf(w, "The sysroot is not the running system's: %s when it boots\n", what)
+		return nil
+	default:
+		if _, err := os.Stat("/run/systemd/system"); err != nil {
+			fmt.Fprintf(w, "The system is not running systemd: %s at the next boot\n", what)
+			return nil
+		}
+	}
+	bin, err := exec.LookPath("systemd-sysext")
+	if err != nil {
+		fmt.Fprintf(w, "No systemd-sysext here (Debian package systemd): %s at the next boot\n", what)
+		return nil
+	}
+	out, err := exec.CommandContext(cmd.Context(), bin, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("systemd-sysext %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	fmt.Fprintf(w, "Refreshed (systemd-sysext refresh): %s now\n", what)
+	return nil
 }

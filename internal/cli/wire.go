@@ -108,6 +108,10 @@ type deploymentJSON struct {
 	RequestedPackages     []string `json:"requested-packages,omitempty"`
 	RequestedLocal        []string `json:"requested-local-packages,omitempty"`
 	RequestedBaseRemovals []string `json:"requested-base-removals,omitempty"`
+	// LiveApplied, on the booted deployment, names the deployment
+	// (CHECKSUM.SERIAL) whose additions to /usr install --apply-live
+	// mounted over the running /usr (rpm-ostree's live commit).
+	LiveApplied string `json:"live-applied,omitempty"`
 }
 
 // strata cleanup

@@ -79,6 +79,10 @@ func (e *env) sysextStep(t *testing.T) {
 	e.strata(t, ctx, "sysext-publish-hello-"+v, "sysext", "publish", e.sysextBuild(t, "e2e-hello", v), "--repo", e.repo, "--version-id", v, "--sign-key", e.secKey)
 
 	e.mustExec(t, "strata sysext add "+e.url+"extensions/e2e-tool/"+v+"/e2e-tool.raw")
+	// add refreshes systemd-sysext: the added extension runs before any reboot.
+	if out := strings.TrimSpace(e.mustExec(t, "e2e-tool")); out != "e2e-tool "+v {
+		t.Errorf("right after strata sysext add, e2e-tool printed %q, want it merged by the refresh", out)
+	}
 	e.mustExec(t, "strata sysext add --follow e2e-hello")
 	if l := e.sysextList(t); !l["e2e-tool"].Matches || !l["e2e-hello"].Matches {
 		t.Fatalf("strata sysext list after adding = %+v, want both matching", l)

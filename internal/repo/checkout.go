@@ -45,6 +45,24 @@ type CheckoutOptions struct {
 	}
 	// Workers bounds the goroutines that write files; 0 means GOMAXPROCS.
 	Workers int
+	// Donor, if set, is an earlier checkout whose directories Checkout
+	// may take instead of making them again (see CheckoutDonor).
+	Donor *CheckoutDonor
+}
+
+// CheckoutDonor is a finished checkout of Commit at Dir, made by Checkout
+// of the same repository in the same mode, on dest's filesystem, that
+// nothing has written to since (the read-only lower layer of an overlay
+// is such a checkout). Where the new tree has a directory whose dirtree
+// and dirmeta are those of the donor's directory at the same path, the
+// checkout renames the donor's directory into place instead of making
+// it: that directory was made from the same objects, so the result is
+// the checkout that making it would give. A rename that fails (another
+// filesystem, permissions) falls back to making the directory. Dir is
+// left with what was not taken; the caller removes it.
+type CheckoutDonor struct {
+	Dir    string
+	Commit ostree.Checksum
 }
 
 // CheckoutStats describes a finished checkout.
@@ -56,6 +74,7 @@ type CheckoutStats struct {
 	Copied     int64 // files written (or symlinks created) from object data
 	Verified   int64 // distinct hardlinked objects hashed
 	Stamped    int64 // distinct hardlinked objects trusted by their verification stamp
+	Taken      int64 // directories taken whole from the donor (their contents not counted above)
 }
 
 // Checkout materializes the tree of rev (a ref or commit checksum, see
@@ -234,13 +253,13 @@ type checkout struct {
 }
 
 type checkoutCounters struct {
-	dirs, files, linked, copied, verified, stamped atomic.Int64
+	dirs, files, linked, copied, verified, stamped, taken atomic.Int64
 }
 
 func (s *checkoutCounters) snapshot(commit ostree.Checksum) CheckoutStats {
 	return CheckoutStats{Commit: commit, Dirs: s.dirs.Load(), Files: s.files.Load(),
 		Hardlinked: s.linked.Load(), Copied: s.copied.Load(), Verified: s.verified.Load(),
-		Stamped: s.stamped.Load()}
+		Stamped: s.stamped.Load(), Taken: s.taken.Load()}
 }
 
 // fail records the first error and stops the checkout.
@@ -261,6 +280,10 @@ type coDir struct {
 	meta    *ostree.DirMeta
 	parent  *coDir
 	pending atomic.Int32 // the tree walk's own hold + file batches + subdirectories not finished
+	// The donor's directory at the same path, if it has one: an open
+	// descriptor (-1: none) and its dirtree.
+	donorFD   int
+	donorTree ostree.Checksum
 }
 
 // fileJob is a batch of files of one directory for a worker.
@@ -290,7 +313,10 @@ func (c *checkout) run(ctx context.Context, rootFD int, start *WalkEntry) error 
 			c.fail(err)
 			unix.Close(rootFD)
 		} else {
-			root := &coDir{fd: rootFD, path: start.Path, meta: meta}
+			root := &coDir{fd: rootFD, path: start.Path, meta: meta, donorFD: -1}
+			if c.opts.Donor != nil {
+				c.openDonor(root)
+			}
 			c.stats.dirs.Add(1)
 			c.total(1)
 			c.done(1)
@@ -300,7 +326,7 @@ func (c *checkout) run(ctx context.Context, rootFD int, start *WalkEntry) error 
 	} else {
 		// A single file: ostree puts it into the new directory DEST.
 		meta := &ostree.DirMeta{UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()), Mode: ostree.ModeDir | 0o755}
-		root := &coDir{fd: rootFD, path: "/", meta: meta}
+		root := &coDir{fd: rootFD, path: "/", meta: meta, donorFD: -1}
 		root.pending.Store(2)
 		c.total(1)
 		jobs <- fileJob{dir: root, files: []ostree.TreeFile{{Name: start.Name(), Checksum: start.Checksum}}}
@@ -364,11 +390,19 @@ func (c *checkout) walkDir(ctx context.Context, d *coDir, tree ostree.Checksum, 
 			return
 		}
 	}
+	donated := c.donorDirs(d)
 	for _, sub := range t.Dirs {
 		if ctx.Err() != nil {
 			return
 		}
 		p := joinTreePath(d.path, sub.Name)
+		dsub, inDonor := donated[sub.Name]
+		if inDonor && dsub.Tree == sub.Tree && dsub.Meta == sub.Meta &&
+			unix.Renameat(d.donorFD, sub.Name, d.fd, sub.Name) == nil {
+			c.stats.taken.Add(1)
+			c.done(1)
+			continue
+		}
 		meta, err := c.dirMeta(sub.Meta)
 		if err != nil {
 			c.fail(fmt.Errorf("directory %s: %w", p, err))
@@ -386,7 +420,12 @@ func (c *checkout) walkDir(ctx context.Context, d *coDir, tree ostree.Checksum, 
 		c.stats.dirs.Add(1)
 		c.done(1)
 		d.pending.Add(1)
-		child := &coDir{fd: fd, path: p, meta: meta, parent: d}
+		child := &coDir{fd: fd, path: p, meta: meta, parent: d, donorFD: -1}
+		if inDonor {
+			if dfd, err := unix.Openat(d.donorFD, sub.Name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
+				child.donorFD, child.donorTree = dfd, dsub.Tree
+			}
+		}
 		select {
 		case c.walkSem <- struct{}{}:
 			c.walkWG.Add(1)
@@ -429,6 +468,9 @@ func (c *checkout) release(d *coDir) {
 			}
 		}
 		unix.Close(d.fd)
+		if d.donorFD >= 0 {
+			unix.Close(d.donorFD)
+		}
 		d = d.parent
 	}
 }
@@ -464,4 +506,39 @@ func futimensMtime0(fd int) error {
 		return errno
 	}
 	return nil
+}
+
+// openDonor opens the donor's root for the checkout's root; a donor that
+// cannot be opened or read is not used.
+func (c *checkout) openDonor(root *coDir) {
+	if c.opts.Subpath != "" && c.opts.Subpath != "/" {
+		return
+	}
+	dc, err := c.r.ReadCommit(c.opts.Donor.Commit)
+	if err != nil {
+		return
+	}
+	fd, err := unix.Open(c.opts.Donor.Dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	root.donorFD, root.donorTree = fd, dc.RootTree
+}
+
+// donorDirs returns the subdirectories of the donor's directory at d's
+// path, by name; none when the donor has no such directory or its dirtree
+// cannot be read.
+func (c *checkout) donorDirs(d *coDir) map[string]ostree.TreeDir {
+	if d.donorFD < 0 {
+		return nil
+	}
+	t, err := c.r.readDirTreeChecked(d.donorTree)
+	if err != nil {
+		return nil
+	}
+	out := make(map[string]ostree.TreeDir, len(t.Dirs))
+	for _, sub := range t.Dirs {
+		out[sub.Name] = sub
+	}
+	return out
 }

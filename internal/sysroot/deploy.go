@@ -23,7 +23,7 @@ type DeployOptions struct {
 	Kargs []string
 	// Refspec is written to the origin ([origin] refspec=). "" means what
 	// rev names: its remote ref if it came from a remote, else the local
-	// ref, else the full commit checksum (see deployRefspec).
+	// ref, else the full commit checksum (see DeployRefspec).
 	Refspec string
 	// ImageDigest, with a Refspec that is a container image reference,
 	// records the manifest digest of the image the commit came from.
@@ -115,7 +115,7 @@ func (s *Sysroot) Deploy(ctx context.Context, osname, rev string, opts DeployOpt
 		return Deployment{}, fmt.Errorf("deploying %s: refspec %q or image digest %q holds a control character: %w", rev, refspec, opts.ImageDigest, errdefs.ErrInvalid)
 	}
 	if refspec == "" {
-		refspec = s.deployRefspec(rev, csum)
+		refspec = s.DeployRefspec(rev, csum)
 	}
 	var merge *Deployment
 	if m, ok := s.MergeDeployment(osname); ok {
@@ -161,7 +161,12 @@ func (s *Sysroot) Deploy(ctx context.Context, osname, rev string, opts DeployOpt
 	if err := removeAll(root); err != nil {
 		return Deployment{}, err
 	}
-	if _, err := repo.Checkout(ctx, s.repo, csum.String(), root, repo.CheckoutOptions{NoVerifyLinks: true, Progress: opts.Progress}); err != nil {
+	donor := s.takeDonor()
+	_, err = repo.Checkout(ctx, s.repo, csum.String(), root, repo.CheckoutOptions{NoVerifyLinks: true, Progress: opts.Progress, Donor: donor})
+	if rerr := removeDonor(donor); err == nil && rerr != nil {
+		err = rerr
+	}
+	if err != nil {
 		return Deployment{}, fmt.Errorf("deploying %s: %w", rev, err)
 	}
 	if err := s.step(ctx, "checkout"); err != nil {

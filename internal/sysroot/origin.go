@@ -61,7 +61,7 @@ func KindOf(refspec string) OriginKind {
 	return OriginLocalRef
 }
 
-// deployRefspec returns the refspec the origin of a deployment of rev
+// DeployRefspec returns the refspec the origin of a deployment of rev
 // (which resolved to csum) records, so that an upgrade keeps following
 // where the commit came from (docs/upgrade.md, "What the origin
 // follows"):
@@ -72,7 +72,7 @@ func KindOf(refspec string) OriginKind {
 //     a ref of that name at the same commit (the commit came from that
 //     remote: `repo pull --url` writes both refs), else the local ref;
 //   - a checksum, a checksum prefix or REV^ records the full checksum.
-func (s *Sysroot) deployRefspec(rev string, csum ostree.Checksum) string {
+func (s *Sysroot) DeployRefspec(rev string, csum ostree.Checksum) string {
 	if ostree.IsChecksum(rev) {
 		return csum.String()
 	}

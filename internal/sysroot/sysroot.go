@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/keyfile"
+	"github.com/strata-os/strata/internal/ostree"
 	"github.com/strata-os/strata/internal/repo"
 )
 
@@ -29,7 +30,8 @@ type Sysroot struct {
 	subbootversion int
 	deployments    []Deployment // staged first, then BLS order
 	staged         *stagedRecord
-	crashed        bool // a step hook returned ErrCrash: undo nothing
+	crashed        bool                // a step hook returned ErrCrash: undo nothing
+	donor          *repo.CheckoutDonor // see OfferCheckout
 }
 
 type options struct {
@@ -112,8 +114,45 @@ func Open(path string, opts ...Option) (*Sysroot, error) {
 	return s, nil
 }
 
-// Close releases the repository.
-func (s *Sysroot) Close() error { return s.repo.Close() }
+// Close releases the repository, and removes a checkout offered to a
+// Deploy that did not come.
+func (s *Sysroot) Close() error {
+	return errors.Join(s.dropDonor(), s.repo.Close())
+}
+
+// OfferCheckout hands dir, a checkout of commit made by repo.Checkout in
+// the sysroot's repository (its tmp/) that nothing has written to since,
+// over to s: the next Deploy takes from it the directories its commit
+// shares with commit (repo.CheckoutDonor) instead of making them, which
+// saves making them and removing dir's. dir is removed after that Deploy,
+// or by Close; an earlier offer is removed now. Layering offers the
+// checkout of the base it derived a commit from.
+func (s *Sysroot) OfferCheckout(commit ostree.Checksum, dir string) error {
+	err := s.dropDonor()
+	s.donor = &repo.CheckoutDonor{Dir: dir, Commit: commit}
+	return err
+}
+
+// takeDonor returns the offered checkout, if any; the caller removes it
+// with removeDonor.
+func (s *Sysroot) takeDonor() *repo.CheckoutDonor {
+	d := s.donor
+	s.donor = nil
+	return d
+}
+
+func (s *Sysroot) dropDonor() error { return removeDonor(s.takeDonor()) }
+
+// removeDonor removes what a checkout left of a donor.
+func removeDonor(d *repo.CheckoutDonor) error {
+	if d == nil {
+		return nil
+	}
+	if err := os.RemoveAll(d.Dir); err != nil {
+		return fmt.Errorf("removing the offered checkout %s: %w", d.Dir, err)
+	}
+	return nil
+}
 
 // Path returns the sysroot directory.
 func (s *Sysroot) Path() string { return s.path }
