@@ -5,7 +5,10 @@
 // that has nothing new. The load generator runs in the same process as the servers, on the same
 // cores, so the server figures are lower bounds.
 //
-//	go run ./tools/fleetbench [-duration 5s] [-clients 32] [-strata bin/strata] [-etcd etcd] [-only graph,lock,agent]
+//	go run ./tools/fleetbench [-duration 5s] [-clients 32] [-strata bin/strata] [-etcd etcd] [-wrk wrk] [-only graph,lock,agent]
+//
+// The graph server is also measured as a separate process (`strata graph serve`) under Debian's
+// wrk, so that neither the load generator nor its garbage share the server's CPU figure.
 //
 // -cpuprofile writes a CPU profile of the whole run (servers and load generator).
 package main
@@ -43,6 +46,7 @@ func main() {
 	clients := flag.Int("clients", 32, "concurrent clients")
 	strata := flag.String("strata", "bin/strata", "the strata binary (for the agent's figures)")
 	etcdBin := flag.String("etcd", "etcd", "Debian's etcd server binary ('' skips the etcd figure)")
+	wrkBin := flag.String("wrk", "wrk", "Debian's wrk, the load generator of the graph server's figures in separate processes ('' skips them)")
 	only := flag.String("only", "graph,lock,agent", "which figures to measure (comma-separated: graph, lock, agent)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	agentTime := flag.Duration("agent-time", 20*time.Second, "how long the agent polls before its figures are read")
@@ -76,6 +80,7 @@ func main() {
 			fmt.Printf("| graph server, GET /v1/graph of a 200-release stream, %s | %.0f requests/s (p99 %s); %.1f µs of CPU per answer, server and clients: at most %.0f/s on %d idle cores | ≥ 20,000/s |\n",
 				encodingName(gz), rps, p99, float64(cpu.Nanoseconds())/1e3, float64(runtime.NumCPU())/cpu.Seconds(), runtime.NumCPU())
 		}
+		graphWrk(work, *strata, *wrkBin, *clients, *dur)
 	}
 	if want["lock"] {
 		ops := benchLock(work, "bbolt", *clients, *dur, nil)
@@ -103,6 +108,31 @@ func main() {
 	} else {
 		fmt.Printf("| agent idle RSS (polling every second), peak (VmHWM) | %.1f MiB (%s) | < 20 MiB |\n", rss, detail)
 		fmt.Printf("| agent CPU while polling every second | %.2f %% of a core | |\n", cpu)
+	}
+}
+
+// graphWrk prints the figures of `strata graph serve` under wrk, each in its own process.
+func graphWrk(work, strata, wrkName string, clients int, d time.Duration) {
+	if wrkName == "" {
+		return
+	}
+	bin, err := exec.LookPath(wrkName)
+	if err != nil {
+		fmt.Printf("| graph server under wrk | not measured: %s not found (apt-get install wrk) | |\n", wrkName)
+		return
+	}
+	if _, err := os.Stat(strata); err != nil {
+		fmt.Printf("| graph server under wrk | not measured: %s not found (make build) | |\n", strata)
+		return
+	}
+	for _, gz := range []bool{false, true} {
+		rps, cpu, err := benchGraphWrk(work, strata, bin, clients, d, gz)
+		if err != nil {
+			fmt.Printf("| graph server under wrk, %s | FAIL: %v | |\n", encodingName(gz), err)
+			continue
+		}
+		fmt.Printf("| `strata graph serve` under wrk (separate processes, %d connections), %s | %.0f requests/s; %.1f µs of the server's CPU per answer: at most %.0f/s on %d idle cores | ≥ 20,000/s |\n",
+			clients, encodingName(gz), rps, float64(cpu.Nanoseconds())/1e3, float64(runtime.NumCPU())/cpu.Seconds(), runtime.NumCPU())
 	}
 }
 
