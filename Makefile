@@ -35,10 +35,11 @@ help:
 # prints both.
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 COMMIT      ?= $(shell git rev-parse HEAD 2>/dev/null)
+BUILDTAGS   := grpcnotrace
 LDFLAGS     := -s -w -X github.com/strata-os/strata/internal/cli.version=$(VERSION) -X github.com/strata-os/strata/internal/cli.commit=$(COMMIT)
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$(LDFLAGS)" -o $(BIN) ./cmd/strata
+	CGO_ENABLED=0 $(GO) build -trimpath -tags "$(BUILDTAGS)" -ldflags="$(LDFLAGS)" -o $(BIN) ./cmd/strata
 
 # Man pages from the command tree, one per command, into man/.
 man: build

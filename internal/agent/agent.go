@@ -99,6 +99,10 @@ type Options struct {
 	StateDir string
 	// MOTDPath, when set, is written with a notice while the booted release is a dead end.
 	MOTDPath string
+	// Idle, when set, is called by Run after every step, before it sleeps until the next one.
+	// The daemon returns its garbage to the system there (docs/agent.md); a process that runs
+	// many agents (the fleet simulation) leaves it unset.
+	Idle func()
 }
 
 // Agent is the update agent's state machine. Step runs one transition; Run drives Step on a timer.
@@ -241,6 +245,9 @@ func (a *Agent) Step(ctx context.Context) time.Duration {
 func (a *Agent) Run(ctx context.Context) error {
 	for {
 		d := a.Step(ctx)
+		if a.opts.Idle != nil {
+			a.opts.Idle()
+		}
 		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():

@@ -217,3 +217,25 @@ func TestSessionsAndApplyNow(t *testing.T) {
 		t.Errorf("apply --now did not go through: %+v", h2.a.Status())
 	}
 }
+
+// TestRunCallsIdleAfterEveryStep: Run calls Options.Idle once after each step, before sleeping.
+func TestRunCallsIdleAfterEveryStep(t *testing.T) {
+	h := newHarness(t, linear(1), 1)
+	idle := make(chan struct{}, 16)
+	h.a.opts.Idle = func() { idle <- struct{}{} }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.a.Run(ctx) }()
+	for i := 0; i < 3; i++ {
+		select {
+		case <-idle:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Idle called %d times in 10 s, want a call after every step", i)
+		}
+		h.a.Check() // the next step now, not after the steady interval
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run = %v, want context.Canceled", err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -373,6 +374,10 @@ docs/agent.md tells the whole story.`,
 					Basearch: vars["basearch"], Stream: stream, Group: cfg.Identity.Group, NodeUUID: id, OCI: ociPayloads,
 					Platform: vars["platform"], Wariness: cfg.Identity.RolloutWariness},
 				StateDir: filepath.Join(root, stateDir), MOTDPath: filepath.Join(root, "run/motd.d/85-strata-deadend.motd"),
+				// Between checks the agent sleeps for minutes (steady_interval_secs, 5 by
+				// default): a collection per check returns the check's garbage to the system
+				// instead of keeping up to the collector's 4 MB threshold resident.
+				Idle: debug.FreeOSMemory,
 			})
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()

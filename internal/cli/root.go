@@ -20,9 +20,19 @@ func NewRootCommand() *cobra.Command {
 		Short:         "An image-based, immutable Linux system in one binary",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       version,
 	}
-	root.SetVersionTemplate(buildInfo().String())
+	// --version is a flag of our own, not cobra's Version field: cobra prints a custom version
+	// text through text/template, and a reachable template execution makes the linker keep every
+	// exported method of every type (reflection could call any), which grows the binary by a
+	// third and with it the pages every command, the agent too, touches at start.
+	showVersion := root.Flags().BoolP("version", "v", false, "version for strata")
+	root.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *showVersion {
+			fmt.Fprint(cmd.OutOrStdout(), buildInfo())
+			return nil
+		}
+		return cmd.Help()
+	}
 	root.AddCommand(
 		newGroup("repo", "Manage OSTree-compatible repositories: commit, checkout, inspect, verify, publish, pull",
 			newRepoInitCmd(), newRepoCommitCmd(), newRepoCheckoutCmd(),

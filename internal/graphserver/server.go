@@ -250,15 +250,18 @@ type request struct {
 }
 
 func (s *Server) parse(w http.ResponseWriter, r *http.Request) (request, bool) {
-	q := r.URL.Query()
-	req := request{stream: q.Get("stream"), basearch: q.Get("basearch"), booted: q.Get("os_checksum")}
+	q := parseGraphQuery(r.URL.RawQuery)
+	req := request{stream: q.stream, basearch: q.basearch, booted: q.checksum}
 	if req.basearch == "" || req.stream == "" {
 		s.fail(w, http.StatusBadRequest, "missing_params", "the query parameters basearch and stream are required")
 		return req, false
 	}
-	oci, _ := strconv.ParseBool(q.Get("oci"))
+	oci := false
+	if q.oci != "" {
+		oci, _ = strconv.ParseBool(q.oci)
+	}
 	req.scope = graph.Scope{Basearch: req.basearch, OCI: oci}
-	req.wariness = graph.Wariness(q.Get("rollout_wariness"), q.Get("node_uuid"))
+	req.wariness = graph.Wariness(q.wariness, q.nodeUUID)
 	return req, true
 }
 

@@ -321,23 +321,31 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, opts ServeOptio
 	return nil
 }
 
-// writeDeadlines gives every write of a response d to complete.
+// writeDeadlines gives every write of a response at least 7/8 of d to complete. The deadline
+// is moved on only once an eighth of d has passed since it was last set: setting a connection's
+// deadline takes a runtime lock, and a small answer (a graph, a summary) is one write made
+// right after the request's own deadline was set.
 func writeDeadlines(h http.Handler, d time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		rc := http.NewResponseController(w)
-		rc.SetWriteDeadline(time.Now().Add(d))
-		h.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: rc, d: d}, req)
+		set := time.Now()
+		rc.SetWriteDeadline(set.Add(d))
+		h.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: rc, d: d, set: set}, req)
 	})
 }
 
 type deadlineWriter struct {
 	http.ResponseWriter
-	rc *http.ResponseController
-	d  time.Duration
+	rc  *http.ResponseController
+	d   time.Duration
+	set time.Time // when the deadline was last set
 }
 
 func (w *deadlineWriter) Write(p []byte) (int, error) {
-	w.rc.SetWriteDeadline(time.Now().Add(w.d))
+	if now := time.Now(); now.Sub(w.set) >= w.d/8 {
+		w.rc.SetWriteDeadline(now.Add(w.d))
+		w.set = now
+	}
 	return w.ResponseWriter.Write(p)
 }
 

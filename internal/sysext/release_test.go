@@ -2,8 +2,10 @@ package sysext
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
+	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/osrelease"
 )
 
@@ -43,5 +45,27 @@ func TestMatch(t *testing.T) {
 				t.Errorf("Match(%v, %v) = %v, want ErrMismatch", tc.ext, tc.host, err)
 			}
 		})
+	}
+}
+
+// TestCheckNameAndVersionLengths: names of up to 128 characters and levels of up to 64 pass,
+// one more is refused, and the alphabet is still enforced at any length.
+func TestCheckNameAndVersionLengths(t *testing.T) {
+	long := func(first string, n int) string { return first + strings.Repeat("a", n-1) }
+	if err := CheckName(long("A", 128)); err != nil {
+		t.Errorf("128-character name refused: %v", err)
+	}
+	for _, bad := range []string{long("A", 129), "", ".hidden", "a/b", "ok.raw", "a b"} {
+		if err := CheckName(bad); !errors.Is(err, errdefs.ErrInvalid) {
+			t.Errorf("CheckName(%q) = %v, want ErrInvalid", bad, err)
+		}
+	}
+	if err := CheckVersion("VERSION_ID", long("1", 64)); err != nil {
+		t.Errorf("64-character level refused: %v", err)
+	}
+	for _, bad := range []string{long("1", 65), "", "-1", "A1", "1/2"} {
+		if err := CheckVersion("VERSION_ID", bad); !errors.Is(err, errdefs.ErrInvalid) {
+			t.Errorf("CheckVersion(%q) = %v, want ErrInvalid", bad, err)
+		}
 	}
 }

@@ -158,11 +158,12 @@ func buildStrata(ctx context.Context, root string, log io.Writer) (string, error
 		}
 		fmt.Fprintf(log, "bench: %s is newer than bin/strata; rebuilding\n", newer)
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./cmd/strata")
+	// The tags and flags of `make build`: the same binary the figures describe.
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags", "grpcnotrace", "-ldflags=-s -w", "-o", bin, "./cmd/strata")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stdout, cmd.Stderr = log, log
-	fmt.Fprintln(log, "bench: CGO_ENABLED=0 go build -trimpath -o bin/strata ./cmd/strata")
+	fmt.Fprintln(log, "bench: CGO_ENABLED=0 go build -trimpath -tags grpcnotrace -ldflags='-s -w' -o bin/strata ./cmd/strata")
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("building bin/strata: %w", err)
 	}

@@ -5,12 +5,16 @@
 // that has nothing new. The load generator runs in the same process as the servers, on the same
 // cores, so the server figures are lower bounds.
 //
-//	go run ./tools/fleetbench [-duration 5s] [-clients 32] [-strata bin/strata] [-etcd etcd] [-only graph,lock,agent]
+//	go run ./tools/fleetbench [-duration 5s] [-clients 32] [-strata bin/strata] [-etcd etcd] [-wrk wrk] [-only graph,lock,agent]
+//
+// The graph server is also measured as a separate process (`strata graph serve`) under Debian's
+// wrk, so that neither the load generator nor its garbage share the server's CPU figure.
 //
 // -cpuprofile writes a CPU profile of the whole run (servers and load generator).
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -42,8 +46,10 @@ func main() {
 	clients := flag.Int("clients", 32, "concurrent clients")
 	strata := flag.String("strata", "bin/strata", "the strata binary (for the agent's figures)")
 	etcdBin := flag.String("etcd", "etcd", "Debian's etcd server binary ('' skips the etcd figure)")
+	wrkBin := flag.String("wrk", "wrk", "Debian's wrk, the load generator of the graph server's figures in separate processes ('' skips them)")
 	only := flag.String("only", "graph,lock,agent", "which figures to measure (comma-separated: graph, lock, agent)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	agentTime := flag.Duration("agent-time", 20*time.Second, "how long the agent polls before its figures are read")
 	flag.Parse()
 	want := map[string]bool{}
 	for _, w := range strings.Split(*only, ",") {
@@ -74,6 +80,7 @@ func main() {
 			fmt.Printf("| graph server, GET /v1/graph of a 200-release stream, %s | %.0f requests/s (p99 %s); %.1f µs of CPU per answer, server and clients: at most %.0f/s on %d idle cores | ≥ 20,000/s |\n",
 				encodingName(gz), rps, p99, float64(cpu.Nanoseconds())/1e3, float64(runtime.NumCPU())/cpu.Seconds(), runtime.NumCPU())
 		}
+		graphWrk(work, *strata, *wrkBin, *clients, *dur)
 	}
 	if want["lock"] {
 		ops := benchLock(work, "bbolt", *clients, *dur, nil)
@@ -96,11 +103,36 @@ func main() {
 	if !want["agent"] {
 		return
 	}
-	if rss, cpu, detail, err := benchAgent(work, *strata); err != nil {
+	if rss, cpu, detail, err := benchAgent(work, *strata, *agentTime); err != nil {
 		fmt.Printf("| agent idle | FAIL: %v | |\n", err)
 	} else {
 		fmt.Printf("| agent idle RSS (polling every second), peak (VmHWM) | %.1f MiB (%s) | < 20 MiB |\n", rss, detail)
 		fmt.Printf("| agent CPU while polling every second | %.2f %% of a core | |\n", cpu)
+	}
+}
+
+// graphWrk prints the figures of `strata graph serve` under wrk, each in its own process.
+func graphWrk(work, strata, wrkName string, clients int, d time.Duration) {
+	if wrkName == "" {
+		return
+	}
+	bin, err := exec.LookPath(wrkName)
+	if err != nil {
+		fmt.Printf("| graph server under wrk | not measured: %s not found (apt-get install wrk) | |\n", wrkName)
+		return
+	}
+	if _, err := os.Stat(strata); err != nil {
+		fmt.Printf("| graph server under wrk | not measured: %s not found (make build) | |\n", strata)
+		return
+	}
+	for _, gz := range []bool{false, true} {
+		rps, cpu, err := benchGraphWrk(work, strata, bin, clients, d, gz)
+		if err != nil {
+			fmt.Printf("| graph server under wrk, %s | FAIL: %v | |\n", encodingName(gz), err)
+			continue
+		}
+		fmt.Printf("| `strata graph serve` under wrk (separate processes, %d connections), %s | %.0f requests/s; %.1f µs of the server's CPU per answer: at most %.0f/s on %d idle cores | ≥ 20,000/s |\n",
+			clients, encodingName(gz), rps, float64(cpu.Nanoseconds())/1e3, float64(runtime.NumCPU())/cpu.Seconds(), runtime.NumCPU())
 	}
 }
 
@@ -301,8 +333,9 @@ func withEtcd(work, bin string, fn func(endpoint string) float64) (float64, erro
 }
 
 // benchAgent runs `strata agent` on a sysroot with one deployment against a graph with nothing
-// new, polling every second, for 20 s, and reads its peak RSS and CPU time from /proc.
-func benchAgent(work, strata string) (rssMiB, cpuPct float64, detail string, err error) {
+// new, polling every second: its CPU time over d, then its peak RSS once it has run its first
+// garbage collection, from /proc.
+func benchAgent(work, strata string, d time.Duration) (rssMiB, cpuPct float64, detail string, err error) {
 	if _, err := os.Stat(strata); err != nil {
 		return 0, 0, "", fmt.Errorf("%s not found: run make build", strata)
 	}
@@ -355,21 +388,58 @@ func benchAgent(work, strata string) (rssMiB, cpuPct float64, detail string, err
 	os.WriteFile(filepath.Join(root, "etc/strata/agent.d/50-bench.toml"),
 		[]byte("[agent.timing]\nsteady_interval_secs = 1\n[cincinnati]\nbase_url = \""+base+"/\"\n"), 0o644)
 	cmd := exec.Command(strata, "agent", "--root", root, "--sysroot", sys, "--stream", "stable", "--reboot-command", "")
-	var logs strings.Builder
-	cmd.Stderr = &logs
+	// gctrace prints a line per garbage collection on standard error, among the agent's logs.
+	cmd.Env = append(os.Environ(), "GODEBUG=gctrace=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return 0, 0, "", err
+	}
+	var (
+		mu      sync.Mutex
+		logs    strings.Builder
+		gcs     atomic.Int64
+		scanned = make(chan struct{})
+	)
+	go func() {
+		defer close(scanned)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "gc ") {
+				gcs.Add(1)
+				continue
+			}
+			mu.Lock()
+			logs.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+		}
+	}()
 	if err := cmd.Start(); err != nil {
 		return 0, 0, "", err
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	defer func() { cmd.Process.Kill(); <-scanned; cmd.Wait() }()
 	time.Sleep(2 * time.Second) // start-up
 	t0, c0 := time.Now(), cpuTicks(cmd.Process.Pid)
-	time.Sleep(20 * time.Second)
+	time.Sleep(d)
 	t1, c1 := time.Now(), cpuTicks(cmd.Process.Pid)
+	// Each poll leaves garbage on the heap, and the first collection comes only when the heap
+	// reaches 4 MB (GOGC=100), after about 50 polls here or hours at the default interval; the
+	// collection also allocates its own structures and runs code nothing else does. A peak read
+	// before it is not the daemon's, so the figures wait for it (and for the pages it touches).
+	for deadline := time.Now().Add(3 * time.Minute); gcs.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Second)
+	}
+	time.Sleep(2 * time.Second)
 	hwm := statusKB(cmd.Process.Pid, "VmHWM")
-	detail = fmt.Sprintf("now: RSS %.1f MiB = anonymous %.1f + file %.1f", float64(statusKB(cmd.Process.Pid, "VmRSS"))/1024,
+	detail = fmt.Sprintf("now, after %d garbage collections: RSS %.1f MiB = anonymous %.1f + file %.1f", gcs.Load(), float64(statusKB(cmd.Process.Pid, "VmRSS"))/1024,
 		float64(statusKB(cmd.Process.Pid, "RssAnon"))/1024, float64(statusKB(cmd.Process.Pid, "RssFile"))/1024)
-	if hwm == 0 || !strings.Contains(logs.String(), "update agent started") {
-		return 0, 0, "", fmt.Errorf("the agent did not run: %s", logs.String())
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if hwm == 0 || !strings.Contains(out, "update agent started") {
+		return 0, 0, "", fmt.Errorf("the agent did not run: %s", out)
+	}
+	if gcs.Load() == 0 {
+		return 0, 0, "", fmt.Errorf("the agent ran no garbage collection in %s of polling", time.Since(t0).Round(time.Second))
 	}
 	return float64(hwm) / 1024, float64(c1-c0) / 100 / t1.Sub(t0).Seconds() * 100, detail, nil
 }
