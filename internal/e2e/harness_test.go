@@ -88,9 +88,11 @@ func newEnv(t *testing.T) *env {
 		}
 	}
 	t.Logf("logs in %s", e.logs)
-	// Static: compose copies the running binary into the OS as /usr/bin/strata.
+	// Static: compose copies the running binary into the OS as /usr/bin/strata, and into its
+	// initramfs as /init. Built as the Makefile builds it (tags, stripped), so that the OS and its
+	// boot are those of a release.
 	e.bin = filepath.Join(e.work, "strata")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", e.bin, "./cmd/strata")
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", "grpcnotrace", "-ldflags=-s -w", "-o", e.bin, "./cmd/strata")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
