@@ -19,6 +19,7 @@ type ociPullJSON struct {
 	ManifestDigest string `json:"manifest_digest"`
 	LayersFetched  int    `json:"layers_fetched"`
 	LayersSkipped  int    `json:"layers_skipped"`
+	LayersRecorded int    `json:"layers_recorded"`
 	BytesToFetch   int64  `json:"bytes_to_fetch"`
 	BytesFetched   int64  `json:"bytes_fetched"`
 }
@@ -125,7 +126,7 @@ with a Range request, also by the next pull after an interrupted one.`,
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), ociPullJSON{Commit: res.Commit.String(), Base: res.Base.String(),
 					ManifestDigest: res.ManifestDigest, LayersFetched: res.LayersFetched, LayersSkipped: res.LayersSkipped,
-					BytesToFetch: res.BytesToFetch, BytesFetched: res.BytesFetched})
+					LayersRecorded: res.LayersRecorded, BytesToFetch: res.BytesToFetch, BytesFetched: res.BytesFetched})
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), res.Commit)
 			return nil

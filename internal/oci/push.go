@@ -184,68 +184,12 @@ func encapsulate(ctx context.Context, r *repo.Repo, rev, dir string, maxLayers i
 	if err != nil {
 		return nil, ostree.Checksum{}, err
 	}
-	commitBytes, err := r.ReadMetadata(ostree.ObjectCommit, commit)
-	if err != nil {
-		return nil, commit, fmt.Errorf("reading commit %s: %w", commit, err)
-	}
-	c, err := ostree.ParseCommit(commitBytes)
-	if err != nil {
-		return nil, commit, fmt.Errorf("reading commit %s: %w", commit, err)
-	}
-	detached, err := r.ReadCommitMeta(commit)
-	if err != nil && !isNotFound(err) {
-		return nil, commit, fmt.Errorf("reading detached metadata of %s: %w", commit, err)
-	}
-
-	var entries []entry
-	files := map[string]int64{}
-	kver := ""
-	err = repo.WalkCommit(ctx, r, commit, func(e *repo.WalkEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		p := strings.TrimPrefix(e.Path, "/")
-		if p == carriedDir || strings.HasPrefix(p, carriedDir+"/") || p == "etc" {
-			return fmt.Errorf("commit %s has /%s, which the image format reserves: %w", commit, p, errdefs.ErrInvalid)
-		}
-		en := entry{path: p, dir: e.Kind == repo.EntryDir, sum: e.Checksum}
-		if en.dir {
-			if en.meta, err = e.DirMeta(); err != nil {
-				return err
-			}
-		} else {
-			if en.fi, en.size, err = e.FileInfo(); err != nil {
-				return err
-			}
-			files[p] = en.size
-			if k, ok := strings.CutPrefix(p, "usr/lib/modules/"); ok && strings.HasSuffix(k, "/vmlinuz") && strings.Count(k, "/") == 1 {
-				kver = strings.TrimSuffix(k, "/vmlinuz")
-			}
-		}
-		entries = append(entries, en)
-		return nil
-	})
-	if err != nil {
-		return nil, commit, fmt.Errorf("reading tree of %s: %w", commit, err)
-	}
-	owner, err := readPackageFiles(ctx, r, commit)
+	lay, err := readLayout(ctx, r, commit)
 	if err != nil {
 		return nil, commit, err
 	}
-	chunks := planChunks(files, owner, maxLayers)
-	packaged := map[string]bool{}
-	for _, ch := range chunks {
-		for p := range ch.files {
-			packaged[p] = true
-		}
-	}
-	rest := &chunk{components: []string{"unpackaged"}, files: map[string]bool{}}
-	for p := range files {
-		if !packaged[p] {
-			rest.files[p] = true
-		}
-	}
-	chunks = append([]*chunk{rest}, chunks...)
+	commitBytes, c, detached, entries, kver := lay.commitBytes, lay.c, lay.detached, lay.entries, lay.kver
+	chunks := lay.chunks(maxLayers)
 
 	// Write the layers in parallel: each is a pure function of the commit.
 	layers := make([]*fileLayer, len(chunks)+1)
@@ -314,6 +258,85 @@ func encapsulate(ctx context.Context, r *repo.Repo, rev, dir string, maxLayers i
 		return nil, commit, err
 	}
 	return img, commit, nil
+}
+
+// commitLayout is what the image of a commit is made of: the commit, its tree in walk
+// order and the package that owns each file.
+type commitLayout struct {
+	commit      ostree.Checksum
+	commitBytes []byte
+	c           *ostree.Commit
+	detached    []byte
+	entries     []entry
+	files       map[string]int64 // path → size
+	owner       map[string]string
+	kver        string
+}
+
+// readLayout reads the commit, its detached metadata, its tree and its package database.
+func readLayout(ctx context.Context, r *repo.Repo, commit ostree.Checksum) (*commitLayout, error) {
+	l := &commitLayout{commit: commit, files: map[string]int64{}}
+	var err error
+	if l.commitBytes, err = r.ReadMetadata(ostree.ObjectCommit, commit); err != nil {
+		return nil, fmt.Errorf("reading commit %s: %w", commit, err)
+	}
+	if l.c, err = ostree.ParseCommit(l.commitBytes); err != nil {
+		return nil, fmt.Errorf("reading commit %s: %w", commit, err)
+	}
+	if l.detached, err = r.ReadCommitMeta(commit); err != nil && !isNotFound(err) {
+		return nil, fmt.Errorf("reading detached metadata of %s: %w", commit, err)
+	}
+	err = repo.WalkCommit(ctx, r, commit, func(e *repo.WalkEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		p := strings.TrimPrefix(e.Path, "/")
+		if p == carriedDir || strings.HasPrefix(p, carriedDir+"/") || p == "etc" {
+			return fmt.Errorf("commit %s has /%s, which the image format reserves: %w", commit, p, errdefs.ErrInvalid)
+		}
+		en := entry{path: p, dir: e.Kind == repo.EntryDir, sum: e.Checksum}
+		if en.dir {
+			if en.meta, err = e.DirMeta(); err != nil {
+				return err
+			}
+		} else {
+			if en.fi, en.size, err = e.FileInfo(); err != nil {
+				return err
+			}
+			l.files[p] = en.size
+			if k, ok := strings.CutPrefix(p, "usr/lib/modules/"); ok && strings.HasSuffix(k, "/vmlinuz") && strings.Count(k, "/") == 1 {
+				l.kver = strings.TrimSuffix(k, "/vmlinuz")
+			}
+		}
+		l.entries = append(l.entries, en)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading tree of %s: %w", commit, err)
+	}
+	if l.owner, err = readPackageFiles(ctx, r, commit); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// chunks splits the files into the package layers of an image of at most maxLayers
+// layers, the layer of unpackaged files first (the commit's layer comes after them).
+func (l *commitLayout) chunks(maxLayers int) []*chunk {
+	chunks := planChunks(l.files, l.owner, maxLayers)
+	packaged := map[string]bool{}
+	for _, ch := range chunks {
+		for p := range ch.files {
+			packaged[p] = true
+		}
+	}
+	rest := &chunk{components: []string{"unpackaged"}, files: map[string]bool{}}
+	for p := range l.files {
+		if !packaged[p] {
+			rest.files[p] = true
+		}
+	}
+	return append([]*chunk{rest}, chunks...)
 }
 
 func isNotFound(err error) bool {
