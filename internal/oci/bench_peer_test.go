@@ -83,11 +83,27 @@ func changePackage(b *testing.B, dir, pkg string) int64 {
 	return n
 }
 
-func timed(b *testing.B, f func()) time.Duration {
+// measure is the wall time of a step and the CPU time it took in this process (strata) and
+// in the child processes it waited for (skopeo; the registry keeps running, so its CPU
+// time counts for neither).
+type measure struct{ wall, self, children time.Duration }
+
+func timed(b *testing.B, f func()) measure {
 	b.Helper()
+	s0, c0 := cpuTime()
 	t := time.Now()
 	f()
-	return time.Since(t)
+	wall := time.Since(t)
+	s1, c1 := cpuTime()
+	return measure{wall: wall, self: s1 - s0, children: c1 - c0}
+}
+
+// strata returns wall and CPU seconds of a strata step; skopeo those of a skopeo one.
+func (m measure) strata() string {
+	return fmt.Sprintf("%.1fs (CPU %.1fs)", m.wall.Seconds(), m.self.Seconds())
+}
+func (m measure) skopeo() string {
+	return fmt.Sprintf("%.1fs (CPU %.1fs)", m.wall.Seconds(), m.children.Seconds())
 }
 
 func runCmd(b *testing.B, name string, args ...string) {
@@ -165,19 +181,63 @@ func BenchmarkOCIVsSkopeo(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	b.ReportMetric(strataPush.Seconds(), "strata-push-s")
-	b.ReportMetric(skopeoPush.Seconds(), "skopeo-push-s")
-	b.ReportMetric(strataPull.Seconds(), "strata-pull-s")
-	b.ReportMetric(skopeoPull.Seconds(), "skopeo-pull-s")
+	b.ReportMetric(strataPush.wall.Seconds(), "strata-push-s")
+	b.ReportMetric(skopeoPush.wall.Seconds(), "skopeo-push-s")
+	b.ReportMetric(strataPull.wall.Seconds(), "strata-pull-s")
+	b.ReportMetric(skopeoPull.wall.Seconds(), "skopeo-pull-s")
+	b.ReportMetric(strataPush.self.Seconds(), "strata-push-cpu-s")
+	b.ReportMetric(skopeoPush.children.Seconds(), "skopeo-push-cpu-s")
+	b.ReportMetric(strataPull.self.Seconds(), "strata-pull-cpu-s")
+	b.ReportMetric(skopeoPull.children.Seconds(), "skopeo-pull-cpu-s")
 	b.ReportMetric(float64(full.BytesToFetch), "image-bytes")
 	b.ReportMetric(float64(upd.BytesFetched), "update-image-bytes")
 	b.ReportMetric(float64(obj.Bytes), "update-object-bytes")
-	fmt.Fprintf(os.Stderr, "oci bench: %d layers, image %d bytes; push strata %.1fs, skopeo %.1fs (skopeo/strata %.2f); "+
-		"pull strata %.1fs, skopeo %.1fs (skopeo/strata %.2f)\n",
-		pushed.Layers, full.BytesToFetch, strataPush.Seconds(), skopeoPush.Seconds(), skopeoPush.Seconds()/strataPush.Seconds(),
-		strataPull.Seconds(), skopeoPull.Seconds(), skopeoPull.Seconds()/strataPull.Seconds())
+	fmt.Fprintf(os.Stderr, "oci bench: %d layers, image %d bytes; push strata %s, skopeo %s (skopeo/strata wall %.2f, CPU %.2f); "+
+		"pull strata %s, skopeo %s (skopeo/strata wall %.2f, CPU %.2f)\n",
+		pushed.Layers, full.BytesToFetch, strataPush.strata(), skopeoPush.skopeo(),
+		skopeoPush.wall.Seconds()/strataPush.wall.Seconds(), skopeoPush.children.Seconds()/strataPush.self.Seconds(),
+		strataPull.strata(), skopeoPull.skopeo(),
+		skopeoPull.wall.Seconds()/strataPull.wall.Seconds(), skopeoPull.children.Seconds()/strataPull.self.Seconds())
 	fmt.Fprintf(os.Stderr, "oci bench: update of coreutils (%d bytes of files): image pull %d bytes in %d of %d layers, "+
 		"object pull %d bytes (%.2fx), %.1f%% of the image\n",
 		changed, upd.BytesFetched, upd.LayersFetched, upd.LayersFetched+upd.LayersSkipped, obj.Bytes,
 		float64(upd.BytesFetched)/float64(obj.Bytes), 100*float64(upd.BytesFetched)/float64(full.BytesToFetch))
+}
+
+// cpuTime returns the CPU time (user and system) of this process and of its waited-for
+// children so far.
+func cpuTime() (self, children time.Duration) {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru)
+	children = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return self, children
+}
+
+// BenchmarkPushCorpus pushes the Debian corpus's commit to Debian's docker-registry on
+// loopback, from an archive repository (as make bench's push) and a bare-user one, each
+// push to a registry that has none of its blobs: the push alone, for a CPU profile
+// (-cpuprofile).
+func BenchmarkPushCorpus(b *testing.B) {
+	ctx := context.Background()
+	reg := ocitest.StartRegistry(b, false)
+	ro := RegistryOptions{Insecure: true}
+	tree := corpusTree(b)
+	for _, mode := range []repo.Mode{repo.ModeArchive, repo.ModeBareUser} {
+		src := newRepo(b, mode)
+		commitTree(b, src, tree, "1")
+		b.Run(string(mode), func(b *testing.B) {
+			for i := range b.N {
+				self0, _ := cpuTime()
+				start := time.Now()
+				res, err := Push(ctx, src, "os", fmt.Sprintf("docker://%s/%s/os%d:1", reg.Host, mode, i), PushOptions{RegistryOptions: ro})
+				if err != nil {
+					b.Fatal(err)
+				}
+				self1, _ := cpuTime()
+				fmt.Fprintf(os.Stderr, "push from %s: %d layers, %.1fs, CPU %.1fs\n", mode, res.Layers, time.Since(start).Seconds(), (self1 - self0).Seconds())
+			}
+		})
+	}
 }

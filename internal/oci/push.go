@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,7 +81,12 @@ func Push(ctx context.Context, r *repo.Repo, rev, dest string, opts PushOptions)
 	if err != nil {
 		return nil, err
 	}
-	if err := writeImage(ctx, img, ref, opts.RegistryOptions); err != nil {
+	if up != nil {
+		// The layers are there: the config and the manifest remain.
+		if err := up.p.Push(ctx, up.ref, img); err != nil {
+			return nil, fmt.Errorf("pushing to %s: %w", ref, classify(err))
+		}
+	} else if err := writeImage(ctx, img, ref, opts.RegistryOptions); err != nil {
 		return nil, err
 	}
 	d, err := img.Digest()
@@ -119,14 +125,17 @@ func Encapsulate(ctx context.Context, r *repo.Repo, rev, dir string, maxLayers i
 	return encapsulate(ctx, r, rev, dir, maxLayers, nil)
 }
 
-// uploader sends layers to a registry repository as they are written, a few at a time.
+// uploader sends layers to a registry repository as they are written, a few at a time,
+// and then the image. One pusher does it all: it authenticates once, and knows which
+// blobs it sent when the manifest goes.
 type uploader struct {
-	repo name.Repository
-	opts []remote.Option
-	sem  chan struct{}
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	err  error
+	ctx context.Context
+	ref name.Reference
+	p   *remote.Pusher
+	sem chan struct{}
+	wg  sync.WaitGroup
+	mu  sync.Mutex
+	err error
 }
 
 func newUploader(ctx context.Context, ref Ref, ro RegistryOptions) (*uploader, error) {
@@ -142,7 +151,11 @@ func newUploader(ctx context.Context, ref Ref, ro RegistryOptions) (*uploader, e
 	if jobs <= 0 {
 		jobs = 4
 	}
-	return &uploader{repo: nr.Context(), opts: opts, sem: make(chan struct{}, jobs)}, nil
+	p, err := remote.NewPusher(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("pushing to %s: %w", ref, classify(err))
+	}
+	return &uploader{ctx: ctx, ref: nr, p: p, sem: make(chan struct{}, jobs)}, nil
 }
 
 // start uploads l in the background; a nil uploader does nothing.
@@ -155,7 +168,7 @@ func (u *uploader) start(l v1.Layer) {
 		defer u.wg.Done()
 		u.sem <- struct{}{}
 		defer func() { <-u.sem }()
-		if err := remote.WriteLayer(u.repo, l, u.opts...); err != nil {
+		if err := u.p.Upload(u.ctx, u.ref.Context(), l); err != nil {
 			u.mu.Lock()
 			u.err = errors.Join(u.err, err)
 			u.mu.Unlock()
@@ -191,11 +204,13 @@ func encapsulate(ctx context.Context, r *repo.Repo, rev, dir string, maxLayers i
 	commitBytes, c, detached, entries, kver := lay.commitBytes, lay.c, lay.detached, lay.entries, lay.kver
 	chunks := lay.chunks(maxLayers)
 
-	// Write the layers in parallel: each is a pure function of the commit.
+	// Write the layers in parallel: each is a pure function of the commit. The biggest go
+	// first, so that the last one to finish is a small one.
 	layers := make([]*fileLayer, len(chunks)+1)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
-	for i, ch := range chunks {
+	for _, i := range lay.bySize(chunks) {
+		ch := chunks[i]
 		g.Go(func() error {
 			l, err := writeLayer(filepath.Join(dir, "layer-"+strconv.Itoa(i)), func(tw *tar.Writer) error {
 				return writeChunk(gctx, r, tw, entries, ch, i == 0)
@@ -339,6 +354,20 @@ func (l *commitLayout) chunks(maxLayers int) []*chunk {
 	return append([]*chunk{rest}, chunks...)
 }
 
+// bySize returns the indexes of chunks, the biggest (in file content) first.
+func (l *commitLayout) bySize(chunks []*chunk) []int {
+	size := make([]int64, len(chunks))
+	order := make([]int, len(chunks))
+	for i, ch := range chunks {
+		order[i] = i
+		for p := range ch.files {
+			size[i] += l.files[p]
+		}
+	}
+	sort.SliceStable(order, func(a, b int) bool { return size[order[a]] > size[order[b]] })
+	return order
+}
+
 func isNotFound(err error) bool {
 	return errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, fs.ErrNotExist)
 }
@@ -429,6 +458,7 @@ func writeChunk(ctx context.Context, r *repo.Repo, tw *tar.Writer, entries []ent
 		}
 	}
 	links := map[ostree.Checksum]string{}
+	buf := make([]byte, 256<<10) // one copy buffer for the layer, not one per file
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -469,7 +499,7 @@ func writeChunk(ctx context.Context, r *repo.Repo, tw *tar.Writer, entries []ent
 		if err != nil {
 			return fmt.Errorf("reading /%s: %w", e.path, err)
 		}
-		_, err = io.Copy(tw, c)
+		_, err = io.CopyBuffer(tw, c, buf)
 		c.Close()
 		if err != nil {
 			return fmt.Errorf("reading /%s: %w", e.path, err)
