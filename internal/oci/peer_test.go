@@ -120,8 +120,13 @@ func TestPeerRegistryLocalCommitThenUpdate(t *testing.T) {
 
 	v2 := commitTree(t, up, osTree(t, "2.0"), "2.0")
 	tag2 := "docker://" + reg.Host + "/strata/os:2.0"
-	if _, err := Push(ctx, up, "os", tag2, PushOptions{RegistryOptions: ins}); err != nil {
+	pushed, err := Push(ctx, up, "os", tag2, PushOptions{RegistryOptions: ins})
+	if err != nil {
 		t.Fatal(err)
+	}
+	// The push too builds only what changed: the registry has the layers of big and app.
+	if pushed.LayersReused != 2 {
+		t.Errorf("Push of 2.0 reused %d layers the registry had, want 2", pushed.LayersReused)
 	}
 	img, _, err := Encapsulate(ctx, up, "os", t.TempDir(), 0)
 	if err != nil {

@@ -2,6 +2,7 @@ package oci
 
 import (
 	"context"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -163,5 +164,58 @@ func TestPullRecordsNothingForeign(t *testing.T) {
 	delete(want, forgedDiffID.Hex)
 	if diff := cmp.Diff(want, layerRefs(t, node)); diff != "" {
 		t.Errorf("layer refs (-want +got):\n%s", diff)
+	}
+}
+
+// TestPushReusesLayersTheRegistryHas: after a push of 1.0, a push of 2.0 to the same
+// registry repository builds only the layers that changed (the repository's layer cache
+// names the others and the registry has them), and gives the image a push without the
+// cache gives; to a repository without the blobs, every layer is built.
+func TestPushReusesLayersTheRegistryHas(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	reg := httptest.NewServer(newTestRegistry())
+	defer reg.Close()
+	host := strings.TrimPrefix(reg.URL, "http://")
+	ro := RegistryOptions{Insecure: true}
+	src := newRepo(t, repo.ModeArchive)
+	commitTree(t, src, osTree(t, "1.0"), "1.0")
+	first, err := Push(ctx, src, "os", "docker://"+host+"/strata/os:1.0", PushOptions{RegistryOptions: ro})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.LayersReused != 0 {
+		t.Errorf("first Push reused %d layers, want 0", first.LayersReused)
+	}
+	v2 := commitTree(t, src, osTree(t, "2.0"), "2.0")
+	res, err := Push(ctx, src, "os", "docker://"+host+"/strata/os:2.0", PushOptions{RegistryOptions: ro})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2.0 changes "tool" and os-release: "big" and "app" are the layers of 1.0.
+	if res.LayersReused != 2 {
+		t.Errorf("Push of 2.0 reused %d layers, want 2 (big, app)", res.LayersReused)
+	}
+	img, _, err := Encapsulate(ctx, src, "os", t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := img.Digest(); err != nil || d.String() != res.ManifestDigest {
+		t.Errorf("Push of 2.0 with reused layers = %s, the image built whole = %s (%v)", res.ManifestDigest, d, err)
+	}
+	// (This registry keeps blobs for all its repositories: another one has none.)
+	empty := httptest.NewServer(newTestRegistry())
+	defer empty.Close()
+	emptyHost := strings.TrimPrefix(empty.URL, "http://")
+	other, err := Push(ctx, src, "os", "docker://"+emptyHost+"/strata/os:2.0", PushOptions{RegistryOptions: ro})
+	if err != nil || other.LayersReused != 0 || other.ManifestDigest != res.ManifestDigest {
+		t.Errorf("Push to a registry without the blobs = %+v, %v; want 0 reused, digest %s", other, err, res.ManifestDigest)
+	}
+	for _, h := range []string{host, emptyHost} {
+		dst := newRepo(t, repo.ModeBareUser)
+		got, err := Pull(ctx, dst, "docker://"+h+"/strata/os:2.0", PullOptions{RegistryOptions: ro})
+		if err != nil || got.Commit != v2 {
+			t.Errorf("Pull of %s/strata/os:2.0 = %v, %v; want %s", h, got, err, v2)
+		}
 	}
 }

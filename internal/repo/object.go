@@ -146,6 +146,40 @@ func (r *Repo) OpenContent(c ostree.Checksum) (*Content, error) {
 	return openContentAt(r.mode, r.ObjectPath(n), n)
 }
 
+// ContentInfo returns a content object's metadata and payload size, as OpenContent does,
+// without reading into its payload: in an archive repository, the header alone.
+func (r *Repo) ContentInfo(c ostree.Checksum) (ostree.FileInfo, int64, error) {
+	n := ostree.ObjectName{Checksum: c, Type: ostree.ObjectFile}
+	if r.mode != ModeArchive {
+		ct, err := r.OpenContent(c)
+		if err != nil {
+			return ostree.FileInfo{}, 0, err
+		}
+		defer ct.Close()
+		return ct.Info, ct.Size, nil
+	}
+	f, err := os.Open(r.ObjectPath(n))
+	if err != nil {
+		return ostree.FileInfo{}, 0, notFound(n, err)
+	}
+	defer f.Close()
+	h, err := ostree.ReadFramedHeader(f)
+	if err != nil {
+		return ostree.FileInfo{}, 0, fmt.Errorf("object %s: %w", n, err)
+	}
+	fi, size, err := ostree.ParseArchiveHeader(h)
+	if err != nil {
+		return ostree.FileInfo{}, 0, fmt.Errorf("object %s: %w", n, err)
+	}
+	if fi.IsSymlink() {
+		return fi, 0, nil
+	}
+	if size > 1<<46 {
+		return ostree.FileInfo{}, 0, fmt.Errorf("object %s: size %d: %w", n, size, errdefs.ErrCorrupt)
+	}
+	return fi, int64(size), nil
+}
+
 func openContentAt(mode Mode, path string, n ostree.ObjectName) (*Content, error) {
 	if mode == ModeArchive {
 		return openArchive(path, n)
