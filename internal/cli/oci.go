@@ -11,6 +11,7 @@ type ociPushJSON struct {
 	Commit         string `json:"commit"`
 	ManifestDigest string `json:"manifest_digest"`
 	Layers         int    `json:"layers"`
+	LayersReused   int    `json:"layers_reused"`
 }
 
 type ociPullJSON struct {
@@ -68,7 +69,7 @@ simple-signing signature, stored as the tag sha256-<digest>.sig.`,
 			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), ociPushJSON{Commit: res.Commit.String(),
-					ManifestDigest: res.ManifestDigest, Layers: res.Layers})
+					ManifestDigest: res.ManifestDigest, Layers: res.Layers, LayersReused: res.LayersReused})
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), res.ManifestDigest)
 			return nil
