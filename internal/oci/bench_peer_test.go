@@ -299,3 +299,42 @@ func BenchmarkPushUpdateCorpus(b *testing.B) {
 			time.Since(start).Seconds(), (self1 - self0).Seconds())
 	}
 }
+
+// BenchmarkPullLocalCommitCorpus: a bare-user repository that has the Debian corpus's
+// commit already pulls its image from Debian's docker-registry (timed: nothing is
+// downloaded, the layer refs are recorded from the local commit), then the image of the
+// commit with coreutils changed (the layers downloaded).
+func BenchmarkPullLocalCommitCorpus(b *testing.B) {
+	ctx := context.Background()
+	reg := ocitest.StartRegistry(b, false)
+	ro := RegistryOptions{Insecure: true}
+	tree := corpusTree(b)
+	src := newRepo(b, repo.ModeArchive)
+	commitTree(b, src, tree, "1")
+	dest := "docker://" + reg.Host + "/strata/os:"
+	if _, err := Push(ctx, src, "os", dest+"1", PushOptions{RegistryOptions: ro}); err != nil {
+		b.Fatal(err)
+	}
+	node := newRepo(b, repo.ModeBareUser)
+	commitTree(b, node, tree, "1")
+	changePackage(b, tree, "coreutils")
+	commitTree(b, src, tree, "2")
+	if _, err := Push(ctx, src, "os", dest+"2", PushOptions{RegistryOptions: ro}); err != nil {
+		b.Fatal(err)
+	}
+	for range b.N {
+		var res *PullResult
+		m := timed(b, func() {
+			var err error
+			if res, err = Pull(ctx, node, dest+"1", PullOptions{RegistryOptions: ro}); err != nil {
+				b.Fatal(err)
+			}
+		})
+		upd, err := Pull(ctx, node, dest+"2", PullOptions{RegistryOptions: ro})
+		if err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprintf(os.Stderr, "pull of the local commit: %d layers recorded, %d bytes fetched, %s; then the update: %d of %d layers, %d bytes\n",
+			res.LayersRecorded, res.BytesFetched, m.strata(), upd.LayersFetched, upd.LayersFetched+upd.LayersSkipped, upd.BytesFetched)
+	}
+}
