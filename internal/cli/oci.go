@@ -11,6 +11,7 @@ type ociPushJSON struct {
 	Commit         string `json:"commit"`
 	ManifestDigest string `json:"manifest_digest"`
 	Layers         int    `json:"layers"`
+	LayersReused   int    `json:"layers_reused"`
 }
 
 type ociPullJSON struct {
@@ -19,6 +20,7 @@ type ociPullJSON struct {
 	ManifestDigest string `json:"manifest_digest"`
 	LayersFetched  int    `json:"layers_fetched"`
 	LayersSkipped  int    `json:"layers_skipped"`
+	LayersRecorded int    `json:"layers_recorded"`
 	BytesToFetch   int64  `json:"bytes_to_fetch"`
 	BytesFetched   int64  `json:"bytes_fetched"`
 }
@@ -67,7 +69,7 @@ simple-signing signature, stored as the tag sha256-<digest>.sig.`,
 			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), ociPushJSON{Commit: res.Commit.String(),
-					ManifestDigest: res.ManifestDigest, Layers: res.Layers})
+					ManifestDigest: res.ManifestDigest, Layers: res.Layers, LayersReused: res.LayersReused})
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), res.ManifestDigest)
 			return nil
@@ -125,7 +127,7 @@ with a Range request, also by the next pull after an interrupted one.`,
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), ociPullJSON{Commit: res.Commit.String(), Base: res.Base.String(),
 					ManifestDigest: res.ManifestDigest, LayersFetched: res.LayersFetched, LayersSkipped: res.LayersSkipped,
-					BytesToFetch: res.BytesToFetch, BytesFetched: res.BytesFetched})
+					LayersRecorded: res.LayersRecorded, BytesToFetch: res.BytesToFetch, BytesFetched: res.BytesFetched})
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), res.Commit)
 			return nil

@@ -350,3 +350,51 @@ func TestRebaseRemoteRef(t *testing.T) {
 		t.Errorf("rebase of a ref without a remote = exit %d (%s%s), want %d", code, out, errs, exitUsage)
 	}
 }
+
+// TestNodeRebasesOntoImageOfItsCommit: a node that has its commit by an object pull pushes
+// it to a registry and rebases onto that image (the e2e oci step does the same); the next
+// version on the tag downloads only its changed layers (before the pull recorded the
+// layers of the local commit, it downloaded every layer).
+func TestNodeRebasesOntoImageOfItsCommit(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "chattr", "e2fsprogs")
+	reg := ocitest.StartRegistry(t, false)
+	work := t.TempDir()
+	src, sys, key := filepath.Join(work, "src"), filepath.Join(work, "sys"), filepath.Join(work, "key")
+	publishMustRun(t, "repo", "init", "--repo", src, "--mode", "archive")
+	publishMustRun(t, "repo", "keygen", "--out", key)
+	commit := func(v string) string {
+		return strings.TrimSpace(publishMustRun(t, "repo", "commit", "--repo", src, "--branch", "testos/stable", "--tree", imageTree(t, v),
+			"--metadata", "version="+v, "--sign-key", key+".key", "--timestamp", "170000000"+v))
+	}
+	c1 := commit("1")
+	publishMustRun(t, "repo", "summary", "--repo", src, "--sign-key", key+".key")
+	srv := serveRepo(t, src)
+	publishMustRun(t, "sysroot", "init", "--sysroot", sys, "--os", "testos")
+	clearImmutable(t, sys)
+	sysRepo := filepath.Join(sys, "ostree/repo")
+	publishMustRun(t, "repo", "remote", "add", "--repo", sysRepo, "origin", srv.URL, "--no-gpg-verify", "--trusted-key", key+".pub")
+	publishMustRun(t, "rebase", "--sysroot", sys, "origin:testos/stable")
+
+	tag := "docker://" + reg.Host + "/strata/testos:stable"
+	publishMustRun(t, "oci", "push", "--repo", sysRepo, "--insecure", c1, tag)
+	publishMustRun(t, "rebase", "--sysroot", sys, "--insecure", tag)
+	if d := nodeStatus(t, sys).Deployments[0]; d.Checksum != c1 || d.ImageDigest == "" {
+		t.Fatalf("rebase %s = %+v, want commit %s with an image digest", tag, d, c1)
+	}
+
+	c2 := commit("2")
+	var pj ociPushJSON
+	if err := json.Unmarshal([]byte(publishMustRun(t, "oci", "push", "--repo", src, "--insecure", "--json", "testos/stable", tag)), &pj); err != nil {
+		t.Fatal(err)
+	}
+	var up upgradeJSON
+	out := publishMustRun(t, "upgrade", "--sysroot", sys, "--insecure", "--json")
+	if err := json.Unmarshal([]byte(out), &up); err != nil {
+		t.Fatalf("upgrade --json printed %q: %v", out, err)
+	}
+	if up.Commit != c2 || up.LayersFetched != 2 || up.LayersSkipped != pj.Layers-2 {
+		t.Errorf("upgrade = commit %s, %d layers fetched, %d skipped of %d; want %s, 2 (tool's and the commit's), %d",
+			up.Commit, up.LayersFetched, up.LayersSkipped, pj.Layers, c2, pj.Layers-2)
+	}
+}

@@ -37,6 +37,9 @@ type applier struct {
 	lower     *tree
 	whiteouts [][2]string // parent, base
 	carriedN  int         // objects carried by this layer
+	// known, when set, gives the content object a file of the layer is already known to
+	// be (a layer made from a commit of the repository): it is not hashed again.
+	known func(p string, fi ostree.FileInfo) (ostree.Checksum, bool)
 }
 
 // entryPath turns a layer entry's name into a path inside the commit: relative, clean,
@@ -228,6 +231,12 @@ func (a *applier) file(p string, h *tar.Header, r io.Reader) error {
 	d, err := a.t.dir(parent, true)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", p, err)
+	}
+	if a.known != nil {
+		if c, ok := a.known(p, fi); ok {
+			d.children[base] = &node{content: c}
+			return nil
+		}
 	}
 	c, err := a.t.txn.WriteContent(fi, r, size, nil)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"testing"
@@ -83,11 +84,27 @@ func changePackage(b *testing.B, dir, pkg string) int64 {
 	return n
 }
 
-func timed(b *testing.B, f func()) time.Duration {
+// measure is the wall time of a step and the CPU time it took in this process (strata) and
+// in the child processes it waited for (skopeo; the registry keeps running, so its CPU
+// time counts for neither).
+type measure struct{ wall, self, children time.Duration }
+
+func timed(b *testing.B, f func()) measure {
 	b.Helper()
+	s0, c0 := cpuTime()
 	t := time.Now()
 	f()
-	return time.Since(t)
+	wall := time.Since(t)
+	s1, c1 := cpuTime()
+	return measure{wall: wall, self: s1 - s0, children: c1 - c0}
+}
+
+// strata returns wall and CPU seconds of a strata step; skopeo those of a skopeo one.
+func (m measure) strata() string {
+	return fmt.Sprintf("%.1fs (CPU %.1fs)", m.wall.Seconds(), m.self.Seconds())
+}
+func (m measure) skopeo() string {
+	return fmt.Sprintf("%.1fs (CPU %.1fs)", m.wall.Seconds(), m.children.Seconds())
 }
 
 func runCmd(b *testing.B, name string, args ...string) {
@@ -147,9 +164,23 @@ func BenchmarkOCIVsSkopeo(b *testing.B) {
 	// One package changes: the registry update against an object pull of the same commit.
 	changed := changePackage(b, tree, "coreutils")
 	v2 := commitTree(b, src, tree, "2")
-	if _, err := Push(ctx, src, "os", "docker://"+reg.Host+"/strata/os:2", PushOptions{RegistryOptions: ro}); err != nil {
+	// The update's push: strata builds the changed layers (its layer cache knows the
+	// others, which the registry has); skopeo copies the new image's archive to the
+	// repository that has the old one.
+	var updPushed *PushResult
+	strataUpdPush := timed(b, func() {
+		var err error
+		if updPushed, err = Push(ctx, src, "os", "docker://"+reg.Host+"/strata/os:2", PushOptions{RegistryOptions: ro}); err != nil {
+			b.Fatal(err)
+		}
+	})
+	archive2 := filepath.Join(work, "image2.tar")
+	if _, err := Push(ctx, src, "os", "oci-archive:"+archive2, PushOptions{}); err != nil {
 		b.Fatal(err)
 	}
+	skopeoUpdPush := timed(b, func() {
+		runCmd(b, skopeo, "copy", "--quiet", "--dest-tls-verify=false", "oci-archive:"+archive2, "docker://"+reg.Host+"/skopeo/os:2")
+	})
 	upd, err := Pull(ctx, dst, "docker://"+reg.Host+"/strata/os:2", PullOptions{RegistryOptions: ro, Ref: "os"})
 	if err != nil || upd.Commit != v2 {
 		b.Fatalf("update pull = %v, %v; want %s", upd, err, v2)
@@ -165,19 +196,149 @@ func BenchmarkOCIVsSkopeo(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	b.ReportMetric(strataPush.Seconds(), "strata-push-s")
-	b.ReportMetric(skopeoPush.Seconds(), "skopeo-push-s")
-	b.ReportMetric(strataPull.Seconds(), "strata-pull-s")
-	b.ReportMetric(skopeoPull.Seconds(), "skopeo-pull-s")
+	b.ReportMetric(strataPush.wall.Seconds(), "strata-push-s")
+	b.ReportMetric(skopeoPush.wall.Seconds(), "skopeo-push-s")
+	b.ReportMetric(strataPull.wall.Seconds(), "strata-pull-s")
+	b.ReportMetric(skopeoPull.wall.Seconds(), "skopeo-pull-s")
+	b.ReportMetric(strataPush.self.Seconds(), "strata-push-cpu-s")
+	b.ReportMetric(skopeoPush.children.Seconds(), "skopeo-push-cpu-s")
+	b.ReportMetric(strataPull.self.Seconds(), "strata-pull-cpu-s")
+	b.ReportMetric(skopeoPull.children.Seconds(), "skopeo-pull-cpu-s")
 	b.ReportMetric(float64(full.BytesToFetch), "image-bytes")
 	b.ReportMetric(float64(upd.BytesFetched), "update-image-bytes")
 	b.ReportMetric(float64(obj.Bytes), "update-object-bytes")
-	fmt.Fprintf(os.Stderr, "oci bench: %d layers, image %d bytes; push strata %.1fs, skopeo %.1fs (skopeo/strata %.2f); "+
-		"pull strata %.1fs, skopeo %.1fs (skopeo/strata %.2f)\n",
-		pushed.Layers, full.BytesToFetch, strataPush.Seconds(), skopeoPush.Seconds(), skopeoPush.Seconds()/strataPush.Seconds(),
-		strataPull.Seconds(), skopeoPull.Seconds(), skopeoPull.Seconds()/strataPull.Seconds())
+	fmt.Fprintf(os.Stderr, "oci bench: %d layers, image %d bytes; push strata %s, skopeo %s (skopeo/strata wall %.2f, CPU %.2f); "+
+		"pull strata %s, skopeo %s (skopeo/strata wall %.2f, CPU %.2f)\n",
+		pushed.Layers, full.BytesToFetch, strataPush.strata(), skopeoPush.skopeo(),
+		skopeoPush.wall.Seconds()/strataPush.wall.Seconds(), skopeoPush.children.Seconds()/strataPush.self.Seconds(),
+		strataPull.strata(), skopeoPull.skopeo(),
+		skopeoPull.wall.Seconds()/strataPull.wall.Seconds(), skopeoPull.children.Seconds()/strataPull.self.Seconds())
+	b.ReportMetric(strataUpdPush.wall.Seconds(), "strata-update-push-s")
+	b.ReportMetric(skopeoUpdPush.wall.Seconds(), "skopeo-update-push-s")
+	fmt.Fprintf(os.Stderr, "oci bench: update push (%d of %d layers built) strata %s, skopeo %s (skopeo/strata wall %.2f, CPU %.2f)\n",
+		updPushed.Layers-updPushed.LayersReused, updPushed.Layers, strataUpdPush.strata(), skopeoUpdPush.skopeo(),
+		skopeoUpdPush.wall.Seconds()/strataUpdPush.wall.Seconds(), skopeoUpdPush.children.Seconds()/strataUpdPush.self.Seconds())
 	fmt.Fprintf(os.Stderr, "oci bench: update of coreutils (%d bytes of files): image pull %d bytes in %d of %d layers, "+
 		"object pull %d bytes (%.2fx), %.1f%% of the image\n",
 		changed, upd.BytesFetched, upd.LayersFetched, upd.LayersFetched+upd.LayersSkipped, obj.Bytes,
 		float64(upd.BytesFetched)/float64(obj.Bytes), 100*float64(upd.BytesFetched)/float64(full.BytesToFetch))
+}
+
+// cpuTime returns the CPU time (user and system) of this process and of its waited-for
+// children so far.
+func cpuTime() (self, children time.Duration) {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru)
+	children = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return self, children
+}
+
+// BenchmarkPushCorpus pushes the Debian corpus's commit to Debian's docker-registry on
+// loopback, from an archive repository (as make bench's push) and a bare-user one, each
+// push building every layer: the push alone, for a CPU profile (-cpuprofile).
+func BenchmarkPushCorpus(b *testing.B) {
+	ctx := context.Background()
+	reg := ocitest.StartRegistry(b, false)
+	ro := RegistryOptions{Insecure: true}
+	tree := corpusTree(b)
+	for _, mode := range []repo.Mode{repo.ModeArchive, repo.ModeBareUser} {
+		src := newRepo(b, mode)
+		commitTree(b, src, tree, "1")
+		b.Run(string(mode), func(b *testing.B) {
+			for i := range b.N {
+				// Every push builds every layer: the layer cache is emptied first (the
+				// registry may answer for a blob of another of its repositories).
+				if err := os.RemoveAll(filepath.Join(src.Path(), layerCacheDir)); err != nil {
+					b.Fatal(err)
+				}
+				self0, _ := cpuTime()
+				start := time.Now()
+				res, err := Push(ctx, src, "os", fmt.Sprintf("docker://%s/%s/os%d:1", reg.Host, mode, i), PushOptions{RegistryOptions: ro})
+				if err != nil {
+					b.Fatal(err)
+				}
+				self1, _ := cpuTime()
+				fmt.Fprintf(os.Stderr, "push from %s: %d layers, %.1fs, CPU %.1fs\n", mode, res.Layers, time.Since(start).Seconds(), (self1 - self0).Seconds())
+			}
+		})
+	}
+}
+
+// BenchmarkPushUpdateCorpus pushes the Debian corpus's commit, then, timed, the commit
+// with coreutils changed to the same registry repository: the update's push alone
+// (STRATA_CPUPROFILE=FILE profiles it).
+func BenchmarkPushUpdateCorpus(b *testing.B) {
+	ctx := context.Background()
+	reg := ocitest.StartRegistry(b, false)
+	ro := RegistryOptions{Insecure: true}
+	tree := corpusTree(b)
+	src := newRepo(b, repo.ModeArchive)
+	commitTree(b, src, tree, "1")
+	dest := "docker://" + reg.Host + "/strata/os:"
+	if _, err := Push(ctx, src, "os", dest+"1", PushOptions{RegistryOptions: ro}); err != nil {
+		b.Fatal(err)
+	}
+	changePackage(b, tree, "coreutils")
+	commitTree(b, src, tree, "2")
+	if f := os.Getenv("STRATA_CPUPROFILE"); f != "" {
+		out, err := os.Create(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer out.Close()
+		pprof.StartCPUProfile(out)
+		defer pprof.StopCPUProfile()
+	}
+	for i := range b.N {
+		self0, _ := cpuTime()
+		start := time.Now()
+		res, err := Push(ctx, src, "os", dest+fmt.Sprint(i+2), PushOptions{RegistryOptions: ro})
+		if err != nil {
+			b.Fatal(err)
+		}
+		self1, _ := cpuTime()
+		fmt.Fprintf(os.Stderr, "update push: %d of %d layers built, %.1fs, CPU %.1fs\n", res.Layers-res.LayersReused, res.Layers,
+			time.Since(start).Seconds(), (self1 - self0).Seconds())
+	}
+}
+
+// BenchmarkPullLocalCommitCorpus: a bare-user repository that has the Debian corpus's
+// commit already pulls its image from Debian's docker-registry (timed: nothing is
+// downloaded, the layer refs are recorded from the local commit), then the image of the
+// commit with coreutils changed (the layers downloaded).
+func BenchmarkPullLocalCommitCorpus(b *testing.B) {
+	ctx := context.Background()
+	reg := ocitest.StartRegistry(b, false)
+	ro := RegistryOptions{Insecure: true}
+	tree := corpusTree(b)
+	src := newRepo(b, repo.ModeArchive)
+	commitTree(b, src, tree, "1")
+	dest := "docker://" + reg.Host + "/strata/os:"
+	if _, err := Push(ctx, src, "os", dest+"1", PushOptions{RegistryOptions: ro}); err != nil {
+		b.Fatal(err)
+	}
+	node := newRepo(b, repo.ModeBareUser)
+	commitTree(b, node, tree, "1")
+	changePackage(b, tree, "coreutils")
+	commitTree(b, src, tree, "2")
+	if _, err := Push(ctx, src, "os", dest+"2", PushOptions{RegistryOptions: ro}); err != nil {
+		b.Fatal(err)
+	}
+	for range b.N {
+		var res *PullResult
+		m := timed(b, func() {
+			var err error
+			if res, err = Pull(ctx, node, dest+"1", PullOptions{RegistryOptions: ro}); err != nil {
+				b.Fatal(err)
+			}
+		})
+		upd, err := Pull(ctx, node, dest+"2", PullOptions{RegistryOptions: ro})
+		if err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprintf(os.Stderr, "pull of the local commit: %d layers recorded, %d bytes fetched, %s; then the update: %d of %d layers, %d bytes\n",
+			res.LayersRecorded, res.BytesFetched, m.strata(), upd.LayersFetched, upd.LayersFetched+upd.LayersSkipped, upd.BytesFetched)
+	}
 }

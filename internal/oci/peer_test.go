@@ -92,3 +92,62 @@ func TestPeerRegistryPlainHTTP(t *testing.T) {
 		t.Fatalf("Pull = %v, %v, want %s", res, err, commit)
 	}
 }
+
+// TestPeerRegistryLocalCommitThenUpdate: a node whose repository has the commit of a tag
+// of Debian's docker-registry already (as an object pull leaves it) pulls that tag without
+// downloading a layer, and the next tag, which changes one package, downloads only the
+// layers that changed (before, it downloaded every layer: no layer had a ref).
+func TestPeerRegistryLocalCommitThenUpdate(t *testing.T) {
+	reg := startRegistry(t, false)
+	ctx := context.Background()
+	ins := RegistryOptions{Insecure: true}
+	up := newRepo(t, repo.ModeArchive)
+	v1 := commitTree(t, up, osTree(t, "1.0"), "1.0")
+	tag1 := "docker://" + reg.Host + "/strata/os:1.0"
+	if _, err := Push(ctx, up, "os", tag1, PushOptions{RegistryOptions: ins}); err != nil {
+		t.Fatal(err)
+	}
+	node := newRepo(t, repo.ModeBareUser)
+	commitTree(t, node, osTree(t, "1.0"), "1.0")
+	res, err := Pull(ctx, node, tag1, PullOptions{RegistryOptions: ins, Ref: "os"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Commit != v1 || res.LayersFetched != 0 || res.BytesFetched != 0 || res.LayersRecorded != 4 {
+		t.Errorf("Pull of the local commit = %s, %d layers (%d bytes) fetched, %d recorded; want %s, 0, 0, 4",
+			res.Commit, res.LayersFetched, res.BytesFetched, res.LayersRecorded, v1)
+	}
+
+	v2 := commitTree(t, up, osTree(t, "2.0"), "2.0")
+	tag2 := "docker://" + reg.Host + "/strata/os:2.0"
+	pushed, err := Push(ctx, up, "os", tag2, PushOptions{RegistryOptions: ins})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The push too builds only what changed: the registry has the layers of big and app.
+	if pushed.LayersReused != 2 {
+		t.Errorf("Push of 2.0 reused %d layers the registry had, want 2", pushed.LayersReused)
+	}
+	img, _, err := Encapsulate(ctx, up, "os", t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	ls, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		n, _ := l.Size()
+		total += n
+	}
+	res, err = Pull(ctx, node, tag2, PullOptions{RegistryOptions: ins, Ref: "os"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Commit != v2 || res.LayersFetched != 3 || res.LayersSkipped != 2 || res.BytesFetched >= total {
+		t.Errorf("Pull of 2.0 = %s, %d of %d layers fetched (%d kept), %d of %d bytes; want %s, 3 (unpackaged, tool, commit), 2 kept, fewer bytes",
+			res.Commit, res.LayersFetched, len(ls), res.LayersSkipped, res.BytesFetched, total, v2)
+	}
+	fsckClean(t, node)
+}

@@ -75,8 +75,11 @@ type PullResult struct {
 	Commit         ostree.Checksum // the image as a commit
 	Base           ostree.Checksum // the commit of the layers up to ostree.final-diffid
 	ManifestDigest string
-	LayersFetched  int   // layers downloaded and applied
-	LayersSkipped  int   // layers whose commit was already in the repository
+	LayersFetched  int // layers downloaded and applied
+	LayersSkipped  int // layers whose commit was already in the repository
+	// LayersRecorded are the layer refs written from the base commit found in the
+	// repository (encapsulated again, not downloaded).
+	LayersRecorded int
 	BytesToFetch   int64 // compressed bytes of the layers to download, known before the first
 	BytesFetched   int64 // compressed bytes downloaded
 }
@@ -210,6 +213,9 @@ func importImage(ctx context.Context, r *repo.Repo, ref Ref, img v1.Image, opts 
 	if have {
 		res.Base = *want
 		res.LayersSkipped = baseEnd
+		if res.LayersRecorded, err = imp.recordLocal(ctx, *want, baseEnd); err != nil {
+			return nil, err
+		}
 	} else if res.Base, err = imp.base(ctx, baseEnd, want, cfg, digest); err != nil {
 		return nil, err
 	}
@@ -324,26 +330,36 @@ func (imp *importer) layerTree(ctx context.Context, i int, lower *tree, carried 
 			return nil, fmt.Errorf("layer %d: applying whiteout %s/%s: %w", i, w[0], w[1], err)
 		}
 	}
+	if _, err := imp.keepLayer(i, lt, a); err != nil {
+		return nil, err
+	}
+	return lt, nil
+}
+
+// keepLayer writes the tree lt of base layer i, applied by a, as a commit under the
+// layer's ref, unless the layer does not stand on its own (whiteouts, carried objects,
+// directories it does not list itself). It says whether it kept it.
+func (imp *importer) keepLayer(i int, lt *tree, a *applier) (bool, error) {
 	if len(a.whiteouts) > 0 || a.carriedN > 0 || hasImplicit(lt.root) {
-		return lt, nil
+		return false, nil
 	}
 	root, meta, err := lt.write()
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	lc := ostree.Commit{RootTree: root, RootMeta: meta, Subject: "Layer " + imp.diffIDs[i].String()}
 	b, err := lc.Marshal()
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	c, err := imp.txn.WriteMetadata(ostree.ObjectCommit, b)
 	if err != nil {
-		return nil, fmt.Errorf("writing commit of layer %s: %w", imp.diffIDs[i], err)
+		return false, fmt.Errorf("writing commit of layer %s: %w", imp.diffIDs[i], err)
 	}
-	if err := imp.txn.SetRef("", ref, c); err != nil {
-		return nil, err
+	if err := imp.txn.SetRef("", LayerRefPrefix+imp.diffIDs[i].Hex, c); err != nil {
+		return false, err
 	}
-	return lt, nil
+	return true, nil
 }
 
 // derived applies layers [start, len) to the base commit's tree and commits the result

@@ -14,15 +14,18 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
@@ -49,6 +52,9 @@ type PushResult struct {
 	Commit         ostree.Checksum
 	ManifestDigest string
 	Layers         int
+	// LayersReused are the layers the registry had, as the repository's layer cache knew
+	// them: not built, not sent.
+	LayersReused int
 }
 
 // Push encapsulates the commit rev names and writes the image to dest.
@@ -73,14 +79,23 @@ func Push(ctx context.Context, r *repo.Repo, rev, dest string, opts PushOptions)
 			return nil, err
 		}
 	}
-	img, commit, err := encapsulate(ctx, r, rev, dir, opts.MaxLayers, up.start)
+	enc := &encoder{}
+	if up != nil {
+		enc.ready, enc.has = up.start, up.has
+	}
+	img, commit, err := encapsulate(ctx, r, rev, dir, opts.MaxLayers, enc)
 	if werr := up.wait(); err == nil && werr != nil {
 		err = fmt.Errorf("pushing to %s: %w", ref, classify(werr))
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := writeImage(ctx, img, ref, opts.RegistryOptions); err != nil {
+	if up != nil {
+		// The layers are there (sent, or found there): the config and the manifest remain.
+		if err := up.finish(img); err != nil {
+			return nil, fmt.Errorf("pushing to %s: %w", ref, classify(err))
+		}
+	} else if err := writeImage(ctx, img, ref, opts.RegistryOptions); err != nil {
 		return nil, err
 	}
 	d, err := img.Digest()
@@ -100,7 +115,7 @@ func Push(ctx context.Context, r *repo.Repo, rev, dest string, opts PushOptions)
 	if err != nil {
 		return nil, err
 	}
-	return &PushResult{Commit: commit, ManifestDigest: d.String(), Layers: len(ls)}, nil
+	return &PushResult{Commit: commit, ManifestDigest: d.String(), Layers: len(ls), LayersReused: int(enc.reused.Load())}, nil
 }
 
 // entry is one path of the commit's tree, in walk order.
@@ -116,17 +131,21 @@ type entry struct {
 // Encapsulate builds the image of the commit rev names; its layers are files under dir,
 // which must outlive the image. The same commit always gives the same image.
 func Encapsulate(ctx context.Context, r *repo.Repo, rev, dir string, maxLayers int) (v1.Image, ostree.Checksum, error) {
-	return encapsulate(ctx, r, rev, dir, maxLayers, nil)
+	return encapsulate(ctx, r, rev, dir, maxLayers, &encoder{})
 }
 
-// uploader sends layers to a registry repository as they are written, a few at a time.
+// uploader sends layers to a registry repository as they are written, a few at a time,
+// and then the image. One pusher does it all: it authenticates once, and knows which
+// blobs it sent when the manifest goes.
 type uploader struct {
-	repo name.Repository
-	opts []remote.Option
-	sem  chan struct{}
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	err  error
+	ctx    context.Context
+	ref    name.Reference
+	p      *remote.Pusher
+	puller *remote.Puller
+	sem    chan struct{}
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	err    error
 }
 
 func newUploader(ctx context.Context, ref Ref, ro RegistryOptions) (*uploader, error) {
@@ -142,7 +161,37 @@ func newUploader(ctx context.Context, ref Ref, ro RegistryOptions) (*uploader, e
 	if jobs <= 0 {
 		jobs = 4
 	}
-	return &uploader{repo: nr.Context(), opts: opts, sem: make(chan struct{}, jobs)}, nil
+	p, err := remote.NewPusher(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("pushing to %s: %w", ref, classify(err))
+	}
+	pl, err := remote.NewPuller(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("pushing to %s: %w", ref, classify(err))
+	}
+	return &uploader{ctx: ctx, ref: nr, p: p, puller: pl, sem: make(chan struct{}, jobs)}, nil
+}
+
+// finish sends the config of img and its manifest, once every layer is in the registry.
+func (u *uploader) finish(img v1.Image) error {
+	cl, err := partial.ConfigLayer(img)
+	if err != nil {
+		return err
+	}
+	if err := u.p.Upload(u.ctx, u.ref.Context(), cl); err != nil {
+		return err
+	}
+	return u.p.Put(u.ctx, u.ref, img)
+}
+
+// has says whether the registry repository has the blob d; an error counts as no.
+func (u *uploader) has(d v1.Hash) bool {
+	l, err := u.puller.Layer(u.ctx, u.ref.Context().Digest(d.String()))
+	if err != nil {
+		return false
+	}
+	ok, err := partial.Exists(l)
+	return err == nil && ok
 }
 
 // start uploads l in the background; a nil uploader does nothing.
@@ -155,7 +204,7 @@ func (u *uploader) start(l v1.Layer) {
 		defer u.wg.Done()
 		u.sem <- struct{}{}
 		defer func() { <-u.sem }()
-		if err := remote.WriteLayer(u.repo, l, u.opts...); err != nil {
+		if err := u.p.Upload(u.ctx, u.ref.Context(), l); err != nil {
 			u.mu.Lock()
 			u.err = errors.Join(u.err, err)
 			u.mu.Unlock()
@@ -172,8 +221,44 @@ func (u *uploader) wait() error {
 	return u.err
 }
 
-// encapsulate is Encapsulate calling ready with each layer once it is written.
-func encapsulate(ctx context.Context, r *repo.Repo, rev, dir string, maxLayers int, ready func(v1.Layer)) (v1.Image, ostree.Checksum, error) {
+// encoder says what encapsulate does besides writing layers; the zero value does nothing.
+type encoder struct {
+	// ready, if set, is called with each layer once it is written.
+	ready func(v1.Layer)
+	// has, if set, says whether the destination has a blob: a layer remembered in the
+	// repository's layer cache whose blob it has is not built again.
+	has    func(v1.Hash) bool
+	reused atomic.Int32
+}
+
+// reuse computes the layer key of each chunk and, when the destination can say which blobs
+// it has, puts in layers those the layer cache knows and the destination has (asking
+// for several at once: each is a round trip).
+func (enc *encoder) reuse(ctx context.Context, r *repo.Repo, entries []entry, chunks []*chunk, layers []v1.Layer) ([]string, error) {
+	keys := make([]string, len(chunks))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, ch := range chunks {
+		g.Go(func() error {
+			var err error
+			if keys[i], err = layerKey(gctx, entries, ch, i == 0); err != nil {
+				return err
+			}
+			if enc.has == nil {
+				return nil
+			}
+			if k := readCachedLayer(r.Path(), keys[i]); k != nil && enc.has(k.digest) {
+				layers[i] = k
+				enc.reused.Add(1)
+			}
+			return nil
+		})
+	}
+	return keys, g.Wait()
+}
+
+// encapsulate is Encapsulate as enc says.
+func encapsulate(ctx context.Context, r *repo.Repo, rev, dir string, maxLayers int, enc *encoder) (v1.Image, ostree.Checksum, error) {
 	if maxLayers <= 0 {
 		maxLayers = DefaultMaxLayers
 	}
@@ -184,94 +269,55 @@ func encapsulate(ctx context.Context, r *repo.Repo, rev, dir string, maxLayers i
 	if err != nil {
 		return nil, ostree.Checksum{}, err
 	}
-	commitBytes, err := r.ReadMetadata(ostree.ObjectCommit, commit)
-	if err != nil {
-		return nil, commit, fmt.Errorf("reading commit %s: %w", commit, err)
-	}
-	c, err := ostree.ParseCommit(commitBytes)
-	if err != nil {
-		return nil, commit, fmt.Errorf("reading commit %s: %w", commit, err)
-	}
-	detached, err := r.ReadCommitMeta(commit)
-	if err != nil && !isNotFound(err) {
-		return nil, commit, fmt.Errorf("reading detached metadata of %s: %w", commit, err)
-	}
-
-	var entries []entry
-	files := map[string]int64{}
-	kver := ""
-	err = repo.WalkCommit(ctx, r, commit, func(e *repo.WalkEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		p := strings.TrimPrefix(e.Path, "/")
-		if p == carriedDir || strings.HasPrefix(p, carriedDir+"/") || p == "etc" {
-			return fmt.Errorf("commit %s has /%s, which the image format reserves: %w", commit, p, errdefs.ErrInvalid)
-		}
-		en := entry{path: p, dir: e.Kind == repo.EntryDir, sum: e.Checksum}
-		if en.dir {
-			if en.meta, err = e.DirMeta(); err != nil {
-				return err
-			}
-		} else {
-			if en.fi, en.size, err = e.FileInfo(); err != nil {
-				return err
-			}
-			files[p] = en.size
-			if k, ok := strings.CutPrefix(p, "usr/lib/modules/"); ok && strings.HasSuffix(k, "/vmlinuz") && strings.Count(k, "/") == 1 {
-				kver = strings.TrimSuffix(k, "/vmlinuz")
-			}
-		}
-		entries = append(entries, en)
-		return nil
-	})
-	if err != nil {
-		return nil, commit, fmt.Errorf("reading tree of %s: %w", commit, err)
-	}
-	owner, err := readPackageFiles(ctx, r, commit)
+	lay, err := readLayout(ctx, r, commit)
 	if err != nil {
 		return nil, commit, err
 	}
-	chunks := planChunks(files, owner, maxLayers)
-	packaged := map[string]bool{}
-	for _, ch := range chunks {
-		for p := range ch.files {
-			packaged[p] = true
-		}
-	}
-	rest := &chunk{components: []string{"unpackaged"}, files: map[string]bool{}}
-	for p := range files {
-		if !packaged[p] {
-			rest.files[p] = true
-		}
-	}
-	chunks = append([]*chunk{rest}, chunks...)
+	commitBytes, c, detached, entries, kver := lay.commitBytes, lay.c, lay.detached, lay.entries, lay.kver
+	chunks := lay.chunks(maxLayers)
 
-	// Write the layers in parallel: each is a pure function of the commit.
-	layers := make([]*fileLayer, len(chunks)+1)
+	// Write the layers in parallel: each is a pure function of the commit. The biggest go
+	// first, so that the last one to finish is a small one.
+	layers := make([]v1.Layer, len(chunks)+1)
+	keys, err := enc.reuse(ctx, r, entries, chunks, layers)
+	if err != nil {
+		return nil, commit, err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
-	for i, ch := range chunks {
+	for _, i := range lay.bySize(chunks) {
+		if layers[i] != nil {
+			continue
+		}
+		ch, key := chunks[i], keys[i]
 		g.Go(func() error {
 			l, err := writeLayer(filepath.Join(dir, "layer-"+strconv.Itoa(i)), func(tw *tar.Writer) error {
 				return writeChunk(gctx, r, tw, entries, ch, i == 0)
 			})
-			layers[i] = l
-			if err == nil && ready != nil {
-				ready(l)
+			if err != nil {
+				return err
 			}
-			return err
+			layers[i] = l
+			writeCachedLayer(r.Path(), key, l)
+			if enc.ready != nil {
+				enc.ready(l)
+			}
+			return nil
 		})
 	}
+	var last *fileLayer
 	g.Go(func() error {
 		l, err := writeLayer(filepath.Join(dir, "layer-commit"), func(tw *tar.Writer) error {
 			return writeCommitObjects(tw, commit, commitBytes, detached)
 		})
-		layers[len(chunks)] = l
-		if err == nil && ready != nil {
-			ready(l)
+		if err != nil {
+			return err
 		}
-		return err
+		layers[len(chunks)], last = l, l
+		if enc.ready != nil {
+			enc.ready(l)
+		}
+		return nil
 	})
 	if err := g.Wait(); err != nil {
 		return nil, commit, fmt.Errorf("writing layers of %s: %w", commit, err)
@@ -282,7 +328,7 @@ func encapsulate(ctx context.Context, r *repo.Repo, rev, dir string, maxLayers i
 		LabelCommit:      commit.String(),
 		LabelBootable:    "true",
 		LabelBootc:       "1",
-		LabelFinalDiffID: layers[len(layers)-1].diffID.String(),
+		LabelFinalDiffID: last.diffID.String(),
 	}
 	if kver != "" {
 		labels[LabelLinux] = kver
@@ -314,6 +360,99 @@ func encapsulate(ctx context.Context, r *repo.Repo, rev, dir string, maxLayers i
 		return nil, commit, err
 	}
 	return img, commit, nil
+}
+
+// commitLayout is what the image of a commit is made of: the commit, its tree in walk
+// order and the package that owns each file.
+type commitLayout struct {
+	commit      ostree.Checksum
+	commitBytes []byte
+	c           *ostree.Commit
+	detached    []byte
+	entries     []entry
+	files       map[string]int64 // path → size
+	owner       map[string]string
+	kver        string
+}
+
+// readLayout reads the commit, its detached metadata, its tree and its package database.
+func readLayout(ctx context.Context, r *repo.Repo, commit ostree.Checksum) (*commitLayout, error) {
+	l := &commitLayout{commit: commit, files: map[string]int64{}}
+	var err error
+	if l.commitBytes, err = r.ReadMetadata(ostree.ObjectCommit, commit); err != nil {
+		return nil, fmt.Errorf("reading commit %s: %w", commit, err)
+	}
+	if l.c, err = ostree.ParseCommit(l.commitBytes); err != nil {
+		return nil, fmt.Errorf("reading commit %s: %w", commit, err)
+	}
+	if l.detached, err = r.ReadCommitMeta(commit); err != nil && !isNotFound(err) {
+		return nil, fmt.Errorf("reading detached metadata of %s: %w", commit, err)
+	}
+	err = repo.WalkCommit(ctx, r, commit, func(e *repo.WalkEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		p := strings.TrimPrefix(e.Path, "/")
+		if p == carriedDir || strings.HasPrefix(p, carriedDir+"/") || p == "etc" {
+			return fmt.Errorf("commit %s has /%s, which the image format reserves: %w", commit, p, errdefs.ErrInvalid)
+		}
+		en := entry{path: p, dir: e.Kind == repo.EntryDir, sum: e.Checksum}
+		if en.dir {
+			if en.meta, err = e.DirMeta(); err != nil {
+				return err
+			}
+		} else {
+			if en.fi, en.size, err = e.FileInfo(); err != nil {
+				return err
+			}
+			l.files[p] = en.size
+			if k, ok := strings.CutPrefix(p, "usr/lib/modules/"); ok && strings.HasSuffix(k, "/vmlinuz") && strings.Count(k, "/") == 1 {
+				l.kver = strings.TrimSuffix(k, "/vmlinuz")
+			}
+		}
+		l.entries = append(l.entries, en)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading tree of %s: %w", commit, err)
+	}
+	if l.owner, err = readPackageFiles(ctx, r, commit); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// chunks splits the files into the package layers of an image of at most maxLayers
+// layers, the layer of unpackaged files first (the commit's layer comes after them).
+func (l *commitLayout) chunks(maxLayers int) []*chunk {
+	chunks := planChunks(l.files, l.owner, maxLayers)
+	packaged := map[string]bool{}
+	for _, ch := range chunks {
+		for p := range ch.files {
+			packaged[p] = true
+		}
+	}
+	rest := &chunk{components: []string{"unpackaged"}, files: map[string]bool{}}
+	for p := range l.files {
+		if !packaged[p] {
+			rest.files[p] = true
+		}
+	}
+	return append([]*chunk{rest}, chunks...)
+}
+
+// bySize returns the indexes of chunks, the biggest (in file content) first.
+func (l *commitLayout) bySize(chunks []*chunk) []int {
+	size := make([]int64, len(chunks))
+	order := make([]int, len(chunks))
+	for i, ch := range chunks {
+		order[i] = i
+		for p := range ch.files {
+			size[i] += l.files[p]
+		}
+	}
+	sort.SliceStable(order, func(a, b int) bool { return size[order[a]] > size[order[b]] })
+	return order
 }
 
 func isNotFound(err error) bool {
@@ -399,6 +538,30 @@ func paxXattrs(xs []ostree.Xattr) map[string]string {
 // writeChunk writes the files of ch with every directory above them; the first layer
 // holds all directories, so empty ones are carried too.
 func writeChunk(ctx context.Context, r *repo.Repo, tw *tar.Writer, entries []entry, ch *chunk, allDirs bool) error {
+	buf := make([]byte, 256<<10) // one copy buffer for the layer, not one per file
+	return chunkHeaders(ctx, entries, ch, allDirs, func(h *tar.Header, e *entry) error {
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if h.Typeflag != tar.TypeReg {
+			return nil
+		}
+		c, err := r.OpenContent(e.sum)
+		if err != nil {
+			return fmt.Errorf("reading /%s: %w", e.path, err)
+		}
+		_, err = io.CopyBuffer(tw, c, buf)
+		c.Close()
+		if err != nil {
+			return fmt.Errorf("reading /%s: %w", e.path, err)
+		}
+		return nil
+	})
+}
+
+// chunkHeaders calls fn with the tar header of each entry of ch's layer, in order, and the
+// entry (whose content follows a regular file's header).
+func chunkHeaders(ctx context.Context, entries []entry, ch *chunk, allDirs bool, fn func(*tar.Header, *entry) error) error {
 	need := map[string]bool{"": true}
 	for p := range ch.files {
 		for d, _ := splitPath(p); d != ""; d, _ = splitPath(d) {
@@ -406,7 +569,8 @@ func writeChunk(ctx context.Context, r *repo.Repo, tw *tar.Writer, entries []ent
 		}
 	}
 	links := map[ostree.Checksum]string{}
-	for _, e := range entries {
+	for i := range entries {
+		e := &entries[i]
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -416,7 +580,7 @@ func writeChunk(ctx context.Context, r *repo.Repo, tw *tar.Writer, entries []ent
 			}
 			h := &tar.Header{Name: tarName(e.path, true), Typeflag: tar.TypeDir, Mode: int64(e.meta.Mode & 0o7777),
 				Uid: int(e.meta.UID), Gid: int(e.meta.GID), ModTime: epoch, PAXRecords: paxXattrs(e.meta.Xattrs)}
-			if err := tw.WriteHeader(h); err != nil {
+			if err := fn(h, e); err != nil {
 				return err
 			}
 			continue
@@ -436,20 +600,8 @@ func writeChunk(ctx context.Context, r *repo.Repo, tw *tar.Writer, entries []ent
 			h.Typeflag, h.Size = tar.TypeReg, e.size
 			links[e.sum] = name
 		}
-		if err := tw.WriteHeader(h); err != nil {
+		if err := fn(h, e); err != nil {
 			return err
-		}
-		if h.Typeflag != tar.TypeReg {
-			continue
-		}
-		c, err := r.OpenContent(e.sum)
-		if err != nil {
-			return fmt.Errorf("reading /%s: %w", e.path, err)
-		}
-		_, err = io.Copy(tw, c)
-		c.Close()
-		if err != nil {
-			return fmt.Errorf("reading /%s: %w", e.path, err)
 		}
 	}
 	return nil

@@ -137,11 +137,47 @@ func (c *Content) Close() error {
 
 var inflaters = sync.Pool{}
 
+var archiveReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
+
 // OpenContent opens a content object and decodes its metadata according
 // to the repository mode.
 func (r *Repo) OpenContent(c ostree.Checksum) (*Content, error) {
 	n := ostree.ObjectName{Checksum: c, Type: ostree.ObjectFile}
 	return openContentAt(r.mode, r.ObjectPath(n), n)
+}
+
+// ContentInfo returns a content object's metadata and payload size, as OpenContent does,
+// without reading into its payload: in an archive repository, the header alone.
+func (r *Repo) ContentInfo(c ostree.Checksum) (ostree.FileInfo, int64, error) {
+	n := ostree.ObjectName{Checksum: c, Type: ostree.ObjectFile}
+	if r.mode != ModeArchive {
+		ct, err := r.OpenContent(c)
+		if err != nil {
+			return ostree.FileInfo{}, 0, err
+		}
+		defer ct.Close()
+		return ct.Info, ct.Size, nil
+	}
+	f, err := os.Open(r.ObjectPath(n))
+	if err != nil {
+		return ostree.FileInfo{}, 0, notFound(n, err)
+	}
+	defer f.Close()
+	h, err := ostree.ReadFramedHeader(f)
+	if err != nil {
+		return ostree.FileInfo{}, 0, fmt.Errorf("object %s: %w", n, err)
+	}
+	fi, size, err := ostree.ParseArchiveHeader(h)
+	if err != nil {
+		return ostree.FileInfo{}, 0, fmt.Errorf("object %s: %w", n, err)
+	}
+	if fi.IsSymlink() {
+		return fi, 0, nil
+	}
+	if size > 1<<46 {
+		return ostree.FileInfo{}, 0, fmt.Errorf("object %s: size %d: %w", n, size, errdefs.ErrCorrupt)
+	}
+	return fi, int64(size), nil
 }
 
 func openContentAt(mode Mode, path string, n ostree.ObjectName) (*Content, error) {
@@ -209,24 +245,38 @@ func openArchive(path string, n ostree.ObjectName) (*Content, error) {
 	if err != nil {
 		return nil, notFound(n, err)
 	}
-	br := bufio.NewReaderSize(f, 64<<10)
+	// The read buffers are reused: a walk or an export opens every object of a commit.
+	br := archiveReaders.Get().(*bufio.Reader)
+	br.Reset(f)
+	released := false
+	release := closerFunc(func() error {
+		if !released {
+			released = true
+			br.Reset(nil)
+			archiveReaders.Put(br)
+		}
+		return nil
+	})
 	h, err := ostree.ReadFramedHeader(br)
 	if err != nil {
 		f.Close()
+		release()
 		return nil, fmt.Errorf("object %s: %w", n, err)
 	}
 	fi, size, err := ostree.ParseArchiveHeader(h)
 	if err != nil {
 		f.Close()
+		release()
 		return nil, fmt.Errorf("object %s: %w", n, err)
 	}
-	out := &Content{Info: fi, closers: []io.Closer{f}}
+	out := &Content{Info: fi, closers: []io.Closer{f, release}}
 	if fi.IsSymlink() {
 		out.Reader = bytes.NewReader(nil)
 		return out, nil
 	}
 	if size > 1<<46 {
 		f.Close()
+		release()
 		return nil, fmt.Errorf("object %s: size %d: %w", n, size, errdefs.ErrCorrupt)
 	}
 	var zr io.ReadCloser
@@ -238,7 +288,15 @@ func openArchive(path string, n ostree.ObjectName) (*Content, error) {
 	}
 	out.Size = int64(size)
 	out.Reader = &exactReader{r: zr, left: int64(size), name: n}
-	out.closers = append(out.closers, closerFunc(func() error { inflaters.Put(zr); return nil }))
+	// The inflater goes back to its pool before the buffer it reads from.
+	putInflater := false
+	out.closers = []io.Closer{f, closerFunc(func() error {
+		if !putInflater {
+			putInflater = true
+			inflaters.Put(zr)
+		}
+		return nil
+	}), release}
 	return out, nil
 }
 

@@ -72,12 +72,7 @@ func (e *WalkEntry) FileInfo() (ostree.FileInfo, int64, error) {
 	if e.Kind != EntryFile {
 		return ostree.FileInfo{}, 0, fmt.Errorf("%s is not a file: %w", e.Path, errdefs.ErrInvalid)
 	}
-	c, err := e.r.OpenContent(e.Checksum)
-	if err != nil {
-		return ostree.FileInfo{}, 0, err
-	}
-	defer c.Close()
-	return c.Info, c.Size, nil
+	return e.r.ContentInfo(e.Checksum)
 }
 
 // WalkFunc is called by WalkCommit for every entry, parents before their
