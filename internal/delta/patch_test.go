@@ -94,6 +94,29 @@ func TestGeneratePatches(t *testing.T) {
 	if files := len(kernel) + len(lib) + len(modA) + len(modB); size > files/10 {
 		t.Errorf("delta parts are %d bytes, want at most a tenth of the %d bytes of the files", size, files)
 	}
+	// Patches are computed and parts compressed in parallel: with parts
+	// closed at 128 KiB, two generations write the same part files.
+	partFiles := func() [][]byte {
+		sb, err := Generate(context.Background(), src, c1, c2, Options{MaxChunkSize: 128 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var files [][]byte
+		for i := range sb.Parts {
+			f, err := os.ReadFile(filepath.Join(src.Path(), sb.Name.PartPath(i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, f)
+		}
+		return files
+	}
+	if a, b := partFiles(), partFiles(); len(a) < 3 || !slices.EqualFunc(a, b, bytes.Equal) {
+		t.Errorf("two generations with small parts wrote %d and %d different part files, want the same (at least 3)", len(a), len(b))
+	}
+	if sb, err = Generate(context.Background(), src, c1, c2, Options{}); err != nil {
+		t.Fatal(err)
+	}
 	dst, err := repo.Init(filepath.Join(tmp, "dst"), repo.ModeBareUserOnly)
 	if err != nil {
 		t.Fatal(err)
