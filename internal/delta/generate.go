@@ -1,6 +1,7 @@
 package delta
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -543,12 +544,57 @@ func diffOne(r *repo.Repo, n, old ostree.Checksum, max int64) patchResult {
 	if err != nil || oldData == nil {
 		return patchResult{err: err}
 	}
+	if !shared(oldData, newData) {
+		return patchResult{}
+	}
 	patch, st := bsdiff.Diff(oldData, newData)
 	if float64(st.Same) < minSame*float64(len(newData)) {
 		return patchResult{}
 	}
 	return patchResult{patch: patch, size: len(newData), xs: newObj.Info.Xattrs,
 		mode: Mode{UID: newObj.Info.UID, GID: newObj.Info.GID, Mode: newObj.Info.Mode}}
+}
+
+// Probe of shared: files of at least probeMin bytes are sampled at
+// probeBlocks evenly spaced blocks of probeLen bytes.
+const (
+	probeMin    = 1 << 20
+	probeBlocks = 32
+	probeLen    = 32
+	probeNear   = 256 << 10
+)
+
+// shared reports whether new may share enough content with old for a
+// patch to pay: a large new file whose sampled blocks are mostly absent
+// from old (a compressed kernel image, whose every byte changes with any
+// change of its contents) is not searched, which would cost a suffix sort
+// and a search of the whole file for a patch no smaller than the file.
+// A patch is used only when it copies half of new unchanged, so a file
+// of which fewer than a quarter of the blocks occur in old is taken as
+// not shared.
+func shared(old, new []byte) bool {
+	if len(new) < probeMin {
+		return true
+	}
+	need := (probeBlocks + 3) / 4
+	found := 0
+	step := len(new) / probeBlocks
+	for i := range probeBlocks {
+		if found >= need {
+			return true
+		}
+		if found+probeBlocks-i < need {
+			return false
+		}
+		at := i*step + step/3
+		block := new[at : at+probeLen]
+		// Content mostly stays near its place: look there first.
+		near := old[min(max(at-probeNear, 0), len(old)):min(at+probeNear+probeLen, len(old))]
+		if bytes.Contains(near, block) || bytes.Contains(old, block) {
+			found++
+		}
+	}
+	return found >= need
 }
 
 // addPatch carries content object n as the bsdiff patch res against old,

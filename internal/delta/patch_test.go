@@ -138,3 +138,38 @@ func TestGeneratePatches(t *testing.T) {
 	fsckClean(t, dst)
 	t.Logf("delta of %d bytes for %d bytes of changed files", size, len(kernel)+len(lib)+len(modA)+len(modB))
 }
+
+// TestSharedProbe: a large file that is mostly its old version edited in
+// place or moved is searched for a patch; one that shares nothing with
+// its old version (as a recompressed kernel image) is not.
+func TestSharedProbe(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(9, 9))
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b
+	}
+	old := random(2 << 20)
+	edited := bytes.Clone(old)
+	for i := 0; i < len(edited); i += 4096 {
+		edited[i]++
+	}
+	moved := slices.Concat(old[1<<20:], random(1000), old[:1<<20])
+	for _, tc := range []struct {
+		name string
+		new  []byte
+		want bool
+	}{
+		{"edited in place", edited, true},
+		{"halves swapped", moved, true},
+		{"unrelated", random(2 << 20), false},
+		{"small unrelated", random(probeMin - 1), true},
+	} {
+		if got := shared(old, tc.new); got != tc.want {
+			t.Errorf("shared(old, %s) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
