@@ -67,19 +67,20 @@ func TestDiffRoundTrip(t *testing.T) {
 	}
 }
 
-// TestSuffixArray compares the suffix sort with a naive one.
-func TestSuffixArray(t *testing.T) {
+// TestSortedSuffixes compares the suffix sort with a naive one.
+func TestSortedSuffixes(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 1))
-	for _, b := range [][]byte{nil, []byte("a"), []byte("banana"), []byte("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
-		bytes.Repeat([]byte("abcab"), 40), randBytes(rng, 3000), []byte{0, 0, 1, 0, 0, 1, 255, 0}} {
+	for _, b := range [][]byte{nil, []byte("a"), []byte("banana"), bytes.Repeat([]byte("a"), 300),
+		bytes.Repeat([]byte("abcab"), 40), randBytes(rng, 3000), []byte{0, 0, 1, 0, 0, 1, 255, 0},
+		make([]byte, 70_000), randBytes(rng, 200_000)} {
 		want := make([]int32, len(b)+1)
 		for i := range want {
 			want[i] = int32(i)
 		}
 		slices.SortFunc(want, func(x, y int32) int { return bytes.Compare(b[x:], b[y:]) })
-		if got := suffixArray(b); !slices.Equal(got, want) {
-			t.Errorf("suffixArray(%q) = %v, want %v", b[:min(len(b), 20)], got[:min(len(got), 20)], want[:min(len(want), 20)])
+		if got := sortedSuffixes(b); !slices.Equal(got, want) {
+			t.Errorf("sortedSuffixes(%d bytes %q) = %v, want %v", len(b), b[:min(len(b), 20)], got[:min(len(got), 20)], want[:min(len(want), 20)])
 		}
 	}
 }
@@ -105,5 +106,18 @@ func BenchmarkDiff(b *testing.B) {
 	b.SetBytes(int64(len(old)))
 	for b.Loop() {
 		Diff(old, new)
+	}
+}
+
+// BenchmarkSuffixes: sorting the suffixes of 4 MiB, a third of them zeros.
+func BenchmarkSuffixes(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	data := randBytes(rng, 4<<20)
+	for i := 0; i < len(data); i += 3 {
+		data[i] = 0
+	}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		sortedSuffixes(data)
 	}
 }

@@ -7,7 +7,7 @@
 // compressed as a whole.
 //
 // Diff writes patches of that format with bsdiff's search: a suffix array
-// of the old file (qsufsort, started from a four-byte radix sort) gives,
+// of the old file (sorted by index/suffixarray's SA-IS) gives,
 // for each place in the new file, the longest match in the old one, so
 // that content that moved as well as content changed in place becomes
 // mostly zero diff bytes. Patch applies them, and libostree's bspatch

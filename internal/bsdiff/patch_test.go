@@ -74,6 +74,8 @@ func TestPatchBounds(t *testing.T) {
 func FuzzPatch(f *testing.F) {
 	f.Add([]byte("hello, world"), int64(13), append(append(ctrl(7, 6, 5), make([]byte, 7)...), "there!"...))
 	f.Add([]byte("x"), int64(2), append(ctrl(1, 0, -3), 7))
+	// Diff bytes longer than a piece, reaching past the old file.
+	f.Add(bytes.Repeat([]byte{1}, 300<<10), int64(300<<10+10), append(ctrl(300<<10+10, 0, 0), make([]byte, 300<<10+10)...))
 	f.Fuzz(func(t *testing.T, old []byte, size int64, patch []byte) {
 		if size > 1<<20 {
 			size %= 1 << 20
@@ -82,5 +84,51 @@ func FuzzPatch(f *testing.F) {
 		if err == nil && int64(len(out)) != size {
 			t.Fatalf("Patch returned %d bytes, want %d", len(out), size)
 		}
+		var buf bytes.Buffer
+		err2 := PatchTo(&buf, old, size, patch)
+		if (err == nil) != (err2 == nil) || (err == nil && !bytes.Equal(buf.Bytes(), out)) {
+			t.Fatalf("PatchTo = %v (%d bytes), Patch = %v (%d bytes)", err2, buf.Len(), err, len(out))
+		}
+		if want, ok := naivePatch(old, size, patch); ok != (err == nil) || (ok && !bytes.Equal(out, want)) {
+			t.Fatalf("Patch = %v, %d bytes; byte-at-a-time patch ok=%v, %d bytes", err, len(out), ok, len(want))
+		}
 	})
+}
+
+// naivePatch applies a patch one byte at a time, trusting nothing.
+func naivePatch(old []byte, size int64, patch []byte) ([]byte, bool) {
+	if size < 0 || size > int64(len(patch)) {
+		return nil, false
+	}
+	var out []byte
+	var oldPos int64
+	for int64(len(out)) < size {
+		if len(patch) < 24 {
+			return nil, false
+		}
+		add, extra, seek := offtin(patch[0:8]), offtin(patch[8:16]), offtin(patch[16:24])
+		patch = patch[24:]
+		if add < 0 || extra < 0 || add > size-int64(len(out)) || add > int64(len(patch)) {
+			return nil, false
+		}
+		for i := range add {
+			d := patch[i]
+			if o := oldPos + i; o >= 0 && o < int64(len(old)) {
+				d += old[o]
+			}
+			out = append(out, d)
+		}
+		patch = patch[add:]
+		oldPos += add
+		if extra > size-int64(len(out)) || extra > int64(len(patch)) {
+			return nil, false
+		}
+		out = append(out, patch[:extra]...)
+		patch = patch[extra:]
+		if (seek > 0 && oldPos > (1<<62)) || (seek < 0 && oldPos < -(1<<62)) {
+			return nil, false
+		}
+		oldPos += seek
+	}
+	return out, true
 }

@@ -420,13 +420,8 @@ func (m *machine) step(op byte) error {
 			m.patchAsync(patch)
 			return nil
 		}
-		// The result is at most as long as the patch, so the patch's
-		// bound bounds it.
-		out, err := bsdiff.Patch(m.src, int64(m.left), patch)
-		if err != nil {
-			return err
-		}
-		return m.write(out)
+		// The result streams into the open object.
+		return bsdiff.PatchTo(objectWriter{m}, m.src, int64(m.left), patch)
 	}
 	return fmt.Errorf("unknown operation: %w", errdefs.ErrInvalid)
 }
@@ -535,19 +530,24 @@ func (m *machine) patchAsync(patch []byte) {
 	src, size, pw, written := m.src, m.left, m.pw, m.written
 	m.left, m.detached = 0, true
 	m.async(n, func() error {
-		out, err := bsdiff.Patch(src, int64(size), patch)
-		if err != nil {
+		if err := bsdiff.PatchTo(pw, src, int64(size), patch); err != nil {
 			pw.CloseWithError(err)
-			<-written
-			return err
-		}
-		if _, err := pw.Write(out); err != nil {
 			<-written
 			return err
 		}
 		pw.Close()
 		return <-written
 	})
+}
+
+// objectWriter writes to the machine's open object.
+type objectWriter struct{ m *machine }
+
+func (w objectWriter) Write(b []byte) (int, error) {
+	if err := w.m.write(b); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 func (m *machine) closeObject() error {

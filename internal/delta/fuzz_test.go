@@ -3,7 +3,9 @@ package delta
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"os"
 	"testing"
 
@@ -118,9 +120,36 @@ func TestPartBounds(t *testing.T) {
 	if err := spool(h, append(bytes.Clone(file), 0)); !errors.Is(err, errdefs.ErrCorrupt) {
 		t.Errorf("spoolPart(one byte more) = %v, want ErrCorrupt", err)
 	}
+	big := hugeDict(t)
+	h = PartHeader{Checksum: sumOf(big), Size: uint64(len(big)), UncompressedSize: 5}
+	if err := spool(h, big); !errors.Is(err, errdefs.ErrCorrupt) {
+		t.Errorf("spoolPart(96 MiB dictionary) = %v, want ErrCorrupt", err)
+	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("spoolPart left %d files in its directory", len(ents))
 	}
+}
+
+// hugeDict returns a part file whose xz stream declares a 96 MiB
+// dictionary, more than maxDict, for five bytes: the LZMA2 filter's
+// dictionary byte in the block header is raised and the header's CRC32
+// recomputed.
+func hugeDict(t *testing.T) []byte {
+	var buf bytes.Buffer
+	w, _ := xz.WriterConfig{DictCap: 1 << 20}.NewWriter(&buf)
+	w.Write([]byte("hello"))
+	w.Close()
+	b := buf.Bytes()
+	const start = 12 // after the stream header
+	size := (int(b[start]) + 1) * 4
+	hdr := b[start : start+size]
+	i := bytes.Index(hdr, []byte{0x21, 0x01})
+	if i < 0 {
+		t.Fatalf("no LZMA2 filter in block header % x", hdr)
+	}
+	hdr[i+2] = 29 // 3 << 25 bytes
+	binary.LittleEndian.PutUint32(hdr[size-4:], crc32.ChecksumIEEE(hdr[:size-4]))
+	return append([]byte{compressionXZ}, b...)
 }
 
 // TestProgramBounds: operations that reach outside the part's raw bytes or

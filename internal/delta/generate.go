@@ -1,6 +1,8 @@
 package delta
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -8,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -134,10 +137,11 @@ func Generate(ctx context.Context, r *repo.Repo, from, to ostree.Checksum, opts 
 		sb.Metadata.Set(name.CommitMetaKey(), gvariant.NewVariant("a{sv}", v))
 	}
 	b := &builder{r: r, sb: sb, opts: opts}
-	for _, w := range want {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
+	// Patches are computed by a pool of workers ahead of the builder,
+	// which takes them in order: the parts do not depend on the
+	// number of workers.
+	jobs := make([]patchJob, len(want))
+	for i, w := range want {
 		old, ok := oldFiles[w.path]
 		for _, k := range similarKeys(w.path) {
 			if ok {
@@ -146,12 +150,24 @@ func Generate(ctx context.Context, r *repo.Repo, from, to ostree.Checksum, opts 
 			old = oldSimilar[k]
 			ok = !old.IsZero()
 		}
-		if ok && w.n.Type == ostree.ObjectFile && opts.MaxBsdiffSize > 0 {
-			done, err := b.addPatch(w.n, old)
-			if err != nil {
-				return nil, fmt.Errorf("generating delta %s: object %s: %w", name, w.n, err)
+		jobs[i] = patchJob{n: w.n, old: old, use: ok && w.n.Type == ostree.ObjectFile && opts.MaxBsdiffSize > 0}
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := diffAll(pctx, r, jobs, opts.MaxBsdiffSize)
+	for i, w := range want {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if jobs[i].use {
+			res := <-results[i]
+			if res.err != nil {
+				return nil, fmt.Errorf("generating delta %s: object %s: %w", name, w.n, res.err)
 			}
-			if done {
+			if res.patch != nil {
+				if err := b.addPatch(w.n, jobs[i].old, res); err != nil {
+					return nil, fmt.Errorf("generating delta %s: object %s: %w", name, w.n, err)
+				}
 				continue
 			}
 		}
@@ -159,7 +175,11 @@ func Generate(ctx context.Context, r *repo.Repo, from, to ostree.Checksum, opts 
 			return nil, fmt.Errorf("generating delta %s: object %s: %w", name, w.n, err)
 		}
 	}
-	if err := b.flush(); err != nil {
+	err = b.flush()
+	if ferr := b.finish(); err == nil {
+		err = ferr
+	}
+	if err != nil {
 		return nil, fmt.Errorf("generating delta %s: %w", name, err)
 	}
 	if err := b.write(); err != nil {
@@ -221,6 +241,18 @@ type builder struct {
 	modes map[Mode]uint64
 	xkeys map[string]uint64
 	files [][]byte // part files, by index, when not inline
+	// Parts being compressed, by index, and a slot per compression
+	// running.
+	pending []*compressed
+	slots   chan struct{}
+}
+
+// compressed is a part file being made in the background: done is closed
+// when file or err is set.
+type compressed struct {
+	done chan struct{}
+	file []byte
+	err  error
 }
 
 func (b *builder) add(n ostree.ObjectName) error {
@@ -329,20 +361,43 @@ func (b *builder) flush() error {
 	if err != nil {
 		return fmt.Errorf("serializing part %d: %w", len(b.sb.Parts), err)
 	}
-	file, err := compressPart(payload)
-	if err != nil {
-		return err
+	// The part is compressed in the background while the next one is
+	// built, by at most GOMAXPROCS (at least 2) compressions at once.
+	if b.slots == nil {
+		b.slots = make(chan struct{}, max(runtime.GOMAXPROCS(0), 2))
 	}
-	i := len(b.sb.Parts)
-	b.sb.Parts = append(b.sb.Parts, PartHeader{Checksum: sha256.Sum256(file), Size: uint64(len(file)),
-		UncompressedSize: uint64(len(payload)), Objects: b.objs})
-	if b.opts.Inline {
-		b.sb.Metadata.Set(b.sb.Name.PartPath(i), gvariant.NewVariant("(yay)", gvariant.Tuple{file[0], file[1:]}))
-	} else {
-		b.files = append(b.files, file)
-	}
+	c := &compressed{done: make(chan struct{})}
+	b.slots <- struct{}{}
+	go func() {
+		defer func() { <-b.slots }()
+		c.file, c.err = compressPart(payload)
+		close(c.done)
+	}()
+	b.pending = append(b.pending, c)
+	b.sb.Parts = append(b.sb.Parts, PartHeader{UncompressedSize: uint64(len(payload)), Objects: b.objs})
 	b.part, b.objs, b.modes, b.xkeys = Part{}, nil, nil, nil
 	return nil
+}
+
+// finish waits for the parts' compression and records their files.
+func (b *builder) finish() error {
+	var failed error
+	for i, c := range b.pending {
+		<-c.done
+		if c.err != nil {
+			failed = cmp.Or(failed, c.err)
+			continue
+		}
+		h := &b.sb.Parts[i]
+		h.Checksum, h.Size = sha256.Sum256(c.file), uint64(len(c.file))
+		if b.opts.Inline {
+			b.sb.Metadata.Set(b.sb.Name.PartPath(i), gvariant.NewVariant("(yay)", gvariant.Tuple{c.file[0], c.file[1:]}))
+		} else {
+			b.files = append(b.files, c.file)
+		}
+	}
+	b.pending = nil
+	return failed
 }
 
 // write stores the parts, then the superblock.
@@ -416,29 +471,142 @@ func versionless(p string) string {
 	return b.String()
 }
 
-// addPatch carries content object n as a bsdiff patch against old, the
-// file at the same path in the from commit (or at a path that differs
-// only in version numbers), when both are regular files within
-// MaxBsdiffSize and the patch copies most of n's bytes from old. It
-// reports whether it did.
-func (b *builder) addPatch(n ostree.ObjectName, old ostree.Checksum) (bool, error) {
-	newObj, newData, err := readPayload(b.r, n.Checksum, b.opts.MaxBsdiffSize)
-	if err != nil || newData == nil {
-		return false, err
+// patchJob is an object Generate may carry as a bsdiff patch against old.
+type patchJob struct {
+	n   ostree.ObjectName
+	old ostree.Checksum
+	use bool // a patch is to be tried
+}
+
+// patchResult is a computed patch, or none (patch nil) when the object
+// is to be carried whole.
+type patchResult struct {
+	patch []byte
+	mode  Mode
+	xs    []ostree.Xattr
+	size  int
+	err   error
+}
+
+// diffAll computes the patches of the jobs that use one, by GOMAXPROCS
+// workers (at least 2), each job's result on its own channel. A job is
+// started only while fewer than twice that many results wait to be taken,
+// so that memory stays bounded: a worker holds the two files and the
+// old one's suffix array (about 10 bytes per byte of the old file), a
+// waiting result its patch.
+func diffAll(ctx context.Context, r *repo.Repo, jobs []patchJob, maxSize int64) []chan patchResult {
+	workers := max(runtime.GOMAXPROCS(0), 2)
+	out := make([]chan patchResult, len(jobs))
+	for i := range out {
+		out[i] = make(chan patchResult, 1)
 	}
-	_, oldData, err := readPayload(b.r, old, b.opts.MaxBsdiffSize)
+	ahead := make(chan struct{}, 2*workers)
+	next := make(chan int)
+	go func() {
+		defer close(next)
+		for i, j := range jobs {
+			if !j.use {
+				continue
+			}
+			select {
+			case ahead <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for range workers {
+		go func() {
+			for i := range next {
+				res := diffOne(r, jobs[i].n.Checksum, jobs[i].old, maxSize)
+				out[i] <- res
+				<-ahead
+			}
+		}()
+	}
+	return out
+}
+
+// diffOne computes the patch that makes content object n of the file old,
+// when both are regular files within max bytes and the patch copies most
+// of n's bytes from old.
+func diffOne(r *repo.Repo, n, old ostree.Checksum, max int64) patchResult {
+	newObj, newData, err := readPayload(r, n, max)
+	if err != nil || newData == nil {
+		return patchResult{err: err}
+	}
+	_, oldData, err := readPayload(r, old, max)
 	if err != nil || oldData == nil {
-		return false, err
+		return patchResult{err: err}
+	}
+	if !shared(oldData, newData) {
+		return patchResult{}
 	}
 	patch, st := bsdiff.Diff(oldData, newData)
 	if float64(st.Same) < minSame*float64(len(newData)) {
-		return false, nil
+		return patchResult{}
 	}
+	return patchResult{patch: patch, size: len(newData), xs: newObj.Info.Xattrs,
+		mode: Mode{UID: newObj.Info.UID, GID: newObj.Info.GID, Mode: newObj.Info.Mode}}
+}
+
+// Probe of shared: files of at least probeMin bytes are sampled at
+// probeBlocks evenly spaced blocks of probeLen bytes.
+const (
+	probeMin    = 1 << 20
+	probeBlocks = 32
+	probeLen    = 32
+	probeNear   = 256 << 10
+)
+
+// shared reports whether new may share enough content with old for a
+// patch to pay: a large new file whose sampled blocks are mostly absent
+// from old (a compressed kernel image, whose every byte changes with any
+// change of its contents) is not searched, which would cost a suffix sort
+// and a search of the whole file for a patch no smaller than the file.
+// A patch is used only when it copies half of new unchanged, so a file
+// of which fewer than a quarter of the blocks occur in old is taken as
+// not shared.
+func shared(old, new []byte) bool {
+	if len(new) < probeMin {
+		return true
+	}
+	need := (probeBlocks + 3) / 4
+	found := 0
+	step := len(new) / probeBlocks
+	for i := range probeBlocks {
+		if found >= need {
+			return true
+		}
+		if found+probeBlocks-i < need {
+			return false
+		}
+		at := i*step + step/3
+		block := new[at : at+probeLen]
+		// Content mostly stays near its place: look there first.
+		near := old[min(max(at-probeNear, 0), len(old)):min(at+probeNear+probeLen, len(old))]
+		if bytes.Contains(near, block) || bytes.Contains(old, block) {
+			found++
+		}
+	}
+	return found >= need
+}
+
+// addPatch carries content object n as the bsdiff patch res against old,
+// the file at the same path in the from commit (or at a path that differs
+// only in version numbers).
+func (b *builder) addPatch(n ostree.ObjectName, old ostree.Checksum, res patchResult) error {
+	patch := res.patch
 	if err := b.room(int64(len(patch)) + 32); err != nil {
-		return false, err
+		return err
 	}
-	mi := b.modeIndex(Mode{UID: newObj.Info.UID, GID: newObj.Info.GID, Mode: newObj.Info.Mode})
-	xi := b.xattrIndex(newObj.Info.Xattrs)
+	mi := b.modeIndex(res.mode)
+	xi := b.xattrIndex(res.xs)
 	src := len(b.part.Raw)
 	b.part.Raw = append(b.part.Raw, old[:]...)
 	off := len(b.part.Raw)
@@ -446,7 +614,7 @@ func (b *builder) addPatch(n ostree.ObjectName, old ostree.Checksum) (bool, erro
 	// The sequence libostree's generator writes for a patched file.
 	ops := appendVarint([]byte{opSetReadSource}, uint64(src))
 	ops = append(ops, opOpen)
-	for _, x := range []uint64{mi, xi, uint64(len(newData))} {
+	for _, x := range []uint64{mi, xi, uint64(res.size)} {
 		ops = appendVarint(ops, x)
 	}
 	ops = append(ops, opBspatch)
@@ -454,5 +622,5 @@ func (b *builder) addPatch(n ostree.ObjectName, old ostree.Checksum) (bool, erro
 	ops = append(ops, opUnsetReadSource, opClose)
 	b.part.Ops = append(b.part.Ops, ops...)
 	b.objs = append(b.objs, n)
-	return true, nil
+	return nil
 }

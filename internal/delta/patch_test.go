@@ -94,6 +94,29 @@ func TestGeneratePatches(t *testing.T) {
 	if files := len(kernel) + len(lib) + len(modA) + len(modB); size > files/10 {
 		t.Errorf("delta parts are %d bytes, want at most a tenth of the %d bytes of the files", size, files)
 	}
+	// Patches are computed and parts compressed in parallel: with parts
+	// closed at 128 KiB, two generations write the same part files.
+	partFiles := func() [][]byte {
+		sb, err := Generate(context.Background(), src, c1, c2, Options{MaxChunkSize: 128 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var files [][]byte
+		for i := range sb.Parts {
+			f, err := os.ReadFile(filepath.Join(src.Path(), sb.Name.PartPath(i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, f)
+		}
+		return files
+	}
+	if a, b := partFiles(), partFiles(); len(a) < 3 || !slices.EqualFunc(a, b, bytes.Equal) {
+		t.Errorf("two generations with small parts wrote %d and %d different part files, want the same (at least 3)", len(a), len(b))
+	}
+	if sb, err = Generate(context.Background(), src, c1, c2, Options{}); err != nil {
+		t.Fatal(err)
+	}
 	dst, err := repo.Init(filepath.Join(tmp, "dst"), repo.ModeBareUserOnly)
 	if err != nil {
 		t.Fatal(err)
@@ -114,4 +137,39 @@ func TestGeneratePatches(t *testing.T) {
 	}
 	fsckClean(t, dst)
 	t.Logf("delta of %d bytes for %d bytes of changed files", size, len(kernel)+len(lib)+len(modA)+len(modB))
+}
+
+// TestSharedProbe: a large file that is mostly its old version edited in
+// place or moved is searched for a patch; one that shares nothing with
+// its old version (as a recompressed kernel image) is not.
+func TestSharedProbe(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(9, 9))
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b
+	}
+	old := random(2 << 20)
+	edited := bytes.Clone(old)
+	for i := 0; i < len(edited); i += 4096 {
+		edited[i]++
+	}
+	moved := slices.Concat(old[1<<20:], random(1000), old[:1<<20])
+	for _, tc := range []struct {
+		name string
+		new  []byte
+		want bool
+	}{
+		{"edited in place", edited, true},
+		{"halves swapped", moved, true},
+		{"unrelated", random(2 << 20), false},
+		{"small unrelated", random(probeMin - 1), true},
+	} {
+		if got := shared(old, tc.new); got != tc.want {
+			t.Errorf("shared(old, %s) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/gvariant"
 	"github.com/strata-os/strata/internal/ostree"
-	"github.com/ulikunitz/xz"
+	"github.com/therootcompany/xz"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,6 +25,11 @@ import (
 // part that expands to gigabytes costs at most this much disk and the time
 // to write it. libostree's generator splits parts at 32 MB by default.
 const MaxPartSize = 1 << 30
+
+// maxDict bounds the dictionary of a part's xz stream, the memory its
+// decoder takes: 64 MiB is what xz -9 uses; libostree writes 32 MiB,
+// strata 8 MiB.
+const maxDict = 64 << 20
 
 // maxPartTables bounds the parts of a payload that are held in memory: the
 // mode and xattr tables and the operations.
@@ -269,7 +274,7 @@ func decompress(ctx context.Context, r *bufio.Reader, f *os.File, max int64) (in
 	case compressionNone:
 		src = r
 	case compressionXZ:
-		xr, err := xz.NewReader(r)
+		xr, err := xz.NewReader(r, maxDict)
 		if err != nil {
 			return 0, fmt.Errorf("decompressing part: %w: %w", errdefs.ErrCorrupt, err)
 		}
