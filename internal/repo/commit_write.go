@@ -319,7 +319,7 @@ func (w *worker) copyExact(dst io.Writer, r io.Reader, size int64) error {
 	return copyHashed(dst, r, size, w.h, w.stream)
 }
 
-func copyHashed(dst io.Writer, r io.Reader, size int64, h hash.Hash, buf []byte) error {
+func copyHashed(dst io.Writer, r io.Reader, size int64, h io.Writer, buf []byte) error {
 	for left := size; left > 0; {
 		n, err := io.ReadFull(r, buf[:min(int64(len(buf)), left)])
 		if n > 0 {
