@@ -543,6 +543,7 @@ func (t *Txn) placeFile(f *rawFile, n ostree.ObjectName) error {
 	if err != nil && err != unix.EEXIST {
 		return fmt.Errorf("staging object %s: %w", n, err)
 	}
+	t.markStaged(n)
 	return f.close()
 }
 
