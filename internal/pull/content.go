@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/flate"
@@ -57,7 +58,9 @@ func (p *puller) fetchContent(ctx context.Context, txn *repo.Txn, c ostree.Check
 		// *bufio.Reader itself: klauspost/flate decodes from one without an
 		// interface call per byte.
 		lim := &bodyLimit{r: b, max: math.MaxInt64, name: n}
-		br := bufio.NewReaderSize(lim, 64<<10)
+		dec := getDecoder(lim)
+		defer putDecoder(dec)
+		br := dec.br
 		h, err := ostree.ReadFramedHeader(br)
 		if err != nil {
 			return fmt.Errorf("content object %s: %w", c, err)
@@ -87,9 +90,7 @@ func (p *puller) fetchContent(ctx context.Context, txn *repo.Txn, c ostree.Check
 		}
 		var payload io.Reader
 		if fi.IsRegular() {
-			zr := flate.NewReader(br)
-			defer zr.Close()
-			pr := &payloadReader{zr: zr, rest: br, left: int64(size), name: n}
+			pr := &payloadReader{zr: dec.inflate(), rest: br, left: int64(size), name: n}
 			if !listed {
 				// The size is the server's word: bound what each byte it
 				// sends may turn into.
@@ -106,6 +107,40 @@ func (p *puller) fetchContent(ctx context.Context, txn *repo.Txn, c ostree.Check
 		_, err = txn.WriteContent(fi, payload, int64(size), &c)
 		return err
 	})
+}
+
+// decoder is the read buffer and inflater of one content object. Both are
+// large (64 KiB, and the inflater's 32 KiB window and tables), and a pull
+// decodes tens of thousands of objects, so they are pooled: allocating
+// them per object made the garbage collector a visible share of a pull's
+// CPU.
+type decoder struct {
+	br *bufio.Reader
+	zr io.ReadCloser // nil until the first regular file
+}
+
+var decoders = sync.Pool{New: func() any { return &decoder{br: bufio.NewReaderSize(nil, 64<<10)} }}
+
+func getDecoder(r io.Reader) *decoder {
+	d := decoders.Get().(*decoder)
+	d.br.Reset(r)
+	return d
+}
+
+// inflate returns the inflater, reset to read a new stream from d.br.
+func (d *decoder) inflate() io.Reader {
+	if d.zr == nil {
+		d.zr = flate.NewReader(d.br)
+	} else {
+		// Reset of klauspost/flate's reader never fails without a dictionary.
+		_ = d.zr.(flate.Resetter).Reset(d.br, nil)
+	}
+	return d.zr
+}
+
+func putDecoder(d *decoder) {
+	d.br.Reset(nil)
+	decoders.Put(d)
 }
 
 // bodyLimit passes on at most max bytes of a response body and reports
@@ -169,7 +204,7 @@ func expectEOF(r io.Reader, n ostree.ObjectName) error {
 // error before it keeps the object. A short stream is corruption, while a
 // body cut short by the network is transient (the transport says so).
 type payloadReader struct {
-	zr   io.ReadCloser
+	zr   io.Reader
 	rest io.Reader
 	left int64
 	name ostree.ObjectName

@@ -319,7 +319,7 @@ func (w *worker) copyExact(dst io.Writer, r io.Reader, size int64) error {
 	return copyHashed(dst, r, size, w.h, w.stream)
 }
 
-func copyHashed(dst io.Writer, r io.Reader, size int64, h hash.Hash, buf []byte) error {
+func copyHashed(dst io.Writer, r io.Reader, size int64, h io.Writer, buf []byte) error {
 	for left := size; left > 0; {
 		n, err := io.ReadFull(r, buf[:min(int64(len(buf)), left)])
 		if n > 0 {
@@ -543,6 +543,7 @@ func (t *Txn) placeFile(f *rawFile, n ostree.ObjectName) error {
 	if err != nil && err != unix.EEXIST {
 		return fmt.Errorf("staging object %s: %w", n, err)
 	}
+	t.markStaged(n)
 	return f.close()
 }
 

@@ -183,18 +183,23 @@ func (t *Txn) writeBare(fi ostree.FileInfo, payload io.Reader, size int64, hw *h
 		}
 		return f, nil
 	}
-	bw := bufWriters.Get().(*bufio.Writer)
-	bw.Reset(f)
-	err = copyExact(io.MultiWriter(hw, bw), payload, size)
-	if err == nil {
-		err = bw.Flush()
+	if payload == nil {
+		return f, nil
 	}
-	bufWriters.Put(bw)
+	// The payload goes from the reader into one buffer, is hashed there and
+	// written from there: no copy through a bufio.Writer, and one write
+	// system call per 256 KiB.
+	buf := streamBufs.Get().(*[]byte)
+	err = copyHashed(f, payload, size, hw, *buf)
+	streamBufs.Put(buf)
 	if err != nil {
 		return fail(fmt.Errorf("writing content object: %w", err))
 	}
 	return f, nil
 }
+
+// streamBufs are the buffers writeBare streams payloads through.
+var streamBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // finishContent gives a verified object file the metadata its mode stores
 // (docs/formats/repository.md): an archive object is 0644; a bare one gets its owner, xattrs

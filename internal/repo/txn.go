@@ -41,6 +41,11 @@ type Txn struct {
 	refs     []refUpdate
 	mkdirs   map[string]bool
 	finished bool
+	// adopted is set when the staging directory was left by an earlier
+	// transaction: only then can it hold objects that staged does not
+	// list, and HasObject looks there on disk.
+	adopted bool
+	staged  map[ostree.ObjectName]struct{} // objects this transaction staged
 }
 
 type refUpdate struct {
@@ -56,7 +61,7 @@ func (r *Repo) Begin() (*Txn, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Txn{r: r, unlock: unlock, mkdirs: map[string]bool{}, dirFD: -1}
+	t := &Txn{r: r, unlock: unlock, mkdirs: map[string]bool{}, staged: map[ostree.ObjectName]struct{}{}, dirFD: -1}
 	if err := t.openStaging(); err != nil {
 		unlock()
 		return nil, err
@@ -113,7 +118,7 @@ func (t *Txn) openStaging() error {
 				unix.Close(fd)
 				return fmt.Errorf("adopting staging directory %s: %w", p, err)
 			}
-			t.dir, t.dirFD = p, fd
+			t.dir, t.dirFD, t.adopted = p, fd, true
 			continue
 		}
 		stale, stalePaths = append(stale, fd), append(stalePaths, p)
@@ -167,9 +172,18 @@ func (t *Txn) stagedPath(n ostree.ObjectName) string {
 }
 
 // HasObject reports whether the object is in objects/ or already staged.
+// A staging directory this transaction created holds only what it staged
+// itself (no other process writes there: it is 0700 and locked), so that
+// is looked up in memory; an adopted one is looked at on disk.
 func (t *Txn) HasObject(n ostree.ObjectName) (bool, error) {
 	if ok, err := t.r.HasObject(n); ok || err != nil {
 		return ok, err
+	}
+	t.mu.Lock()
+	_, staged := t.staged[n]
+	t.mu.Unlock()
+	if staged || !t.adopted {
+		return staged, nil
 	}
 	_, err := os.Lstat(t.stagedPath(n))
 	if err == nil {
@@ -298,7 +312,15 @@ func (t *Txn) place(tmp string, n ostree.ObjectName) error {
 		os.Remove(tmp)
 		return fmt.Errorf("staging object %s: %w", n, err)
 	}
+	t.markStaged(n)
 	return nil
+}
+
+// markStaged records an object staged under its name.
+func (t *Txn) markStaged(n ostree.ObjectName) {
+	t.mu.Lock()
+	t.staged[n] = struct{}{}
+	t.mu.Unlock()
 }
 
 // SetRef records a ref update (remote "" for refs/heads) to apply at Commit.

@@ -3,6 +3,7 @@ package repo
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -102,4 +103,49 @@ func TestStagingPermissions(t *testing.T) {
 		t.Fatalf("Begin() after Suspend staged into %s, want the adopted %s", txn.dir, staged)
 	}
 	checkPerm(staged, 0o700)
+}
+
+// TestTxnHasObjectStaged: a transaction knows what it staged itself without looking on disk,
+// and finds on disk what an adopted staging directory holds from the transaction it replaces;
+// neither reports an object that is in neither place.
+func TestTxnHasObjectStaged(t *testing.T) {
+	t.Parallel()
+	r, err := Init(t.TempDir(), ModeBareUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	txn, err := r.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := txn.WriteContent(ostree.FileInfo{Mode: 0o100644}, strings.NewReader("staged\n"), 7, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	staged := ostree.ObjectName{Checksum: c, Type: ostree.ObjectFile}
+	other := ostree.ObjectName{Checksum: ostree.Checksum{7}, Type: ostree.ObjectFile}
+	check := func(txn *Txn, when string) {
+		t.Helper()
+		if ok, err := txn.HasObject(staged); !ok || err != nil {
+			t.Errorf("%s: HasObject(staged) = %v, %v, want true", when, ok, err)
+		}
+		if ok, err := txn.HasObject(other); ok || err != nil {
+			t.Errorf("%s: HasObject(never written) = %v, %v, want false", when, ok, err)
+		}
+	}
+	if txn.adopted {
+		t.Fatalf("the first transaction adopted a staging directory")
+	}
+	check(txn, "fresh staging directory")
+	txn.Suspend()
+	txn, err = r.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Abort()
+	if !txn.adopted {
+		t.Fatalf("Begin() after Suspend did not adopt the staging directory")
+	}
+	check(txn, "adopted staging directory")
 }
