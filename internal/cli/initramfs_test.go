@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/strata-os/strata/internal/initramfs"
 )
 
 // staticELF is a minimal static x86-64 ELF header, enough for initramfs to
@@ -94,6 +96,20 @@ func TestInitramfs(t *testing.T) {
 	if second, _ := os.ReadFile(out2); !bytes.Equal(first, second) {
 		t.Errorf("strata initramfs twice: archives differ (%d and %d bytes)", len(first), len(second))
 	}
+
+	// zstd by default; --compression none writes the cpio archive it holds.
+	if !bytes.HasPrefix(first, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+		t.Errorf("strata initramfs wrote %x..., want a zstd frame by default", first[:min(4, len(first))])
+	}
+	out3 := filepath.Join(outDir, "plain.img")
+	args[4] = out3
+	if _, errOut, code := inspRun(t, append(args, "--compression", "none")...); code != 0 {
+		t.Fatalf("strata %v --compression none = exit %d, %s", args, code, errOut)
+	}
+	plain, _ := os.ReadFile(out3)
+	if got, err := initramfs.Decompress(first, 1<<20); err != nil || !bytes.Equal(got, plain) || !bytes.HasPrefix(plain, []byte("070701")) {
+		t.Errorf("the zstd archive decompresses to %d bytes (%v); want the %d bytes of the newc archive of --compression none", len(got), err, len(plain))
+	}
 }
 
 func TestInitramfsErrors(t *testing.T) {
@@ -114,6 +130,7 @@ func TestInitramfsErrors(t *testing.T) {
 		{"no kernel", []string{"--tree", t.TempDir(), "--out", out, "--init", initBin}, exitFailure, "cannot build initramfs: no kernel modules"},
 		{"unknown module", []string{"--tree", tree, "--out", out, "--init", initBin, "--no-default-modules", "--module", "zfs"}, exitFailure, "cannot build initramfs: module zfs: not in"},
 		{"dynamic init", []string{"--tree", tree, "--out", out, "--init", "/bin/sh"}, exitInvalid, "/bin/sh is dynamically linked"},
+		{"unknown compression", []string{"--tree", tree, "--out", out, "--init", initBin, "--compression", "xz"}, exitUsage, `compression "xz": want one of [none gzip zstd]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,9 +7,13 @@
 // not run depmod).
 //
 // Archives are reproducible: the same inputs give the same bytes (entries
-// sorted by path, uid/gid 0, one fixed mtime, inode numbers in entry order).
-// They are uncompressed by default, which boots faster under TCG emulation
-// than gzip (docs/vm.md).
+// sorted by path, uid/gid 0, one fixed mtime, inode numbers in entry order,
+// and a compressor that runs on one goroutine). Options leave them
+// uncompressed; BuildForTree and `strata initramfs` compress them with zstd,
+// with a window the kernel's decoder accepts: a third of the size, which
+// the boot loader reads from the ESP faster than it reads the whole
+// archive, and no slower to unpack under TCG emulation than gzip was
+// (docs/boot.md, docs/vm.md).
 //
 // Layer L2 (mechanisms).
 package initramfs

@@ -1,7 +1,6 @@
 package initramfs
 
 import (
-	"compress/gzip"
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -51,8 +50,9 @@ type Options struct {
 	// MTime is the modification time of every entry, in seconds since the
 	// epoch (SOURCE_DATE_EPOCH); 0 by default.
 	MTime int64
-	// Gzip compresses the archive (slower to unpack under TCG emulation).
-	Gzip bool
+	// Compression of the archive; the zero value (None) leaves it
+	// uncompressed.
+	Compression Compression
 }
 
 // Archive is a resolved initramfs, ready to be written.
@@ -184,11 +184,9 @@ func (a *Archive) entries() []entry {
 // WriteTo writes the archive to w and returns the number of bytes written.
 func (a *Archive) WriteTo(w io.Writer) (int64, error) {
 	cw := &fsutil.CountWriter{W: w}
-	var out io.Writer = cw
-	var gz *gzip.Writer
-	if a.opts.Gzip {
-		gz = gzip.NewWriter(cw) // zero header: no name, no mtime
-		out = gz
+	out, err := compressor(cw, a.opts.Compression)
+	if err != nil {
+		return 0, err
 	}
 	rw := cpio.Newc.Writer(out)
 	for i, e := range a.entries() {
@@ -199,10 +197,8 @@ func (a *Archive) WriteTo(w io.Writer) (int64, error) {
 	if err := cpio.WriteTrailer(rw); err != nil {
 		return cw.N, fmt.Errorf("writing cpio trailer: %w", err)
 	}
-	if gz != nil {
-		if err := gz.Close(); err != nil {
-			return cw.N, fmt.Errorf("compressing initramfs: %w", err)
-		}
+	if err := out.Close(); err != nil {
+		return cw.N, fmt.Errorf("compressing initramfs (%s): %w", a.opts.Compression, err)
 	}
 	return cw.N, nil
 }
@@ -251,7 +247,8 @@ func Build(w io.Writer, opts Options) error {
 	return err
 }
 
-// BuildForTree writes the initramfs of the OS tree at treeRoot: /init is
+// BuildForTree writes the zstd-compressed initramfs of the OS tree at
+// treeRoot: /init is
 // initBinary and the modules are DefaultModules plus extraModules, and
 // FirstBootModules and NetworkModules on demand, taken from
 // treeRoot/usr/lib/modules/kver (kver "": the tree's only kernel). The result
@@ -262,6 +259,7 @@ func BuildForTree(w io.Writer, treeRoot, kver, initBinary string, extraModules [
 		return err
 	}
 	return Build(w, Options{
+		Compression:      Zstd,
 		Init:             initBinary,
 		ModulesDir:       dir,
 		Modules:          append(append([]string(nil), DefaultModules...), extraModules...),

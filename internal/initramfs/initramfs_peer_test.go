@@ -4,7 +4,9 @@ package initramfs
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -92,4 +94,38 @@ func lsMode(m uint64) string {
 		}
 	}
 	return string(b)
+}
+
+// TestZstdPeer decompresses the zstd archive with the reference zstd tool:
+// it gives back the uncompressed archive byte for byte, and zstd -lv reads
+// the window and checksum settings the kernel's decoder sees.
+func TestZstdPeer(t *testing.T) {
+	t.Parallel()
+	zstdBin := testutil.RequireTool(t, "zstd", "zstd")
+	opts := bigInit(t)
+	var plain, z bytes.Buffer
+	if err := Build(&plain, opts); err != nil {
+		t.Fatal(err)
+	}
+	opts.Compression = Zstd
+	if err := Build(&z, opts); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "initrd.zst")
+	if err := os.WriteFile(f, z.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(zstdBin, "-dc", f).Output()
+	if err != nil || !bytes.Equal(out, plain.Bytes()) {
+		t.Errorf("zstd -dc = %d bytes (%v), want the uncompressed archive's %d bytes", len(out), err, plain.Len())
+	}
+	info, err := exec.Command(zstdBin, "-lv", f).CombinedOutput()
+	if err != nil {
+		t.Fatalf("zstd -lv: %v\n%s", err, info)
+	}
+	for _, want := range []string{"Window Size: 8.00 MiB (8388608 B)", "Check: None"} {
+		if !strings.Contains(string(info), want) {
+			t.Errorf("zstd -lv says:\n%s\nwant %q", info, want)
+		}
+	}
 }

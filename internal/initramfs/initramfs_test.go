@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/klauspost/compress/zstd"
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/u-root/u-root/pkg/cpio"
 )
@@ -347,10 +349,75 @@ func TestBuildReproducible(t *testing.T) {
 			t.Errorf("Build with MTime: %s has mtime %d", name, r.MTime)
 		}
 	}
-	opts.MTime, opts.Gzip = 0, true
-	g1, g2 := build(opts), build(opts)
-	if !bytes.Equal(g1, g2) || len(g1) < 2 || g1[0] != 0x1f || g1[1] != 0x8b {
-		t.Errorf("Build with Gzip twice: %d and %d bytes, equal %v; want identical gzip streams", len(g1), len(g2), bytes.Equal(g1, g2))
+	opts.MTime = 0
+	for _, tc := range []struct {
+		c     Compression
+		magic []byte
+	}{{Gzip, []byte{0x1f, 0x8b}}, {Zstd, []byte{0x28, 0xb5, 0x2f, 0xfd}}} {
+		opts.Compression = tc.c
+		z1, z2 := build(opts), build(opts)
+		if !bytes.Equal(z1, z2) || !bytes.HasPrefix(z1, tc.magic) {
+			t.Errorf("Build with %s twice: %d and %d bytes, equal %v, magic %x; want identical streams starting %x",
+				tc.c, len(z1), len(z2), bytes.Equal(z1, z2), z1[:min(4, len(z1))], tc.magic)
+		}
+		got, err := Decompress(z1, 1<<20)
+		if err != nil || !bytes.Equal(got, a) {
+			t.Errorf("Decompress(Build with %s) = %d bytes, %v; want the uncompressed archive's %d bytes", tc.c, len(got), err, len(a))
+		}
+		if _, err := Decompress(z1, int64(len(a)-1)); err == nil {
+			t.Errorf("Decompress(Build with %s, limit %d) = nil error, want the limit refused", tc.c, len(a)-1)
+		}
+	}
+}
+
+// TestZstdWindow checks the zstd frame's header: a window of ZstdWindow
+// (not one as large as the archive, which the kernel would allocate), no
+// checksum, and an archive larger than the window still decompresses.
+func TestZstdWindow(t *testing.T) {
+	t.Parallel()
+	opts := bigInit(t)
+	var plain, z bytes.Buffer
+	if err := Build(&plain, opts); err != nil {
+		t.Fatal(err)
+	}
+	opts.Compression = Zstd
+	if err := Build(&z, opts); err != nil {
+		t.Fatal(err)
+	}
+	var h zstd.Header
+	if err := h.Decode(z.Bytes()); err != nil {
+		t.Fatalf("zstd header: %v", err)
+	}
+	if h.WindowSize != ZstdWindow || h.SingleSegment || h.HasCheckSum {
+		t.Errorf("zstd header: window %d, single segment %v, checksum %v; want window %d, neither", h.WindowSize, h.SingleSegment, h.HasCheckSum, ZstdWindow)
+	}
+	got, err := Decompress(z.Bytes(), 1<<30)
+	if err != nil || !bytes.Equal(got, plain.Bytes()) {
+		t.Errorf("Decompress = %d bytes, %v; want the uncompressed archive's %d bytes", len(got), err, plain.Len())
+	}
+}
+
+// bigInit returns testOptions with an incompressible /init of 3 zstd
+// windows: the encoder must keep its matches within one window, and a frame
+// of a small archive is sized to the archive, not to the window.
+func bigInit(t *testing.T) Options {
+	t.Helper()
+	opts := testOptions(t)
+	big := make([]byte, 3*ZstdWindow)
+	rand.New(rand.NewSource(1)).Read(big)
+	writeFile(t, opts.Init, string(fakeELF(false))+string(big))
+	return opts
+}
+
+func TestParseCompression(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]Compression{"": None, "none": None, "gzip": Gzip, "zstd": Zstd} {
+		if got, err := ParseCompression(in); got != want || err != nil {
+			t.Errorf("ParseCompression(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := ParseCompression("xz"); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("ParseCompression(xz) = %v, want ErrInvalid", err)
 	}
 }
 
@@ -396,7 +463,14 @@ func TestBuildForTree(t *testing.T) {
 	if err := BuildForTree(&buf, tree, "", opts.Init, []string{"overlay"}); err != nil {
 		t.Fatalf("BuildForTree = %v", err)
 	}
-	recs := readArchive(t, buf.Bytes())
+	if !bytes.HasPrefix(buf.Bytes(), []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+		t.Fatalf("BuildForTree wrote %x..., want a zstd frame", buf.Bytes()[:4])
+	}
+	plain, err := Decompress(buf.Bytes(), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := readArchive(t, plain)
 	for _, m := range []string{"kernel/drivers/nvme/host/nvme.ko", "kernel/drivers/ata/ahci.ko", "kernel/fs/overlayfs/overlay.ko"} {
 		if _, ok := recs["lib/modules/6.1.0-test/"+m]; !ok {
 			t.Errorf("BuildForTree: archive has no %s", m)
