@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -113,6 +115,19 @@ func TestPullIntoEachMode(t *testing.T) {
 	}
 }
 
+// staged reports whether the object of request path p (objects/XX/REST.EXT) is in one of r's
+// staging directories under tmp/, in any of its forms.
+func staged(t *testing.T, r *repo.Repo, p string) bool {
+	t.Helper()
+	dir, file := path.Split(strings.TrimPrefix(p, "objects/"))
+	rest, _, _ := strings.Cut(file, ".")
+	matches, err := filepath.Glob(filepath.Join(r.Path(), "tmp", "*", path.Clean(dir), rest+".*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(matches) > 0
+}
+
 func TestPullResumesAfterInterruption(t *testing.T) {
 	t.Parallel()
 	tree := testTree("1")
@@ -140,11 +155,22 @@ func TestPullResumesAfterInterruption(t *testing.T) {
 	if _, err := os.Stat(partialPath(dst, src.commit)); err != nil {
 		t.Errorf("commitpartial marker after a failed pull: %v, want present", err)
 	}
+	// The objects the interrupted pull stored: served, and in its staging directory. An object
+	// whose response was on its way when the pull gave up is served but not stored (its
+	// download was cancelled with the pull); fetching it again is right.
 	first := map[string]bool{}
+	var okServed int
 	for _, p := range objectRequests(src.srv.requests(), ".commit", ".dirtree", ".dirmeta", ".filez") {
-		if !failed[p] {
+		if failed[p] {
+			continue
+		}
+		okServed++
+		if staged(t, dst, p) {
 			first[p] = true
 		}
+	}
+	if len(first) < okServed-2 || len(first) < 10 {
+		t.Fatalf("the interrupted pull stored %d of the %d objects served (want all but the at most 2 in flight, and at least 10)", len(first), okServed)
 	}
 
 	src.srv.setFault(nil)
