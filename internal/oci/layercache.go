@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"sync"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -25,6 +26,13 @@ import (
 // of a remembered layer does not build that layer again: an update that changes one
 // package compresses that package's layer, not every layer.
 const layerCacheDir = "tmp/cache/oci-layers"
+
+// layerCacheMax bounds the layer cache: an entry is about 200 bytes, and a push of an OS
+// makes at most DefaultMaxLayers of them, so this keeps the layers of the last 64 or so
+// releases (under 1 MB). A push that used an entry refreshes its time; pruneLayerCache
+// removes the least recently used beyond the bound. Losing an entry costs a later push
+// the building of that layer, nothing else.
+const layerCacheMax = 64 * DefaultMaxLayers
 
 // layerFormat names what the bytes of a layer depend on besides its entries: the tar
 // writer (Go's), the compressor and its level. A new version of either gives other
@@ -73,7 +81,8 @@ type cachedLayer struct {
 
 // readCachedLayer returns the layer remembered under key, or nil.
 func readCachedLayer(repoPath, key string) *knownLayer {
-	f, err := os.Open(filepath.Join(repoPath, layerCacheDir, key))
+	path := filepath.Join(repoPath, layerCacheDir, key)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil
 	}
@@ -88,6 +97,41 @@ func readCachedLayer(repoPath, key string) *knownLayer {
 		return nil
 	}
 	return &knownLayer{digest: d, diffID: id, size: c.Size}
+}
+
+// touchCachedLayer marks the entry under key as just used, for pruneLayerCache.
+func touchCachedLayer(repoPath, key string) {
+	now := time.Now()
+	_ = os.Chtimes(filepath.Join(repoPath, layerCacheDir, key), now, now)
+}
+
+// pruneLayerCache removes the least recently used entries beyond keep. Like the cache
+// itself it is best effort: an entry it cannot list or remove stays.
+func pruneLayerCache(repoPath string, keep int) {
+	dir := filepath.Join(repoPath, layerCacheDir)
+	des, err := os.ReadDir(dir)
+	if err != nil || len(des) <= keep {
+		return
+	}
+	type aged struct {
+		name string
+		t    time.Time
+	}
+	all := make([]aged, 0, len(des))
+	for _, de := range des {
+		if fi, err := de.Info(); err == nil && fi.Mode().IsRegular() {
+			all = append(all, aged{de.Name(), fi.ModTime()})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if !all[i].t.Equal(all[j].t) {
+			return all[i].t.After(all[j].t)
+		}
+		return all[i].name < all[j].name
+	})
+	for _, a := range all[min(keep, len(all)):] {
+		os.Remove(filepath.Join(dir, a.name))
+	}
 }
 
 // writeCachedLayer remembers l under key. It is a hint for later pushes: a repository

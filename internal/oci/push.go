@@ -248,6 +248,7 @@ func (enc *encoder) reuse(ctx context.Context, r *repo.Repo, entries []entry, ch
 				return nil
 			}
 			if k := readCachedLayer(r.Path(), keys[i]); k != nil && enc.has(k.digest) {
+				touchCachedLayer(r.Path(), keys[i])
 				layers[i] = k
 				enc.reused.Add(1)
 			}
@@ -322,6 +323,7 @@ func encapsulate(ctx context.Context, r *repo.Repo, rev, dir string, maxLayers i
 	if err := g.Wait(); err != nil {
 		return nil, commit, fmt.Errorf("writing layers of %s: %w", commit, err)
 	}
+	pruneLayerCache(r.Path(), layerCacheMax)
 
 	created := v1.Time{Time: c.Time().UTC()}
 	labels := map[string]string{
