@@ -47,16 +47,33 @@ func ChrootRun(root string) RunFunc {
 	}
 }
 
-// lookPathIn returns the path, inside root, of the executable name found in programDirs.
+// lookPathIn returns the path, inside root, of the executable name found in programDirs. Each
+// candidate resolves as it will once root is "/" (RESOLVE_IN_ROOT): an absolute symlink such as
+// /sbin -> /usr/sbin or mkfs.ext4 -> /usr/sbin/mke2fs is followed within the tree, never into
+// the initramfs around it.
 func lookPathIn(root, name string) (string, error) {
 	if strings.Contains(name, "/") {
 		return "", fmt.Errorf("program %q: a bare name is looked up in the tree: %w", name, errdefs.ErrInvalid)
 	}
+	r, err := openRoot(root)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
 	for _, dir := range programDirs {
-		p := path.Join("/", dir, name)
-		fi, err := os.Stat(filepath.Join(root, p))
-		if err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
-			return p, nil
+		p := path.Join(dir, name)
+		fd, err := r.open(p, unix.O_PATH, 0)
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("looking %s up in %s: %w", name, root, err)
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(fd, &st)
+		unix.Close(fd)
+		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Mode&0o111 != 0 {
+			return "/" + p, nil
 		}
 	}
 	return "", fmt.Errorf("%s is not in the deployment's %s: %w", name, strings.Join(programDirs, ", "), errdefs.ErrNotFound)
