@@ -17,7 +17,8 @@ import (
 // ignition.config.url= pointing at an HTTP server of the host and no ip= argument, and an
 // initramfs whose /init fetches the config as prepare-root does: the network modules (virtio_net
 // and its dependencies, resolved from the kernel's package as strata's initramfs resolves them),
-// DHCP from QEMU's built-in server, then the fetch. It must get exactly the bytes served.
+// DHCP from QEMU's built-in server, then the fetch. It must get exactly the bytes served, and
+// the lease must carry the host name QEMU's server was given.
 func TestConfigURLInQEMU(t *testing.T) {
 	cfg := []byte(`{"ignition":{"version":"3.4.0"},"passwd":{"users":[{"name":"core"}]}}`)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -38,13 +39,18 @@ func TestConfigURLInQEMU(t *testing.T) {
 	// QEMU's user network takes the guest's connections to 10.0.2.2 to the host's loopback.
 	url := "http://10.0.2.2:" + strings.TrimPrefix(ln.Addr().String(), "127.0.0.1:") + "/node.ign"
 
+	// The user network of vm.Config's Net, with a host name for QEMU's DHCP server to give.
 	got, console := bootSource(t, initramfs.Options{Modules: []string{"virtio_pci"}, NetworkModules: initramfs.NetworkModules}, vm.Config{
-		Net: true, Append: "strata.source=url " + provconfig.ConfigURLArg + "=" + url,
+		Append:    "strata.source=url " + provconfig.ConfigURLArg + "=" + url,
+		ExtraArgs: []string{"-netdev", "user,id=n0,hostname=node-7", "-device", "virtio-net-pci,netdev=n0"},
 	})
 	if want := provconfig.Digest(cfg); got != want || served != 1 {
 		t.Fatalf("config fetched in the guest: %q after %d requests, want %s after 1\nconsole:\n%s", got, served, want, console)
 	}
 	if !strings.Contains(console, "(DHCP) via 10.0.2.2") {
 		t.Errorf("the console does not show the DHCP lease through QEMU's gateway:\n%s", console)
+	}
+	if !strings.Contains(console, `host name "node-7"`) {
+		t.Errorf("the console does not show the host name QEMU's DHCP server gave (node-7):\n%s", console)
 	}
 }
