@@ -5,10 +5,7 @@ package cli
 import (
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/strata-os/strata/internal/testutil"
 )
@@ -34,19 +31,7 @@ func TestMountLiveEscapes(t *testing.T) {
 		}
 	}
 
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		// Never unlocked: the thread's mount namespace and its mounts end with the goroutine.
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-			t.Errorf("unshare: %v", err)
-			return
-		}
-		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-			t.Errorf("making the namespace private: %v", err)
-			return
-		}
+	testutil.InMountNamespace(t, func() {
 		if err := mountLive(usr, top); err != nil {
 			t.Errorf("mountLive: %v", err)
 			return
@@ -68,6 +53,5 @@ func TestMountLiveEscapes(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(usr, "new")); !os.IsNotExist(err) {
 			t.Errorf("the top layer's file after detachLive: %v, want it gone", err)
 		}
-	}()
-	<-done
+	})
 }

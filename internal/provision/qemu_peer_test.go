@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -27,17 +26,9 @@ func bootSource(t *testing.T, mods initramfs.Options, cfg vm.Config) (got, conso
 	t.Helper()
 	testutil.RequireRoot(t)
 	testutil.RequireTool(t, "qemu-system-x86_64", "qemu-system-x86")
-	depmod := testutil.RequireTool(t, "depmod", "kmod")
 	k := vmtest.DebianKernel(t)
-	tree := t.TempDir()
-	if out, err := exec.Command("dpkg-deb", "-x", k.Deb, tree).CombinedOutput(); err != nil {
-		t.Fatalf("dpkg-deb -x %s: %v\n%s", k.Deb, err, out)
-	}
-	if out, err := exec.Command(depmod, "-b", tree, k.Version).CombinedOutput(); err != nil {
-		t.Fatalf("depmod: %v\n%s", err, out)
-	}
 	var err error
-	if mods.ModulesDir, err = initramfs.ModulesDir(tree, k.Version); err != nil {
+	if mods.ModulesDir, err = initramfs.ModulesDir(k.Tree(t), k.Version); err != nil {
 		t.Fatal(err)
 	}
 	mods.Init = vmtest.BuildStatic(t, "./testdata/sourceinit")
