@@ -102,7 +102,7 @@ func (c ChrootDisks) Format(ctx context.Context, s types.Storage) (err error) {
 	}()
 	for _, d := range []string{"/dev", "/proc", "/sys"} {
 		target := filepath.Join(c.Root, d)
-		if err := unix.Mount(d, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		if err := bindInto(d, target); err != nil {
 			return fmt.Errorf("binding %s into %s: %w", d, c.Root, err)
 		}
 		bound = append(bound, target)
@@ -112,6 +112,22 @@ func (c ChrootDisks) Format(ctx context.Context, s types.Storage) (err error) {
 		wait = 30 * time.Second
 	}
 	return diskFormatter{run: ChrootRun(c.Root), wait: wait}.Format(ctx, s)
+}
+
+// bindInto bind-mounts src (recursively) on target, a directory of the tree that must be one
+// itself: a symlink there (absolute ones resolve against the initramfs) would carry the mount,
+// and the unmount after it, to wherever it points. The target is opened without following a
+// symlink and mounted on through its descriptor, so what was checked is what gets the mount.
+func bindInto(src, target string) error {
+	fd, err := unix.Open(target, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+		return fmt.Errorf("the tree's %s is not a directory (a symlink?): %w", target, errdefs.ErrInvalid)
+	}
+	if err != nil {
+		return &os.PathError{Op: "open", Path: target, Err: err}
+	}
+	defer unix.Close(fd)
+	return unix.Mount(src, fmt.Sprintf("/proc/self/fd/%d", fd), "", unix.MS_BIND|unix.MS_REC, "")
 }
 
 // waitDevice waits until dev exists, up to wait, polling every 100 ms.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coreos/ignition/v2/config/v3_5/types"
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-os/strata/internal/errdefs"
@@ -203,5 +204,38 @@ func TestChrootRunResolvesInTree(t *testing.T) {
 	out, err = provision.ChrootRun(tree)(context.Background(), "strata-escape")
 	if !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), "strata-escape is not in the deployment's") {
 		t.Errorf("ChrootRun strata-escape = %q, %v; want ErrNotFound naming it", out, err)
+	}
+}
+
+// TestChrootDisksSymlinkedMountPoint refuses a tree whose /dev is a symlink: binding the
+// initramfs's /dev there would mount it wherever the link points, outside the tree.
+func TestChrootDisksSymlinkedMountPoint(t *testing.T) {
+	testutil.RequireRoot(t)
+	tree, outside := t.TempDir(), t.TempDir()
+	for _, d := range []string{"proc", "sys"} {
+		if err := os.Mkdir(filepath.Join(tree, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, filepath.Join(tree, "dev")); err != nil {
+		t.Fatal(err)
+	}
+	var mounted []string
+	var err error
+	// In a namespace of its own: a mount that went wrong stays out of the host's table.
+	testutil.InMountNamespace(t, func() {
+		err = provision.ChrootDisks{Root: tree}.Format(context.Background(), types.Storage{})
+		mi, _ := os.ReadFile("/proc/thread-self/mountinfo")
+		for _, l := range strings.Split(string(mi), "\n") {
+			if strings.Contains(l, " "+outside+" ") {
+				mounted = append(mounted, l)
+			}
+		}
+	})
+	if !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), "/dev is not a directory") {
+		t.Errorf("Format in a tree whose /dev is a symlink = %v, want ErrInvalid naming /dev", err)
+	}
+	if len(mounted) > 0 {
+		t.Errorf("mounted outside the tree: %q", mounted)
 	}
 }
