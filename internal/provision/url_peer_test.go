@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/strata-os/strata/internal/initramfs"
@@ -25,13 +26,13 @@ func TestConfigURLInQEMU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var served int
+	var served atomic.Int32 // the handler runs on the server's goroutines
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/node.ign" {
 			http.NotFound(w, r)
 			return
 		}
-		served++
+		served.Add(1)
 		w.Write(cfg)
 	})}
 	go srv.Serve(ln)
@@ -44,8 +45,8 @@ func TestConfigURLInQEMU(t *testing.T) {
 		Append:    "strata.source=url " + provconfig.ConfigURLArg + "=" + url,
 		ExtraArgs: []string{"-netdev", "user,id=n0,hostname=node-7", "-device", "virtio-net-pci,netdev=n0"},
 	})
-	if want := provconfig.Digest(cfg); got != want || served != 1 {
-		t.Fatalf("config fetched in the guest: %q after %d requests, want %s after 1\nconsole:\n%s", got, served, want, console)
+	if want := provconfig.Digest(cfg); got != want || served.Load() != 1 {
+		t.Fatalf("config fetched in the guest: %q after %d requests, want %s after 1\nconsole:\n%s", got, served.Load(), want, console)
 	}
 	if !strings.Contains(console, "(DHCP) via 10.0.2.2") {
 		t.Errorf("the console does not show the DHCP lease through QEMU's gateway:\n%s", console)
