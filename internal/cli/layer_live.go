@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -11,9 +10,11 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/fsutil"
 	"github.com/strata-os/strata/internal/repo"
 	"github.com/strata-os/strata/internal/sysroot"
 )
@@ -90,8 +91,8 @@ func applyLive(ctx context.Context, s *sysroot.Sysroot, running, next sysroot.De
 	if err := detachLive(usr, liveDir); err != nil {
 		return 0, err
 	}
-	if err := unix.Mount("overlay", usr, "overlay", unix.MS_RDONLY, "lowerdir="+top+":"+usr); err != nil {
-		return 0, fmt.Errorf("mounting the live overlay on %s: %w", usr, err)
+	if err := mountLive(usr, top); err != nil {
+		return 0, err
 	}
 	// Earlier layers no overlay uses any more.
 	ents, _ := os.ReadDir(liveDir)
@@ -215,26 +216,55 @@ func liveOverlay(usr, liveDir string) (top string, ok bool, err error) {
 }
 
 // liveOverlayIn is liveOverlay reading the mount table mountinfo.
-func liveOverlayIn(mountinfo io.Reader, usr, liveDir string) (top string, ok bool, err error) {
-	sc := bufio.NewScanner(mountinfo)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS
-		pre, post, found := strings.Cut(sc.Text(), " - ")
-		fields, after := strings.Fields(pre), strings.Fields(post)
-		if !found || len(fields) < 5 || len(after) < 3 || fields[4] != usr {
-			continue
-		}
-		ok, top = false, ""
-		if after[0] != "overlay" {
-			continue
-		}
-		for _, o := range strings.Split(after[2], ",") {
-			if l, has := strings.CutPrefix(o, "lowerdir="); has && strings.HasPrefix(l, liveDir+"/") {
-				top, _, _ = strings.Cut(l, ":")
-				ok = true
+func liveOverlayIn(table io.Reader, usr, liveDir string) (top string, ok bool, err error) {
+	ms, err := mountinfo.GetMountsFromReader(table, func(m *mountinfo.Info) (skip, stop bool) {
+		return m.Mountpoint != usr, false
+	})
+	if err != nil || len(ms) == 0 {
+		return "", false, err
+	}
+	// The table lists a mount after the one it covers.
+	m := ms[len(ms)-1]
+	if m.FSType != "overlay" {
+		return "", false, nil
+	}
+	for _, o := range strings.Split(m.VFSOptions, ",") {
+		if l, has := strings.CutPrefix(o, "lowerdir="); has {
+			if layers := fsutil.OverlayLowerdirs(unescapeOctal(l)); strings.HasPrefix(layers[0], liveDir+"/") {
+				return layers[0], true, nil
 			}
 		}
 	}
-	return top, ok, sc.Err()
+	return "", false, nil
 }
+
+// mountLive mounts top read-only over usr as the upper of two overlayfs lower layers, usr's
+// current content the lower one. The paths are escaped for the option string: a comma, colon
+// or backslash in the sysroot's path must not end the option or add a layer.
+func mountLive(usr, top string) error {
+	opts := "lowerdir=" + fsutil.OverlayPath(top) + ":" + fsutil.OverlayPath(usr)
+	if err := unix.Mount("overlay", usr, "overlay", unix.MS_RDONLY, opts); err != nil {
+		return fmt.Errorf("mounting the live overlay on %s: %w", usr, err)
+	}
+	return nil
+}
+
+// unescapeOctal undoes the \NNN escapes the kernel's mount table puts in place of a
+// space, tab, newline, comma or backslash of a mount option.
+func unescapeOctal(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
+			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isOctal(c byte) bool { return '0' <= c && c <= '7' }

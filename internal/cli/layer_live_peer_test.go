@@ -8,12 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-os/strata/internal/testutil"
 )
 
 // TestLayerApplyLive: `strata install --apply-live` on a node whose
@@ -37,21 +38,8 @@ func TestLayerApplyLive(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "root")
 	usr := filepath.Join(root, "usr")
 
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		// Never unlocked: the thread, its namespace and every mount in
-		// it end with this goroutine. In-process commands run on it, so
-		// their mounts land in this namespace too.
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-			t.Errorf("unshare: %v", err)
-			return
-		}
-		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-			t.Errorf("making the namespace private: %v", err)
-			return
-		}
+	// In-process commands run on the namespace's thread, so their mounts land there too.
+	testutil.InMountNamespace(t, func() {
 		if err := os.MkdirAll(usr, 0o755); err != nil {
 			t.Error(err)
 			return
@@ -132,8 +120,7 @@ func TestLayerApplyLive(t *testing.T) {
 		if got := dpkgList(t, root, "base-marker"); got != "ii 1" {
 			t.Errorf("the running /usr's base-marker = %q after the refused apply-live, want the running base's 1", got)
 		}
-	}()
-	<-done
+	})
 
 	// What the namespace showed never reached the disk of the running
 	// deployment; the new deployment has both packages.

@@ -25,6 +25,14 @@ func TestLiveOverlayIn(t *testing.T) {
 			t.Errorf("%s: liveOverlayIn = %q, %v, %v; want %q, %v", tc.name, top, ok, err, tc.top, tc.ok)
 		}
 	}
+	// A layer whose path holds a comma, a colon, a backslash and a space, as the kernel lists
+	// it: the overlay's own escapes (backslashes) under the table's octal ones.
+	odd := "/s y,s:\\x/lib/strata/layer/live"
+	table := bind + "125 91 0:44 / /usr ro,relatime - overlay overlay ro," +
+		`lowerdir=/s\040y\134\054s\134:\134\134x/lib/strata/layer/live/def.0:/usr,redirect_dir=on` + "\n"
+	if top, ok, err := liveOverlayIn(strings.NewReader(table), "/usr", odd); err != nil || !ok || top != odd+"/def.0" {
+		t.Errorf("escaped path: liveOverlayIn = %q, %v, %v; want %q", top, ok, err, odd+"/def.0")
+	}
 }
 
 func TestParents(t *testing.T) {

@@ -3,7 +3,9 @@
 package cli
 
 import (
+	"bufio"
 	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -75,4 +77,27 @@ func TestOstreeAdminStatusAsNobody(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), commit) || !strings.Contains(string(out), "Version: 1") {
 		t.Errorf("ostree admin status as nobody = %v\n%s\nwant it to list %s with Version: 1", err, out, commit)
 	}
+}
+
+// serveAsNobody serves dir over HTTP as plain files, from a helper
+// process running as nobody (http.FileServer, as any static web server),
+// and returns the base URL.
+func serveAsNobody(t *testing.T, helper, dir string) string {
+	t.Helper()
+	cmd := asNobody(helper, "-test.run=^TestNobodyHelperProcess$")
+	cmd.Env = append(cmd.Env, "STRATA_NOBODY_HELPER_SERVE="+dir)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("file server as nobody printed no address: %v", err)
+	}
+	return "http://" + strings.TrimSpace(addr)
 }

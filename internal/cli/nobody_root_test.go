@@ -3,7 +3,6 @@
 package cli
 
 import (
-	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -75,29 +74,6 @@ func runNobody(t *testing.T, helper string, args ...string) (code int, stdout, s
 		t.Fatalf("running strata %s as nobody: %v", strings.Join(args, " "), err)
 	}
 	return 0, out.String(), errb.String()
-}
-
-// serveAsNobody serves dir over HTTP as plain files, from a helper
-// process running as nobody (http.FileServer, as any static web server),
-// and returns the base URL.
-func serveAsNobody(t *testing.T, helper, dir string) string {
-	t.Helper()
-	cmd := asNobody(helper, "-test.run=^TestNobodyHelperProcess$")
-	cmd.Env = append(cmd.Env, "STRATA_NOBODY_HELPER_SERVE="+dir)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("file server as nobody printed no address: %v", err)
-	}
-	return "http://" + strings.TrimSpace(addr)
 }
 
 // TestNobodyHelperProcess is the body of the helper processes above: the

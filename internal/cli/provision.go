@@ -99,11 +99,13 @@ func (firstBootProvisioner) Provision(ctx context.Context, con io.Writer, physRo
 	}
 	bootID, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	cmdline, _ := os.ReadFile("/proc/cmdline")
+	var netHostname string // DHCP's or ip='s, for /etc/hostname
 	network := func(ctx context.Context) error {
 		prepareroot.LoadModules(con, prepareroot.NetworkModulesList)
 		ip, err := prepareroot.BringUpNetwork(ctx)
 		if err == nil {
 			fmt.Fprintf(con, "strata prepare-root: network for %s=: %s\n", provconfig.ConfigURLArg, ip)
+			netHostname = ip.Hostname
 		}
 		return err
 	}
@@ -113,7 +115,8 @@ func (firstBootProvisioner) Provision(ctx context.Context, con io.Writer, physRo
 	}
 	// storage.disks and storage.filesystems are made with the deployment's own tools.
 	disks := &timedDisks{DiskFormatter: provision.ChrootDisks{Root: newRoot}}
-	popts := provision.Options{BootID: strings.TrimSpace(string(bootID)), Disks: disks}
+	popts := provision.Options{BootID: strings.TrimSpace(string(bootID)), Disks: disks,
+		NetworkHostname: func() string { return netHostname }}
 	ran, rec, res, err := provision.FirstBoot(ctx, physRoot, newRoot, sources, popts)
 	if err != nil || !ran {
 		return ran, err
@@ -124,6 +127,12 @@ func (firstBootProvisioner) Provision(ctx context.Context, con io.Writer, physRo
 	}
 	fmt.Fprintf(con, "strata prepare-root: provisioned with the %s config %s: %d users, %d files, %d units, %d filesystems (%d first-boot modules %d ms, disks %d ms)\n",
 		rec.Source, res.Digest, res.Users, res.Files, res.Units, res.Filesystems, mods, modTime.Milliseconds(), disks.took.Milliseconds())
+	switch {
+	case rec.Hostname != "":
+		fmt.Fprintf(con, "strata prepare-root: the network's host name %q written to /etc/hostname\n", rec.Hostname)
+	case netHostname != "":
+		fmt.Fprintf(con, "strata prepare-root: the network's host name %q not used: the tree has /etc/hostname, or it is not a valid host name\n", netHostname)
+	}
 	if ka := res.KernelArguments; len(ka.ShouldExist)+len(ka.ShouldNotExist) > 0 {
 		fmt.Fprintf(con, "strata prepare-root: kernel arguments of the config (should exist %q, should not exist %q): set by strata-provision-kargs.service, then one reboot\n", ka.ShouldExist, ka.ShouldNotExist)
 	}

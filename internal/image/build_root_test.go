@@ -4,11 +4,15 @@ package image_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -179,3 +183,12 @@ func debugfsStat(t *testing.T, img, p string) string {
 	}
 	return string(out)
 }
+
+func sha256hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func sortStrings(s []string) []string { slices.Sort(s); return s }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -40,16 +39,8 @@ func bootTree(tb testing.TB) (vmtest.Kernel, string, string) {
 	tb.Helper()
 	testutil.RequireRoot(tb)
 	testutil.RequireTool(tb, "qemu-system-x86_64", "qemu-system-x86")
-	depmod := testutil.RequireTool(tb, "depmod", "kmod")
 	k := vmtest.DebianKernel(tb)
-	tree := tb.TempDir()
-	if out, err := exec.Command("dpkg-deb", "-x", k.Deb, tree).CombinedOutput(); err != nil {
-		tb.Fatalf("dpkg-deb -x %s: %v\n%s", k.Deb, err, out)
-	}
-	if out, err := exec.Command(depmod, "-b", tree, k.Version).CombinedOutput(); err != nil {
-		tb.Fatalf("depmod: %v\n%s", err, out)
-	}
-	mods, err := ModulesDir(tree, k.Version)
+	mods, err := ModulesDir(k.Tree(tb), k.Version)
 	if err != nil {
 		tb.Fatal(err)
 	}

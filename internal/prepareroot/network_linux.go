@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/strata-os/strata/internal/errdefs"
 	"golang.org/x/sys/unix"
@@ -87,7 +88,8 @@ func dhcpConfig(ctx context.Context, cfg IPConfig) (IPConfig, error) {
 		return cfg, fmt.Errorf("DHCP on %s: %w", ifname, err)
 	}
 	defer c.Close()
-	lease, err := c.Request(ctx)
+	// The host name (option 12) is asked for: servers send it only to clients that ask.
+	lease, err := c.Request(ctx, dhcpv4.WithRequestedOptions(dhcpv4.OptionHostName))
 	if err != nil {
 		return cfg, fmt.Errorf("DHCP on %s: no lease within %s: %w: %w", ifname, dhcpWait, err, errdefs.ErrUnavailable)
 	}
@@ -134,6 +136,9 @@ func (c IPConfig) String() string {
 	}
 	if len(c.DNS) > 0 {
 		s += fmt.Sprintf(", name servers %v", c.DNS)
+	}
+	if c.Hostname != "" {
+		s += fmt.Sprintf(", host name %q", c.Hostname)
 	}
 	return s
 }

@@ -77,6 +77,7 @@ func TestDHCPConfig(t *testing.T) {
 	ipTool := testutil.RequireTool(t, "ip", "iproute2")
 	dnsmasq := testutil.RequireTool(t, "dnsmasq", "dnsmasq-base")
 	srv, cli := fmt.Sprintf("strata-dhcp-s%d", os.Getpid()), fmt.Sprintf("strata-dhcp-c%d", os.Getpid())
+	const clientMAC = "02:00:0a:e7:00:07"
 	run := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command(ipTool, args...).CombinedOutput(); err != nil {
@@ -87,13 +88,14 @@ func TestDHCPConfig(t *testing.T) {
 		run("netns", "add", ns)
 		t.Cleanup(func() { exec.Command(ipTool, "netns", "del", ns).Run() })
 	}
-	run("link", "add", "vsrv", "netns", srv, "type", "veth", "peer", "name", "vcli", "netns", cli)
+	run("link", "add", "vsrv", "netns", srv, "type", "veth", "peer", "name", "vcli", "address", clientMAC, "netns", cli)
 	run("-n", srv, "addr", "add", "10.231.0.1/24", "dev", "vsrv")
 	run("-n", srv, "link", "set", "vsrv", "up")
 	lease := filepath.Join(t.TempDir(), "leases")
 	server := exec.Command(ipTool, "netns", "exec", srv, dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null",
 		"--port=0", "--interface=vsrv", "--bind-interfaces", "--dhcp-range=10.231.0.50,10.231.0.60,255.255.255.0,1h",
 		"--dhcp-option=option:router,10.231.0.1", "--dhcp-option=option:dns-server,10.231.0.53",
+		"--dhcp-host="+clientMAC+",node-7",
 		"--dhcp-leasefile="+lease, "--pid-file=", "--log-dhcp", "--log-facility=-")
 	var serverLog strings.Builder
 	server.Stdout, server.Stderr = &serverLog, &serverLog
@@ -166,6 +168,9 @@ func TestDHCPConfig(t *testing.T) {
 	// Destination 0.0.0.0, gateway 10.231.0.1 (0100E70A in the kernel's little-endian hex).
 	if !strings.Contains(r.routes, "vcli\t00000000\t0100E70A") {
 		t.Errorf("route table:\n%s\nwant a default route through 10.231.0.1 on vcli", r.routes)
+	}
+	if r.cfg.Hostname != "node-7" {
+		t.Errorf("lease's host name = %q, want the server's node-7", r.cfg.Hostname)
 	}
 	if data, err := os.ReadFile(resolv); err != nil || string(data) != "nameserver 10.231.0.53\n" {
 		t.Errorf("resolv.conf = %q, %v; want the server's name server", data, err)

@@ -6,35 +6,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/strata-os/strata/internal/testutil"
 	"golang.org/x/sys/unix"
 )
-
-// inMountNamespace runs fn on a thread of its own in a new private mount
-// namespace. The thread ends with fn, and the namespace and its mounts with
-// it, so nothing leaks to the host. Paths under /proc/self show the main
-// thread's namespace: use /proc/thread-self inside fn.
-func inMountNamespace(t *testing.T, fn func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-			t.Errorf("unshare(CLONE_NEWNS): %v", err)
-			return
-		}
-		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-			t.Errorf("making / private in the new namespace: %v", err)
-			return
-		}
-		fn()
-	}()
-	<-done
-}
 
 // TestPrepareRootMounts runs the real mount sequence of prepare-root (all but
 // the API filesystems and switch_root) on a tmpfs physical root with one
@@ -42,7 +18,7 @@ func inMountNamespace(t *testing.T, fn func()) {
 func TestPrepareRootMounts(t *testing.T) {
 	testutil.RequireRoot(t)
 	base := t.TempDir()
-	inMountNamespace(t, func() {
+	testutil.InMountNamespace(t, func() {
 		if err := prepareAndCheck(t, base); err != nil {
 			t.Error(err)
 		}

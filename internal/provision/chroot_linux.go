@@ -47,16 +47,33 @@ func ChrootRun(root string) RunFunc {
 	}
 }
 
-// lookPathIn returns the path, inside root, of the executable name found in programDirs.
+// lookPathIn returns the path, inside root, of the executable name found in programDirs. Each
+// candidate resolves as it will once root is "/" (RESOLVE_IN_ROOT): an absolute symlink such as
+// /sbin -> /usr/sbin or mkfs.ext4 -> /usr/sbin/mke2fs is followed within the tree, never into
+// the initramfs around it.
 func lookPathIn(root, name string) (string, error) {
 	if strings.Contains(name, "/") {
 		return "", fmt.Errorf("program %q: a bare name is looked up in the tree: %w", name, errdefs.ErrInvalid)
 	}
+	r, err := openRoot(root)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
 	for _, dir := range programDirs {
-		p := path.Join("/", dir, name)
-		fi, err := os.Stat(filepath.Join(root, p))
-		if err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
-			return p, nil
+		p := path.Join(dir, name)
+		fd, err := r.open(p, unix.O_PATH, 0)
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("looking %s up in %s: %w", name, root, err)
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(fd, &st)
+		unix.Close(fd)
+		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Mode&0o111 != 0 {
+			return "/" + p, nil
 		}
 	}
 	return "", fmt.Errorf("%s is not in the deployment's %s: %w", name, strings.Join(programDirs, ", "), errdefs.ErrNotFound)
@@ -85,7 +102,7 @@ func (c ChrootDisks) Format(ctx context.Context, s types.Storage) (err error) {
 	}()
 	for _, d := range []string{"/dev", "/proc", "/sys"} {
 		target := filepath.Join(c.Root, d)
-		if err := unix.Mount(d, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		if err := bindInto(d, target); err != nil {
 			return fmt.Errorf("binding %s into %s: %w", d, c.Root, err)
 		}
 		bound = append(bound, target)
@@ -95,6 +112,22 @@ func (c ChrootDisks) Format(ctx context.Context, s types.Storage) (err error) {
 		wait = 30 * time.Second
 	}
 	return diskFormatter{run: ChrootRun(c.Root), wait: wait}.Format(ctx, s)
+}
+
+// bindInto bind-mounts src (recursively) on target, a directory of the tree that must be one
+// itself: a symlink there (absolute ones resolve against the initramfs) would carry the mount,
+// and the unmount after it, to wherever it points. The target is opened without following a
+// symlink and mounted on through its descriptor, so what was checked is what gets the mount.
+func bindInto(src, target string) error {
+	fd, err := unix.Open(target, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+		return fmt.Errorf("the tree's %s is not a directory (a symlink?): %w", target, errdefs.ErrInvalid)
+	}
+	if err != nil {
+		return &os.PathError{Op: "open", Path: target, Err: err}
+	}
+	defer unix.Close(fd)
+	return unix.Mount(src, fmt.Sprintf("/proc/self/fd/%d", fd), "", unix.MS_BIND|unix.MS_REC, "")
 }
 
 // waitDevice waits until dev exists, up to wait, polling every 100 ms.

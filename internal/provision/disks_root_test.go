@@ -4,6 +4,7 @@ package provision_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coreos/ignition/v2/config/v3_5/types"
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/provconfig"
 	"github.com/strata-os/strata/internal/provision"
 	"github.com/strata-os/strata/internal/testutil"
@@ -157,5 +160,82 @@ func TestChrootDisks(t *testing.T) {
 	err = (provision.ChrootDisks{Root: empty}).Format(context.Background(), cfg.Storage)
 	if err == nil || !strings.Contains(err.Error(), "blkid is not in the deployment's") {
 		t.Errorf("Format in a tree without blkid = %v, want the program named", err)
+	}
+}
+
+// TestChrootRunResolvesInTree runs a program the tree reaches through an absolute symlink to a
+// file only the tree holds, and refuses one whose absolute symlink names a file only the host
+// holds: the lookup resolves as the chrooted run will, within the tree.
+func TestChrootRunResolvesInTree(t *testing.T) {
+	testutil.RequireRoot(t)
+	tree := chrootTree(t)
+	// The tree's /sbin is its own directory here, so that the test's links live in the tree.
+	sbin := filepath.Join(tree, "sbin")
+	if err := os.Remove(sbin); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(sbin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(tree, "opt/probe"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tree, "opt/probe/tool"), []byte("#!/bin/sh\necho inside the tree \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("/opt/probe/tool"); err == nil {
+		t.Fatal("/opt/probe/tool exists on the host; the test needs it only in the tree")
+	}
+	if err := os.Symlink("/opt/probe/tool", filepath.Join(sbin, "strata-probe")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := provision.ChrootRun(tree)(context.Background(), "strata-probe", "ok")
+	if err != nil || string(out) != "inside the tree ok\n" {
+		t.Errorf("ChrootRun strata-probe = %q, %v; want the tree's program run", out, err)
+	}
+	// A link to a program that only the host has is not found in the tree.
+	host := filepath.Join(t.TempDir(), "host-tool")
+	if err := os.WriteFile(host, []byte("#!/bin/sh\necho on the host\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(host, filepath.Join(sbin, "strata-escape")); err != nil {
+		t.Fatal(err)
+	}
+	out, err = provision.ChrootRun(tree)(context.Background(), "strata-escape")
+	if !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), "strata-escape is not in the deployment's") {
+		t.Errorf("ChrootRun strata-escape = %q, %v; want ErrNotFound naming it", out, err)
+	}
+}
+
+// TestChrootDisksSymlinkedMountPoint refuses a tree whose /dev is a symlink: binding the
+// initramfs's /dev there would mount it wherever the link points, outside the tree.
+func TestChrootDisksSymlinkedMountPoint(t *testing.T) {
+	testutil.RequireRoot(t)
+	tree, outside := t.TempDir(), t.TempDir()
+	for _, d := range []string{"proc", "sys"} {
+		if err := os.Mkdir(filepath.Join(tree, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, filepath.Join(tree, "dev")); err != nil {
+		t.Fatal(err)
+	}
+	var mounted []string
+	var err error
+	// In a namespace of its own: a mount that went wrong stays out of the host's table.
+	testutil.InMountNamespace(t, func() {
+		err = provision.ChrootDisks{Root: tree}.Format(context.Background(), types.Storage{})
+		mi, _ := os.ReadFile("/proc/thread-self/mountinfo")
+		for _, l := range strings.Split(string(mi), "\n") {
+			if strings.Contains(l, " "+outside+" ") {
+				mounted = append(mounted, l)
+			}
+		}
+	})
+	if !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), "/dev is not a directory") {
+		t.Errorf("Format in a tree whose /dev is a symlink = %v, want ErrInvalid naming /dev", err)
+	}
+	if len(mounted) > 0 {
+		t.Errorf("mounted outside the tree: %q", mounted)
 	}
 }

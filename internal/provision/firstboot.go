@@ -133,6 +133,9 @@ type Record struct {
 	Source          string          `json:"source,omitempty"`
 	BootID          string          `json:"boot_id,omitempty"`
 	KernelArguments KernelArguments `json:"kernel_arguments"`
+	// Hostname is the network's host name when it was written to /etc/hostname
+	// (Options.NetworkHostname).
+	Hostname string `json:"hostname,omitempty"`
 }
 
 // Failure is the report a failed first boot leaves (provconfig.FailureReport).
@@ -275,7 +278,19 @@ func firstBoot(ctx context.Context, deployRoot string, sources []Source, opts Op
 	rec.ConfigDigest = opts.Digest
 	res, err := Apply(ctx, deployRoot, cfg, opts)
 	rec.KernelArguments = res.KernelArguments
-	return rec, res, err
+	if err != nil || opts.NetworkHostname == nil {
+		return rec, res, err
+	}
+	if name := opts.NetworkHostname(); name != "" {
+		written, err := defaultHostname(deployRoot, name)
+		if err != nil {
+			return rec, res, fmt.Errorf("writing the network's host name to /etc/hostname: %w", err)
+		}
+		if written {
+			rec.Hostname = name
+		}
+	}
+	return rec, res, nil
 }
 
 // PendingKargs returns the kernel arguments a first-boot config asked for that are not yet set

@@ -240,3 +240,66 @@ func TestFirstBootSources(t *testing.T) {
 		})
 	}
 }
+
+// TestFirstBootNetworkHostname gives the node the host name its network configuration named
+// (DHCP's option 12 or ip='s HOSTNAME) when neither the config nor the image set /etc/hostname,
+// and leaves a name that is there, or one that is not a host name, alone.
+func TestFirstBootNetworkHostname(t *testing.T) {
+	testutil.RequireRoot(t)
+	t.Parallel()
+	plain := `{"ignition":{"version":"3.3.0"},"storage":{"files":[{"path":"/etc/issue.d/node","contents":{"source":"data:,hi"}}]}}`
+	named := `{"ignition":{"version":"3.3.0"},"storage":{"files":[{"path":"/etc/hostname","overwrite":true,"mode":420,"contents":{"source":"data:,from-config%0A"}}]}}`
+	for _, tc := range []struct {
+		name, config, network, image string
+		want                         string // /etc/hostname afterwards, "" for absent
+		wantRecord                   string
+	}{
+		{name: "the network's name when none is set", config: plain, network: "node-7", want: "node-7\n", wantRecord: "node-7"},
+		{name: "the config's name wins", config: named, network: "node-7", want: "from-config\n"},
+		{name: "the image's name wins", config: plain, network: "node-7", image: "from-image\n", want: "from-image\n"},
+		{name: "no name from the network", config: plain},
+		{name: "not a host name", config: plain, network: "evil;name\n"},
+		{name: "too long", config: plain, network: strings.Repeat("a", 65)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, tc.config) }))
+			t.Cleanup(srv.Close)
+			phys, deploy := physRoot(t, "", true), newRoot(t)
+			os.Remove(filepath.Join(phys, provconfig.FirstBootConfig))
+			// The fixture's /etc/hostname stands for an image's; most cases want a tree without one.
+			if tc.image == "" {
+				if err := os.Remove(filepath.Join(deploy, "etc/hostname")); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := os.WriteFile(filepath.Join(deploy, "etc/hostname"), []byte(tc.image), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			netName := ""
+			sources := []provision.Source{provision.URL{Cmdline: provconfig.ConfigURLArg + "=" + srv.URL + "/node.ign",
+				Network: func(context.Context) error { netName = tc.network; return nil }}}
+			opts := provision.Options{NetworkHostname: func() string { return netName }}
+			ran, rec, _, err := provision.FirstBoot(context.Background(), phys, deploy, sources, opts)
+			if !ran || err != nil || rec.Hostname != tc.wantRecord {
+				t.Fatalf("FirstBoot = %v, %+v, %v; want the record's host name %q", ran, rec, err, tc.wantRecord)
+			}
+			p := filepath.Join(deploy, "etc/hostname")
+			got, err := os.ReadFile(p)
+			if tc.want == "" {
+				if !os.IsNotExist(err) {
+					t.Errorf("/etc/hostname = %q, %v; want none", got, err)
+				}
+				return
+			}
+			if string(got) != tc.want {
+				t.Errorf("/etc/hostname = %q, %v; want %q", got, err, tc.want)
+			}
+			if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o644 {
+				t.Errorf("/etc/hostname's mode = %v, %v; want 0644", fi.Mode(), err)
+			}
+			if st, err := provision.ReadState(phys); err != nil || st.Record == nil || st.Record.Hostname != tc.wantRecord {
+				t.Errorf("ReadState = %+v, %v; want the record's host name %q", st, err, tc.wantRecord)
+			}
+		})
+	}
+}

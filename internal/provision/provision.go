@@ -25,6 +25,11 @@ type Options struct {
 	Digest string
 	// Disks formats storage.disks and storage.filesystems; nil refuses configs that have them.
 	Disks DiskFormatter
+	// NetworkHostname, used by FirstBoot only, returns the host name the network gave while
+	// the sources were asked (DHCP's option 12, or ip='s HOSTNAME field; "" for none). It is
+	// asked after the config is applied and written to the tree's /etc/hostname when the
+	// tree has none then: the config's (or the image's) /etc/hostname wins.
+	NetworkHostname func() string
 }
 
 // KernelArguments are the config's kernelArguments, for the caller to set on the deployment

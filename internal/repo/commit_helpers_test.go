@@ -252,22 +252,3 @@ func cmRepoState(t testing.TB, r *Repo) string {
 }
 
 func cmU32(v uint32) *uint32 { return &v }
-
-// cmObject names the content object with checksum hex.
-func cmObject(hex string) ostree.ObjectName {
-	c, err := ostree.ParseChecksum(hex)
-	if err != nil {
-		panic(err)
-	}
-	return ostree.ObjectName{Checksum: c, Type: ostree.ObjectFile}
-}
-
-// cmFileSum returns the content checksum of path in commit c.
-func cmFileSum(t testing.TB, r *Repo, c ostree.Checksum, path string) ostree.Checksum {
-	t.Helper()
-	e, err := Lookup(r, c, path)
-	if err != nil {
-		t.Fatalf("Lookup(%s, %s) = %v", c, path, err)
-	}
-	return e.Checksum
-}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-os/strata/internal/ostree"
 	"github.com/strata-os/strata/internal/testutil"
 	"golang.org/x/sys/unix"
 )
@@ -169,4 +170,23 @@ func cmCopyFile(t *testing.T, from, to string, mode os.FileMode) {
 	if err := dst.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// cmObject names the content object with checksum hex.
+func cmObject(hex string) ostree.ObjectName {
+	c, err := ostree.ParseChecksum(hex)
+	if err != nil {
+		panic(err)
+	}
+	return ostree.ObjectName{Checksum: c, Type: ostree.ObjectFile}
+}
+
+// cmFileSum returns the content checksum of path in commit c.
+func cmFileSum(t testing.TB, r *Repo, c ostree.Checksum, path string) ostree.Checksum {
+	t.Helper()
+	e, err := Lookup(r, c, path)
+	if err != nil {
+		t.Fatalf("Lookup(%s, %s) = %v", c, path, err)
+	}
+	return e.Checksum
 }

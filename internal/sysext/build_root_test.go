@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -30,8 +31,8 @@ func TestBuildMount(t *testing.T) {
 			if err != nil {
 				t.Fatalf("losetup: %v", err)
 			}
-			dev := string(trimNL(out))
-			t.Cleanup(func() { runOut(losetup, "-d", dev) })
+			dev := strings.TrimSpace(string(out))
+			t.Cleanup(func() { exec.Command(losetup, "-d", dev).Run() })
 			if err := unix.Mount(dev, mnt, string(f), unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID, ""); err != nil {
 				t.Fatalf("mounting %s (%s): %v", img, f, err)
 			}

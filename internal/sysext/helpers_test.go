@@ -1,9 +1,7 @@
 package sysext
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -66,9 +64,3 @@ func buildImage(t testing.TB, dir, name string, format Format) string {
 	}
 	return out
 }
-
-func runOut(name string, args ...string) ([]byte, error) {
-	return exec.Command(name, args...).CombinedOutput()
-}
-
-func trimNL(b []byte) []byte { return bytes.TrimRight(b, "\n") }

@@ -112,6 +112,22 @@ func DebianKernel(t testing.TB) Kernel {
 	return k
 }
 
+// Tree unpacks the kernel's package into a new directory with the module index depmod makes,
+// as a composed tree has them, and returns the directory (initramfs.ModulesDir finds the
+// modules in it).
+func (k Kernel) Tree(t testing.TB) string {
+	t.Helper()
+	depmod := testutil.RequireTool(t, "depmod", "kmod")
+	tree := t.TempDir()
+	if out, err := exec.Command("dpkg-deb", "-x", k.Deb, tree).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb -x %s: %v\n%s", k.Deb, err, out)
+	}
+	if out, err := exec.Command(depmod, "-b", tree, k.Version).CombinedOutput(); err != nil {
+		t.Fatalf("depmod: %v\n%s", err, out)
+	}
+	return tree
+}
+
 // fetchKernel downloads the package into dir and unpacks vmlinuz and vmlinux.
 func fetchKernel(pkg, dir string, k *Kernel) error {
 	deb, err := aptDownload(pkg, dir)
