@@ -1,0 +1,215 @@
+package xzenc
+
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
+// match is a match the finder reports: its length and dist (distance - 1).
+type match struct {
+	len  int
+	dist uint32
+}
+
+// bt4 is a binary-tree match finder over the whole input. Positions with
+// the same first four bytes (by hash) form a binary search tree ordered
+// by the bytes that follow, newest at the root; inserting a position walks
+// its tree once, which both finds the longest matches at every length
+// and re-roots the tree at the new position. Two small hash tables of the
+// last position of each 2- and 3-byte prefix find short, near matches.
+//
+// Memory: 8 bytes per position of the window (min(dictionary, input)) for
+// the tree, 4 bytes per entry of the 4-byte hash (half the window rounded up
+// to a power of two, 64 Ki to 16 Mi entries) and 512 KiB for the short
+// hashes: about 80 MiB for an 8 MiB dictionary.
+type bt4 struct {
+	data     []byte
+	dictSize uint32
+	cycSize  uint32 // positions the tree keeps: min(dictSize+1, len(data))
+	cycPos   uint32 // pos modulo cycSize
+	depth    int
+	niceLen  int
+	hashBits uint
+	hash2    []uint32 // last position+1 of each 2-byte prefix
+	hash3    []uint32
+	hash4    []uint32
+	son      []uint32 // left and right child (position+1) of each position
+	pos      int      // the next position to insert
+	out      []match
+}
+
+const (
+	hash2Size = 1 << 16
+	hash3Bits = 16
+)
+
+func newBT4(data []byte, dictSize, niceLen, depth int) *bt4 {
+	win := min(dictSize+1, len(data))
+	hs := min(dictSize, len(data))
+	hb := uint(bits.Len(uint(max(hs-1, 1)))) - 1
+	hb = min(max(hb, 16), 24)
+	return &bt4{
+		data:     data,
+		dictSize: uint32(dictSize),
+		cycSize:  uint32(max(win, 1)),
+		depth:    depth,
+		niceLen:  niceLen,
+		hashBits: hb,
+		hash2:    make([]uint32, hash2Size),
+		hash3:    make([]uint32, 1<<hash3Bits),
+		hash4:    make([]uint32, 1<<hb),
+		son:      make([]uint32, 2*max(win, 1)),
+		out:      make([]match, 0, maxMatch+1),
+	}
+}
+
+// matchLen is the length of the common prefix of data[a:] and data[b:], at
+// most limit.
+func matchLen(data []byte, a, b, limit int) int {
+	n := 0
+	for n+8 <= limit {
+		x := binary.LittleEndian.Uint64(data[a+n:]) ^ binary.LittleEndian.Uint64(data[b+n:])
+		if x != 0 {
+			return n + bits.TrailingZeros64(x)>>3
+		}
+		n += 8
+	}
+	for n < limit && data[a+n] == data[b+n] {
+		n++
+	}
+	return n
+}
+
+// find inserts the next position and returns its matches, by increasing
+// length; a match of niceLen is extended as far as maxMatch. The slice is
+// valid until the next call.
+func (f *bt4) find() []match {
+	p := f.pos
+	f.out = f.out[:0]
+	avail := len(f.data) - p
+	if avail < 4 {
+		f.advance()
+		return f.out
+	}
+	limit := min(f.niceLen, avail)
+	d := f.data
+	v := binary.LittleEndian.Uint32(d[p:])
+	h2 := v & 0xFFFF
+	h3 := ((v & 0xFFFFFF) * 0x9E3779B1) >> (32 - hash3Bits)
+	h4 := (v * 0x9E3779B1) >> (32 - f.hashBits)
+	c2, c3, c4 := f.hash2[h2], f.hash3[h3], f.hash4[h4]
+	me := uint32(p + 1)
+	f.hash2[h2], f.hash3[h3], f.hash4[h4] = me, me, me
+
+	best := 1
+	var last uint32
+	for _, c := range [2]uint32{c2, c3} {
+		if c == 0 || c == last {
+			continue
+		}
+		delta := me - c
+		if delta > f.dictSize {
+			continue
+		}
+		last = c
+		q := int(c) - 1
+		if d[q] != d[p] {
+			continue
+		}
+		if l := matchLen(d, p, q, limit); l > best {
+			best = l
+			f.out = append(f.out, match{l, delta - 1})
+		}
+	}
+	if best >= limit {
+		f.insert(p, c4, limit, best, false)
+	} else {
+		f.insert(p, c4, limit, best, true)
+	}
+	if n := len(f.out); n > 0 && f.out[n-1].len == f.niceLen && avail > f.niceLen {
+		m := &f.out[n-1]
+		m.len += matchLen(d, p+m.len, p+m.len-int(m.dist)-1, min(avail, maxMatch)-m.len)
+	}
+	f.advance()
+	return f.out
+}
+
+// skip inserts the next position without reporting its matches.
+func (f *bt4) skip() {
+	p := f.pos
+	avail := len(f.data) - p
+	if avail < 4 {
+		f.advance()
+		return
+	}
+	v := binary.LittleEndian.Uint32(f.data[p:])
+	h2 := v & 0xFFFF
+	h3 := ((v & 0xFFFFFF) * 0x9E3779B1) >> (32 - hash3Bits)
+	h4 := (v * 0x9E3779B1) >> (32 - f.hashBits)
+	c4 := f.hash4[h4]
+	me := uint32(p + 1)
+	f.hash2[h2], f.hash3[h3], f.hash4[h4] = me, me, me
+	f.insert(p, c4, min(f.niceLen, avail), 0, false)
+	f.advance()
+}
+
+func (f *bt4) advance() {
+	f.pos++
+	f.cycPos++
+	if f.cycPos == f.cycSize {
+		f.cycPos = 0
+	}
+}
+
+// insert makes p the root of the tree that held cand (position+1 of the
+// previous root) and, if report, appends the matches longer than best
+// that the walk meets.
+func (f *bt4) insert(p int, cand uint32, limit, best int, report bool) {
+	d := f.data
+	son := f.son
+	me := uint32(p + 1)
+	left := 2 * f.cycPos // where the next node smaller than p goes
+	right := left + 1    // where the next node larger than p goes
+	lenL, lenR := 0, 0
+	for depth := f.depth; cand != 0 && depth > 0; depth-- {
+		delta := me - cand
+		if delta >= f.cycSize || delta > f.dictSize {
+			break
+		}
+		q := int(cand) - 1
+		node := f.cycPos - delta
+		if delta > f.cycPos {
+			node += f.cycSize
+		}
+		node *= 2
+		l := min(lenL, lenR)
+		if d[q+l] == d[p+l] {
+			l++
+			l += matchLen(d, p+l, q+l, limit-l)
+			if l > best {
+				best = l
+				if report {
+					f.out = append(f.out, match{l, delta - 1})
+				}
+			}
+			if l == limit {
+				son[left] = son[node]
+				son[right] = son[node+1]
+				return
+			}
+		}
+		if d[q+l] < d[p+l] {
+			son[left] = cand
+			left = node + 1
+			cand = son[left]
+			lenL = l
+		} else {
+			son[right] = cand
+			right = node
+			cand = son[right]
+			lenR = l
+		}
+	}
+	son[left] = 0
+	son[right] = 0
+}

@@ -1,0 +1,249 @@
+package xzenc
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+
+	rootxz "github.com/therootcompany/xz"
+	ulxz "github.com/ulikunitz/xz"
+)
+
+func encode(t testing.TB, src []byte, o *Options) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := Encode(&b, src, o); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// decodeGo decodes xzb with the two Go decoders strata uses and checks
+// that both give src.
+func decodeGo(t testing.TB, xzb, src []byte) {
+	t.Helper()
+	r1, err := rootxz.NewReader(bytes.NewReader(xzb), 1<<26)
+	if err != nil {
+		t.Fatalf("therootcompany/xz: %v", err)
+	}
+	got, err := io.ReadAll(r1)
+	if err != nil {
+		t.Fatalf("therootcompany/xz: %v", err)
+	}
+	if !bytes.Equal(got, src) {
+		t.Fatalf("therootcompany/xz decoded %d bytes, not the %d encoded", len(got), len(src))
+	}
+	r2, err := ulxz.NewReader(bytes.NewReader(xzb))
+	if err != nil {
+		t.Fatalf("ulikunitz/xz: %v", err)
+	}
+	got, err = io.ReadAll(r2)
+	if err != nil {
+		t.Fatalf("ulikunitz/xz: %v", err)
+	}
+	if !bytes.Equal(got, src) {
+		t.Fatalf("ulikunitz/xz decoded %d bytes, not the %d encoded", len(got), len(src))
+	}
+}
+
+type corpus struct {
+	name string
+	data []byte
+	opts *Options
+}
+
+// words makes n bytes of text from a small vocabulary: compressible,
+// with matches at every distance.
+func words(seed uint64, n int) []byte {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	vocab := strings.Fields("the of and to in is that for it as with was on be by at this from or which an are have not had but were all one their there been has more if when out so can some what into only other new")
+	var b bytes.Buffer
+	for b.Len() < n {
+		b.WriteString(vocab[rng.IntN(len(vocab))])
+		if rng.IntN(10) == 0 {
+			fmt.Fprintf(&b, " %d\n", rng.IntN(100000))
+		} else {
+			b.WriteByte(' ')
+		}
+	}
+	return b.Bytes()[:n]
+}
+
+func random(seed uint64, n int) []byte {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	b := make([]byte, n)
+	for i := 0; i+8 <= n; i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], rng.Uint64())
+	}
+	return b
+}
+
+// payload is shaped like a static-delta part: whole files (here the test
+// binary, machine code and data as a real part carries), then the same
+// content again with small edits every few KiB, as a new version of a
+// file is, and a run of bsdiff-like near-zero bytes.
+func payload(t testing.TB) []byte {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin = bin[:min(len(bin), 3<<20)]
+	edited := bytes.Clone(bin)
+	rng := rand.New(rand.NewPCG(7, 7))
+	for i := 0; i < len(edited); i += 1 + rng.IntN(8192) {
+		edited[i] ^= byte(rng.IntN(255) + 1)
+	}
+	diff := make([]byte, 1<<20)
+	for i := 0; i < len(diff); i += 1 + rng.IntN(300) {
+		diff[i] = byte(rng.IntN(5))
+	}
+	return append(append(bin, edited...), diff...)
+}
+
+func corpora(t testing.TB) []corpus {
+	return []corpus{
+		{"empty", nil, nil},
+		{"one byte", []byte{'x'}, nil},
+		{"short text", []byte("hello hello hello world\n"), nil},
+		{"random", random(1, 1<<20+17), nil},
+		{"zeros", make([]byte, 5<<20+3), nil},
+		{"repeated", bytes.Repeat([]byte("abcdefghij0123456789"), 300000), nil},
+		{"text over 2 MiB chunks", words(3, 5<<19), nil},
+		{"random then text", append(random(4, 200<<10), words(5, 3<<20)...), nil},
+		{"small dictionary", append(append(words(6, 300<<10), random(8, 100<<10)...), words(6, 300<<10)...), &Options{DictSize: 64 << 10}},
+		{"payload", payload(t), nil},
+	}
+}
+
+// TestRoundTripGo encodes each corpus and decodes it with
+// therootcompany/xz (how strata reads parts) and ulikunitz/xz.
+func TestRoundTripGo(t *testing.T) {
+	for _, c := range corpora(t) {
+		t.Run(c.name, func(t *testing.T) {
+			xzb := encode(t, c.data, c.opts)
+			decodeGo(t, xzb, c.data)
+			t.Logf("%d bytes -> %d", len(c.data), len(xzb))
+		})
+	}
+}
+
+// TestIncompressible checks that data LZMA cannot shrink is stored: the
+// stream is its size plus framing, not more.
+func TestIncompressible(t *testing.T) {
+	src := random(9, 1<<20)
+	xzb := encode(t, src, nil)
+	// 3 bytes a 64 KiB stored chunk, 12 header, 12 block header, 8 check,
+	// 12 footer, 12 index at most.
+	if limit := len(src) + 3*16 + 60; len(xzb) > limit {
+		t.Fatalf("1 MiB of random bytes became %d bytes, more than %d", len(xzb), limit)
+	}
+	decodeGo(t, xzb, src)
+}
+
+// TestSmallerThanGreedy checks that the optimal parser beats ulikunitz/xz's
+// greedy encoder, the one strata used before, on each compressible corpus.
+func TestSmallerThanGreedy(t *testing.T) {
+	for _, c := range corpora(t) {
+		if len(c.data) < 1<<20 || c.name == "random" || c.opts != nil {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			var b bytes.Buffer
+			w, err := ulxz.WriterConfig{DictCap: 8 << 20}.NewWriter(&b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write(c.data); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			ours := len(encode(t, c.data, nil))
+			t.Logf("xzenc %d bytes, ulikunitz/xz %d bytes (%.3f)", ours, b.Len(), float64(ours)/float64(b.Len()))
+			if ours >= b.Len() {
+				t.Fatalf("xzenc made %d bytes, ulikunitz/xz %d", ours, b.Len())
+			}
+		})
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	src := payload(t)
+	a := encode(t, src, nil)
+	b := encode(t, src, nil)
+	if !bytes.Equal(a, b) {
+		t.Fatal("two encodings of the same input differ")
+	}
+}
+
+func TestOptions(t *testing.T) {
+	for _, o := range []Options{{DictSize: 100}, {NiceLen: 4}, {NiceLen: 300}, {Depth: -1}} {
+		if err := Encode(io.Discard, []byte("x"), &o); err == nil {
+			t.Errorf("%+v: no error", o)
+		}
+	}
+	src := words(10, 1<<20)
+	for _, o := range []Options{{NiceLen: 8}, {NiceLen: 273}, {Depth: 1}, {DictSize: 4096}} {
+		decodeGo(t, encode(t, src, &o), src)
+	}
+}
+
+func TestDictByte(t *testing.T) {
+	for _, c := range []struct{ size, b int }{{0, 0}, {4096, 0}, {4097, 1}, {6144, 1}, {8 << 20, 22}, {8<<20 + 1, 23}, {3 << 29, 37}} {
+		if got := dictByte(c.size); int(got) != c.b {
+			t.Errorf("dictByte(%d) = %d, want %d", c.size, got, c.b)
+		}
+	}
+}
+
+func FuzzRoundTrip(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte("a"))
+	f.Add([]byte("abababababababababab"))
+	f.Add(words(11, 5000))
+	f.Add(random(12, 3000))
+	f.Add(append(words(13, 2000), words(13, 2000)...))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		decodeGo(t, encode(t, src, &Options{DictSize: 4096, NiceLen: 16}), src)
+		decodeGo(t, encode(t, src, nil), src)
+	})
+}
+
+// BenchmarkEncode reports the speed on the payload corpus and, for
+// comparison, ulikunitz/xz's greedy encoder on the same bytes.
+func BenchmarkEncode(b *testing.B) {
+	src := payload(b)
+	b.Run("xzenc", func(b *testing.B) {
+		b.SetBytes(int64(len(src)))
+		for b.Loop() {
+			if err := Encode(io.Discard, src, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ulikunitz", func(b *testing.B) {
+		b.SetBytes(int64(len(src)))
+		for b.Loop() {
+			w, err := ulxz.WriterConfig{DictCap: 8 << 20}.NewWriter(io.Discard)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := w.Write(src); err != nil {
+				b.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
