@@ -3,6 +3,7 @@ package xzenc
 import (
 	"encoding/binary"
 	"math/bits"
+	"sync"
 )
 
 // match is a match the finder reports: its length and dist (distance - 1).
@@ -36,6 +37,7 @@ type bt4 struct {
 	son      []uint32 // left and right child (position+1) of each position
 	pos      int      // the next position to insert
 	out      []match
+	tables   *tables
 }
 
 const (
@@ -43,41 +45,80 @@ const (
 	hash3Bits = 16
 )
 
+// tables are the match finder's arrays, kept in a pool between inputs so
+// that parts compressed one after another reuse them rather than leave
+// 80 MiB to the garbage collector each.
+type tables struct {
+	son, hash []uint32
+}
+
+var tablePool sync.Pool
+
 func newBT4(data []byte, dictSize, niceLen, depth int) *bt4 {
-	win := min(dictSize+1, len(data))
+	win := max(min(dictSize+1, len(data)), 1)
 	hs := min(dictSize, len(data))
 	hb := uint(bits.Len(uint(max(hs-1, 1)))) - 1
 	hb = min(max(hb, 16), 24)
+	t, _ := tablePool.Get().(*tables)
+	if t == nil {
+		t = &tables{}
+	}
+	nhash := hash2Size + 1<<hash3Bits + 1<<hb
+	if cap(t.hash) < nhash {
+		t.hash = make([]uint32, nhash)
+	} else {
+		t.hash = t.hash[:nhash]
+		clear(t.hash)
+	}
+	// The tree needs no clearing: a position's children are written when
+	// it is inserted, before any walk reaches it.
+	if cap(t.son) < 2*win {
+		t.son = make([]uint32, 2*win)
+	}
+	t.son = t.son[:2*win]
 	return &bt4{
 		data:     data,
 		dictSize: uint32(dictSize),
-		cycSize:  uint32(max(win, 1)),
+		cycSize:  uint32(win),
 		depth:    depth,
 		niceLen:  niceLen,
 		hashBits: hb,
-		hash2:    make([]uint32, hash2Size),
-		hash3:    make([]uint32, 1<<hash3Bits),
-		hash4:    make([]uint32, 1<<hb),
-		son:      make([]uint32, 2*max(win, 1)),
+		hash2:    t.hash[:hash2Size:hash2Size],
+		hash3:    t.hash[hash2Size : hash2Size+1<<hash3Bits : hash2Size+1<<hash3Bits],
+		hash4:    t.hash[hash2Size+1<<hash3Bits:],
+		son:      t.son,
 		out:      make([]match, 0, maxMatch+1),
+		tables:   t,
 	}
+}
+
+// release returns the finder's arrays to the pool.
+func (f *bt4) release() {
+	t := f.tables
+	*f = bt4{}
+	tablePool.Put(t)
 }
 
 // matchLen is the length of the common prefix of data[a:] and data[b:], at
 // most limit.
 func matchLen(data []byte, a, b, limit int) int {
+	x := data[a : a+limit]
+	y := data[b : b+limit]
 	n := 0
-	for n+8 <= limit {
-		x := binary.LittleEndian.Uint64(data[a+n:]) ^ binary.LittleEndian.Uint64(data[b+n:])
-		if x != 0 {
-			return n + bits.TrailingZeros64(x)>>3
+	for len(x) >= 8 && len(y) >= 8 {
+		if v := binary.LittleEndian.Uint64(x) ^ binary.LittleEndian.Uint64(y); v != 0 {
+			return n + bits.TrailingZeros64(v)>>3
 		}
+		x, y = x[8:], y[8:]
 		n += 8
 	}
-	for n < limit && data[a+n] == data[b+n] {
-		n++
+	y = y[:len(x)]
+	for i := range x {
+		if x[i] != y[i] {
+			return n + i
+		}
 	}
-	return n
+	return n + len(x)
 }
 
 // find inserts the next position and returns its matches, by increasing
@@ -168,35 +209,35 @@ func (f *bt4) insert(p int, cand uint32, limit, best int, report bool) {
 	d := f.data
 	son := f.son
 	me := uint32(p + 1)
-	left := 2 * f.cycPos // where the next node smaller than p goes
-	right := left + 1    // where the next node larger than p goes
+	cycPos, cycSize := f.cycPos, min(f.cycSize, f.dictSize+1)
+	left := 2 * cycPos // where the next node smaller than p goes
+	right := left + 1  // where the next node larger than p goes
 	lenL, lenR := 0, 0
 	for depth := f.depth; cand != 0 && depth > 0; depth-- {
 		delta := me - cand
-		if delta >= f.cycSize || delta > f.dictSize {
+		if delta >= cycSize {
 			break
 		}
 		q := int(cand) - 1
-		node := f.cycPos - delta
-		if delta > f.cycPos {
+		node := cycPos - delta
+		if delta > cycPos {
 			node += f.cycSize
 		}
 		node *= 2
+		// The node shares min(lenL, lenR) bytes with p: it lies between
+		// the nodes those lengths are of.
 		l := min(lenL, lenR)
-		if d[q+l] == d[p+l] {
-			l++
-			l += matchLen(d, p+l, q+l, limit-l)
-			if l > best {
-				best = l
-				if report {
-					f.out = append(f.out, match{l, delta - 1})
-				}
+		l += matchLen(d, p+l, q+l, limit-l)
+		if l > best {
+			best = l
+			if report {
+				f.out = append(f.out, match{l, delta - 1})
 			}
-			if l == limit {
-				son[left] = son[node]
-				son[right] = son[node+1]
-				return
-			}
+		}
+		if l == limit {
+			son[left] = son[node]
+			son[right] = son[node+1]
+			return
 		}
 		if d[q+l] < d[p+l] {
 			son[left] = cand

@@ -89,6 +89,7 @@ func Encode(dst io.Writer, src []byte, opts *Options) error {
 		e.m.reset()
 		dataStart := len(out)
 		out = e.lzma2(out)
+		e.mf.release()
 		unpadded := headerLen + len(out) - dataStart + 8
 		for len(out)%4 != 0 {
 			out = append(out, 0)
