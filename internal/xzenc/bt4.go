@@ -2,8 +2,10 @@ package xzenc
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math/bits"
-	"sync"
+	"syscall"
+	"unsafe"
 )
 
 // match is a match the finder reports: its length and dist (distance - 1).
@@ -45,37 +47,37 @@ const (
 	hash3Bits = 16
 )
 
-// tables are the match finder's arrays, kept in a pool between inputs so
-// that parts compressed one after another reuse them rather than leave
-// 80 MiB to the garbage collector each.
+// tables are the match finder's arrays. They live in anonymous memory
+// mapped for the one input and unmapped after it: a part's 80 MiB go back
+// to the system at once, and do not count in the heap whose growth paces
+// the garbage collector (as Go memory they would let the heap, and the
+// process, grow to twice the live size before a collection).
 type tables struct {
-	son, hash []uint32
+	mem []byte
 }
 
-var tablePool sync.Pool
+func mapTables(n int) (*tables, []uint32, error) {
+	mem, err := syscall.Mmap(-1, 0, 4*n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
+	if err != nil {
+		return nil, nil, fmt.Errorf("xzenc: mapping %d bytes for the match finder: %w", 4*n, err)
+	}
+	return &tables{mem}, unsafe.Slice((*uint32)(unsafe.Pointer(&mem[0])), n), nil
+}
 
-func newBT4(data []byte, dictSize, niceLen, depth int) *bt4 {
+func newBT4(data []byte, dictSize, niceLen, depth int) (*bt4, error) {
 	win := max(min(dictSize+1, len(data)), 1)
 	hs := min(dictSize, len(data))
 	hb := uint(bits.Len(uint(max(hs-1, 1)))) - 1
 	hb = min(max(hb, 16), 24)
-	t, _ := tablePool.Get().(*tables)
-	if t == nil {
-		t = &tables{}
+	// The mapping is zeroed, as the hashes need; the tree would not: a
+	// position's children are written when it is inserted, before any walk
+	// reaches it.
+	const h3 = hash2Size + 1<<hash3Bits
+	h4 := h3 + 1<<hb
+	t, a, err := mapTables(h4 + 2*win)
+	if err != nil {
+		return nil, err
 	}
-	nhash := hash2Size + 1<<hash3Bits + 1<<hb
-	if cap(t.hash) < nhash {
-		t.hash = make([]uint32, nhash)
-	} else {
-		t.hash = t.hash[:nhash]
-		clear(t.hash)
-	}
-	// The tree needs no clearing: a position's children are written when
-	// it is inserted, before any walk reaches it.
-	if cap(t.son) < 2*win {
-		t.son = make([]uint32, 2*win)
-	}
-	t.son = t.son[:2*win]
 	return &bt4{
 		data:     data,
 		dictSize: uint32(dictSize),
@@ -83,20 +85,22 @@ func newBT4(data []byte, dictSize, niceLen, depth int) *bt4 {
 		depth:    depth,
 		niceLen:  niceLen,
 		hashBits: hb,
-		hash2:    t.hash[:hash2Size:hash2Size],
-		hash3:    t.hash[hash2Size : hash2Size+1<<hash3Bits : hash2Size+1<<hash3Bits],
-		hash4:    t.hash[hash2Size+1<<hash3Bits:],
-		son:      t.son,
+		hash2:    a[:hash2Size:hash2Size],
+		hash3:    a[hash2Size:h3:h3],
+		hash4:    a[h3:h4:h4],
+		son:      a[h4:],
 		out:      make([]match, 0, maxMatch+1),
 		tables:   t,
-	}
+	}, nil
 }
 
-// release returns the finder's arrays to the pool.
+// release unmaps the finder's arrays; the finder is unusable after.
 func (f *bt4) release() {
 	t := f.tables
 	*f = bt4{}
-	tablePool.Put(t)
+	if err := syscall.Munmap(t.mem); err != nil {
+		panic("xzenc: unmapping the match finder: " + err.Error())
+	}
 }
 
 // matchLen is the length of the common prefix of data[a:] and data[b:], at

@@ -39,10 +39,11 @@ var (
 )
 
 // Encode writes src to dst as one .xz stream: a block of LZMA2 data with
-// a CRC64 check. Besides src and the output it holds the match finder
-// (bt4, about 8 bytes per byte of min(DictSize, len(src)) plus its hash
-// table, 80 MiB at most for the default dictionary) and 300 KiB of
-// parser state.
+// a CRC64 check. Besides src and the output (built whole, then written)
+// it holds the match finder (bt4, about 8 bytes per byte of
+// min(DictSize, len(src)) plus its hash table: 80 MiB at most for the
+// default dictionary, mapped outside the Go heap and unmapped on return)
+// and 300 KiB of parser state.
 func Encode(dst io.Writer, src []byte, opts *Options) error {
 	var o Options
 	if opts != nil {
@@ -79,17 +80,23 @@ func Encode(dst io.Writer, src []byte, opts *Options) error {
 		blockStart := len(out)
 		out = appendBlockHeader(out, dictByte(min(o.DictSize, len(src))))
 		headerLen := len(out) - blockStart
+		mf, err := newBT4(src, o.DictSize, o.NiceLen, o.Depth)
+		if err != nil {
+			return err
+		}
 		e := &encoder{
 			data:    src,
 			niceLen: o.NiceLen,
-			mf:      newBT4(src, o.DictSize, o.NiceLen, o.Depth),
+			mf:      mf,
 			opt:     make([]optNode, numOpts+1),
 			lastPos: -1,
 		}
 		e.m.reset()
 		dataStart := len(out)
-		out = e.lzma2(out)
-		e.mf.release()
+		func() {
+			defer mf.release()
+			out = e.lzma2(out)
+		}()
 		unpadded := headerLen + len(out) - dataStart + 8
 		for len(out)%4 != 0 {
 			out = append(out, 0)
