@@ -88,7 +88,6 @@ func be32(x uint32) uint32 { return bits.ReverseBytes32(x) }
 // payload of 8 MiB or more.
 func compressPart(payload []byte) ([]byte, error) {
 	var buf bytes.Buffer
-	buf.Grow(len(payload)/4 + 64)
 	buf.WriteByte(compressionXZ)
 	if err := xzenc.Encode(&buf, payload, nil); err != nil {
 		return nil, fmt.Errorf("compressing part: %w", err)
