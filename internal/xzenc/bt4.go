@@ -231,7 +231,16 @@ func (f *bt4) insert(p int, cand uint32, limit, best int, report bool) {
 		// The node shares min(lenL, lenR) bytes with p: it lies between
 		// the nodes those lengths are of.
 		l := min(lenL, lenR)
-		l += matchLen(d, p+l, q+l, limit-l)
+		if l+8 <= limit {
+			// Most nodes differ within 8 bytes: compare those inline.
+			if v := binary.LittleEndian.Uint64(d[p+l:]) ^ binary.LittleEndian.Uint64(d[q+l:]); v != 0 {
+				l += bits.TrailingZeros64(v) >> 3
+			} else {
+				l += 8 + matchLen(d, p+l+8, q+l+8, limit-l-8)
+			}
+		} else {
+			l += matchLen(d, p+l, q+l, limit-l)
+		}
 		if l > best {
 			best = l
 			if report {
