@@ -196,12 +196,6 @@ func (e *encoder) step(pos, cur int, st uint32, rp *[numReps]uint32, matches []m
 	n := len(d)
 	nice := e.niceLen
 	opt := e.opt
-	extend := func(to int) {
-		for *lenEnd < to {
-			*lenEnd++
-			opt[*lenEnd].price = infinity
-		}
-	}
 	p := pos + cur
 	curPrice := opt[cur].price
 	c0 := d[p]
@@ -241,7 +235,7 @@ func (e *encoder) step(pos, cur int, st uint32, rp *[numReps]uint32, matches []m
 				c := cur1Price + price1(m.isMatch[st2][ps2]) + price1(m.isRep[st2]) +
 					m.pureRepPrice(0, st2, ps2) + m.repLen.prices[ps2][l2-minMatch]
 				off := cur + 1 + l2
-				extend(off)
+				e.extend(lenEnd, off)
 				if c < opt[off].price {
 					opt[off].set(c, cur, sym{1, litDist}, sym{l2, rp[0]})
 				}
@@ -256,7 +250,7 @@ func (e *encoder) step(pos, cur int, st uint32, rp *[numReps]uint32, matches []m
 			continue
 		}
 		lt := matchLen(d, p, p-dd, avail)
-		extend(cur + lt)
+		e.extend(lenEnd, cur+lt)
 		price := repMatchPrice + m.pureRepPrice(r, st, ps)
 		for l := lt; l >= minMatch; l-- {
 			if c := price + m.repLen.prices[ps][l-minMatch]; c < opt[cur+l].price {
@@ -282,7 +276,7 @@ func (e *encoder) step(pos, cur int, st uint32, rp *[numReps]uint32, matches []m
 			c += price1(m.isMatch[st2][ps2]) + price1(m.isRep[st2]) +
 				m.pureRepPrice(0, st2, ps2) + m.repLen.prices[ps2][l2-minMatch]
 			off := cur + lt + 1 + l2
-			extend(off)
+			e.extend(lenEnd, off)
 			if c < opt[off].price {
 				opt[off].set(c, cur, sym{lt, rp[r]}, sym{1, litDist}, sym{l2, rp[r]})
 			}
@@ -307,7 +301,7 @@ func (e *encoder) step(pos, cur int, st uint32, rp *[numReps]uint32, matches []m
 		return
 	}
 	normal := matchPrice + price0(m.isRep[st])
-	extend(cur + newLen)
+	e.extend(lenEnd, cur+newLen)
 	k := 0
 	for startLen > matches[k].len {
 		k++
@@ -337,7 +331,7 @@ func (e *encoder) step(pos, cur int, st uint32, rp *[numReps]uint32, matches []m
 			c2 += price1(m.isMatch[st2][ps2]) + price1(m.isRep[st2]) +
 				m.pureRepPrice(0, st2, ps2) + m.repLen.prices[ps2][l2-minMatch]
 			off := cur + l + 1 + l2
-			extend(off)
+			e.extend(lenEnd, off)
 			if c2 < opt[off].price {
 				opt[off].set(c2, cur, sym{l, dist}, sym{1, litDist}, sym{l2, dist})
 			}
@@ -347,6 +341,15 @@ func (e *encoder) step(pos, cur int, st uint32, rp *[numReps]uint32, matches []m
 			break
 		}
 		dist = matches[k].dist
+	}
+}
+
+// extend makes the positions up to to candidates of the parse, with no
+// path yet.
+func (e *encoder) extend(lenEnd *int, to int) {
+	for *lenEnd < to {
+		*lenEnd++
+		e.opt[*lenEnd].price = infinity
 	}
 }
 
