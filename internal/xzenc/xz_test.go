@@ -247,3 +247,57 @@ func BenchmarkEncode(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkEncodeFiles compresses the files named in XZENC_BENCH_FILES
+// (space-separated, e.g. decoded static-delta payloads) with xzenc and
+// with ulikunitz/xz, reporting the total compressed size of each.
+func BenchmarkEncodeFiles(b *testing.B) {
+	names := strings.Fields(os.Getenv("XZENC_BENCH_FILES"))
+	if len(names) == 0 {
+		b.Skip("XZENC_BENCH_FILES names no file")
+	}
+	var files [][]byte
+	total := 0
+	for _, n := range names {
+		f, err := os.ReadFile(n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		files = append(files, f)
+		total += len(f)
+	}
+	run := func(b *testing.B, enc func(io.Writer, []byte) error) {
+		b.SetBytes(int64(total))
+		for b.Loop() {
+			var c countingWriter
+			for _, f := range files {
+				if err := enc(&c, f); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(c), "out-bytes")
+		}
+	}
+	b.Run("xzenc", func(b *testing.B) {
+		run(b, func(w io.Writer, src []byte) error { return Encode(w, src, nil) })
+	})
+	b.Run("ulikunitz", func(b *testing.B) {
+		run(b, func(w io.Writer, src []byte) error {
+			zw, err := ulxz.WriterConfig{DictCap: 8 << 20}.NewWriter(w)
+			if err != nil {
+				return err
+			}
+			if _, err := zw.Write(src); err != nil {
+				return err
+			}
+			return zw.Close()
+		})
+	})
+}
+
+type countingWriter int
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	*c += countingWriter(len(b))
+	return len(b), nil
+}
