@@ -301,3 +301,89 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 	*c += countingWriter(len(b))
 	return len(b), nil
 }
+
+// chunks walks the LZMA2 data of a one-block stream and returns its
+// chunks' control bytes, checking each chunk's sizes against the format's
+// limits and the reset rules.
+func chunks(t *testing.T, xzb []byte) []byte {
+	t.Helper()
+	hdr := 12 + (int(xzb[12])+1)*4 // stream header, block header
+	p := hdr
+	var ctls []byte
+	unpacked := 0
+	for {
+		ctl := xzb[p]
+		switch {
+		case ctl == 0:
+			return append(ctls, ctl)
+		case ctl == 1 || ctl == 2:
+			n := int(xzb[p+1])<<8 | int(xzb[p+2]) + 1
+			if n > maxStoredChunk {
+				t.Fatalf("stored chunk of %d bytes", n)
+			}
+			unpacked += n
+			p += 3 + n
+		case ctl >= 0x80:
+			u := int(ctl&0x1F)<<16 | int(xzb[p+1])<<8 | int(xzb[p+2]) + 1
+			c := int(xzb[p+3])<<8 | int(xzb[p+4]) + 1
+			if u > maxChunkUnpacked || c > maxChunkPacked {
+				t.Fatalf("LZMA chunk of %d bytes, %d compressed", u, c)
+			}
+			if c >= u {
+				t.Errorf("LZMA chunk of %d bytes not stored though it compressed to %d", u, c)
+			}
+			p += 5
+			if ctl >= 0xC0 {
+				if xzb[p] != propsByte {
+					t.Fatalf("properties %#x, want %#x", xzb[p], propsByte)
+				}
+				p++
+			}
+			p += c
+			unpacked += u
+		default:
+			t.Fatalf("control byte %#x", ctl)
+		}
+		if len(ctls) == 0 && ctl != 0x01 && ctl < 0xE0 {
+			t.Fatalf("first chunk %#x does not reset the dictionary", ctl)
+		}
+		if len(ctls) > 0 && ctl >= 0x80 && ctls[len(ctls)-1] < 0x80 && ctl < 0xA0 {
+			t.Fatalf("LZMA chunk %#x after a stored chunk does not reset the state", ctl)
+		}
+		if len(ctls) > 0 && (ctl == 0x01 || ctl >= 0xE0) {
+			t.Fatalf("chunk %d resets the dictionary (%#x)", len(ctls), ctl)
+		}
+		ctls = append(ctls, ctl)
+	}
+}
+
+// TestChunks checks the LZMA2 chunking: text over several chunks, and
+// random bytes between texts, stored as 64 KiB chunks with the LZMA chunk
+// after them resetting the state.
+func TestChunks(t *testing.T) {
+	text := words(14, 5<<19)
+	ctls := chunks(t, encode(t, text, nil))
+	if ctls[0]&0xE0 != 0xE0 || len(ctls) < 4 {
+		t.Fatalf("text: control bytes % x", ctls)
+	}
+	mixed := append(append(words(15, 100<<10), random(16, 300<<10)...), words(17, 100<<10)...)
+	xzb := encode(t, mixed, nil)
+	ctls = chunks(t, xzb)
+	stored, reset := 0, 0
+	for i, c := range ctls {
+		if c == 0x02 {
+			stored++
+		}
+		if c&0xE0 == 0xA0 && i > 0 && ctls[i-1] == 0x02 {
+			reset++
+		}
+	}
+	if stored < 4 || reset != 1 {
+		t.Fatalf("mixed: control bytes % x: want at least 4 stored chunks and one state reset after them", ctls)
+	}
+	decodeGo(t, xzb, mixed)
+	ctls = chunks(t, encode(t, random(18, 200<<10), nil))
+	if ctls[0] != 0x01 {
+		t.Fatalf("random: control bytes % x, want a stored first chunk", ctls)
+	}
+}
