@@ -5,5 +5,9 @@
 // it leaves, as LZMA's "normal" mode does. The input is whole in memory,
 // as static-delta parts are; decoding is left to the xz libraries.
 //
-// Layer: L0, pure over byte slices.
+// Memory: about 8 bytes per byte of min(dictionary, input) and a hash
+// table, 80 MiB at most with the default 8 MiB dictionary, mapped from the
+// system for one input and unmapped after it (see Encode).
+//
+// Layer: L0, over byte slices.
 package xzenc
