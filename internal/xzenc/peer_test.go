@@ -18,7 +18,7 @@ func TestRoundTripXZUtils(t *testing.T) {
 	xz := testutil.RequireTool(t, "xz", "xz-utils")
 	for _, c := range corpora(t) {
 		t.Run(c.name, func(t *testing.T) {
-			xzb := encode(t, c.data, c.opts)
+			xzb := encodeCorpus(t, c)
 			f := filepath.Join(t.TempDir(), "s.xz")
 			if err := os.WriteFile(f, xzb, 0o644); err != nil {
 				t.Fatal(err)

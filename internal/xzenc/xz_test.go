@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	rootxz "github.com/therootcompany/xz"
@@ -109,7 +110,34 @@ func payload(t testing.TB) []byte {
 	return append(append(bin, edited...), diff...)
 }
 
+var (
+	corporaOnce sync.Once
+	corporaList []corpus
+	encodedMu   sync.Mutex
+	encoded     = map[string][]byte{}
+)
+
+// corpora returns the test inputs, made once per test binary.
 func corpora(t testing.TB) []corpus {
+	corporaOnce.Do(func() { corporaList = makeCorpora(t) })
+	return corporaList
+}
+
+// encodeCorpus returns the stream of a corpus, encoded once per test
+// binary: the tests that decode it several ways share it.
+func encodeCorpus(t testing.TB, c corpus) []byte {
+	t.Helper()
+	encodedMu.Lock()
+	defer encodedMu.Unlock()
+	if b, ok := encoded[c.name]; ok {
+		return b
+	}
+	b := encode(t, c.data, c.opts)
+	encoded[c.name] = b
+	return b
+}
+
+func makeCorpora(t testing.TB) []corpus {
 	return []corpus{
 		{"empty", nil, nil},
 		{"one byte", []byte{'x'}, nil},
@@ -129,7 +157,7 @@ func corpora(t testing.TB) []corpus {
 func TestRoundTripGo(t *testing.T) {
 	for _, c := range corpora(t) {
 		t.Run(c.name, func(t *testing.T) {
-			xzb := encode(t, c.data, c.opts)
+			xzb := encodeCorpus(t, c)
 			decodeGo(t, xzb, c.data)
 			t.Logf("%d bytes -> %d", len(c.data), len(xzb))
 		})
@@ -168,7 +196,7 @@ func TestSmallerThanGreedy(t *testing.T) {
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
 			}
-			ours := len(encode(t, c.data, nil))
+			ours := len(encodeCorpus(t, c))
 			t.Logf("xzenc %d bytes, ulikunitz/xz %d bytes (%.3f)", ours, b.Len(), float64(ours)/float64(b.Len()))
 			if ours >= b.Len() {
 				t.Fatalf("xzenc made %d bytes, ulikunitz/xz %d", ours, b.Len())
