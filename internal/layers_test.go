@@ -34,6 +34,7 @@ var layers = map[string]int{
 	"internal/gvariant":  0,
 	"internal/keyfile":   0, // GKeyFile (repository config, origin files); pure like gvariant
 	"internal/bsdiff":    0, // bspatch of static-delta parts; pure over byte slices
+	"internal/xzenc":     0, // xz/LZMA2 encoder of static-delta parts; pure over byte slices
 	"internal/distro":    0, // fixed paths and tool names of a node
 	"internal/osrelease": 0, // os-release and extension-release files
 	// L1: object model and wire formats.

@@ -361,6 +361,10 @@ func (b *builder) flush() error {
 	if err != nil {
 		return fmt.Errorf("serializing part %d: %w", len(b.sb.Parts), err)
 	}
+	// The payload holds the part's bytes now: drop the part before
+	// waiting for a compression slot.
+	b.sb.Parts = append(b.sb.Parts, PartHeader{UncompressedSize: uint64(len(payload)), Objects: b.objs})
+	b.part, b.objs, b.modes, b.xkeys = Part{}, nil, nil, nil
 	// The part is compressed in the background while the next one is
 	// built, by at most GOMAXPROCS (at least 2) compressions at once.
 	if b.slots == nil {
@@ -374,8 +378,6 @@ func (b *builder) flush() error {
 		close(c.done)
 	}()
 	b.pending = append(b.pending, c)
-	b.sb.Parts = append(b.sb.Parts, PartHeader{UncompressedSize: uint64(len(payload)), Objects: b.objs})
-	b.part, b.objs, b.modes, b.xkeys = Part{}, nil, nil, nil
 	return nil
 }
 
