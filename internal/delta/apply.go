@@ -196,7 +196,8 @@ type machine struct {
 	ops  []byte
 	next int // index of the object the next operation produces
 
-	src []byte // the read source's payload, nil when unset
+	src []byte      // the read source's payload, nil when unset
+	pf  *prefetcher // reads the coming sources ahead
 
 	// The open content object (opOpen until opClose).
 	open     bool
@@ -225,6 +226,8 @@ func run(txn *repo.Txn, p *Part, objs []ostree.ObjectName) error {
 
 func runPayload(ctx context.Context, txn *repo.Txn, p *payload, objs []ostree.ObjectName) (err error) {
 	m := &machine{ctx: ctx, txn: txn, p: p, objs: objs, ops: p.ops, sem: make(chan struct{}, writers)}
+	m.pf = startPrefetch(txn.Repo(), p, objs)
+	defer m.pf.stop()
 	defer func() {
 		if m.open && !m.detached {
 			m.pw.CloseWithError(fmt.Errorf("part program ended: %w", errdefs.ErrInvalid))
@@ -574,6 +577,7 @@ func (m *machine) closeObject() error {
 
 // setSource loads a local content object's payload as the read source.
 func (m *machine) setSource(c ostree.Checksum) error {
+	m.pf.consumed()
 	obj, err := m.txn.OpenContent(c)
 	if err != nil {
 		return fmt.Errorf("read source: %w", err)

@@ -274,6 +274,8 @@ func addPackage(b *testing.B, tree, deb string) {
 // process, bytes on the wire, and the bytes of an object pull.
 //
 //	go test -tags peer -run '^$' -bench DeltaVsOstree -benchtime 1x -timeout 60m ./internal/pull/
+//
+// STRATA_BENCH_KEEP=DIR keeps its trees and repositories in DIR.
 func BenchmarkDeltaVsOstree(b *testing.B) {
 	ostreeBin := testutil.Ostree(b)
 	timeBin := testutil.RequireTool(b, "/usr/bin/time", "time")
@@ -286,6 +288,13 @@ func BenchmarkDeltaVsOstree(b *testing.B) {
 	}
 	oldKernel, newKernel, oldPkgs := fetchDebs(b, filepath.Join(root, ".cache/delta-bench"), corpus)
 	tmp := b.TempDir()
+	if keep := os.Getenv("STRATA_BENCH_KEEP"); keep != "" {
+		// The repositories stay in keep, for profiling pulls of the same delta again.
+		tmp = keep
+		if err := os.MkdirAll(tmp, 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
 	strataBin := filepath.Join(tmp, "strata")
 	build := exec.Command("go", "build", "-o", strataBin, "./cmd/strata")
 	build.Dir = root
