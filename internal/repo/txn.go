@@ -366,7 +366,7 @@ func (t *Txn) Suspend() {
 }
 
 func (t *Txn) release() {
-	t.waitWriteback() // (a Commit has returned its error already)
+	t.stopWriteback() // (a Commit has returned its error already)
 	if t.dirFD >= 0 {
 		unix.Close(t.dirFD)
 		t.dirFD = -1

@@ -54,7 +54,7 @@ func (t *Txn) Commit() error {
 	t.mu.Unlock()
 	defer t.release()
 	t.r.commitStep("staged")
-	if err := t.waitWriteback(); err != nil {
+	if err := t.stopWriteback(); err != nil {
 		return err
 	}
 	if t.r.fsync {

@@ -29,6 +29,7 @@ type writeback struct {
 	mu      sync.Mutex
 	pending int64 // bytes staged since the last sync started
 	running bool
+	stopped bool // the transaction is ending: no new sync starts
 	err     error
 	wg      sync.WaitGroup
 }
@@ -42,12 +43,13 @@ func (t *Txn) stagedBytes(n int64) {
 	w := &t.wb
 	w.mu.Lock()
 	w.pending += n
-	start := w.pending >= writebackEvery && !w.running
+	start := w.pending >= writebackEvery && !w.running && !w.stopped
+	fd := -1
 	if start {
 		w.pending, w.running = 0, true
 		w.wg.Add(1)
+		fd = t.dirFD // open until stopWriteback has returned
 	}
-	fd := t.dirFD
 	w.mu.Unlock()
 	if !start {
 		return
@@ -64,11 +66,20 @@ func (t *Txn) stagedBytes(n int64) {
 	}()
 }
 
-// waitWriteback waits for a background sync to end and returns the first
-// error one reported.
-func (t *Txn) waitWriteback() error {
-	t.wb.wg.Wait()
+// stopWriteback lets no new background sync start, waits for the one
+// running and returns the first error one reported.
+func (t *Txn) stopWriteback() error {
 	t.wb.mu.Lock()
-	defer t.wb.mu.Unlock()
-	return t.wb.err
+	t.wb.stopped = true
+	t.wb.mu.Unlock()
+	return t.wb.wait()
+}
+
+// wait waits for the background sync running, if any, and returns the
+// first error one reported.
+func (w *writeback) wait() error {
+	w.wg.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }

@@ -51,14 +51,14 @@ func TestTxnWritebackStartsEarly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sums := stageRandom(t, txn, 8, 48<<10) // 384 KiB: at least one background sync
-	first = sums[0]
-	if err := txn.waitWriteback(); err != nil {
+	first = stageRandom(t, txn, 1, 48<<10)[0] // less than the interval: no sync yet
+	sums := append([]ostree.Checksum{first}, stageRandom(t, txn, 7, 47<<10)...)
+	if err := txn.wb.wait(); err != nil {
 		t.Fatal(err)
 	}
 	before := calls.Load()
 	if before < 1 {
-		t.Fatalf("%d background syncs after staging 384 KiB with a 64 KiB interval, want at least 1", before)
+		t.Fatalf("%d background syncs after staging 377 KiB with a 64 KiB interval, want at least 1", before)
 	}
 	if err := txn.Commit(); err != nil {
 		t.Fatal(err)
