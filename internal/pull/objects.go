@@ -58,8 +58,12 @@ func checkMetadata(n ostree.ObjectName, data []byte) error {
 // looseFetcher walks a tree breadth-first over loose objects with a fixed
 // number of workers: dirtrees are fetched (or read locally) and parsed to
 // find more work, dirmeta and content objects are fetched when missing.
-// Metadata goes before content so that the total is known early. Objects
-// seen once in a pull are not looked at again.
+// Metadata goes before content so that the total is known early, but on
+// at most half the workers while content is waiting: fetching metadata
+// waits on the server (cold reads of small files) and costs this side
+// little CPU, while content is decoded and stored here, so doing both at
+// once keeps both sides busy. Objects seen once in a pull are not looked
+// at again.
 type looseFetcher struct {
 	p       *puller
 	workers int
@@ -69,6 +73,7 @@ type looseFetcher struct {
 	queue   []ostree.ObjectName // dirtree and dirmeta
 	content []ostree.ObjectName
 	pending int // queued or being processed
+	meta    int // metadata objects being processed
 	err     error
 	wake    *sync.Cond
 }
@@ -128,8 +133,9 @@ func (f *looseFetcher) work(ctx context.Context, cancel context.CancelFunc, txn 
 			return
 		}
 		var n ostree.ObjectName
-		if len(f.queue) > 0 {
+		if len(f.queue) > 0 && (f.meta < max(1, f.workers/2) || len(f.content) == 0) {
 			n, f.queue = f.queue[0], f.queue[1:]
+			f.meta++
 		} else {
 			n, f.content = f.content[len(f.content)-1], f.content[:len(f.content)-1]
 		}
@@ -139,6 +145,9 @@ func (f *looseFetcher) work(ctx context.Context, cancel context.CancelFunc, txn 
 
 		f.mu.Lock()
 		f.pending--
+		if n.Type != ostree.ObjectFile {
+			f.meta--
+		}
 		if err != nil && f.err == nil {
 			f.err = err
 			f.queue, f.content = nil, nil

@@ -88,7 +88,11 @@ func (t *Txn) WriteContent(fi ostree.FileInfo, payload io.Reader, size int64, wa
 		f.discard()
 		return c, fmt.Errorf("content object %s: %w", c, err)
 	}
-	return c, t.placeFile(f, n)
+	if err := t.placeFile(f, n); err != nil {
+		return c, err
+	}
+	t.stagedBytes(size)
+	return c, nil
 }
 
 // copyExact copies exactly size bytes from r into w and checks that r

@@ -46,6 +46,8 @@ type Txn struct {
 	// list, and HasObject looks there on disk.
 	adopted bool
 	staged  map[ostree.ObjectName]struct{} // objects this transaction staged
+
+	wb writeback
 }
 
 type refUpdate struct {
@@ -364,6 +366,7 @@ func (t *Txn) Suspend() {
 }
 
 func (t *Txn) release() {
+	t.stopWriteback() // (a Commit has returned its error already)
 	if t.dirFD >= 0 {
 		unix.Close(t.dirFD)
 		t.dirFD = -1

@@ -25,7 +25,10 @@ import (
 //
 //  1. one syncfs of the repository's filesystem makes every staged
 //     object's data and metadata durable before any of them has a name
-//     under objects/ (an object is only ever visible complete);
+//     under objects/ (an object is only ever visible complete). The
+//     syncs the transaction started while staging (see writeback) only
+//     leave it less to write; it waits for them, and an error that one
+//     of them reported fails the commit here;
 //  2. the objects are renamed into objects/XX, each rename relative to
 //     the two directories' descriptors (no path walk per object), in one
 //     goroutine: renames between directories are serialized by the
@@ -51,9 +54,16 @@ func (t *Txn) Commit() error {
 	t.mu.Unlock()
 	defer t.release()
 	t.r.commitStep("staged")
+	if err := t.stopWriteback(); err != nil {
+		return err
+	}
 	if t.r.fsync {
-		if err := fsutil.SyncFS(t.dir); err != nil {
-			return err
+		// On the descriptor opened at Begin: the kernel reports a
+		// write-back error of the filesystem to every descriptor opened
+		// before it, so one that happened during the transaction is not
+		// missed.
+		if err := syncfs(t.dirFD); err != nil {
+			return fmt.Errorf("syncfs %s: %w", t.dir, err)
 		}
 	}
 	t.r.commitStep("synced")
