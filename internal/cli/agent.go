@@ -44,6 +44,8 @@ type sysrootDeployer struct {
 	path   string
 	reboot []string
 	images imageFlags
+	// opts are passed to every sysroot.Open (tests name the booted deployment).
+	opts []sysroot.Option
 }
 
 // payloadOf is how the agent names deployment d: its commit checksum, or for an image origin
@@ -71,7 +73,25 @@ func baseCommit(s *sysroot.Sysroot, d sysroot.Deployment) ostree.Checksum {
 
 var _ agent.Deployer = (*sysrootDeployer)(nil)
 
-// base returns the deployment updates start from: the booted one, else the default.
+// stageBase returns the deployment a staged update starts from and whose origin it keeps, as
+// `strata upgrade` does (rpm-ostree's origin merge deployment): the first deployment of the
+// booted stateroot that is not staged, that is the pending one when one waits for the next boot
+// (a layering command or a rebase not booted yet, whose packages and origin must not be lost),
+// else the booted one. With nothing booted, the default.
+func stageBase(s *sysroot.Sysroot) (sysroot.Deployment, error) {
+	b, ok := s.Booted()
+	if !ok {
+		return base(s)
+	}
+	for _, d := range s.Deployments() {
+		if d.OSName == b.OSName && !d.Staged {
+			return d, nil
+		}
+	}
+	return b, nil
+}
+
+// base returns the deployment the node runs: the booted one, else the default.
 func base(s *sysroot.Sysroot) (sysroot.Deployment, error) {
 	if d, ok := s.Booted(); ok {
 		return d, nil
@@ -86,7 +106,7 @@ func base(s *sysroot.Sysroot) (sysroot.Deployment, error) {
 }
 
 func (d *sysrootDeployer) Status(context.Context) (agent.NodeStatus, error) {
-	s, err := openSysroot(d.path)
+	s, err := openSysroot(d.path, d.opts...)
 	if err != nil {
 		return agent.NodeStatus{}, err
 	}
@@ -119,12 +139,12 @@ func (d *sysrootDeployer) Status(context.Context) (agent.NodeStatus, error) {
 // DownloadSize is known up front from an image's manifest, and for a commit only from a static
 // delta's superblock: an object pull learns its size while it walks the commit's trees.
 func (d *sysrootDeployer) DownloadSize(ctx context.Context, r agent.Release) (int64, error) {
-	s, err := openSysroot(d.path)
+	s, err := openSysroot(d.path, d.opts...)
 	if err != nil {
 		return 0, err
 	}
 	defer s.Close()
-	b, err := base(s)
+	b, err := stageBase(s)
 	if err != nil {
 		return 0, err
 	}
@@ -177,12 +197,12 @@ func deltaSize(ctx context.Context, s *sysroot.Sysroot, b sysroot.Deployment, r 
 }
 
 func (d *sysrootDeployer) Stage(ctx context.Context, r agent.Release, progress func(done, total int64)) error {
-	s, err := openSysroot(d.path)
+	s, err := openSysroot(d.path, d.opts...)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	b, err := base(s)
+	b, err := stageBase(s)
 	if err != nil {
 		return err
 	}
@@ -263,7 +283,7 @@ func (p *agentProgress) SetTotal(n int64) { p.total = n; p.report(p.done, p.tota
 func (p *agentProgress) Add(n int64)      { p.done += n; p.report(p.done, p.total) }
 
 func (d *sysrootDeployer) DropStaged(ctx context.Context) error {
-	s, err := openSysroot(d.path)
+	s, err := openSysroot(d.path, d.opts...)
 	if err != nil {
 		return err
 	}
@@ -273,7 +293,7 @@ func (d *sysrootDeployer) DropStaged(ctx context.Context) error {
 }
 
 func (d *sysrootDeployer) FinalizeAndReboot(ctx context.Context, r agent.Release) error {
-	s, err := openSysroot(d.path)
+	s, err := openSysroot(d.path, d.opts...)
 	if err != nil {
 		return err
 	}
