@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/strata-os/strata/internal/ostree"
@@ -265,17 +266,29 @@ func (s *Sysroot) cleanupBootDirs() ([]string, error) {
 // writeDeploymentRefs makes the refs ostree/B/S/I name the deployments'
 // commits and removes those of other (sub)boot versions
 // (generate_deployment_refs), so that a prune keeps every deployed commit.
+// The base commit of each layered deployment (the parent of its derived
+// commit, which the prune's depth of 0 would not keep) gets a ref
+// rpmostree/base/N as rpm-ostree names them: an upgrade compares against it,
+// status shows its version, and a later deployment of it needs no download.
 func (s *Sysroot) writeDeploymentRefs() error {
 	refs, err := s.repo.ListRefs()
 	if err != nil {
 		return fmt.Errorf("writing deployment refs: %w", err)
 	}
 	keep := map[string]ostree.Checksum{}
+	var bases []ostree.Checksum
 	for i, d := range s.deployments {
 		keep[fmt.Sprintf("ostree/%d/%d/%d", s.bootversion, s.subbootversion, i)] = d.Checksum
+		// A base that cannot be read has nothing to keep.
+		if b, err := s.BaseCommit(d); err == nil && b != d.Checksum && !slices.Contains(bases, b) {
+			bases = append(bases, b)
+		}
+	}
+	for i, b := range bases {
+		keep[fmt.Sprintf("rpmostree/base/%d", i)] = b
 	}
 	for _, r := range refs {
-		if r.Remote != "" || !isDeploymentRef(r.Name) {
+		if r.Remote != "" || !(isDeploymentRef(r.Name) || isBaseRef(r.Name)) {
 			continue
 		}
 		if c, ok := keep[r.Name]; ok && c == r.Checksum {
@@ -295,6 +308,12 @@ func (s *Sysroot) writeDeploymentRefs() error {
 		}
 	}
 	return nil
+}
+
+// isBaseRef matches rpmostree/base/N.
+func isBaseRef(name string) bool {
+	n, ok := strings.CutPrefix(name, "rpmostree/base/")
+	return ok && n != "" && strings.Trim(n, "0123456789") == ""
 }
 
 // isDeploymentRef matches ostree/[01]/[01]/N.
