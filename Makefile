@@ -18,7 +18,7 @@ GOFILES      = $(shell find . \( -path ./.git -o -path ./.cache -o -path ./bin -
 all: build
 
 help:
-	@echo 'make demo        scripts/deps, then scripts/demo: compose, image, provisioned boot, SSH, a layered package, agent update through a static delta under the fleet lock, a system extension, a signed OCI image through a registry, automatic rollback, a rebase onto the registry in QEMU (about 10 min idle, 14-22 on 2 busy cores)'
+	@echo 'make demo        scripts/deps, then scripts/demo: compose, image, provisioned boot, SSH, a layered package, agent update through a static delta under the fleet lock, a system extension, a signed OCI image through a registry, automatic rollback, a rebase onto the registry in QEMU (8m48s idle, 14-22 min on 2 busy cores)'
 	@echo 'make test        scripts/deps, lint, then unit + root + peer tests (tags: $(TAGS))'
 	@echo 'make lint        gofmt, go vet, staticcheck, go mod tidy -diff'
 	@echo 'make build       build $(BIN) (static, CGO_ENABLED=0)'
