@@ -17,6 +17,14 @@ import (
 // repository and checked against its header.
 func partOps(t *testing.T, r *repo.Repo, sb *Superblock, i int) []byte {
 	t.Helper()
+	return partPayload(t, r, sb, i).ops
+}
+
+// partPayload returns the payload of a delta's part i, read from the
+// repository and checked against its header; it stays readable until the
+// test ends.
+func partPayload(t *testing.T, r *repo.Repo, sb *Superblock, i int) *payload {
+	t.Helper()
 	f, err := os.Open(filepath.Join(r.Path(), sb.Name.PartPath(i)))
 	if err != nil {
 		t.Fatal(err)
@@ -26,12 +34,12 @@ func partOps(t *testing.T, r *repo.Repo, sb *Superblock, i int) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sp.f.Close()
+	t.Cleanup(func() { sp.f.Close() })
 	pl, err := splitPayload(sp.f, sp.size)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pl.ops
+	return pl
 }
 
 // TestGeneratePatches: a file whose blocks moved, and a kernel and modules

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -58,20 +57,7 @@ func TestPrefetchAsksForSources(t *testing.T) {
 	if len(sb.Parts) != 1 {
 		t.Fatalf("%d parts, want 1", len(sb.Parts))
 	}
-	f, err := os.Open(filepath.Join(src.Path(), sb.Name.PartPath(0)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sp, err := spoolPart(context.Background(), f, sb.Parts[0], t.TempDir(), MaxPartSize)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.f.Close()
-	pl, err := splitPayload(sp.f, sp.size)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pl := partPayload(t, src, sb, 0)
 	if n := bytes.Count(pl.ops, []byte{opBspatch}); n < files {
 		t.Fatalf("%d bspatch operations, want %d", n, files)
 	}
