@@ -74,21 +74,14 @@ func baseCommit(s *sysroot.Sysroot, d sysroot.Deployment) ostree.Checksum {
 var _ agent.Deployer = (*sysrootDeployer)(nil)
 
 // stageBase returns the deployment a staged update starts from and whose origin it keeps, as
-// `strata upgrade` does (rpm-ostree's origin merge deployment): the first deployment of the
-// booted stateroot that is not staged, that is the pending one when one waits for the next boot
-// (a layering command or a rebase not booted yet, whose packages and origin must not be lost),
-// else the booted one. With nothing booted, the default.
+// `strata upgrade` does (sysroot.UpgradeBase): the pending deployment when one waits for the
+// next boot (a layering command or a rebase not booted yet, whose packages and origin must not
+// be lost), else the booted one.
 func stageBase(s *sysroot.Sysroot) (sysroot.Deployment, error) {
-	b, ok := s.Booted()
-	if !ok {
-		return base(s)
+	if d, ok := s.UpgradeBase(""); ok {
+		return d, nil
 	}
-	for _, d := range s.Deployments() {
-		if d.OSName == b.OSName && !d.Staged {
-			return d, nil
-		}
-	}
-	return b, nil
+	return base(s)
 }
 
 // base returns the deployment the node runs: the booted one, else the default.

@@ -95,7 +95,7 @@ type UpgradeResult struct {
 // a commit (deployed by checksum) follows nothing, so the result is that
 // commit, unchanged, and nothing is fetched.
 func (s *Sysroot) Upgrade(ctx context.Context, p Puller, opts UpgradeOptions) (UpgradeResult, error) {
-	base, ok := s.upgradeBase(opts.OSName)
+	base, ok := s.UpgradeBase(opts.OSName)
 	if !ok {
 		return UpgradeResult{}, fmt.Errorf("upgrading: no deployment of stateroot %q to upgrade from: %w", opts.OSName, errdefs.ErrNotFound)
 	}
@@ -193,13 +193,13 @@ func (s *Sysroot) deployUpgrade(ctx context.Context, opts UpgradeOptions, res Up
 	return res, nil
 }
 
-// upgradeBase returns the deployment an upgrade of osname starts from
+// UpgradeBase returns the deployment an upgrade of osname ("" for any) starts from
 // and whose origin it follows: on a booted node the pending deployment of
 // the booted stateroot, if there is one and it is not staged, else the
 // booted one (rpm-ostree's "origin merge deployment": `rebase` then
 // `upgrade` before a reboot follows the new origin); else the first
 // non-staged deployment of osname.
-func (s *Sysroot) upgradeBase(osname string) (Deployment, bool) {
+func (s *Sysroot) UpgradeBase(osname string) (Deployment, bool) {
 	if b, ok := s.Booted(); ok && (osname == "" || b.OSName == osname) {
 		if p, ok := s.Pending(); ok && !p.Staged {
 			return p, true
