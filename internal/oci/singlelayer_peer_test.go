@@ -3,10 +3,8 @@
 package oci
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"bytes"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,7 +28,15 @@ func singleLayerArchive(b *testing.B, tree, path string) int64 {
 	}
 	layer := filepath.Join(lay, "layer.tar")
 	runCmd(b, "tar", "--numeric-owner", "--sort=name", "-C", tree, "-cf", layer, ".")
-	ld, lsize := fileDigest(b, layer)
+	lf, err := os.Open(layer)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ld, lsize, err := v1.SHA256(lf)
+	lf.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
 	if err := os.Rename(layer, filepath.Join(blobs, ld.Hex)); err != nil {
 		b.Fatal(err)
 	}
@@ -39,8 +45,10 @@ func singleLayerArchive(b *testing.B, tree, path string) int64 {
 		if err != nil {
 			b.Fatal(err)
 		}
-		sum := sha256.Sum256(data)
-		d := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+		d, _, err := v1.SHA256(bytes.NewReader(data))
+		if err != nil {
+			b.Fatal(err)
+		}
 		if err := os.WriteFile(filepath.Join(blobs, d.Hex), data, 0o644); err != nil {
 			b.Fatal(err)
 		}
@@ -67,20 +75,4 @@ func singleLayerArchive(b *testing.B, tree, path string) int64 {
 		b.Fatal(err)
 	}
 	return lsize
-}
-
-// fileDigest returns the SHA-256 digest and the size of the file at path.
-func fileDigest(b *testing.B, path string) (v1.Hash, int64) {
-	b.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}, n
 }
