@@ -261,26 +261,7 @@ func (e *encoder) step(pos, cur int, st uint32, rp *[numReps]uint32, matches []m
 			startLen = lt + 1
 		}
 		// The rep, a literal, then the same distance again as rep0.
-		lim := min(availFull, lt+1+nice)
-		j := lt + 1
-		for j < lim && d[p+j] == d[p+j-dd] {
-			j++
-		}
-		if l2 := j - lt - 1; l2 >= minMatch {
-			st2 := repNext(st)
-			ps2 := uint32(p+lt) & pbMask
-			c := price + m.repLen.prices[ps][lt-minMatch] + price0(m.isMatch[st2][ps2]) +
-				m.litPrice(p+lt, d[p+lt-1], st2, d[p+lt], d[p+lt-dd])
-			st2 = litNext(st2)
-			ps2 = uint32(p+lt+1) & pbMask
-			c += price1(m.isMatch[st2][ps2]) + price1(m.isRep[st2]) +
-				m.pureRepPrice(0, st2, ps2) + m.repLen.prices[ps2][l2-minMatch]
-			off := cur + lt + 1 + l2
-			e.extend(lenEnd, off)
-			if c < opt[off].price {
-				opt[off].set(c, cur, sym{lt, rp[r]}, sym{1, litDist}, sym{l2, rp[r]})
-			}
-		}
+		e.litRep0(cur, p, availFull, repNext(st), price+m.repLen.prices[ps][lt-minMatch], sym{lt, rp[r]}, lenEnd)
 	}
 
 	if len(matches) == 0 {
@@ -316,26 +297,7 @@ func (e *encoder) step(pos, cur int, st uint32, rp *[numReps]uint32, matches []m
 			continue
 		}
 		// The match, a literal, then rep0 at its distance.
-		dd := int(dist) + 1
-		lim := min(availFull, l+1+nice)
-		j := l + 1
-		for j < lim && d[p+j] == d[p+j-dd] {
-			j++
-		}
-		if l2 := j - l - 1; l2 >= minMatch {
-			st2 := matchNext(st)
-			ps2 := uint32(p+l) & pbMask
-			c2 := c + price0(m.isMatch[st2][ps2]) + m.litPrice(p+l, d[p+l-1], st2, d[p+l], d[p+l-dd])
-			st2 = litNext(st2)
-			ps2 = uint32(p+l+1) & pbMask
-			c2 += price1(m.isMatch[st2][ps2]) + price1(m.isRep[st2]) +
-				m.pureRepPrice(0, st2, ps2) + m.repLen.prices[ps2][l2-minMatch]
-			off := cur + l + 1 + l2
-			e.extend(lenEnd, off)
-			if c2 < opt[off].price {
-				opt[off].set(c2, cur, sym{l, dist}, sym{1, litDist}, sym{l2, dist})
-			}
-		}
+		e.litRep0(cur, p, availFull, matchNext(st), c, sym{l, dist}, lenEnd)
 		k++
 		if k == len(matches) {
 			break
@@ -346,6 +308,33 @@ func (e *encoder) step(pos, cur int, st uint32, rp *[numReps]uint32, matches []m
 
 // extend makes the positions up to to candidates of the parse, with no
 // path yet.
+// litRep0 tries, after first (a match or rep ending at position cur+first.len of the
+// parse, p+first.len of the data, in state st, at price c), a literal and then rep0 at
+// first's distance: a path the parser would otherwise see only from the next position.
+func (e *encoder) litRep0(cur, p, availFull int, st uint32, c uint32, first sym, lenEnd *int) {
+	m, d, opt := &e.m, e.data, e.opt
+	l, dd := first.len, int(first.dist)+1
+	lim := min(availFull, l+1+e.niceLen)
+	j := l + 1
+	for j < lim && d[p+j] == d[p+j-dd] {
+		j++
+	}
+	l2 := j - l - 1
+	if l2 < minMatch {
+		return
+	}
+	ps := uint32(p+l) & pbMask
+	c += price0(m.isMatch[st][ps]) + m.litPrice(p+l, d[p+l-1], st, d[p+l], d[p+l-dd])
+	st = litNext(st)
+	ps = uint32(p+l+1) & pbMask
+	c += price1(m.isMatch[st][ps]) + price1(m.isRep[st]) + m.pureRepPrice(0, st, ps) + m.repLen.prices[ps][l2-minMatch]
+	off := cur + l + 1 + l2
+	e.extend(lenEnd, off)
+	if c < opt[off].price {
+		opt[off].set(c, cur, first, sym{1, litDist}, sym{l2, first.dist})
+	}
+}
+
 func (e *encoder) extend(lenEnd *int, to int) {
 	for *lenEnd < to {
 		*lenEnd++
