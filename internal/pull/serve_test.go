@@ -51,6 +51,18 @@ func TestHandler(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(r.Path(), "extensions", "hello", "12", "hello.raw"), []byte("image"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Past smallFile: sent by http.ServeContent (sendfile), not from one buffered read.
+	big := strings.Repeat("0123456789abcdef", (smallFile+4096)/16)
+	if err := os.WriteFile(filepath.Join(r.Path(), "extensions", "hello", "12", "big.raw"), []byte(big), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	modified := func(p string) string {
+		st, err := os.Stat(filepath.Join(r.Path(), p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.ModTime().UTC().Format(http.TimeFormat)
+	}
 	commitPath := "/" + objectPath(ostree.ObjectName{Checksum: c, Type: ostree.ObjectCommit})
 	metaPath := "/" + objectPath(ostree.ObjectName{Checksum: c, Type: ostree.ObjectCommitMeta})
 	var logBuf bytes.Buffer
@@ -76,7 +88,11 @@ func TestHandler(t *testing.T) {
 		wantType   string // checked when not ""
 		wantHeader map[string]string
 	}{
-		{name: "summary", path: "/summary", wantStatus: 200, wantBody: string(summary), wantType: "application/octet-stream"},
+		{name: "summary", path: "/summary", wantStatus: 200, wantBody: string(summary), wantType: "application/octet-stream",
+			wantHeader: map[string]string{"Content-Length": strconv.Itoa(len(summary)), "Last-Modified": modified("summary"), "Accept-Ranges": "bytes"}},
+		{name: "large file", path: "/extensions/hello/12/big.raw", wantStatus: 200, wantBody: big,
+			wantHeader: map[string]string{"Content-Length": strconv.Itoa(len(big)), "Last-Modified": modified("extensions/hello/12/big.raw"), "Accept-Ranges": "bytes"}},
+		{name: "range of a large file", path: "/extensions/hello/12/big.raw", header: map[string]string{"Range": "bytes=65536-65551"}, wantStatus: 206, wantBody: big[65536:65552]},
 		{name: "config", path: "/config", wantStatus: 200, wantType: "text/plain; charset=utf-8"},
 		{name: "published extension", path: "/extensions/hello/12/hello.raw", wantStatus: 200, wantBody: "image"},
 		{name: "ref", path: "/refs/heads/os/stable", wantStatus: 200, wantBody: c.String() + "\n", wantType: "text/plain; charset=utf-8"},
