@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
+	"time"
 )
 
 // childFlag makes the bench binary run as the measuring parent of one command (see
@@ -21,8 +22,16 @@ const childFlag = "-exec-measured-child"
 // on file descriptor 3. The floor of the peak RSS column is that small process, not the
 // harness.
 
-// runMeasuredChild runs argv with the inherited stdin, stdout and stderr, writes its
-// rusage as JSON to fd 3 and returns the exit code to exit with.
+// childReport is what the measuring child writes on fd 3: the command's rusage, and its wall
+// time from just before the fork to the end of the wait, which leaves out the start of the
+// measuring child itself (after a dropped page cache, reading this binary from disk).
+type childReport struct {
+	Rusage syscall.Rusage
+	WallNS int64
+}
+
+// runMeasuredChild runs argv with the inherited stdin, stdout and stderr, writes a
+// childReport as JSON to fd 3 and returns the exit code to exit with.
 func runMeasuredChild(argv []string) int {
 	report := os.NewFile(3, "rusage")
 	if len(argv) == 0 || report == nil {
@@ -31,7 +40,9 @@ func runMeasuredChild(argv []string) int {
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	start := time.Now()
 	err := cmd.Run()
+	wall := time.Since(start)
 	code := 0
 	var exitErr *exec.ExitError
 	switch {
@@ -45,7 +56,7 @@ func runMeasuredChild(argv []string) int {
 		return 127
 	}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		if err := json.NewEncoder(report).Encode(ru); err != nil {
+		if err := json.NewEncoder(report).Encode(childReport{Rusage: *ru, WallNS: int64(wall)}); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: reporting rusage: %v\n", err)
 			return 127
 		}

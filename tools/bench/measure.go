@@ -64,16 +64,18 @@ func execute(ctx context.Context, dir string, argv []string) (run, error) {
 	start := time.Now()
 	err = cmd.Start()
 	pw.Close()
-	var ru syscall.Rusage
+	var rep childReport
 	var decErr error
 	if err == nil {
-		decErr = json.NewDecoder(pr).Decode(&ru)
+		decErr = json.NewDecoder(pr).Decode(&rep)
 		err = cmd.Wait()
 	}
 	wall := time.Since(start)
 	r := run{stdout: stdout.String(), stderr: stderr.String()}
 	if decErr == nil {
-		r.sample = fromRusage(&ru)
+		r.sample = fromRusage(&rep.Rusage)
+		// The command's own wall time, measured by the child around its fork and wait.
+		wall = time.Duration(rep.WallNS)
 	}
 	r.Wall = wall
 	if err == nil && decErr != nil {

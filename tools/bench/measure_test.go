@@ -96,3 +96,18 @@ func TestExecuteRSSIsTheCommands(t *testing.T) {
 		t.Errorf("execute(true) peak RSS = %d bytes, want between 0 and 64 MiB (the harness holds 256 MiB)", r.MaxRSS)
 	}
 }
+
+// TestExecuteWallIsTheCommands checks that the wall time is the command's, measured by the
+// measuring child around it: a command that sleeps 300 ms takes at least that, and less
+// than the harness saw from before it started the child.
+func TestExecuteWallIsTheCommands(t *testing.T) {
+	start := time.Now()
+	r, err := execute(context.Background(), t.TempDir(), []string{"/bin/sleep", "0.3"})
+	outer := time.Since(start)
+	if err != nil {
+		t.Fatalf("execute(sleep) error = %v", err)
+	}
+	if r.Wall < 300*time.Millisecond || r.Wall >= outer {
+		t.Errorf("execute(sleep 0.3) wall = %v, want at least 300ms and less than the %v around it", r.Wall, outer)
+	}
+}
