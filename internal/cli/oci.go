@@ -12,6 +12,7 @@ type ociPushJSON struct {
 	ManifestDigest string `json:"manifest_digest"`
 	Layers         int    `json:"layers"`
 	LayersReused   int    `json:"layers_reused"`
+	LayersCached   int    `json:"layers_from_cache"`
 }
 
 type ociPullJSON struct {
@@ -69,7 +70,8 @@ simple-signing signature, stored as the tag sha256-<digest>.sig.`,
 			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), ociPushJSON{Commit: res.Commit.String(),
-					ManifestDigest: res.ManifestDigest, Layers: res.Layers, LayersReused: res.LayersReused})
+					ManifestDigest: res.ManifestDigest, Layers: res.Layers, LayersReused: res.LayersReused,
+					LayersCached: res.LayersFromCache})
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), res.ManifestDigest)
 			return nil

@@ -117,11 +117,13 @@ func runCmd(b *testing.B, name string, args ...string) {
 }
 
 // BenchmarkOCIVsSkopeo compares, in one run on the Debian corpus and Debian's
-// docker-registry on loopback: strata oci push against skopeo copy of the same image from an
-// oci-archive, and of the same files as one uncompressed layer (which skopeo compresses); strata oci pull into a bare-user repository against skopeo copy into
-// containers-storage (overlay), which unpacks the same layers; and the bytes an update
-// changing one package downloads from the registry against strata repo pull of the same
-// change and against the whole image.
+// docker-registry on loopback: the first strata oci push of the commit (every layer built)
+// against skopeo copy of the same files as one uncompressed layer (which skopeo
+// compresses); a push of the image built before (strata from its blob cache) against
+// skopeo copy of the same image from an oci-archive; strata oci pull into a bare-user
+// repository against skopeo copy into containers-storage (overlay), which unpacks the same
+// layers; and the bytes an update changing one package downloads from the registry against
+// strata repo pull of the same change and against the whole image.
 func BenchmarkOCIVsSkopeo(b *testing.B) {
 	skopeo := testutil.RequireTool(b, "skopeo", "skopeo")
 	ctx := context.Background()
@@ -132,6 +134,20 @@ func BenchmarkOCIVsSkopeo(b *testing.B) {
 	src := newRepo(b, repo.ModeArchive)
 	commitTree(b, src, tree, "1")
 
+	// The first push of the commit: strata builds every layer (and keeps them in the
+	// repository's blob cache).
+	var first *PushResult
+	strataFirst := timed(b, func() {
+		var err error
+		if first, err = Push(ctx, src, "os", "docker://"+reg.Host+"/strata/first:1", PushOptions{RegistryOptions: ro}); err != nil {
+			b.Fatal(err)
+		}
+	})
+	if first.LayersFromCache != 0 || first.LayersReused != 0 {
+		b.Fatalf("the first push took layers from a cache: %+v", first)
+	}
+	// The same image, built before, to another registry repository: skopeo from the
+	// archive strata wrote, strata from its blob cache (only the commit's layer is built).
 	archive := filepath.Join(work, "image.tar")
 	if _, err := Push(ctx, src, "os", "oci-archive:"+archive, PushOptions{}); err != nil {
 		b.Fatal(err)
@@ -144,6 +160,9 @@ func BenchmarkOCIVsSkopeo(b *testing.B) {
 			b.Fatal(err)
 		}
 	})
+	if pushed.LayersFromCache != pushed.Layers-1 || pushed.ManifestDigest != first.ManifestDigest {
+		b.Fatalf("the push of the image built before = %+v, want %d layers from the blob cache and digest %s", pushed, pushed.Layers-1, first.ManifestDigest)
+	}
 	skopeoPush := timed(b, func() {
 		runCmd(b, skopeo, "copy", "--quiet", "--dest-tls-verify=false", "oci-archive:"+archive, "docker://"+reg.Host+"/skopeo/os:1")
 	})
@@ -223,7 +242,7 @@ func BenchmarkOCIVsSkopeo(b *testing.B) {
 	b.ReportMetric(float64(full.BytesToFetch), "image-bytes")
 	b.ReportMetric(float64(upd.BytesFetched), "update-image-bytes")
 	b.ReportMetric(float64(obj.Bytes), "update-object-bytes")
-	fmt.Fprintf(os.Stderr, "oci bench: %d layers, image %d bytes; push strata %s, skopeo %s (skopeo/strata wall %.2f, CPU %.2f); "+
+	fmt.Fprintf(os.Stderr, "oci bench: %d layers, image %d bytes; push of the image built before: strata %s, skopeo %s (skopeo/strata wall %.2f, CPU %.2f); "+
 		"pull strata %s, skopeo %s (skopeo/strata wall %.2f, CPU %.2f)\n",
 		pushed.Layers, full.BytesToFetch, strataPush.strata(), skopeoPush.skopeo(),
 		skopeoPush.wall.Seconds()/strataPush.wall.Seconds(), skopeoPush.children.Seconds()/strataPush.self.Seconds(),
@@ -231,9 +250,11 @@ func BenchmarkOCIVsSkopeo(b *testing.B) {
 		skopeoPull.wall.Seconds()/strataPull.wall.Seconds(), skopeoPull.children.Seconds()/strataPull.self.Seconds())
 	b.ReportMetric(skopeoSingle.wall.Seconds(), "skopeo-single-push-s")
 	b.ReportMetric(skopeoSingle.children.Seconds(), "skopeo-single-push-cpu-s")
-	fmt.Fprintf(os.Stderr, "oci bench: push of the same files as one uncompressed %d-byte layer, compressed by skopeo: %s (skopeo/strata wall %.2f, CPU %.2f)\n",
-		singleSize, skopeoSingle.skopeo(),
-		skopeoSingle.wall.Seconds()/strataPush.wall.Seconds(), skopeoSingle.children.Seconds()/strataPush.self.Seconds())
+	b.ReportMetric(strataFirst.wall.Seconds(), "strata-first-push-s")
+	b.ReportMetric(strataFirst.self.Seconds(), "strata-first-push-cpu-s")
+	fmt.Fprintf(os.Stderr, "oci bench: first push (every layer built) strata %s; skopeo compressing the same files as one uncompressed %d-byte layer %s (skopeo/strata wall %.2f, CPU %.2f)\n",
+		strataFirst.strata(), singleSize, skopeoSingle.skopeo(),
+		skopeoSingle.wall.Seconds()/strataFirst.wall.Seconds(), skopeoSingle.children.Seconds()/strataFirst.self.Seconds())
 	b.ReportMetric(strataUpdPush.wall.Seconds(), "strata-update-push-s")
 	b.ReportMetric(skopeoUpdPush.wall.Seconds(), "skopeo-update-push-s")
 	fmt.Fprintf(os.Stderr, "oci bench: update push (%d of %d layers built) strata %s, skopeo %s (skopeo/strata wall %.2f, CPU %.2f)\n",
@@ -269,10 +290,12 @@ func BenchmarkPushCorpus(b *testing.B) {
 		commitTree(b, src, tree, "1")
 		b.Run(string(mode), func(b *testing.B) {
 			for i := range b.N {
-				// Every push builds every layer: the layer cache is emptied first (the
-				// registry may answer for a blob of another of its repositories).
-				if err := os.RemoveAll(filepath.Join(src.Path(), layerCacheDir)); err != nil {
-					b.Fatal(err)
+				// Every push builds every layer: the layer and blob caches are emptied
+				// first (the registry may answer for a blob of another of its repositories).
+				for _, d := range []string{layerCacheDir, blobCacheDir} {
+					if err := os.RemoveAll(filepath.Join(src.Path(), d)); err != nil {
+						b.Fatal(err)
+					}
 				}
 				self0, _ := cpuTime()
 				start := time.Now()

@@ -15,6 +15,9 @@ type fileLayer struct {
 	path           string
 	digest, diffID v1.Hash
 	size           int64
+	// verify says the file was not written by this push (the blob cache's): its bytes are
+	// checked against digest as they are read.
+	verify bool
 }
 
 var _ v1.Layer = (*fileLayer)(nil)
@@ -23,9 +26,16 @@ func (l *fileLayer) Digest() (v1.Hash, error)            { return l.digest, nil 
 func (l *fileLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil }
 func (l *fileLayer) Size() (int64, error)                { return l.size, nil }
 func (l *fileLayer) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
-func (l *fileLayer) Compressed() (io.ReadCloser, error)  { return os.Open(l.path) }
-func (l *fileLayer) Uncompressed() (io.ReadCloser, error) {
+func (l *fileLayer) Compressed() (io.ReadCloser, error) {
 	f, err := os.Open(l.path)
+	if err != nil || !l.verify {
+		return f, err
+	}
+	return newVerifyingReader(f, l.digest.Hex, l.size), nil
+}
+
+func (l *fileLayer) Uncompressed() (io.ReadCloser, error) {
+	f, err := l.Compressed()
 	if err != nil {
 		return nil, err
 	}

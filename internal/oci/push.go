@@ -40,7 +40,8 @@ type PushOptions struct {
 	RegistryOptions
 	// MaxLayers bounds the layers; 0 means DefaultMaxLayers.
 	MaxLayers int
-	// TempDir holds the compressed layers while they are written; "" means os.TempDir().
+	// TempDir holds the compressed layers while they are written when the repository's
+	// blob cache does not keep them (docs/oci.md); "" means os.TempDir().
 	TempDir string
 	// SignKey, when set, signs the pushed image with a sigstore simple-signing signature
 	// (registry only).
@@ -55,6 +56,9 @@ type PushResult struct {
 	// LayersReused are the layers the registry had, as the repository's layer cache knew
 	// them: not built, not sent.
 	LayersReused int
+	// LayersFromCache are the layers an earlier push built, sent from the repository's
+	// blob cache without building them again.
+	LayersFromCache int
 }
 
 // Push encapsulates the commit rev names and writes the image to dest.
@@ -79,7 +83,7 @@ func Push(ctx context.Context, r *repo.Repo, rev, dest string, opts PushOptions)
 			return nil, err
 		}
 	}
-	enc := &encoder{}
+	enc := &encoder{blobs: openBlobCache(r)}
 	if up != nil {
 		enc.ready, enc.has = up.start, up.has
 	}
@@ -115,7 +119,8 @@ func Push(ctx context.Context, r *repo.Repo, rev, dest string, opts PushOptions)
 	if err != nil {
 		return nil, err
 	}
-	return &PushResult{Commit: commit, ManifestDigest: d.String(), Layers: len(ls), LayersReused: int(enc.reused.Load())}, nil
+	return &PushResult{Commit: commit, ManifestDigest: d.String(), Layers: len(ls),
+		LayersReused: int(enc.reused.Load()), LayersFromCache: int(enc.cached.Load())}, nil
 }
 
 // entry is one path of the commit's tree, in walk order.
@@ -227,13 +232,17 @@ type encoder struct {
 	ready func(v1.Layer)
 	// has, if set, says whether the destination has a blob: a layer remembered in the
 	// repository's layer cache whose blob it has is not built again.
-	has    func(v1.Hash) bool
-	reused atomic.Int32
+	has func(v1.Hash) bool
+	// blobs, if set, is the repository's blob cache: layers built by an earlier push are
+	// read from it, and the layers this push builds are kept in it.
+	blobs          *blobCache
+	reused, cached atomic.Int32
 }
 
-// reuse computes the layer key of each chunk and, when the destination can say which blobs
-// it has, puts in layers those the layer cache knows and the destination has (asking
-// for several at once: each is a round trip).
+// reuse computes the layer key of each chunk and puts in layers those the layer cache
+// knows and the destination has (when it can say: asking for several at once, each is a
+// round trip), then those whose blob the blob cache keeps (handed to ready, as a layer
+// just built would be).
 func (enc *encoder) reuse(ctx context.Context, r *repo.Repo, entries []entry, chunks []*chunk, layers []v1.Layer) ([]string, error) {
 	keys := make([]string, len(chunks))
 	g, gctx := errgroup.WithContext(ctx)
@@ -244,13 +253,23 @@ func (enc *encoder) reuse(ctx context.Context, r *repo.Repo, entries []entry, ch
 			if keys[i], err = layerKey(gctx, entries, ch, i == 0); err != nil {
 				return err
 			}
-			if enc.has == nil {
+			k := readCachedLayer(r.Path(), keys[i])
+			if k == nil {
 				return nil
 			}
-			if k := readCachedLayer(r.Path(), keys[i]); k != nil && enc.has(k.digest) {
+			if enc.has != nil && enc.has(k.digest) {
 				touchCachedLayer(r.Path(), keys[i])
 				layers[i] = k
 				enc.reused.Add(1)
+				return nil
+			}
+			if l := enc.blobs.open(k); l != nil {
+				touchCachedLayer(r.Path(), keys[i])
+				layers[i] = l
+				enc.cached.Add(1)
+				if enc.ready != nil {
+					enc.ready(l)
+				}
 			}
 			return nil
 		})
@@ -292,11 +311,22 @@ func encapsulate(ctx context.Context, r *repo.Repo, rev, dir string, maxLayers i
 		}
 		ch, key := chunks[i], keys[i]
 		g.Go(func() error {
-			l, err := writeLayer(filepath.Join(dir, "layer-"+strconv.Itoa(i)), func(tw *tar.Writer) error {
+			// Into the blob cache when there is one, else into dir.
+			path, inCache := enc.blobs.tempPath(), true
+			if path == "" {
+				path, inCache = filepath.Join(dir, "layer-"+strconv.Itoa(i)), false
+			}
+			l, err := writeLayer(path, func(tw *tar.Writer) error {
 				return writeChunk(gctx, r, tw, entries, ch, i == 0)
 			})
 			if err != nil {
+				if inCache {
+					os.Remove(path)
+				}
 				return err
+			}
+			if inCache {
+				enc.blobs.keep(l)
 			}
 			layers[i] = l
 			writeCachedLayer(r.Path(), key, l)
@@ -324,6 +354,7 @@ func encapsulate(ctx context.Context, r *repo.Repo, rev, dir string, maxLayers i
 		return nil, commit, fmt.Errorf("writing layers of %s: %w", commit, err)
 	}
 	pruneLayerCache(r.Path(), layerCacheMax)
+	enc.blobs.prune()
 
 	created := v1.Time{Time: c.Time().UTC()}
 	labels := map[string]string{
