@@ -46,6 +46,8 @@ type sysrootDeployer struct {
 	images imageFlags
 	// opts are passed to every sysroot.Open (tests name the booted deployment).
 	opts []sysroot.Option
+	// superblocks carries the delta superblock DownloadSize fetched to Stage's pull.
+	superblocks pull.SuperblockCache
 }
 
 // payloadOf is how the agent names deployment d: its commit checksum, or for an image origin
@@ -144,7 +146,7 @@ func (d *sysrootDeployer) DownloadSize(ctx context.Context, r agent.Release) (in
 	if r.Scheme == graph.SchemeOCI {
 		return d.imageSize(ctx, s, b, r)
 	}
-	return deltaSize(ctx, s, b, r)
+	return deltaSize(ctx, s, b, r, &d.superblocks)
 }
 
 // imageSize is what the repository lacks of the release's image: its layers are listed in the
@@ -166,7 +168,7 @@ func (d *sysrootDeployer) imageSize(ctx context.Context, s *sysroot.Sysroot, b s
 
 // deltaSize is the size of the delta from base deployment b's base commit to the release that
 // the origin remote offers, which Stage then uses.
-func deltaSize(ctx context.Context, s *sysroot.Sysroot, b sysroot.Deployment, r agent.Release) (int64, error) {
+func deltaSize(ctx context.Context, s *sysroot.Sysroot, b sysroot.Deployment, r agent.Release, superblocks *pull.SuperblockCache) (int64, error) {
 	sum, err := ostree.ParseChecksum(r.Payload)
 	if err != nil {
 		return 0, fmt.Errorf("release %s: payload %q is not a commit checksum: %w", r.Version, r.Payload, err)
@@ -179,7 +181,7 @@ func deltaSize(ctx context.Context, s *sysroot.Sysroot, b sysroot.Deployment, r 
 	if err != nil {
 		return 0, trustHint(err, remote)
 	}
-	opts := pull.Options{Remote: remote}
+	opts := pull.Options{Remote: remote, Superblocks: superblocks}
 	policy.Apply(&opts)
 	from := baseCommit(s, b)
 	n, err := pull.DeltaSize(ctx, s.Repo(), opts, from, sum)
@@ -210,7 +212,7 @@ func (d *sysrootDeployer) Stage(ctx context.Context, r agent.Release, progress f
 	if err != nil || remote == "" {
 		return fmt.Errorf("the booted deployment's origin %q names no remote to pull %s from (deploy REMOTE:REF)", b.Refspec, r.Version)
 	}
-	p := &remotePuller{cmd: d.cmd, from: baseCommit(s, b)}
+	p := &remotePuller{cmd: d.cmd, from: baseCommit(s, b), superblocks: &d.superblocks}
 	got, err := p.Pull(ctx, s.Repo(), remote, ref+"@"+sum.String(), false)
 	if err != nil {
 		return fmt.Errorf("pulling %s (%s) from %s: %w", r.Version, sum, remote, err)

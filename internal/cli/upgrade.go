@@ -22,6 +22,8 @@ type remotePuller struct {
 	// from is the commit the node runs: a static delta from it is used
 	// when the remote offers none from the ref's current commit.
 	from ostree.Checksum
+	// superblocks, if set, holds delta superblocks fetched before (by the agent's sizing).
+	superblocks *pull.SuperblockCache
 }
 
 var _ sysroot.Puller = (*remotePuller)(nil)
@@ -31,7 +33,7 @@ func (p *remotePuller) Pull(ctx context.Context, r *repo.Repo, remote, ref strin
 	if err != nil {
 		return ostree.Checksum{}, trustHint(err, remote)
 	}
-	opts := pull.Options{Remote: remote, Refs: []string{ref}, CommitOnly: commitOnly, DeltaFrom: p.from}
+	opts := pull.Options{Remote: remote, Refs: []string{ref}, CommitOnly: commitOnly, DeltaFrom: p.from, Superblocks: p.superblocks}
 	policy.Apply(&opts)
 	var bar *pullProgress
 	if !commitOnly {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/strata-os/strata/internal/delta"
@@ -186,9 +187,12 @@ func (p *puller) applyDelta(ctx context.Context, name delta.Name, digest ostree.
 // digest the summary gave and the delta it should be; it returns the
 // superblock and its size.
 func (p *puller) fetchSuperblock(ctx context.Context, name delta.Name, digest ostree.Checksum) (*delta.Superblock, int, error) {
-	b, err := p.tr.get(ctx, name.SuperblockPath(), delta.MaxSuperblockSize)
-	if err != nil {
-		return nil, 0, fmt.Errorf("delta %s: fetching superblock: %w", name, err)
+	b := p.opts.Superblocks.get(digest)
+	if b == nil {
+		var err error
+		if b, err = p.tr.get(ctx, name.SuperblockPath(), delta.MaxSuperblockSize); err != nil {
+			return nil, 0, fmt.Errorf("delta %s: fetching superblock: %w", name, err)
+		}
 	}
 	if got := ostree.Checksum(sha256.Sum256(b)); got != digest {
 		return nil, 0, fmt.Errorf("delta %s: superblock hashes to %s, the summary says %s: %w", name, got, digest, errdefs.ErrCorrupt)
@@ -200,7 +204,49 @@ func (p *puller) fetchSuperblock(ctx context.Context, name delta.Name, digest os
 	if sb.Name != name {
 		return nil, 0, fmt.Errorf("delta %s: superblock is of delta %s: %w", name, sb.Name, errdefs.ErrCorrupt)
 	}
+	p.opts.Superblocks.put(digest, b)
 	return sb, len(b), nil
+}
+
+// SuperblockCache holds the last few delta superblocks a pull or DeltaSize fetched, by
+// their SHA-256 (the digest a summary gives for them), so that sizing a delta and then
+// pulling it fetch the superblock once. The zero value is ready; nil keeps nothing.
+type SuperblockCache struct {
+	mu     sync.Mutex
+	byHash map[ostree.Checksum][]byte
+	order  []ostree.Checksum
+}
+
+// superblockCacheLen bounds the cache: an update sizes and pulls one delta.
+const superblockCacheLen = 4
+
+func (c *SuperblockCache) get(digest ostree.Checksum) []byte {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byHash[digest]
+}
+
+func (c *SuperblockCache) put(digest ostree.Checksum, b []byte) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.byHash[digest]; ok {
+		return
+	}
+	if c.byHash == nil {
+		c.byHash = map[ostree.Checksum][]byte{}
+	}
+	if len(c.order) == superblockCacheLen {
+		delete(c.byHash, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.byHash[digest] = b
+	c.order = append(c.order, digest)
 }
 
 // DeltaSize returns the bytes that a pull of commit to through the static

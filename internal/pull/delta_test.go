@@ -3,6 +3,7 @@ package pull
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -280,5 +281,51 @@ func TestPullDeltaFrom(t *testing.T) {
 			}
 			fsckOK(t, e.client)
 		})
+	}
+}
+
+// TestDeltaSizeThenPullFetchSuperblockOnce: sizing a delta and then pulling it with the same
+// SuperblockCache fetches the superblock once; without the cache, twice. A cached
+// superblock is still checked against the summary's digest.
+func TestDeltaSizeThenPullFetchSuperblockOnce(t *testing.T) {
+	t.Parallel()
+	for _, cached := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cache=%v", cached), func(t *testing.T) {
+			t.Parallel()
+			e := newDeltaEnv(t, repo.ModeArchive)
+			e.firstPull(t)
+			var sbs *SuperblockCache
+			if cached {
+				sbs = &SuperblockCache{}
+			}
+			opts := pullOpts(e.srv.URL, "os/stable")
+			opts.Superblocks = sbs
+			n, err := DeltaSize(context.Background(), e.client, opts, e.c1, e.c2)
+			if err != nil || n <= 0 {
+				t.Fatalf("DeltaSize = %d, %v", n, err)
+			}
+			res, err := Pull(context.Background(), e.client, opts)
+			if err != nil || len(res.Deltas) != 1 || res.Deltas[0].Fallback != "" {
+				t.Fatalf("Pull = %+v, %v; want the delta applied", res, err)
+			}
+			fetched := 0
+			for _, p := range e.srv.requests() {
+				if p == e.up.SuperblockPath() {
+					fetched++
+				}
+			}
+			if want := map[bool]int{false: 2, true: 1}[cached]; fetched != want {
+				t.Errorf("superblock fetched %d times, want %d", fetched, want)
+			}
+			fsckOK(t, e.client)
+		})
+	}
+	// A cached copy whose bytes do not hash to the digest is refused, not used.
+	var c SuperblockCache
+	var d ostree.Checksum
+	c.put(d, []byte("not a superblock"))
+	p := &puller{opts: Options{Superblocks: &c}}
+	if _, _, err := p.fetchSuperblock(context.Background(), delta.Name{To: d}, d); !errors.Is(err, errdefs.ErrCorrupt) {
+		t.Errorf("fetchSuperblock of a bad cached copy = %v, want ErrCorrupt", err)
 	}
 }

@@ -129,6 +129,10 @@ type Options struct {
 	// DeltaStarted, if set, is told the name of each delta the pull uses
 	// and the bytes it will download, before it downloads them.
 	DeltaStarted func(name string, bytes uint64)
+	// Superblocks, if set, keeps the delta superblocks DeltaSize fetched for the pull that
+	// follows (and the other way round): each is fetched once, and checked against the
+	// summary's digest on every use.
+	Superblocks *SuperblockCache
 
 	// Progress, if set, follows the objects.
 	Progress Progress
