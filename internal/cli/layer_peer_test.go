@@ -131,12 +131,18 @@ func TestDeriveKeepsBaseObjects(t *testing.T) {
 	ctx := context.Background()
 	before := countObjects(t, n.r)
 	start := time.Now()
+	// The work directory's path holds what overlayfs options take as syntax (escaped;
+	// no backslash, which /proc/self/mountinfo would show escaped to the watch below).
+	tmp := filepath.Join(n.repoPath, "tmp", "odd,dir:x")
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	// While apt runs (its output arrives), the host's mount table, seen
 	// from a thread of this process outside the derivation's namespace,
 	// shows none of the derivation's mounts.
-	seen := &mountWatch{dir: filepath.Join(n.repoPath, "tmp")}
+	seen := &mountWatch{dir: tmp}
 	res, err := compose.Derive(ctx, n.r, n.base, compose.DeriveRequest{Install: []string{"hello-layer"}},
-		compose.DeriveOptions{SourceFiles: map[string][]byte{"test.list": []byte(n.source + "\n")}, Log: seen})
+		compose.DeriveOptions{SourceFiles: map[string][]byte{"test.list": []byte(n.source + "\n")}, Log: seen, TmpDir: tmp})
 	if err != nil {
 		t.Fatalf("Derive(hello-layer) = %v", err)
 	}

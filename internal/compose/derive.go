@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/fsutil"
 	"github.com/strata-os/strata/internal/gvariant"
 	"github.com/strata-os/strata/internal/ostree"
 	"github.com/strata-os/strata/internal/repo"
@@ -160,9 +161,6 @@ func Derive(ctx context.Context, r *repo.Repo, base ostree.Checksum, q DeriveReq
 	if err != nil {
 		return nil, fmt.Errorf("deriving from %s: %w", base, err)
 	}
-	if strings.ContainsAny(work, ",:\\") {
-		return nil, errors.Join(fmt.Errorf("deriving from %s: work directory %s has a character overlayfs options cannot hold: %w", base, work, errdefs.ErrInvalid), os.Remove(work))
-	}
 	defer func() {
 		start := time.Now()
 		if rerr := removeWorkDir(work); rerr != nil {
@@ -295,7 +293,11 @@ func runMounted(ctx context.Context, work, lower, upper string, q DeriveRequest,
 	}()
 	mount := func(src, target, fstype string, flags uintptr, data string) error {
 		if err := unix.Mount(src, target, fstype, flags, data); err != nil {
-			return fmt.Errorf("mounting %s on %s: %w", fstype+src, target, err)
+			what := src
+			if fstype != "" && fstype != src {
+				what = fstype + " " + src
+			}
+			return fmt.Errorf("mounting %s on %s: %w", what, target, err)
 		}
 		mounts.push(func() error {
 			err := unix.Unmount(target, 0)
@@ -313,7 +315,7 @@ func runMounted(ctx context.Context, work, lower, upper string, q DeriveRequest,
 	// packages, which took 0.3–1.3 s of a busy disk). The upper directory
 	// is read into the repository, durably, afterwards; a crash loses only
 	// the work directory. A kernel before 5.10 lacks the option: without.
-	ovOpts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + ovWork
+	ovOpts := "lowerdir=" + fsutil.OverlayPath(lower) + ",upperdir=" + fsutil.OverlayPath(upper) + ",workdir=" + fsutil.OverlayPath(ovWork)
 	if err := mount("overlay", merged, "overlay", 0, ovOpts+",volatile"); errors.Is(err, unix.EINVAL) {
 		err = mount("overlay", merged, "overlay", 0, ovOpts)
 		if err != nil {
