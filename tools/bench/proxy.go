@@ -209,11 +209,7 @@ func (p *Proxy) forward(dst, src net.Conn, notBefore time.Time, count *atomic.In
 		src.Close()
 		return
 	}
-	if tc, ok := dst.(*net.TCPConn); ok {
-		_ = tc.CloseWrite()
-	} else {
-		dst.Close()
-	}
+	halfClose(dst)
 }
 
 // splice copies src to dst in the kernel (io.Copy between TCP connections uses splice(2) on
@@ -232,9 +228,15 @@ func (p *Proxy) splice(dst, src net.Conn, count *atomic.Int64) {
 			return
 		}
 	}
-	if tc, ok := dst.(*net.TCPConn); ok {
+	halfClose(dst)
+}
+
+// halfClose ends the writing side of c (the other end reads EOF and may still answer), or
+// closes it when it cannot be half-closed.
+func halfClose(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.CloseWrite()
 	} else {
-		dst.Close()
+		c.Close()
 	}
 }
