@@ -17,47 +17,14 @@ import (
 	"github.com/strata-os/strata/internal/repo"
 )
 
-// lnode is an entry of the tree a derived commit is built in. A directory
-// of the base stays its (dirtree, dirmeta) pair until the upper layer
-// changes something below it, so only the dirtrees on changed paths are
-// read and written again.
-type lnode struct {
-	dir      bool
-	meta     ostree.Checksum   // dirmeta (directories)
-	tree     ostree.Checksum   // dirtree while children is nil
-	children map[string]*lnode // nil: not read yet
-	content  ostree.Checksum   // content object (files and symlinks)
-}
-
-// ltree builds a derived commit's tree inside a transaction and counts
+// ltree builds a derived commit's tree inside a transaction (a repo.MutableTree over the
+// base's tree: only the dirtrees on changed paths are read and written again) and counts
 // what it writes.
 type ltree struct {
+	*repo.MutableTree
 	r     *repo.Repo
 	txn   *repo.Txn
-	root  *lnode
 	stats *DeriveStats
-}
-
-func (t *ltree) expand(n *lnode) error {
-	if n.children != nil {
-		return nil
-	}
-	b, err := t.txn.ReadMetadata(ostree.ObjectDirTree, n.tree)
-	if err != nil {
-		return fmt.Errorf("reading dirtree %s: %w", n.tree, err)
-	}
-	dt, err := ostree.ParseDirTree(b)
-	if err != nil {
-		return fmt.Errorf("parsing dirtree %s: %w", n.tree, err)
-	}
-	n.children = make(map[string]*lnode, len(dt.Files)+len(dt.Dirs))
-	for _, f := range dt.Files {
-		n.children[f.Name] = &lnode{content: f.Checksum}
-	}
-	for _, d := range dt.Dirs {
-		n.children[d.Name] = &lnode{dir: true, tree: d.Tree, meta: d.Meta}
-	}
-	return nil
 }
 
 // isNew says whether the object the transaction just stored is new to the
@@ -95,8 +62,8 @@ func upperXattrs(p string) ([]ostree.Xattr, error) {
 }
 
 // apply lays the overlayfs upper directory dir (tree path rel) over n.
-func (t *ltree) apply(ctx context.Context, n *lnode, dir, rel string) error {
-	if err := t.expand(n); err != nil {
+func (t *ltree) apply(ctx context.Context, n *repo.TreeNode, dir, rel string) error {
+	if err := t.Expand(n); err != nil {
 		return err
 	}
 	ents, err := os.ReadDir(dir)
@@ -123,7 +90,7 @@ func (t *ltree) apply(ctx context.Context, n *lnode, dir, rel string) error {
 			if st.Rdev != 0 {
 				return fmt.Errorf("/%s: a device node cannot be committed: %w", where, errdefs.ErrInvalid)
 			}
-			delete(n.children, name) // whiteout
+			delete(n.Children, name) // whiteout
 		case unix.S_IFDIR:
 			xs, err := upperXattrs(p)
 			if err != nil {
@@ -133,12 +100,12 @@ func (t *ltree) apply(ctx context.Context, n *lnode, dir, rel string) error {
 			if err != nil && !errors.Is(err, unix.ENODATA) {
 				return fmt.Errorf("reading xattrs of %s: %w", p, err)
 			}
-			c := n.children[name]
-			if c == nil || !c.dir || string(opaque) == "y" {
-				c = &lnode{dir: true, children: map[string]*lnode{}}
-				n.children[name] = c
+			c := n.Children[name]
+			if c == nil || !c.Dir || string(opaque) == "y" {
+				c = &repo.TreeNode{Dir: true, Children: map[string]*repo.TreeNode{}}
+				n.Children[name] = c
 			}
-			if c.meta, err = t.writeMeta(ostree.ObjectDirMeta,
+			if c.Meta, err = t.writeMeta(ostree.ObjectDirMeta,
 				ostree.DirMeta{UID: st.Uid, GID: st.Gid, Mode: st.Mode, Xattrs: xs}.Marshal()); err != nil {
 				return err
 			}
@@ -150,7 +117,7 @@ func (t *ltree) apply(ctx context.Context, n *lnode, dir, rel string) error {
 			if err != nil {
 				return fmt.Errorf("/%s: %w", where, err)
 			}
-			n.children[name] = &lnode{content: sum}
+			n.Children[name] = &repo.TreeNode{Content: sum}
 		default:
 			return fmt.Errorf("/%s: a FIFO or socket cannot be committed: %w", where, errdefs.ErrInvalid)
 		}
@@ -191,27 +158,6 @@ func (t *ltree) writeFile(p string, st *unix.Stat_t) (ostree.Checksum, error) {
 	return sum, nil
 }
 
-// write stores the dirtrees of every directory read or changed, bottom up.
-func (t *ltree) write(n *lnode) (ostree.Checksum, error) {
-	if n.children == nil {
-		return n.tree, nil
-	}
-	var dt ostree.DirTree
-	for name, c := range n.children {
-		if !c.dir {
-			dt.Files = append(dt.Files, ostree.TreeFile{Name: name, Checksum: c.content})
-			continue
-		}
-		sub, err := t.write(c)
-		if err != nil {
-			return ostree.Checksum{}, err
-		}
-		dt.Dirs = append(dt.Dirs, ostree.TreeDir{Name: name, Tree: sub, Meta: c.meta})
-	}
-	dt.Sort()
-	return t.writeMeta(ostree.ObjectDirTree, dt.Marshal())
-}
-
 // commitDerived writes the derived commit: base's tree with the upper
 // directory applied, base as parent, base's time (deriving the same
 // packages on the same base gives the same tree), the layer's metadata.
@@ -239,11 +185,12 @@ func commitDerived(ctx context.Context, r *repo.Repo, bc *ostree.Commit, base os
 			err = errors.Join(err, txn.Abort())
 		}
 	}()
-	t := &ltree{r: r, txn: txn, stats: &res.Stats, root: &lnode{dir: true, tree: bc.RootTree, meta: bc.RootMeta}}
-	if err := t.apply(ctx, t.root, upper, ""); err != nil {
+	t := &ltree{MutableTree: repo.NewMutableTree(txn, bc.RootTree, bc.RootMeta), r: r, txn: txn, stats: &res.Stats}
+	t.SetMetadataWriter(t.writeMeta)
+	if err := t.apply(ctx, t.Root, upper, ""); err != nil {
 		return fmt.Errorf("applying the packages' changes: %w", err)
 	}
-	rootTree, err := t.write(t.root)
+	rootTree, rootMeta, err := t.Write()
 	if err != nil {
 		return err
 	}
@@ -252,7 +199,7 @@ func commitDerived(ctx context.Context, r *repo.Repo, bc *ostree.Commit, base os
 		subject = "Layered on " + v
 	}
 	c := ostree.Commit{Metadata: layerMetadata(bc.Metadata, res.Packages, q), Parent: base,
-		Subject: subject, Timestamp: bc.Timestamp, RootTree: rootTree, RootMeta: t.root.meta}
+		Subject: subject, Timestamp: bc.Timestamp, RootTree: rootTree, RootMeta: rootMeta}
 	b, err := c.Marshal()
 	if err != nil {
 		return fmt.Errorf("encoding the derived commit: %w", err)

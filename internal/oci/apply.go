@@ -153,14 +153,14 @@ func whiteout(t *tree, derived bool, parent, base string) error {
 		return nil
 	}
 	if base == opaqueWhiteout {
-		d.children = map[string]*node{}
+		d.Children = map[string]*node{}
 		return nil
 	}
 	name := strings.TrimPrefix(base, whiteoutPrefix)
 	if name == "" || name == "." || name == ".." || strings.HasPrefix(name, whiteoutPrefix) {
 		return fmt.Errorf("whiteout %s/%s: names no entry: %w", parent, base, errdefs.ErrInvalid)
 	}
-	delete(d.children, name)
+	delete(d.Children, name)
 	return nil
 }
 
@@ -193,7 +193,7 @@ func (a *applier) mkdir(p string, h *tar.Header) error {
 		return err
 	}
 	if p == "" {
-		a.t.root.meta = m
+		a.t.Root.Meta = m
 		return nil
 	}
 	parent, base := splitPath(p)
@@ -201,11 +201,11 @@ func (a *applier) mkdir(p string, h *tar.Header) error {
 	if err != nil {
 		return fmt.Errorf("creating directory %s: %w", p, err)
 	}
-	if c := d.children[base]; c != nil && c.dir {
-		c.meta, c.implicit = m, false
+	if c := d.Children[base]; c != nil && c.Dir {
+		c.Meta, c.Implicit = m, false
 		return nil
 	}
-	d.children[base] = &node{dir: true, meta: m, children: map[string]*node{}}
+	d.Children[base] = &node{Dir: true, Meta: m, Children: map[string]*node{}}
 	return nil
 }
 
@@ -234,7 +234,7 @@ func (a *applier) file(p string, h *tar.Header, r io.Reader) error {
 	}
 	if a.known != nil {
 		if c, ok := a.known(p, fi); ok {
-			d.children[base] = &node{content: c}
+			d.Children[base] = &node{Content: c}
 			return nil
 		}
 	}
@@ -242,7 +242,7 @@ func (a *applier) file(p string, h *tar.Header, r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", p, err)
 	}
-	d.children[base] = &node{content: c}
+	d.Children[base] = &node{Content: c}
 	return nil
 }
 
@@ -258,7 +258,7 @@ func (a *applier) link(p string, h *tar.Header) error {
 	if err != nil {
 		return fmt.Errorf("hardlink %s: %w", p, err)
 	}
-	if n == nil || n.dir {
+	if n == nil || n.Dir {
 		return fmt.Errorf("hardlink %s: target %s is not a file of the layers: %w", p, h.Linkname, errdefs.ErrInvalid)
 	}
 	parent, base := splitPath(p)
@@ -266,7 +266,7 @@ func (a *applier) link(p string, h *tar.Header) error {
 	if err != nil {
 		return fmt.Errorf("hardlink %s: %w", p, err)
 	}
-	d.children[base] = &node{content: n.content}
+	d.Children[base] = &node{Content: n.Content}
 	return nil
 }
 

@@ -52,15 +52,15 @@ func FuzzApply(f *testing.F) {
 		}
 		var check func(n *node)
 		check = func(n *node) {
-			for name, c := range n.children {
+			for name, c := range n.Children {
 				if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
 					t.Fatalf("accepted layer made an entry named %q", name)
 				}
-				if c.dir {
+				if c.Dir {
 					check(c)
 				}
 			}
 		}
-		check(tr.root)
+		check(tr.Root)
 	})
 }

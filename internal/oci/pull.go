@@ -261,12 +261,12 @@ func (imp *importer) base(ctx context.Context, end int, want *ostree.Checksum, c
 		if err != nil {
 			return ostree.Checksum{}, err
 		}
-		if err := t.merge(t.root, lt.root, lt); err != nil {
+		if err := t.merge(t.Root, lt.Root, lt); err != nil {
 			return ostree.Checksum{}, fmt.Errorf("layer %d: %w", i, err)
 		}
 	}
 	a := &applier{carried: carried}
-	rootTree, rootMeta, err := t.write()
+	rootTree, rootMeta, err := t.Write()
 	if err != nil {
 		return ostree.Checksum{}, err
 	}
@@ -340,10 +340,10 @@ func (imp *importer) layerTree(ctx context.Context, i int, lower *tree, carried 
 // layer's ref, unless the layer does not stand on its own (whiteouts, carried objects,
 // directories it does not list itself). It says whether it kept it.
 func (imp *importer) keepLayer(i int, lt *tree, a *applier) (bool, error) {
-	if len(a.whiteouts) > 0 || a.carriedN > 0 || hasImplicit(lt.root) {
+	if len(a.whiteouts) > 0 || a.carriedN > 0 || hasImplicit(lt.Root) {
 		return false, nil
 	}
-	root, meta, err := lt.write()
+	root, meta, err := lt.Write()
 	if err != nil {
 		return false, err
 	}
@@ -392,9 +392,9 @@ func (imp *importer) derived(ctx context.Context, start int, base ostree.Checksu
 			return ostree.Checksum{}, fmt.Errorf("writing %s: %w", DerivedTmpfiles, err)
 		}
 		_, name := splitPath(DerivedTmpfiles)
-		d.children[name] = &node{content: c}
+		d.Children[name] = &node{Content: c}
 	}
-	rootTree, rootMeta, err := t.write()
+	rootTree, rootMeta, err := t.Write()
 	if err != nil {
 		return ostree.Checksum{}, err
 	}

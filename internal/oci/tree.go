@@ -2,7 +2,6 @@ package oci
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/strata-os/strata/internal/errdefs"
@@ -10,23 +9,17 @@ import (
 	"github.com/strata-os/strata/internal/repo"
 )
 
-// node is one entry of a tree being assembled from layers. A directory read from the
-// repository stays a (dirtree, dirmeta) pair until a layer changes something below it, so
-// applying a small derived layer to a large base commit reads only the dirtrees on the
-// changed paths.
-type node struct {
-	dir      bool
-	meta     ostree.Checksum  // dirmeta (directories)
-	tree     ostree.Checksum  // dirtree while children is nil
-	children map[string]*node // nil: not expanded yet
-	content  ostree.Checksum  // content object (files and symlinks)
-	implicit bool             // created as a missing parent, not by a layer's own entry
-}
+// node is one entry of a tree being assembled from layers (repo.MutableTree: a directory
+// read from the repository stays a (dirtree, dirmeta) pair until a layer changes something
+// below it, so applying a small derived layer to a large base commit reads only the
+// dirtrees on the changed paths). Implicit marks a directory created as a missing parent,
+// not by a layer's own entry.
+type node = repo.TreeNode
 
 // tree is a mutable view of a commit's tree inside a transaction.
 type tree struct {
+	*repo.MutableTree
 	txn   *repo.Txn
-	root  *node
 	metas map[string]ostree.Checksum // dirmeta bytes → checksum already written
 }
 
@@ -38,13 +31,12 @@ func newTree(txn *repo.Txn) (*tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.root = &node{dir: true, meta: m, children: map[string]*node{}}
+	t.MutableTree = repo.NewMutableTree(txn, ostree.Checksum{}, m)
 	return t, nil
 }
 
 func treeFromCommit(txn *repo.Txn, c *ostree.Commit) *tree {
-	return &tree{txn: txn, metas: map[string]ostree.Checksum{},
-		root: &node{dir: true, meta: c.RootMeta, tree: c.RootTree}}
+	return &tree{MutableTree: repo.NewMutableTree(txn, c.RootTree, c.RootMeta), txn: txn, metas: map[string]ostree.Checksum{}}
 }
 
 func (t *tree) dirMeta(m ostree.DirMeta) (ostree.Checksum, error) {
@@ -60,41 +52,19 @@ func (t *tree) dirMeta(m ostree.DirMeta) (ostree.Checksum, error) {
 	return c, nil
 }
 
-func (t *tree) expand(n *node) error {
-	if n.children != nil {
-		return nil
-	}
-	b, err := t.txn.ReadMetadata(ostree.ObjectDirTree, n.tree)
-	if err != nil {
-		return fmt.Errorf("reading dirtree %s: %w", n.tree, err)
-	}
-	dt, err := ostree.ParseDirTree(b)
-	if err != nil {
-		return fmt.Errorf("parsing dirtree %s: %w", n.tree, err)
-	}
-	n.children = make(map[string]*node, len(dt.Files)+len(dt.Dirs))
-	for _, f := range dt.Files {
-		n.children[f.Name] = &node{content: f.Checksum}
-	}
-	for _, d := range dt.Dirs {
-		n.children[d.Name] = &node{dir: true, tree: d.Tree, meta: d.Meta}
-	}
-	return nil
-}
-
 // dir returns the directory at p ("" is the root), creating missing directories
 // 0755 root:root as tar(1) does when create is set. A path through a file or symlink is
 // refused: layers never write through a symlink.
 func (t *tree) dir(p string, create bool) (*node, error) {
-	n := t.root
+	n := t.Root
 	if p == "" {
-		return n, t.expand(n)
+		return n, t.Expand(n)
 	}
 	for _, name := range strings.Split(p, "/") {
-		if err := t.expand(n); err != nil {
+		if err := t.Expand(n); err != nil {
 			return nil, err
 		}
-		c := n.children[name]
+		c := n.Children[name]
 		switch {
 		case c == nil && !create:
 			return nil, nil
@@ -103,14 +73,14 @@ func (t *tree) dir(p string, create bool) (*node, error) {
 			if err != nil {
 				return nil, err
 			}
-			c = &node{dir: true, meta: m, children: map[string]*node{}, implicit: true}
-			n.children[name] = c
-		case !c.dir:
+			c = &node{Dir: true, Meta: m, Children: map[string]*node{}, Implicit: true}
+			n.Children[name] = c
+		case !c.Dir:
 			return nil, fmt.Errorf("%s: goes through a file or symlink: %w", p, errdefs.ErrInvalid)
 		}
 		n = c
 	}
-	return n, t.expand(n)
+	return n, t.Expand(n)
 }
 
 // lookup returns the entry at p, or nil.
@@ -120,44 +90,7 @@ func (t *tree) lookup(p string) (*node, error) {
 	if err != nil || d == nil {
 		return nil, err
 	}
-	return d.children[base], nil
-}
-
-// write stores the dirtrees of every expanded directory and returns the root's.
-func (t *tree) write() (tree, meta ostree.Checksum, err error) {
-	c, err := t.writeNode(t.root)
-	return c, t.root.meta, err
-}
-
-func (t *tree) writeNode(n *node) (ostree.Checksum, error) {
-	if n.children == nil {
-		return n.tree, nil
-	}
-	var dt ostree.DirTree
-	names := make([]string, 0, len(n.children))
-	for name := range n.children {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		c := n.children[name]
-		if !c.dir {
-			dt.Files = append(dt.Files, ostree.TreeFile{Name: name, Checksum: c.content})
-			continue
-		}
-		sub, err := t.writeNode(c)
-		if err != nil {
-			return ostree.Checksum{}, err
-		}
-		dt.Dirs = append(dt.Dirs, ostree.TreeDir{Name: name, Tree: sub, Meta: c.meta})
-	}
-	dt.Sort()
-	sum, err := t.txn.WriteMetadata(ostree.ObjectDirTree, dt.Marshal())
-	if err != nil {
-		return ostree.Checksum{}, fmt.Errorf("writing dirtree: %w", err)
-	}
-	n.tree = sum
-	return sum, nil
+	return d.Children[base], nil
 }
 
 func splitPath(p string) (dir, base string) {
@@ -172,22 +105,22 @@ func splitPath(p string) (dir, base string) {
 // merge and take src's metadata, anything else replaces. Whiteouts have been applied to t
 // before. Nodes of src are moved into t, not copied: src is not used afterwards.
 func (t *tree) merge(dst, src *node, srcTree *tree) error {
-	dst.meta = src.meta
-	if err := srcTree.expand(src); err != nil {
+	dst.Meta = src.Meta
+	if err := srcTree.Expand(src); err != nil {
 		return err
 	}
-	if err := t.expand(dst); err != nil {
+	if err := t.Expand(dst); err != nil {
 		return err
 	}
-	for name, c := range src.children {
-		d := dst.children[name]
-		if c.dir && d != nil && d.dir {
+	for name, c := range src.Children {
+		d := dst.Children[name]
+		if c.Dir && d != nil && d.Dir {
 			if err := t.merge(d, c, srcTree); err != nil {
 				return err
 			}
 			continue
 		}
-		dst.children[name] = c
+		dst.Children[name] = c
 	}
 	return nil
 }
@@ -195,8 +128,8 @@ func (t *tree) merge(dst, src *node, srcTree *tree) error {
 // hasImplicit says whether a directory below n was only created as a parent: its metadata
 // is made up, so the layer's tree cannot stand for the layer on its own.
 func hasImplicit(n *node) bool {
-	for _, c := range n.children {
-		if c.dir && (c.implicit || hasImplicit(c)) {
+	for _, c := range n.Children {
+		if c.Dir && (c.Implicit || hasImplicit(c)) {
 			return true
 		}
 	}
