@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/strata-os/strata/internal/errdefs"
 	"golang.org/x/sys/unix"
@@ -29,6 +30,7 @@ const (
 	OpRemountRO  Op = "remount-ro"  // make the bind mount at Target read-only
 	OpMove       Op = "move"        // move the mount at Source to Target
 	OpCreateFile Op = "create-file" // create the empty file Target
+	OpWriteFile  Op = "write-file"  // write Data to the file Target (and its missing parents)
 )
 
 // Step is one idempotent-enough action of a Plan; paths are host paths.
@@ -36,11 +38,12 @@ type Step struct {
 	Op     Op
 	Source string
 	Target string
+	Data   string // OpWriteFile's content
 }
 
 func (s Step) String() string {
 	switch s.Op {
-	case OpRemountRO, OpCreateFile:
+	case OpRemountRO, OpCreateFile, OpWriteFile:
 		return fmt.Sprintf("%s %s", s.Op, s.Target)
 	}
 	return fmt.Sprintf("%s %s %s", s.Op, s.Source, s.Target)
@@ -91,10 +94,36 @@ func Plan(l Layout, cfg Config) (Deployment, []Step, error) {
 	}
 	steps = append(steps,
 		Step{Op: OpCreateFile, Target: filepath.Join(l.Run, "ostree-booted")},
+		Step{Op: OpWriteFile, Target: filepath.Join(l.Run, "systemd", "system", "var.mount"), Data: varMountUnit(l, d)},
 		Step{Op: OpMove, Source: l.Sysroot, Target: nr("sysroot")},
 		Step{Op: OpMove, Source: l.Run, Target: nr("run")},
 	)
 	return d, steps, nil
+}
+
+// varMountUnit is the unit file of the /var bind mount made here, for systemd to load from
+// /run/systemd/system after the switch (as ostree's generator writes one). Without a unit
+// file, the mount is known to systemd from the mount table alone, and RequiresMountsFor=
+// then orders after it without requiring it: systemd-journal-flush.service (which has no
+// default dependencies) is not stopped before /var is unmounted at shutdown, journald keeps
+// /var/log/journal open, and the unmount fails ("Failed unmounting var.mount").
+func varMountUnit(l Layout, d Deployment) string {
+	what := d.Var
+	if rel, err := filepath.Rel(l.Sysroot, d.Var); err == nil && !strings.HasPrefix(rel, "..") {
+		what = filepath.Join("/sysroot", rel) // where the physical root is after the switch
+	}
+	return `# Written by strata prepare-root, which bind-mounted /var before systemd started.
+[Unit]
+Description=The stateroot's /var
+DefaultDependencies=no
+Conflicts=umount.target
+Before=local-fs.target umount.target
+
+[Mount]
+What=` + strings.ReplaceAll(what, "%", "%%") + `
+Where=/var
+Options=bind
+`
 }
 
 // Apply runs the steps in order and stops at the first error.
@@ -108,6 +137,10 @@ func Apply(m Mounter, steps []Step) error {
 			err = m.Mount("", s.Target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
 		case OpMove:
 			err = m.Mount(s.Source, s.Target, "", unix.MS_MOVE, "")
+		case OpWriteFile:
+			if err = os.MkdirAll(filepath.Dir(s.Target), 0o755); err == nil {
+				err = os.WriteFile(s.Target, []byte(s.Data), 0o644)
+			}
 		case OpCreateFile:
 			var f *os.File
 			if f, err = os.OpenFile(s.Target, os.O_WRONLY|os.O_CREATE, 0o644); err == nil {

@@ -142,6 +142,9 @@ func TestPlan(t *testing.T) {
 		{Op: OpRemountRO, Target: "/newroot/usr"},
 		{Op: OpBind, Source: filepath.Join(root, "ostree/deploy/os/var"), Target: "/newroot/var"},
 		{Op: OpCreateFile, Target: "/run/ostree-booted"},
+		{Op: OpWriteFile, Target: "/run/systemd/system/var.mount", Data: "# Written by strata prepare-root, which bind-mounted /var before systemd started.\n" +
+			"[Unit]\nDescription=The stateroot's /var\nDefaultDependencies=no\nConflicts=umount.target\nBefore=local-fs.target umount.target\n\n" +
+			"[Mount]\nWhat=/sysroot/ostree/deploy/os/var\nWhere=/var\nOptions=bind\n"},
 		{Op: OpMove, Source: root, Target: "/newroot/sysroot"},
 		{Op: OpMove, Source: "/run", Target: "/newroot/run"},
 	}
@@ -223,6 +226,7 @@ func TestApply(t *testing.T) {
 		{Op: OpBind, Source: "/a", Target: "/n"},
 		{Op: OpRemountRO, Target: "/n/usr"},
 		{Op: OpCreateFile, Target: filepath.Join(run, "ostree-booted")},
+		{Op: OpWriteFile, Target: filepath.Join(run, "systemd", "system", "var.mount"), Data: "[Mount]\n"},
 		{Op: OpMove, Source: "/s", Target: "/n/sysroot"},
 	}
 	m := &recMounter{failAt: -1}
@@ -239,6 +243,9 @@ func TestApply(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(run, "ostree-booted")); err != nil {
 		t.Errorf("Apply did not create ostree-booted: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(run, "systemd", "system", "var.mount")); err != nil || string(b) != "[Mount]\n" {
+		t.Errorf("Apply wrote var.mount = %q, %v; want the step's data (and its parent directories)", b, err)
 	}
 
 	t.Run("stops at the failing step", func(t *testing.T) {
