@@ -53,6 +53,7 @@ func TestPrepareRootDryRun(t *testing.T) {
 		"remount-ro /newroot/usr\n" +
 		"bind " + filepath.Join(root, "ostree/deploy/os/var") + " /newroot/var\n" +
 		"create-file /run/ostree-booted\n" +
+		"write-file /run/systemd/system/var.mount\n" +
 		"move " + root + " /newroot/sysroot\n" +
 		"move /run /newroot/run\n" +
 		"exec /sbin/init\n"
@@ -69,8 +70,8 @@ func TestPrepareRootDryRun(t *testing.T) {
 		t.Fatalf("decoding --json output %q: %v", out, err)
 	}
 	if js.Deployment != "abcd.0" || js.Stateroot != "os" || js.Root != "LABEL=sysroot" || js.RootFSType != "ext4" ||
-		js.Init != "/usr/lib/systemd/systemd" || len(js.Steps) != 7 {
-		t.Errorf("strata prepare-root --dry-run --json = %+v, want deployment abcd.0 of os, 7 steps, init systemd", js)
+		js.Init != "/usr/lib/systemd/systemd" || len(js.Steps) != 8 {
+		t.Errorf("strata prepare-root --dry-run --json = %+v, want deployment abcd.0 of os, 8 steps, init systemd", js)
 	}
 }
 
