@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/strata-os/strata/internal/errdefs"
+	"github.com/strata-os/strata/internal/ostree"
 	"github.com/strata-os/strata/internal/repo"
 )
 
@@ -78,7 +79,7 @@ func (c *blobCache) keep(l *fileLayer) {
 // open returns the cached blob of the layer k names, or nil. Its bytes are checked against
 // the digest as they are read (a damaged file fails the push that reads it, and is removed).
 func (c *blobCache) open(k *knownLayer) *fileLayer {
-	if c == nil || k.digest.Algorithm != "sha256" || !isHex64(k.digest.Hex) {
+	if c == nil || k.digest.Algorithm != "sha256" || !ostree.IsChecksum(k.digest.Hex) {
 		return nil
 	}
 	p := filepath.Join(c.dir, k.digest.Hex)
@@ -114,7 +115,7 @@ func (c *blobCache) prune() {
 			continue
 		}
 		switch {
-		case isHex64(de.Name()):
+		case ostree.IsChecksum(de.Name()): // a SHA-256 in hex, as a blob's name
 			blobs = append(blobs, blob{de.Name(), fi.ModTime(), fi.Size()})
 		case strings.HasPrefix(de.Name(), ".tmp-") && fi.ModTime().Before(cutoff):
 			os.Remove(filepath.Join(c.dir, de.Name()))
@@ -133,14 +134,6 @@ func (c *blobCache) prune() {
 			os.Remove(filepath.Join(c.dir, b.name))
 		}
 	}
-}
-
-func isHex64(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	_, err := hex.DecodeString(s)
-	return err == nil && strings.ToLower(s) == s
 }
 
 // verifyingReader reads a cached blob and fails at its end unless the bytes hash to the
