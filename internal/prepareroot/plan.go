@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode"
 
 	"github.com/strata-os/strata/internal/errdefs"
 	"golang.org/x/sys/unix"
@@ -92,9 +93,11 @@ func Plan(l Layout, cfg Config) (Deployment, []Step, error) {
 			steps = append(steps, Step{Op: OpBind, Source: filepath.Join(l.Sysroot, "boot"), Target: nr("boot")})
 		}
 	}
+	steps = append(steps, Step{Op: OpCreateFile, Target: filepath.Join(l.Run, "ostree-booted")})
+	if unit, ok := varMountUnit(l, d); ok {
+		steps = append(steps, Step{Op: OpWriteFile, Target: filepath.Join(l.Run, "systemd", "system", "var.mount"), Data: unit})
+	}
 	steps = append(steps,
-		Step{Op: OpCreateFile, Target: filepath.Join(l.Run, "ostree-booted")},
-		Step{Op: OpWriteFile, Target: filepath.Join(l.Run, "systemd", "system", "var.mount"), Data: varMountUnit(l, d)},
 		Step{Op: OpMove, Source: l.Sysroot, Target: nr("sysroot")},
 		Step{Op: OpMove, Source: l.Run, Target: nr("run")},
 	)
@@ -107,10 +110,16 @@ func Plan(l Layout, cfg Config) (Deployment, []Step, error) {
 // then orders after it without requiring it: systemd-journal-flush.service (which has no
 // default dependencies) is not stopped before /var is unmounted at shutdown, journald keeps
 // /var/log/journal open, and the unmount fails ("Failed unmounting var.mount").
-func varMountUnit(l Layout, d Deployment) string {
+// A stateroot name that a unit file cannot hold as it is (whitespace, control characters,
+// a backslash: a line break or continuation would add settings) gets no unit: ok is false,
+// and only the clean unmount at shutdown is lost.
+func varMountUnit(l Layout, d Deployment) (unit string, ok bool) {
 	what := d.Var
 	if rel, err := filepath.Rel(l.Sysroot, d.Var); err == nil && !strings.HasPrefix(rel, "..") {
 		what = filepath.Join("/sysroot", rel) // where the physical root is after the switch
+	}
+	if strings.ContainsFunc(what, func(r rune) bool { return r == '\\' || unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return "", false
 	}
 	return `# Written by strata prepare-root, which bind-mounted /var before systemd started.
 [Unit]
@@ -123,7 +132,7 @@ Before=local-fs.target umount.target
 What=` + strings.ReplaceAll(what, "%", "%%") + `
 Where=/var
 Options=bind
-`
+`, true
 }
 
 // Apply runs the steps in order and stops at the first error.

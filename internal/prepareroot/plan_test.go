@@ -282,3 +282,27 @@ func TestRemoveTreeStaysOnItsFilesystem(t *testing.T) {
 		t.Errorf("removeTree followed a symlink: /etc: %v", err)
 	}
 }
+
+// TestVarMountUnitRefusesUnsafeNames: a stateroot whose name a unit file cannot hold as it
+// is gets no var.mount (a line break would add settings to the unit); a plain one does, with
+// its path as the physical root has it after the switch and % escaped.
+func TestVarMountUnitRefusesUnsafeNames(t *testing.T) {
+	t.Parallel()
+	l := Layout{Sysroot: "/sysroot", NewRoot: "/newroot", Run: "/run"}
+	for _, tc := range []struct {
+		stateroot string
+		ok        bool
+		what      string
+	}{
+		{"os", true, "What=/sysroot/ostree/deploy/os/var\n"},
+		{"a%b", true, "What=/sysroot/ostree/deploy/a%%b/var\n"},
+		{"os\nExecStart=/bin/evil", false, ""},
+		{"os var", false, ""},
+		{`os\`, false, ""},
+	} {
+		unit, ok := varMountUnit(l, Deployment{Stateroot: tc.stateroot, Var: filepath.Join("/sysroot/ostree/deploy", tc.stateroot, "var")})
+		if ok != tc.ok || (ok && !strings.Contains(unit, tc.what)) {
+			t.Errorf("varMountUnit(stateroot %q) = %q, %v; want ok %v with %q", tc.stateroot, unit, ok, tc.ok, tc.what)
+		}
+	}
+}
