@@ -110,15 +110,7 @@ func TestStagingPermissions(t *testing.T) {
 // neither reports an object that is in neither place.
 func TestTxnHasObjectStaged(t *testing.T) {
 	t.Parallel()
-	r, err := Init(t.TempDir(), ModeBareUser)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	txn, err := r.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, txn := beginTxn(t, ModeBareUser)
 	c, err := txn.WriteContent(ostree.FileInfo{Mode: 0o100644}, strings.NewReader("staged\n"), 7, nil)
 	if err != nil {
 		t.Fatal(err)

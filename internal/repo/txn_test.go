@@ -16,15 +16,7 @@ func TestTxnWriteAndReadBack(t *testing.T) {
 	for _, mode := range []Mode{ModeArchive, ModeBareUser, ModeBareUserOnly} {
 		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
-			r, err := Init(t.TempDir(), mode)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			txn, err := r.Begin()
-			if err != nil {
-				t.Fatal(err)
-			}
+			r, txn := beginTxn(t, mode)
 			fi := ostree.FileInfo{Mode: 0o100644}
 			c, err := txn.WriteContent(fi, strings.NewReader("hello world\n"), 12, nil)
 			if err != nil {
@@ -149,4 +141,20 @@ func TestCommitMovesNewDirectoriesWhole(t *testing.T) {
 	if rep := requireFsckClean(t, r); rep.Objects < int64(len(first)+len(second)) {
 		t.Errorf("fsck checked %d objects, want at least %d", rep.Objects, len(first)+len(second))
 	}
+}
+
+// beginTxn makes a repository of the given mode in a temporary directory and begins a
+// transaction in it.
+func beginTxn(t *testing.T, mode Mode) (*Repo, *Txn) {
+	t.Helper()
+	r, err := Init(t.TempDir(), mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	txn, err := r.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, txn
 }

@@ -42,15 +42,7 @@ func TestTxnWritebackStartsEarly(t *testing.T) {
 		}
 		return unix.Syncfs(fd)
 	}
-	r, err := Init(t.TempDir(), ModeBareUser)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	txn, err := r.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, txn := beginTxn(t, ModeBareUser)
 	first = stageRandom(t, txn, 1, 48<<10)[0] // less than the interval: no sync yet
 	sums := append([]ostree.Checksum{first}, stageRandom(t, txn, 7, 47<<10)...)
 	if err := txn.wb.wait(); err != nil {
@@ -88,15 +80,7 @@ func TestTxnWritebackErrorFailsCommit(t *testing.T) {
 		}
 		return unix.Syncfs(fd)
 	}
-	r, err := Init(t.TempDir(), ModeBareUser)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	txn, err := r.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, txn := beginTxn(t, ModeBareUser)
 	sums := stageRandom(t, txn, 8, 48<<10)
 	if err := txn.SetRef("", "test/ref", sums[0]); err != nil {
 		t.Fatal(err)
