@@ -211,7 +211,7 @@ func benchmark(ctx context.Context, o options, out, log io.Writer) (failed bool,
 		}
 	}
 	fmt.Fprintln(out)
-	fmt.Fprintln(out, "ostree/strata: ostree's median wall time over strata's (above 1: strata is faster).")
+	fmt.Fprintln(out, "ostree/strata: ostree's median wall time over strata's (above 1: strata is faster); in brackets, with several runs, the lowest and highest ratio of the two tools' runs of the same round (they run one after the other).")
 	fmt.Fprintln(out, "same: both tools produced the same result (commit: commit checksum; checkout: entry count; sysroot ops: the deployments CHECKSUM.SERIAL in boot order, read by strata status --json).")
 	for _, op := range o.ops {
 		fmt.Fprintf(out, "%s: %s.\n", op.name, op.desc)

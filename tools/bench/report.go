@@ -24,6 +24,10 @@ type cell struct {
 	Error  string `json:"error,omitempty"`
 	// Ratio is ostree's median wall time over strata's, set on the strata cell of a pair.
 	Ratio float64 `json:"ostree_over_strata_wall,omitempty"`
+	// RatioRange is the lowest and the highest ratio of one round's pair of runs (each tool's
+	// run i, made one after the other), set with Ratio when both tools ran at least twice:
+	// how far the machine's speed moved during the measurement.
+	RatioRange *[2]float64 `json:"ostree_over_strata_wall_range,omitempty"`
 	// Same tells whether strata and ostree got the same Result: "yes", "NO" or "" (n/a).
 	Same string `json:"same_result,omitempty"`
 }
@@ -73,6 +77,7 @@ func compare(cells []cell) {
 		}
 		if s.Median.Wall > 0 {
 			s.Ratio = float64(o.Median.Wall) / float64(s.Median.Wall)
+			s.RatioRange = pairRange(s.Samples, o.Samples)
 		}
 		if s.Result != "" || o.Result != "" {
 			same := "NO"
@@ -82,6 +87,27 @@ func compare(cells []cell) {
 			s.Same, o.Same = same, same
 		}
 	}
+}
+
+// pairRange returns the lowest and highest ratio of ostree's run i over strata's run i, or nil
+// with fewer than two pairs.
+func pairRange(strata, ostree []sample) *[2]float64 {
+	n := min(len(strata), len(ostree))
+	if n < 2 {
+		return nil
+	}
+	var r *[2]float64
+	for i := range n {
+		if strata[i].Wall <= 0 {
+			return nil
+		}
+		v := float64(ostree[i].Wall) / float64(strata[i].Wall)
+		if r == nil {
+			r = &[2]float64{v, v}
+		}
+		r[0], r[1] = min(r[0], v), max(r[1], v)
+	}
+	return r
 }
 
 // renderTable writes the cells of one corpus and mode as a Markdown table.
@@ -96,7 +122,7 @@ func renderTable(w io.Writer, cells []cell) {
 		row := []string{c.Op, c.Tool, "FAIL", "", "", "", cellText(abbrev(c.Error, 60)), c.Same}
 		if !c.Failed {
 			row = []string{c.Op, c.Tool, fmtDuration(c.Median.Wall), fmtDuration(c.Median.CPU()),
-				fmtBytes(c.Median.MaxRSS), fmtRatio(c.Ratio), fmtResult(c.Result), c.Same}
+				fmtBytes(c.Median.MaxRSS), fmtRatio(c.Ratio, c.RatioRange), fmtResult(c.Result), c.Same}
 		}
 		if transferred {
 			row = append(row, "")
@@ -167,11 +193,15 @@ func fmtBytes(n int64) string {
 	return fmt.Sprintf("%.1f MiB", float64(n)/mib)
 }
 
-func fmtRatio(r float64) string {
+// fmtRatio formats a ratio, with the range of its run pairs when there is one.
+func fmtRatio(r float64, pairs *[2]float64) string {
 	if r == 0 {
 		return ""
 	}
-	return fmt.Sprintf("%.2f×", r)
+	if pairs == nil {
+		return fmt.Sprintf("%.2f×", r)
+	}
+	return fmt.Sprintf("%.2f× (%.2f–%.2f)", r, pairs[0], pairs[1])
 }
 
 // cellText keeps free text from breaking a Markdown table row.

@@ -65,6 +65,30 @@ func TestCompare(t *testing.T) {
 	}
 }
 
+func TestCompareRunPairs(t *testing.T) {
+	t.Parallel()
+	walls := func(secs ...float64) []sample {
+		var s []sample
+		for _, v := range secs {
+			s = append(s, sample{Wall: time.Duration(v * float64(time.Second))})
+		}
+		return s
+	}
+	cells := []cell{
+		{Op: "pull", Tool: "strata", Samples: walls(4, 5, 4.5), Median: sample{Wall: 4500 * time.Millisecond}},
+		{Op: "pull", Tool: "ostree", Samples: walls(9, 9, 9.9), Median: sample{Wall: 9 * time.Second}},
+		{Op: "fsck", Tool: "strata", Samples: walls(1), Median: sample{Wall: time.Second}},
+		{Op: "fsck", Tool: "ostree", Samples: walls(2), Median: sample{Wall: 2 * time.Second}},
+	}
+	compare(cells)
+	if r := cells[0].RatioRange; cells[0].Ratio != 2 || r == nil || r[0] != 1.8 || r[1] != 2.25 {
+		t.Errorf("pull: ratio %v, run pairs %v, want 2 and [1.8 2.25]", cells[0].Ratio, r)
+	}
+	if cells[2].RatioRange != nil {
+		t.Errorf("fsck, one run each: run pairs %v, want none", *cells[2].RatioRange)
+	}
+}
+
 func TestRenderTable(t *testing.T) {
 	t.Parallel()
 	cells := []cell{
@@ -98,8 +122,9 @@ func TestFormat(t *testing.T) {
 		{"tens of seconds", fmtDuration(98765 * time.Millisecond), "98.8 s"},
 		{"MiB", fmtBytes(1536 << 10), "1.5 MiB"},
 		{"GiB", fmtBytes(5 << 29), "2.50 GiB"},
-		{"no ratio", fmtRatio(0), ""},
-		{"ratio", fmtRatio(1.005), "1.00×"},
+		{"no ratio", fmtRatio(0, nil), ""},
+		{"ratio", fmtRatio(1.005, nil), "1.00×"},
+		{"ratio and its run pairs", fmtRatio(1.9, &[2]float64{1.834, 2.05}), "1.90× (1.83–2.05)"},
 		{"checksum shortened", fmtResult(sumA), "197925d70700"},
 		{"other result kept", fmtResult("12 entries"), "12 entries"},
 	}
