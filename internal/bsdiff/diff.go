@@ -17,9 +17,11 @@ type Stats struct {
 // longest matches in old, extended forwards and backwards while at least
 // half of the bytes agree, so that content that moved or changed in place
 // becomes a diff of mostly zeros. Sorting takes time linear in len(old)
-// and about 8 bytes of memory per byte of old besides the patch.
+// and about 8 bytes of memory per byte of old besides the patch (4 bytes
+// once sorted, which the search keeps).
 func Diff(old, new []byte) ([]byte, Stats) {
-	sa := sortedSuffixes(old)
+	sa, release := sortedSuffixes(old)
+	defer release()
 	return diffWith(sa, old, new)
 }
 

@@ -3,6 +3,7 @@ package bsdiff
 import (
 	"bytes"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 )
@@ -67,21 +68,24 @@ func TestDiffRoundTrip(t *testing.T) {
 	}
 }
 
-// TestSortedSuffixes compares the suffix sort with a naive one.
+// TestSortedSuffixes compares the suffix sort with a naive one, in Go
+// memory and (from mapMin bytes) in a mapping.
 func TestSortedSuffixes(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 1))
 	for _, b := range [][]byte{nil, []byte("a"), []byte("banana"), bytes.Repeat([]byte("a"), 300),
 		bytes.Repeat([]byte("abcab"), 40), randBytes(rng, 3000), []byte{0, 0, 1, 0, 0, 1, 255, 0},
-		make([]byte, 70_000), randBytes(rng, 200_000)} {
+		make([]byte, 70_000), randBytes(rng, 200_000), randBytes(rng, mapMin)} {
 		want := make([]int32, len(b)+1)
 		for i := range want {
 			want[i] = int32(i)
 		}
 		slices.SortFunc(want, func(x, y int32) int { return bytes.Compare(b[x:], b[y:]) })
-		if got := sortedSuffixes(b); !slices.Equal(got, want) {
+		got, release := sortedSuffixes(b)
+		if !slices.Equal(got, want) {
 			t.Errorf("sortedSuffixes(%d bytes %q) = %v, want %v", len(b), b[:min(len(b), 20)], got[:min(len(got), 20)], want[:min(len(want), 20)])
 		}
+		release()
 	}
 }
 
@@ -118,6 +122,26 @@ func BenchmarkSuffixes(b *testing.B) {
 	}
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		sortedSuffixes(data)
+		_, release := sortedSuffixes(data)
+		release()
+	}
+}
+
+// TestSuffixesNotInHeap: the suffix array of a large file is not Go memory,
+// so that it does not count twice in the heap while the index's own array
+// is alive (see sortedSuffixes): sorting 4 MiB allocates the index's array
+// (16 MiB) on the heap, not a second one.
+func TestSuffixesNotInHeap(t *testing.T) {
+	data := randBytes(rand.New(rand.NewPCG(5, 6)), 4<<20)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	sa, release := sortedSuffixes(data)
+	runtime.ReadMemStats(&after)
+	defer release()
+	if len(sa) != len(data)+1 {
+		t.Fatalf("sortedSuffixes returned %d suffixes, want %d", len(sa), len(data)+1)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 6*uint64(len(data)) {
+		t.Errorf("sorting %d bytes allocated %d bytes of Go memory, want at most %d (the index's array and a little)", len(data), alloc, 6*len(data))
 	}
 }

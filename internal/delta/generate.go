@@ -425,21 +425,23 @@ func (b *builder) write() error {
 	return fsutil.WriteFileAtomic(filepath.Join(b.r.Path(), b.sb.Name.SuperblockPath()), data, 0o644)
 }
 
-// readPayload reads a regular file's whole payload, at most max bytes.
-func readPayload(r *repo.Repo, c ostree.Checksum, max int64) (*repo.Content, []byte, error) {
-	obj, err := r.OpenContent(c)
+// readPayload reads a regular file's whole payload, at most max bytes,
+// into memory that release frees (see mapBytes); release is never nil.
+func readPayload(r *repo.Repo, c ostree.Checksum, max int64) (obj *repo.Content, data []byte, release func(), err error) {
+	obj, err = r.OpenContent(c)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, func() {}, err
 	}
 	defer obj.Close()
 	if !obj.Info.IsRegular() || obj.Size > max {
-		return obj, nil, nil
+		return obj, nil, func() {}, nil
 	}
-	b := make([]byte, obj.Size)
-	if _, err := io.ReadFull(obj, b); err != nil {
-		return nil, nil, fmt.Errorf("reading payload of %s: %w", c, err)
+	data, release = mapBytes(int(obj.Size))
+	if _, err := io.ReadFull(obj, data); err != nil {
+		release()
+		return nil, nil, func() {}, fmt.Errorf("reading payload of %s: %w", c, err)
 	}
-	return obj, b, nil
+	return obj, data, release, nil
 }
 
 // similarKeys returns the keys under which a file's old version is looked
@@ -536,13 +538,16 @@ func diffAll(ctx context.Context, r *repo.Repo, jobs []patchJob, maxSize int64) 
 
 // diffOne computes the patch that makes content object n of the file old,
 // when both are regular files within max bytes and the patch copies most
-// of n's bytes from old.
+// of n's bytes from old. Both payloads are freed when it returns (they may
+// be mappings, see mapBytes): nothing it returns refers to them.
 func diffOne(r *repo.Repo, n, old ostree.Checksum, max int64) patchResult {
-	newObj, newData, err := readPayload(r, n, max)
+	newObj, newData, releaseNew, err := readPayload(r, n, max)
+	defer releaseNew()
 	if err != nil || newData == nil {
 		return patchResult{err: err}
 	}
-	_, oldData, err := readPayload(r, old, max)
+	_, oldData, releaseOld, err := readPayload(r, old, max)
+	defer releaseOld()
 	if err != nil || oldData == nil {
 		return patchResult{err: err}
 	}

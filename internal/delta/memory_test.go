@@ -1,6 +1,7 @@
 package delta
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -134,4 +136,49 @@ func TestApplyBoundedMemory(t *testing.T) {
 		t.Errorf("the child did not store the commit: %v", err)
 	}
 	fsckClean(t, dst)
+}
+
+// TestPayloadNotInHeap: a file of mapMin bytes or more that a patch is
+// computed from is read into mapped memory, not Go memory, so that the
+// largest files of an update do not raise the heap the collector paces
+// itself by (see mapBytes).
+func TestPayloadNotInHeap(t *testing.T) {
+	tmp := t.TempDir()
+	r, err := repo.Init(filepath.Join(tmp, "repo"), repo.ModeArchive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	data := make([]byte, 4<<20)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < len(data); i += 8 {
+		binary.LittleEndian.PutUint64(data[i:], rng.Uint64())
+	}
+	tree := filepath.Join(tmp, "tree")
+	if err := os.MkdirAll(tree, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tree, "big"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var c ostree.Checksum
+	err = reachable(context.Background(), r, commitDir(t, r, tree), func(n ostree.ObjectName, _ string) {
+		if n.Type == ostree.ObjectFile {
+			c = n.Checksum
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, got, release, err := readPayload(r, c, int64(len(data)))
+	runtime.ReadMemStats(&after)
+	defer release()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("readPayload = %d bytes, %v; want the file's %d bytes", len(got), err, len(data))
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > uint64(len(data))/4 {
+		t.Errorf("reading a %d-byte payload allocated %d bytes of Go memory, want at most %d", len(data), alloc, len(data)/4)
+	}
 }
