@@ -29,6 +29,7 @@ func direct(t *testing.T, kernel, mode string) vm.Config {
 	testutil.RequireTool(t, "qemu-system-x86_64", "qemu-system-x86")
 	initrd := vmtest.Initramfs(t, vmtest.BuildStatic(t, "./testdata/initmark"))
 	dir := t.TempDir()
+	logTailsOnFailure(t, dir)
 	return vm.Config{
 		Accel:      vmtest.Accel(t),
 		Kernel:     kernel,
@@ -38,6 +39,27 @@ func direct(t *testing.T, kernel, mode string) vm.Config {
 		MarkerLog:  dir + "/markers.log",
 		Timeout:    bootTimeout,
 	}
+}
+
+// logTailsOnFailure logs the end of the console and marker logs in dir (console.log,
+// markers.log) if the test fails, before t.TempDir removes them: a guest that hangs until the
+// test's deadline leaves no other trace of where it stopped.
+func logTailsOnFailure(t *testing.T, dir string) {
+	t.Helper()
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, name := range []string{"console.log", "markers.log"} {
+			b, err := os.ReadFile(dir + "/" + name)
+			if err != nil {
+				t.Logf("%s: %v", name, err)
+				continue
+			}
+			lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+			t.Logf("last lines of %s:\n%s", name, strings.Join(lines[max(0, len(lines)-40):], "\n"))
+		}
+	})
 }
 
 func logResult(t *testing.T, r vm.Result) {
@@ -192,6 +214,7 @@ func TestUEFIBoot(t *testing.T) {
 		Entries: map[string]string{"strata-test+3.conf": "title strata test\nlinux /vmlinuz\ninitrd /initrd\noptions console=ttyS0 panic=-1 strata.test=up\n"},
 	})
 	dir := t.TempDir()
+	logTailsOnFailure(t, dir)
 	vars := dir + "/vars.fd"
 	cfg := vm.Config{
 		Accel:      vmtest.Accel(t),
@@ -248,6 +271,7 @@ func TestGuestControlScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	logTailsOnFailure(t, dir)
 	initPath := dir + "/init"
 	if err := os.WriteFile(initPath, []byte(busyboxInit), 0o755); err != nil {
 		t.Fatal(err)
