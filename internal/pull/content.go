@@ -58,6 +58,17 @@ func (p *puller) fetchContent(ctx context.Context, txn *repo.Txn, c ostree.Check
 		// *bufio.Reader itself: klauspost/flate decodes from one without an
 		// interface call per byte.
 		lim := &bodyLimit{r: b, max: math.MaxInt64, name: n}
+		// Into an archive repository the object is kept as it was received
+		// (once its content verifies), not inflated and compressed again:
+		// the bytes the bound passes on also go to a spool.
+		var spool *repo.Spool
+		if txn.Repo().Mode() == repo.ModeArchive {
+			if spool, err = txn.NewSpool(); err != nil {
+				return err
+			}
+			defer spool.Discard()
+			lim.tee = spool
+		}
 		dec := getDecoder(lim)
 		defer putDecoder(dec)
 		br := dec.br
@@ -103,6 +114,10 @@ func (p *puller) fetchContent(ctx context.Context, txn *repo.Txn, c ostree.Check
 			if err := expectEOF(br, n); err != nil {
 				return err
 			}
+		}
+		if spool != nil && fi.IsRegular() {
+			_, err = txn.WriteReceived(fi, payload, int64(size), c, spool, headerLen)
+			return err
 		}
 		_, err = txn.WriteContent(fi, payload, int64(size), &c)
 		return err
@@ -150,6 +165,7 @@ type bodyLimit struct {
 	read int64
 	max  int64
 	name ostree.ObjectName
+	tee  io.Writer // when not nil, receives every byte passed on
 }
 
 func (l *bodyLimit) tooLong() error {
@@ -179,6 +195,11 @@ func (l *bodyLimit) Read(p []byte) (int, error) {
 	}
 	n, err := l.r.Read(p)
 	l.read += int64(n)
+	if n > 0 && l.tee != nil {
+		if _, werr := l.tee.Write(p[:n]); werr != nil {
+			return 0, fmt.Errorf("content object %s: %w", l.name.Checksum, werr)
+		}
+	}
 	return n, err
 }
 

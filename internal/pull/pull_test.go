@@ -1,6 +1,7 @@
 package pull
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -431,5 +432,57 @@ func TestPullRefusesNonArchiveRemote(t *testing.T) {
 	_, err := Pull(t.Context(), dst, pullOpts(ts.URL, "os/stable"))
 	if !errors.Is(err, errdefs.ErrUnsupported) {
 		t.Errorf("Pull(from a bare-user repository) error = %v, want ErrUnsupported", err)
+	}
+}
+
+// TestPullIntoArchiveKeepsReceivedStream: a pull into an archive repository stores each
+// content object as the server sent it (a source compressed at another zlib level than the
+// client's), not inflated and compressed again, and the objects read back the same.
+func TestPullIntoArchiveKeepsReceivedStream(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir() + "/src"
+	r, err := repo.Init(dir, repo.ModeArchive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	cfg, err := os.OpenFile(dir+"/config", os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cfg.WriteString("\n[archive]\nzlib-level=9\n"); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Close()
+	if r, err = repo.Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	commit := buildCommit(t, r, commitSpec{Ref: "os/stable", Tree: testTree("1")})
+	srv := newServer(t, r)
+	dst := newRepo(t, repo.ModeArchive)
+	if _, err := Pull(t.Context(), dst, Options{URL: srv.URL, Refs: []string{"os/stable"}, NoVerify: true, Retry: fastRetry}); err != nil {
+		t.Fatalf("Pull() error = %v", err)
+	}
+	files := 0
+	for n := range reachable(t, r, commit) {
+		if n.Type != ostree.ObjectFile {
+			continue
+		}
+		want, err := os.ReadFile(r.ObjectPath(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(dst.ObjectPath(n))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("object %s: %d bytes stored, %v; want the %d bytes served", n, len(got), err, len(want))
+		}
+		files++
+	}
+	if files == 0 {
+		t.Fatal("the commit has no content object")
+	}
+	if rep, err := repo.Fsck(t.Context(), dst, repo.FsckOptions{}); err != nil || !rep.OK() {
+		t.Errorf("Fsck(pulled) = %+v, %v; want no problems", rep, err)
 	}
 }
