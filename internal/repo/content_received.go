@@ -81,7 +81,8 @@ func (t *Txn) WriteReceived(fi ostree.FileInfo, payload io.Reader, size int64, w
 	}
 	hw := newHashWriter(ostree.FileHeader(fi))
 	if err := copyExact(hw, payload, size); err != nil {
-		return ostree.Checksum{}, fmt.Errorf("content object %s: %w", want, err)
+		// As WriteContent: the reader's errors name the object.
+		return ostree.Checksum{}, fmt.Errorf("writing content object: %w", err)
 	}
 	if c := hw.sum(); c != want {
 		return c, fmt.Errorf("content object %s: content hashes to %s: %w", want, c, errdefs.ErrCorrupt)
