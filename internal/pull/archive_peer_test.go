@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,25 +14,13 @@ import (
 	"github.com/strata-os/strata/internal/pull"
 	"github.com/strata-os/strata/internal/pull/pulltest"
 	"github.com/strata-os/strata/internal/repo"
-	"github.com/strata-os/strata/internal/testutil"
 )
 
 // TestPullOstreeArchiveKeepsItsObjects pulls a commit that ostree wrote (zlib level 6, its
 // own header encoding) into a strata archive repository: every content object is stored
 // byte for byte as ostree wrote it, and ostree's own fsck of the result is clean.
 func TestPullOstreeArchiveKeepsItsObjects(t *testing.T) {
-	ostreeBin := testutil.Ostree(t)
-	t.Parallel()
-	run := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command(ostreeBin, args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("ostree %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	src := filepath.Join(t.TempDir(), "src")
-	run("init", "--repo="+src, "--mode=archive")
+	run, src := ostreeSource(t)
 	tree := t.TempDir()
 	files := map[string]string{
 		"usr/bin/tool":     "#!/bin/sh\necho tool\n",

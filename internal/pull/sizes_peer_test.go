@@ -19,16 +19,14 @@ import (
 	"github.com/strata-os/strata/internal/testutil"
 )
 
-// TestPullOstreeSizes pulls commits that `ostree commit --generate-sizes`
-// made, which list each object's size in ostree.sizes: a content object
-// whose header declares another size is refused before anything of it is
-// written, and a file that compresses far past the inflate-ratio bound
-// pulls because its size is the signer's, not the server's. The same file
-// in a commit without sizes is refused by the ratio bound.
-func TestPullOstreeSizes(t *testing.T) {
+// ostreeSource returns a runner of Debian's ostree that fails the test on an error and
+// returns the command's trimmed output, and an empty archive repository that ostree made. The
+// test runs in parallel from here.
+func ostreeSource(t *testing.T) (run func(args ...string) string, src string) {
+	t.Helper()
 	ostreeBin := testutil.Ostree(t)
 	t.Parallel()
-	run := func(args ...string) string {
+	run = func(args ...string) string {
 		t.Helper()
 		out, err := exec.Command(ostreeBin, args...).CombinedOutput()
 		if err != nil {
@@ -36,8 +34,19 @@ func TestPullOstreeSizes(t *testing.T) {
 		}
 		return strings.TrimSpace(string(out))
 	}
-	src := filepath.Join(t.TempDir(), "src")
+	src = filepath.Join(t.TempDir(), "src")
 	run("init", "--repo="+src, "--mode=archive")
+	return run, src
+}
+
+// TestPullOstreeSizes pulls commits that `ostree commit --generate-sizes`
+// made, which list each object's size in ostree.sizes: a content object
+// whose header declares another size is refused before anything of it is
+// written, and a file that compresses far past the inflate-ratio bound
+// pulls because its size is the signer's, not the server's. The same file
+// in a commit without sizes is refused by the ratio bound.
+func TestPullOstreeSizes(t *testing.T) {
+	run, src := ostreeSource(t)
 	tree := t.TempDir()
 	// 32 MiB of zeros deflate about 1000:1, past the default 400:1.
 	if err := os.WriteFile(filepath.Join(tree, "zeros.img"), make([]byte, 32<<20), 0o644); err != nil {

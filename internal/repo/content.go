@@ -84,15 +84,22 @@ func (t *Txn) WriteContent(fi ostree.FileInfo, payload io.Reader, size int64, wa
 			return c, err
 		}
 	}
+	return c, t.keepContent(f, fi, n, size)
+}
+
+// keepContent gives a verified content object file its metadata (see
+// finishContent) and its staged name, and counts its size toward the
+// transaction's background writeback.
+func (t *Txn) keepContent(f *rawFile, fi ostree.FileInfo, n ostree.ObjectName, size int64) error {
 	if err := t.finishContent(f.fd, fi); err != nil {
 		f.discard()
-		return c, fmt.Errorf("content object %s: %w", c, err)
+		return fmt.Errorf("content object %s: %w", n.Checksum, err)
 	}
 	if err := t.placeFile(f, n); err != nil {
-		return c, err
+		return err
 	}
 	t.stagedBytes(size)
-	return c, nil
+	return nil
 }
 
 // copyExact copies exactly size bytes from r into w and checks that r

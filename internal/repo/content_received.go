@@ -94,15 +94,7 @@ func (t *Txn) WriteReceived(fi ostree.FileInfo, payload io.Reader, size int64, w
 	if err != nil {
 		return ostree.Checksum{}, fmt.Errorf("content object %s: %w", want, err)
 	}
-	if err := t.finishContent(f.fd, fi); err != nil {
-		f.discard()
-		return want, fmt.Errorf("content object %s: %w", want, err)
-	}
-	if err := t.placeFile(f, n); err != nil {
-		return want, err
-	}
-	t.stagedBytes(size)
-	return want, nil
+	return want, t.keepContent(f, fi, n, size)
 }
 
 // receivedObject returns the object file for a verified spool: the spool
