@@ -7,7 +7,6 @@ import (
 
 	"github.com/strata-os/strata/internal/errdefs"
 	"github.com/strata-os/strata/internal/ostree"
-	"golang.org/x/sys/unix"
 )
 
 // Spool receives the bytes of an archived content object (.filez: framed
@@ -99,12 +98,14 @@ func (t *Txn) WriteReceived(fi ostree.FileInfo, payload io.Reader, size int64, w
 
 // receivedObject returns the object file for a verified spool: the spool
 // itself when it begins with strata's header for fi and size, else a new
-// file with that header and the spool's stream after it.
+// file with that header and the spool's stream after it. The spool is read
+// through its rawFile, whose Read is a pread at its own offset.
 func (t *Txn) receivedObject(fi ostree.FileInfo, size int64, spool *Spool, headerLen int64) (*rawFile, error) {
 	own := ostree.ArchiveHeader(fi, uint64(size))
 	if int64(len(own)) == headerLen {
 		got := make([]byte, headerLen)
-		if _, err := io.ReadFull(io.NewSectionReader(spoolReader{spool.f}, 0, headerLen), got); err != nil {
+		spool.f.off = 0
+		if _, err := io.ReadFull(spool.f, got); err != nil {
 			return nil, fmt.Errorf("reading the spooled header: %w", err)
 		}
 		if bytes.Equal(got, own) {
@@ -121,29 +122,10 @@ func (t *Txn) receivedObject(fi ostree.FileInfo, size int64, spool *Spool, heade
 		f.discard()
 		return nil, fmt.Errorf("writing content object: %w", err)
 	}
-	stream := io.NewSectionReader(spoolReader{spool.f}, headerLen, spool.n-headerLen)
-	if _, err := io.Copy(f, stream); err != nil {
+	spool.f.off = headerLen
+	if _, err := io.Copy(f, io.LimitReader(spool.f, spool.n-headerLen)); err != nil {
 		f.discard()
 		return nil, fmt.Errorf("writing content object: %w", err)
 	}
 	return f, nil
-}
-
-// spoolReader reads a spool's file at an offset.
-type spoolReader struct{ f *rawFile }
-
-func (r spoolReader) ReadAt(p []byte, off int64) (int, error) {
-	for {
-		n, err := unix.Pread(r.f.fd, p, off)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		if n < len(p) {
-			return n, io.EOF
-		}
-		return n, nil
-	}
 }
